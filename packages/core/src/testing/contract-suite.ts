@@ -1,0 +1,314 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { ConnectorDefinition, ConnectorInstance } from '../connector.ts'
+import { createConnector } from '../connector.ts'
+import type { ServerInput, ServiceContextInput } from '../context.ts'
+import { MemoryLogSink } from '../module-log.ts'
+import { Operation } from '../operations.ts'
+import type { Result } from '../result.ts'
+import type { SettingsSpec } from '../settings.ts'
+
+/** What a connector's test provides so the shared contract suite can drive it against a simulator. */
+export interface ContractFixture {
+  /** A valid service for this connector; every call returns a new, unused service (fresh id, username). */
+  makeService(): ServiceContextInput
+  /**
+   * Creates, directly in the simulator, an account that collides with `service` (same username, domain
+   * or email) but is owned by someone else — so `create(service)` must answer `CONFLICT`.
+   */
+  createForeignAccount(service: ServiceContextInput): Promise<void>
+  /** How many remote accounts the simulator holds for this service's identity. */
+  countAccounts(service: ServiceContextInput): Promise<number>
+  /** The account's state as the simulator sees it. */
+  accountState(service: ServiceContextInput): Promise<'active' | 'suspended' | 'missing'>
+  /** Write requests the simulator has received so far (to prove dry-run sends none). */
+  writeCount(): Promise<number>
+  /** The server the services use (also used for server-level operations). */
+  server: ServerInput
+  /** Extra secret values that must never show up (API secrets, tokens the simulator issued). */
+  secrets?: () => string[]
+  /** Connector-specific invalid services, each to be refused with `VALIDATION` before any call. */
+  invalidServices?: { name: string; service: unknown }[]
+  close(): Promise<void>
+}
+
+export interface ContractSuiteOptions<Spec extends SettingsSpec, R> {
+  /** Suite title, e.g. `axigen-domain`. */
+  name: string
+  connector: ConnectorDefinition<Spec, R>
+  setup: () => Promise<ContractFixture>
+  /** Per-test time limit; pipelines against slow simulators may need more. */
+  timeoutMs?: number
+}
+
+const SAFE_OPERATIONS = [
+  Operation.USAGE,
+  Operation.CLIENT_AREA,
+  Operation.TEST_CONNECTION,
+  Operation.LIST_ACCOUNTS,
+] as const
+
+function withBadField(service: ServiceContextInput, mutate: (s: Record<string, unknown>) => void): unknown {
+  const copy = structuredClone(service) as unknown as Record<string, unknown>
+  mutate(copy)
+  return copy
+}
+
+/**
+ * The lifecycle contract every connector must keep, as one vitest suite. Call it at the top level of a
+ * test file; it registers its own `describe` block.
+ */
+export function runContractSuite<Spec extends SettingsSpec, R>(options: ContractSuiteOptions<Spec, R>): void {
+  const timeout = options.timeoutMs ?? 60_000
+  describe(`lifecycle contract: ${options.name}`, () => {
+    let fixture: ContractFixture
+    let connector: ConnectorInstance<Spec, R>
+    const sink = new MemoryLogSink(1_000_000)
+    const results: unknown[] = []
+    const services: ServiceContextInput[] = []
+
+    const call = async <O extends Operation>(op: O, input: unknown, extra: { dryRun?: boolean } = {}) => {
+      const result = (await connector.invoke(op, input as never, extra)) as Result<unknown>
+      results.push(result)
+      return result
+    }
+    const fresh = () => {
+      const s = fixture.makeService()
+      services.push(s)
+      return s
+    }
+    const expectOk = (r: Result<unknown>, what: string) => {
+      if (!r.ok) throw new Error(`${what} failed: ${r.error.code} ${r.error.detail}`)
+      return r
+    }
+
+    beforeAll(async () => {
+      fixture = await options.setup()
+      connector = createConnector(options.connector, { sink })
+    }, timeout)
+
+    afterAll(async () => {
+      await connector?.close()
+      await fixture?.close()
+    }, timeout)
+
+    it(
+      'a repeated create makes one account and returns ok',
+      async () => {
+        const service = fresh()
+        const first = expectOk(await call('create', { service }), 'first create')
+        const second = expectOk(await call('create', { service }), 'second create')
+        expect(await fixture.countAccounts(service)).toBe(1)
+        expect((second.data as { created: boolean }).created).toBe(false)
+        expect((second.data as { accountId: string }).accountId).toBe(
+          (first.data as { accountId: string }).accountId,
+        )
+      },
+      timeout,
+    )
+
+    it(
+      'create against an account owned by someone else returns CONFLICT',
+      async () => {
+        const service = fresh()
+        await fixture.createForeignAccount(service)
+        const before = await fixture.countAccounts(service)
+        const result = await call('create', { service })
+        expect(result.ok).toBe(false)
+        if (!result.ok) expect(result.error.code).toBe('CONFLICT')
+        expect(await fixture.countAccounts(service)).toBe(before)
+      },
+      timeout,
+    )
+
+    it(
+      'suspend, unsuspend and terminate are idempotent',
+      async () => {
+        const service = fresh()
+        expectOk(await call('create', { service }), 'create')
+        expect(await fixture.accountState(service)).toBe('active')
+        expectOk(await call('suspend', { service }), 'suspend')
+        expect(await fixture.accountState(service)).toBe('suspended')
+        const again = expectOk(await call('suspend', { service }), 'second suspend')
+        expect((again.data as { changed: boolean }).changed).toBe(false)
+        expect(await fixture.accountState(service)).toBe('suspended')
+        expectOk(await call('unsuspend', { service }), 'unsuspend')
+        expect(await fixture.accountState(service)).toBe('active')
+        expectOk(await call('unsuspend', { service }), 'second unsuspend')
+        expect(await fixture.accountState(service)).toBe('active')
+        expectOk(await call('terminate', { service }), 'terminate')
+        expect(await fixture.accountState(service)).toBe('missing')
+        const twice = expectOk(await call('terminate', { service }), 'second terminate')
+        expect((twice.data as { changed: boolean }).changed).toBe(false)
+        expect(await fixture.countAccounts(service)).toBe(0)
+      },
+      timeout,
+    )
+
+    it(
+      'terminate of an account that never existed is ok',
+      async () => {
+        const service = fresh()
+        const result = expectOk(await call('terminate', { service }), 'terminate')
+        expect((result.data as { changed: boolean }).changed).toBe(false)
+      },
+      timeout,
+    )
+
+    it(
+      'invalid input returns VALIDATION naming the field and makes no external call',
+      async () => {
+        const base = fresh()
+        const cases: { name: string; input: unknown; field?: string }[] = [
+          { name: 'no input', input: undefined },
+          { name: 'a string', input: 'create me' },
+          { name: 'no service', input: {} },
+          {
+            name: 'missing service id',
+            input: { service: withBadField(base, (s) => delete s.serviceId) },
+            field: 'service.serviceId',
+          },
+          {
+            name: 'service id with a line break',
+            input: { service: { ...base, serviceId: '12\r\n34' } },
+            field: 'service.serviceId',
+          },
+          {
+            name: 'bad client email',
+            input: {
+              service: withBadField(
+                base,
+                (s) => ((s.client as Record<string, unknown>).email = 'not-an-email'),
+              ),
+            },
+            field: 'service.client.email',
+          },
+          {
+            name: 'username with CRLF',
+            input: { service: { ...base, username: 'bob\r\nDELETE all' } },
+            field: 'service.username',
+          },
+          {
+            name: 'password with NUL',
+            input: { service: { ...base, password: 'abc\u0000def' } },
+            field: 'service.password',
+          },
+          {
+            name: 'no server',
+            input: { service: withBadField(base, (s) => delete s.server) },
+            field: 'service.server',
+          },
+          ...(fixture.invalidServices ?? []).map((c) => ({ name: c.name, input: { service: c.service } })),
+        ]
+        for (const op of ['create', 'suspend', 'terminate', 'changePassword'] as const) {
+          for (const c of cases) {
+            const before = sink.entries.length
+            const result = await call(op, c.input)
+            expect(result.ok, `${op} with ${c.name}`).toBe(false)
+            if (!result.ok) {
+              expect(result.error.code, `${op} with ${c.name}`).toBe('VALIDATION')
+              if (c.field)
+                expect(
+                  result.error.issues?.map((i) => i.path),
+                  `${op} with ${c.name}`,
+                ).toContain(c.field)
+            }
+            expect(sink.entries.length, `${op} with ${c.name} made an external call`).toBe(before)
+          }
+        }
+        expect(await fixture.countAccounts(base)).toBe(0)
+      },
+      timeout,
+    )
+
+    it(
+      'no operation throws, whatever it is given',
+      async () => {
+        const service = fresh()
+        expectOk(await call('create', { service }), 'create')
+        const garbage: unknown[] = [
+          undefined,
+          null,
+          42,
+          'x',
+          [],
+          { service: null },
+          { server: 'nope' },
+          { service: { serviceId: {} } },
+        ]
+        for (const op of Object.values(Operation)) {
+          for (const input of garbage) {
+            await expect(connector.invoke(op, input as never)).resolves.toHaveProperty('ok', false)
+          }
+        }
+        for (const op of SAFE_OPERATIONS) {
+          const input =
+            op === 'testConnection' || op === 'listAccounts' ? { server: fixture.server } : { service }
+          const result = await call(op, input)
+          expect(typeof result.ok).toBe('boolean')
+        }
+        for (const audience of ['client', 'admin'] as const) {
+          const result = await call('sso', { service, audience })
+          expect(typeof result.ok).toBe('boolean')
+        }
+        expect(await connector.invoke('nonsense' as never, { service } as never)).toHaveProperty('ok', false)
+      },
+      timeout,
+    )
+
+    it(
+      'dry-run sends no write',
+      async () => {
+        const service = fresh()
+        const writesBefore = await fixture.writeCount()
+        const logBefore = sink.entries.length
+        const result = await call('create', { service }, { dryRun: true })
+        expect(result.dryRun, 'a dry-run result lists what would have been written').toBeDefined()
+        expect(result.dryRun?.writes.length ?? 0).toBeGreaterThan(0)
+        expect(await fixture.writeCount()).toBe(writesBefore)
+        expect(await fixture.countAccounts(service)).toBe(0)
+        const entries = sink.entries.slice(logBefore)
+        expect(entries.filter((e) => e.access === 'write').every((e) => e.outcome === 'dry-run')).toBe(true)
+      },
+      timeout,
+    )
+
+    it(
+      'testConnection succeeds against the simulator',
+      async () => {
+        expectOk(await call('testConnection', { server: fixture.server }), 'testConnection')
+      },
+      timeout,
+    )
+
+    it(
+      'no declared secret ever appears in the module log, a result or an error',
+      async () => {
+        const service = fresh()
+        await call('create', { service })
+        await call('changePassword', {
+          service: { ...service, password: `New-${Math.random().toString(36).slice(2)}-Pw!` },
+        })
+        await call('create', {
+          service: { ...service, server: { ...fixture.server, password: 'definitely-wrong-password' } },
+        })
+        const secrets = new Set<string>()
+        for (const s of services) {
+          if (s.password && s.password.length >= 4) secrets.add(s.password)
+        }
+        const server = fixture.server
+        if (server.password) secrets.add(server.password)
+        if (server.accessHash) secrets.add(server.accessHash)
+        secrets.add('definitely-wrong-password')
+        for (const s of fixture.secrets?.() ?? []) if (s.length >= 4) secrets.add(s)
+        const haystacks = [JSON.stringify(sink.entries), JSON.stringify(results)]
+        expect(sink.entries.length).toBeGreaterThan(0)
+        for (const secret of secrets) {
+          for (const hay of haystacks) {
+            expect(hay.includes(secret), `secret ${secret.slice(0, 2)}… leaked`).toBe(false)
+          }
+        }
+      },
+      timeout,
+    )
+  })
+}

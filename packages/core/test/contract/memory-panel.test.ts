@@ -1,0 +1,54 @@
+import {
+  MemoryPanel,
+  memoryPanelConnector,
+  registerMemoryPanel,
+  runContractSuite,
+  unregisterMemoryPanel,
+} from '../../src/testing/index.ts'
+
+let n = 0
+runContractSuite({
+  name: 'memory-panel (the example connector)',
+  connector: memoryPanelConnector,
+  async setup() {
+    const hostname = `panel-${process.pid}-${Date.now()}`
+    const panel = registerMemoryPanel(hostname, new MemoryPanel({ apiPassword: 'Api-Secret-123' }))
+    const server = { hostname, password: 'Api-Secret-123' }
+    return {
+      server,
+      makeService() {
+        n++
+        return {
+          serviceId: 1000 + n,
+          clientId: 7,
+          username: `user${n}x`,
+          password: `Pw-${n}-${Math.random().toString(36).slice(2, 10)}`,
+          server,
+          settings: { plan: 'pro' },
+          client: { email: `user${n}@example.com`, firstName: 'Ada', lastName: 'Lovelace' },
+        }
+      },
+      async createForeignAccount(service) {
+        panel.handle(panel.apiPassword, 'create', {
+          username: service.username ?? '',
+          serviceId: 'someone-else',
+          email: 'x@example.com',
+        })
+      },
+      async countAccounts(service) {
+        return panel.find(service.username ?? '') ? 1 : 0
+      },
+      async accountState(service) {
+        const a = panel.find(service.username ?? '')
+        return a ? (a.suspended ? 'suspended' : 'active') : 'missing'
+      },
+      async writeCount() {
+        return panel.writes
+      },
+      invalidServices: [],
+      async close() {
+        unregisterMemoryPanel(hostname)
+      },
+    }
+  },
+})
