@@ -278,18 +278,20 @@ export function formatStepLine(
   return `${mark} ${index} ${padded} success (${record.from} -> ${record.to}) ${seconds(record.durationMs)}`
 }
 
-/** A whole run: header, one line per step, and a footer saying where it ended. */
-export function formatPipelineRun(run: PipelineRun, options: { subject?: string } = {}): string {
+/** A whole run (or its summary in a result): header, one line per step, and where it ended. */
+export function formatPipelineRun(
+  run: PipelineRun | import('./result.ts').PipelineRunSummary,
+  options: { subject?: string } = {},
+): string {
+  const endState = 'checkpoint' in run ? run.checkpoint.state : run.state
   const subject = options.subject ?? `key=${run.key}`
   const width = Math.max(20, ...run.steps.map((s) => s.label.length + (s.outcome === 'skipped' ? 19 : 0))) + 2
   const lines = [`--- ${run.title}: ${subject} status=${run.startedAt} ---`]
   for (const step of run.steps) lines.push(formatStepLine(step, { labelWidth: width }))
   if (run.status === 'completed') {
-    lines.push(
-      `--- ${run.title} complete: ${subject} status=${run.checkpoint.state} ${seconds(run.durationMs)} ---`,
-    )
+    lines.push(`--- ${run.title} complete: ${subject} status=${endState} ${seconds(run.durationMs)} ---`)
   } else {
-    lines.push(`--- ${run.title} paused: waiting at (${run.checkpoint.state}) ${seconds(run.durationMs)} ---`)
+    lines.push(`--- ${run.title} paused: waiting at (${endState}) ${seconds(run.durationMs)} ---`)
   }
   return lines.join('\n')
 }

@@ -14,7 +14,6 @@ export const REDACTED = '[redacted]'
 export const DEFAULT_SECRET_KEYS: readonly string[] = [
   'password',
   'passwd',
-  'pass',
   'pwd',
   'newpassword',
   'oldpassword',
@@ -82,6 +81,8 @@ function encodedForms(value: string): string[] {
     forms.add(uri)
     forms.add(uri.replace(/%20/g, '+'))
     forms.add(uri.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()))
+    // application/x-www-form-urlencoded escapes more than encodeURIComponent (`!`, `'`, `(`, `)`, `~`).
+    forms.add(new URLSearchParams({ v: value }).toString().slice(2))
   } catch {
     // lone surrogates cannot be URI-encoded; the raw form is still masked
   }
@@ -119,8 +120,12 @@ class RedactorImpl implements Redactor {
     }
   }
 
+  /** A key is secret when, normalised, it ends with a secret name (`serverPassword`, `X-Api-Key`). */
   isSecretKey(key: string): boolean {
-    return this.keys.has(normaliseKey(key))
+    const k = normaliseKey(key)
+    if (this.keys.has(k)) return true
+    for (const name of this.keys) if (k.endsWith(name)) return true
+    return false
   }
 
   child(options: Omit<RedactorOptions, 'mask'> = {}): Redactor {
