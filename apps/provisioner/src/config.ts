@@ -1,0 +1,290 @@
+import { readFile } from 'node:fs/promises'
+import { extname } from 'node:path'
+import { parse as parseYaml } from 'yaml'
+import { z } from 'zod'
+
+/**
+ * The provisioner's one configuration file (JSON or YAML). Secrets never live in the file: a value
+ * `${NAME}` (whole string or part of one) is replaced by the environment variable NAME, and a missing
+ * variable is an error that names both the variable and the path that wanted it.
+ */
+
+const Id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, 'must be a plain identifier')
+
+export const ServerConfigSchema = z.object({
+  id: Id,
+  /** Connector id this server belongs to (`axigen-domain`, `proxmox-kvm`, …). */
+  connector: z.string().min(1),
+  name: z.string().optional(),
+  hostname: z.string().min(1, 'is required'),
+  port: z.number().int().min(1).max(65535).optional(),
+  secure: z.boolean().default(true),
+  username: z.string().optional(),
+  password: z.string().optional(),
+  accessHash: z.string().optional(),
+  /** At most this many services are placed here. */
+  maxAccounts: z.number().int().positive().optional(),
+  enabled: z.boolean().default(true),
+  options: z.record(z.string(), z.unknown()).default({}),
+})
+export type ServerConfig = z.infer<typeof ServerConfigSchema>
+
+export const ServerGroupConfigSchema = z.object({
+  id: Id,
+  fillType: z.enum(['least-full', 'fill-until-full', 'round-robin']).default('least-full'),
+  servers: z.array(Id).min(1, 'needs at least one server'),
+})
+export type ServerGroupConfig = z.infer<typeof ServerGroupConfigSchema>
+
+export const ProductConfigSchema = z.object({
+  /** The WHMCS product id (`pid`). */
+  whmcsProductId: z.union([z.number().int().positive(), Id]).transform(String),
+  connector: z.string().min(1),
+  serverGroup: Id,
+  /** Product settings for the connector (validated again by the connector's declaration). */
+  settings: z.record(z.string(), z.unknown()).default({}),
+  /**
+   * Plans: the value of a configurable option (by name) selects extra settings, e.g.
+   * `{ option: 'Plan', values: { Pro: { plan: 'pro' } } }`.
+   */
+  plans: z
+    .object({
+      option: z.string().min(1),
+      values: z.record(z.string(), z.record(z.string(), z.unknown())),
+    })
+    .optional(),
+  /** The custom field holding the service password the customer chose. */
+  passwordField: z.string().optional(),
+  /** Bill one usage metric per period with `AddBillableItem` (pushed exactly once per period). */
+  usageBilling: z
+    .object({
+      metric: z.string().min(1),
+      unitPrice: z.string().regex(/^\d+(\.\d+)?$/, 'must be a decimal such as 0.05'),
+      description: z.string().optional(),
+    })
+    .optional(),
+})
+export type ProductConfig = z.infer<typeof ProductConfigSchema>
+
+export const IpPoolConfigSchema = z.object({
+  id: Id,
+  /** Plain addresses or IPv4 ranges `a.b.c.d-e`. */
+  addresses: z.array(z.string().min(1)).min(1),
+  gateway: z.string().optional(),
+  prefix: z.number().int().min(1).max(128).optional(),
+})
+export type IpPoolConfig = z.infer<typeof IpPoolConfigSchema>
+
+export const WhmcsConfigSchema = z.object({
+  url: z.url({ error: 'must be a URL such as https://billing.example.com' }),
+  identifier: z.string().min(1, 'is required'),
+  secret: z.string().min(1, 'is required'),
+  accessKey: z.string().optional(),
+})
+
+export const ConfigSchema = z
+  .object({
+    whmcs: WhmcsConfigSchema.optional(),
+    products: z.array(ProductConfigSchema).default([]),
+    servers: z.array(ServerConfigSchema).default([]),
+    serverGroups: z.array(ServerGroupConfigSchema).default([]),
+    ipPools: z.array(IpPoolConfigSchema).default([]),
+    store: z
+      .object({
+        /** SQLite data directory (the database is `provisioner.sqlite` in it). */
+        dataDir: z.string().default('.data'),
+        /** PostgreSQL URL; `DATABASE_URL` in the environment wins over this. */
+        url: z.string().optional(),
+      })
+      .default({ dataDir: '.data' }),
+    sync: z
+      .object({
+        intervalSeconds: z.number().int().min(5).default(300),
+        /** Usage is pushed once per period of this many hours. */
+        usagePeriodHours: z
+          .number()
+          .int()
+          .min(1)
+          .default(24 * 30),
+      })
+      .default({ intervalSeconds: 300, usagePeriodHours: 720 }),
+    worker: z
+      .object({
+        concurrency: z.number().int().min(1).max(256).default(4),
+        leaseSeconds: z.number().int().min(2).max(3600).default(30),
+        maxAttempts: z.number().int().min(1).max(100).default(8),
+        backoffMs: z.number().int().min(1).default(1000),
+        maxBackoffMs: z.number().int().min(1).default(300_000),
+      })
+      .default({ concurrency: 4, leaseSeconds: 30, maxAttempts: 8, backoffMs: 1000, maxBackoffMs: 300_000 }),
+    http: z
+      .object({
+        listen: z.string().default('127.0.0.1:8080'),
+        tokens: z.array(z.string().min(16, 'must be at least 16 characters')).default([]),
+      })
+      .default({ listen: '127.0.0.1:8080', tokens: [] }),
+  })
+  .superRefine((config, ctx) => {
+    const servers = new Map(config.servers.map((s) => [s.id, s]))
+    const seen = new Set<string>()
+    config.servers.forEach((s, i) => {
+      if (seen.has(s.id))
+        ctx.addIssue({ code: 'custom', path: ['servers', i, 'id'], message: `duplicate server id ${s.id}` })
+      seen.add(s.id)
+    })
+    const groups = new Map(config.serverGroups.map((g) => [g.id, g]))
+    config.serverGroups.forEach((g, i) => {
+      g.servers.forEach((id, j) => {
+        if (!servers.has(id))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['serverGroups', i, 'servers', j],
+            message: `no server with id ${id} (known: ${[...servers.keys()].join(', ') || 'none'})`,
+          })
+      })
+    })
+    const pids = new Set<string>()
+    config.products.forEach((p, i) => {
+      if (pids.has(p.whmcsProductId))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['products', i, 'whmcsProductId'],
+          message: `product ${p.whmcsProductId} is mapped twice`,
+        })
+      pids.add(p.whmcsProductId)
+      const group = groups.get(p.serverGroup)
+      if (!group) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['products', i, 'serverGroup'],
+          message: `no server group with id ${p.serverGroup}`,
+        })
+        return
+      }
+      for (const id of group.servers) {
+        const server = servers.get(id)
+        if (server && server.connector !== p.connector)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['products', i, 'serverGroup'],
+            message: `server ${id} in group ${group.id} is for connector ${server.connector}, not ${p.connector}`,
+          })
+      }
+    })
+  })
+export type Config = z.infer<typeof ConfigSchema>
+export type ConfigInput = z.input<typeof ConfigSchema>
+
+export interface ConfigIssue {
+  path: string
+  message: string
+}
+
+/** A configuration that cannot be used, with every problem and where it is. */
+export class ConfigError extends Error {
+  readonly code = 'PANELKIT_ERR_CONFIG'
+  readonly issues: readonly ConfigIssue[]
+  constructor(source: string, issues: readonly ConfigIssue[]) {
+    super(
+      `Invalid configuration in ${source}:\n${issues.map((i) => `  - ${i.path || '(root)'}: ${i.message}`).join('\n')}`,
+    )
+    this.name = 'ConfigError'
+    this.issues = issues
+  }
+}
+
+function pathText(path: readonly PropertyKey[]): string {
+  return path
+    .map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`))
+    .join('')
+}
+
+/** Replaces `${NAME}` references with environment values; records what is missing. */
+export function resolveEnv(
+  value: unknown,
+  env: Record<string, string | undefined>,
+  issues: ConfigIssue[],
+  path: PropertyKey[] = [],
+  secrets: string[] = [],
+): unknown {
+  if (typeof value === 'string') {
+    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
+      const found = env[name]
+      if (found === undefined || found === '') {
+        issues.push({ path: pathText(path), message: `environment variable ${name} is not set` })
+        return ''
+      }
+      secrets.push(found)
+      return found
+    })
+  }
+  if (Array.isArray(value)) return value.map((v, i) => resolveEnv(v, env, issues, [...path, i], secrets))
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, resolveEnv(v, env, issues, [...path, k], secrets)]),
+    )
+  }
+  return value
+}
+
+export interface LoadedConfig {
+  config: Config
+  /** Every value that came from the environment: masked in every log. */
+  secrets: string[]
+}
+
+/** Validates an already-parsed configuration object. Throws `ConfigError` with every issue. */
+export function parseConfig(
+  raw: unknown,
+  env: Record<string, string | undefined> = process.env,
+  source = 'configuration',
+): LoadedConfig {
+  const issues: ConfigIssue[] = []
+  const secrets: string[] = []
+  const resolved = resolveEnv(raw, env, issues, [], secrets)
+  const parsed = ConfigSchema.safeParse(resolved)
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues)
+      issues.push({ path: pathText(issue.path), message: issue.message })
+  }
+  if (issues.length > 0 || !parsed.success) throw new ConfigError(source, issues)
+  const config = parsed.data
+  if (env.DATABASE_URL) config.store.url = env.DATABASE_URL
+  for (const s of config.servers) {
+    if (s.password) secrets.push(s.password)
+    if (s.accessHash) secrets.push(s.accessHash)
+  }
+  if (config.whmcs) secrets.push(config.whmcs.secret)
+  secrets.push(...config.http.tokens)
+  return { config, secrets: [...new Set(secrets)] }
+}
+
+/** Reads a JSON or YAML file and validates it. */
+export async function loadConfig(
+  file: string,
+  env: Record<string, string | undefined> = process.env,
+): Promise<LoadedConfig> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (error) {
+    throw new ConfigError(file, [
+      {
+        path: '',
+        message: `cannot read the file: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+      },
+    ])
+  }
+  let raw: unknown
+  try {
+    raw = extname(file).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text)
+  } catch (error) {
+    throw new ConfigError(file, [
+      {
+        path: '',
+        message: `not valid ${extname(file) === '.json' ? 'JSON' : 'YAML'}: ${(error as Error).message}`,
+      },
+    ])
+  }
+  return parseConfig(raw, env, file)
+}

@@ -1,0 +1,289 @@
+import type { Failure, StepRecord } from '@panelkit/core'
+import type { Db, Store } from '../store/store.ts'
+
+/**
+ * Jobs: one row per lifecycle intent, keyed by an idempotency key (a duplicate intent collapses into
+ * the existing job). Jobs of one service run one at a time in id order; a worker claims a job with a
+ * lease it renews while working, and a job whose lease ran out is claimed again by anyone.
+ */
+
+export const JobStatus = {
+  QUEUED: 'queued',
+  RUNNING: 'running',
+  DONE: 'done',
+  PARKED: 'parked',
+  CANCELLED: 'cancelled',
+} as const
+export type JobStatus = (typeof JobStatus)[keyof typeof JobStatus]
+
+export type JobOperation =
+  | 'create'
+  | 'suspend'
+  | 'unsuspend'
+  | 'terminate'
+  | 'changePassword'
+  | 'changePackage'
+  | 'writeBack'
+  | 'pushUsage'
+
+export const LIFECYCLE_OPERATIONS = [
+  'create',
+  'suspend',
+  'unsuspend',
+  'terminate',
+  'changePassword',
+  'changePackage',
+] as const
+
+export interface Job {
+  id: number
+  key: string
+  serviceId: string
+  operation: JobOperation
+  payload: Record<string, unknown>
+  status: JobStatus
+  attempts: number
+  runAfter: number
+  leaseOwner: string | null
+  leaseUntil: number | null
+  lastError: Failure | null
+  result: unknown
+  steps: StepRecord[]
+  source: string
+  createdAt: number
+  updatedAt: number
+  finishedAt: number | null
+}
+
+export interface NewJob {
+  key: string
+  serviceId: string
+  operation: JobOperation
+  payload?: Record<string, unknown>
+  /** sync | api | cli | engine */
+  source: string
+  runAfter?: number
+}
+
+type Row = {
+  id: number
+  key: string
+  service_id: string
+  operation: string
+  payload_json: string
+  status: string
+  attempts: number
+  run_after: number
+  lease_owner: string | null
+  lease_until: number | null
+  last_error: string | null
+  result_json: string | null
+  steps_json: string | null
+  source: string
+  created_at: number
+  updated_at: number
+  finished_at: number | null
+}
+
+export function jobFromRow(row: Row): Job {
+  return {
+    id: Number(row.id),
+    key: row.key,
+    serviceId: row.service_id,
+    operation: row.operation as JobOperation,
+    payload: JSON.parse(row.payload_json) as Record<string, unknown>,
+    status: row.status as JobStatus,
+    attempts: Number(row.attempts),
+    runAfter: Number(row.run_after),
+    leaseOwner: row.lease_owner,
+    leaseUntil: row.lease_until === null ? null : Number(row.lease_until),
+    lastError: row.last_error ? (JSON.parse(row.last_error) as Failure) : null,
+    result: row.result_json ? JSON.parse(row.result_json) : null,
+    steps: row.steps_json ? (JSON.parse(row.steps_json) as StepRecord[]) : [],
+    source: row.source,
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
+    finishedAt: row.finished_at === null ? null : Number(row.finished_at),
+  }
+}
+
+/** Inserts a job unless one with the same key exists; returns the job and whether it is new. */
+export async function enqueue(db: Db, job: NewJob): Promise<{ job: Job; created: boolean }> {
+  const now = Date.now()
+  const inserted = await db
+    .insertInto('jobs')
+    .values({
+      key: job.key,
+      service_id: job.serviceId,
+      operation: job.operation,
+      payload_json: JSON.stringify(job.payload ?? {}),
+      status: JobStatus.QUEUED,
+      attempts: 0,
+      run_after: job.runAfter ?? now,
+      lease_owner: null,
+      lease_until: null,
+      last_error: null,
+      result_json: null,
+      steps_json: null,
+      source: job.source,
+      created_at: now,
+      updated_at: now,
+      finished_at: null,
+    })
+    .onConflict((oc) => oc.column('key').doNothing())
+    .returningAll()
+    .executeTakeFirst()
+  if (inserted) return { job: jobFromRow(inserted), created: true }
+  const existing = await db
+    .selectFrom('jobs')
+    .selectAll()
+    .where('key', '=', job.key)
+    .executeTakeFirstOrThrow()
+  return { job: jobFromRow(existing), created: false }
+}
+
+/**
+ * Claims up to `limit` runnable jobs for `owner`: queued and due, or running with an expired lease,
+ * and the oldest unfinished job of their service (so a service's jobs run one at a time, in order).
+ * PostgreSQL locks the candidates with `FOR UPDATE SKIP LOCKED`; SQLite runs it all under
+ * `BEGIN IMMEDIATE`, which holds the database's write lock.
+ */
+export async function claimJobs(store: Store, owner: string, limit: number, leaseMs: number): Promise<Job[]> {
+  if (limit <= 0) return []
+  return store.tx(async (trx) => {
+    const now = Date.now()
+    let query = trx
+      .selectFrom('jobs as j')
+      .select(['j.id'])
+      .where((eb) =>
+        eb.or([
+          eb.and([eb('j.status', '=', JobStatus.QUEUED), eb('j.run_after', '<=', now)]),
+          eb.and([eb('j.status', '=', JobStatus.RUNNING), eb('j.lease_until', '<', now)]),
+        ]),
+      )
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('jobs as p')
+              .select('p.id')
+              .whereRef('p.service_id', '=', 'j.service_id')
+              .whereRef('p.id', '<', 'j.id')
+              .where('p.status', 'in', [JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PARKED]),
+          ),
+        ),
+      )
+      .orderBy('j.id')
+      .limit(limit)
+    if (store.dialect === 'postgres') query = query.forUpdate().skipLocked()
+    const ids = (await query.execute()).map((r) => Number(r.id))
+    if (ids.length === 0) return []
+    const rows = await trx
+      .updateTable('jobs')
+      .set((eb) => ({
+        status: JobStatus.RUNNING,
+        lease_owner: owner,
+        lease_until: now + leaseMs,
+        attempts: eb('attempts', '+', 1),
+        updated_at: now,
+      }))
+      .where('id', 'in', ids)
+      .returningAll()
+      .execute()
+    return rows.map(jobFromRow).sort((a, b) => a.id - b.id)
+  })
+}
+
+/** Extends the lease; false when it was lost (another worker took the job over). */
+export async function renewLease(db: Db, job: Job, owner: string, leaseMs: number): Promise<boolean> {
+  const result = await db
+    .updateTable('jobs')
+    .set({ lease_until: Date.now() + leaseMs })
+    .where('id', '=', job.id)
+    .where('lease_owner', '=', owner)
+    .where('status', '=', JobStatus.RUNNING)
+    .executeTakeFirst()
+  return Number(result.numUpdatedRows) === 1
+}
+
+/** Moves a claimed job on, but only while `owner` still holds it (fencing). */
+export async function finishJob(
+  db: Db,
+  job: Job,
+  owner: string,
+  update: {
+    status: JobStatus
+    runAfter?: number
+    lastError?: Failure | null
+    result?: unknown
+    steps?: StepRecord[]
+  },
+): Promise<boolean> {
+  const now = Date.now()
+  const result = await db
+    .updateTable('jobs')
+    .set({
+      status: update.status,
+      lease_owner: null,
+      lease_until: null,
+      updated_at: now,
+      ...(update.runAfter !== undefined ? { run_after: update.runAfter } : {}),
+      ...(update.lastError !== undefined
+        ? { last_error: update.lastError ? JSON.stringify(update.lastError) : null }
+        : {}),
+      ...(update.result !== undefined ? { result_json: JSON.stringify(update.result) } : {}),
+      ...(update.steps !== undefined ? { steps_json: JSON.stringify(update.steps.slice(-100)) } : {}),
+      ...(update.status === JobStatus.DONE || update.status === JobStatus.CANCELLED
+        ? { finished_at: now }
+        : {}),
+    })
+    .where('id', '=', job.id)
+    .where('lease_owner', '=', owner)
+    .where('status', '=', JobStatus.RUNNING)
+    .executeTakeFirst()
+  return Number(result.numUpdatedRows) === 1
+}
+
+/** Puts parked jobs (all, one service's, or one job) back in the queue. Returns how many. */
+export async function retryParked(
+  db: Db,
+  filter: { jobId?: number; serviceId?: string } = {},
+): Promise<number> {
+  let q = db
+    .updateTable('jobs')
+    .set({ status: JobStatus.QUEUED, run_after: Date.now(), attempts: 0, updated_at: Date.now() })
+    .where('status', '=', JobStatus.PARKED)
+  if (filter.jobId !== undefined) q = q.where('id', '=', filter.jobId)
+  if (filter.serviceId !== undefined) q = q.where('service_id', '=', filter.serviceId)
+  const result = await q.executeTakeFirst()
+  return Number(result.numUpdatedRows)
+}
+
+export async function getJob(db: Db, id: number): Promise<Job | undefined> {
+  const row = await db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst()
+  return row ? jobFromRow(row) : undefined
+}
+
+export async function listJobs(
+  db: Db,
+  filter: { serviceId?: string; status?: readonly JobStatus[]; limit?: number } = {},
+): Promise<Job[]> {
+  let q = db.selectFrom('jobs').selectAll()
+  if (filter.serviceId !== undefined) q = q.where('service_id', '=', filter.serviceId)
+  if (filter.status !== undefined && filter.status.length > 0) q = q.where('status', 'in', [...filter.status])
+  const rows = await q
+    .orderBy('id', 'desc')
+    .limit(filter.limit ?? 500)
+    .execute()
+  return rows.map(jobFromRow).reverse()
+}
+
+export async function countJobs(db: Db): Promise<Record<JobStatus, number>> {
+  const rows = await db
+    .selectFrom('jobs')
+    .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
+    .groupBy('status')
+    .execute()
+  const out: Record<JobStatus, number> = { queued: 0, running: 0, done: 0, parked: 0, cancelled: 0 }
+  for (const r of rows) out[r.status as JobStatus] = Number(r.n)
+  return out
+}

@@ -1,0 +1,40 @@
+export type {
+  BillableItem,
+  BillingService,
+  BillingSource,
+  BillingStatus,
+  DesiredState,
+  WriteBackFields,
+} from './billing.ts'
+export { desiredStateOf } from './billing.ts'
+export {
+  type Config,
+  ConfigError,
+  type ConfigInput,
+  type ConfigIssue,
+  ConfigSchema,
+  type LoadedConfig,
+  loadConfig,
+  parseConfig,
+} from './config.ts'
+export {
+  type ConnectorRegistration,
+  type DriftEntry,
+  Engine,
+  type EngineEvent,
+  type EngineOptions,
+  type SyncReport,
+} from './engine/engine.ts'
+export { type Job, type JobOperation, JobStatus, listJobs, retryParked } from './engine/jobs.ts'
+export { getService, listServices, planTransition, type ServiceRecord } from './engine/services.ts'
+export { createLogger, type Logger, type LogLevel } from './logger.ts'
+export {
+  DurableAssignmentStore,
+  DurableCheckpointStore,
+  DurableIpPool,
+  DurableLedger,
+  DurableModuleLog,
+  DurableVmidReservations,
+  Store,
+  type StoreOptions,
+} from './store/store.ts'

@@ -1,0 +1,135 @@
+import type { Generated } from 'kysely'
+
+/**
+ * The tables, as Kysely sees them. One schema for SQLite and PostgreSQL: times are integer
+ * milliseconds, JSON is text, booleans are 0/1 integers, so both dialects read the same values.
+ */
+
+export interface ServicesTable {
+  service_id: string
+  client_id: string
+  product_id: string
+  connector: string
+  server_group: string
+  /** What billing last asked for: none | active | suspended | terminated. */
+  desired: string
+  /** Bumped whenever the intended state changes; part of each job's idempotency key. */
+  version: number
+  /** What the connector last confirmed: none | active | suspended | terminated. */
+  actual: string
+  settings_json: string
+  settings_hash: string
+  password_hash: string
+  /** The service context the connector gets (includes the service password; never logged). */
+  context_json: string
+  server_id: string | null
+  account_id: string | null
+  username: string | null
+  ips_json: string | null
+  last_job_id: number | null
+  last_step: string | null
+  last_error: string | null
+  created_at: number
+  updated_at: number
+}
+
+export interface JobsTable {
+  id: Generated<number>
+  key: string
+  service_id: string
+  /** create | suspend | … | writeBack | pushUsage */
+  operation: string
+  payload_json: string
+  /** queued | running | done | parked | cancelled */
+  status: string
+  attempts: number
+  run_after: number
+  lease_owner: string | null
+  lease_until: number | null
+  last_error: string | null
+  result_json: string | null
+  steps_json: string | null
+  source: string
+  created_at: number
+  updated_at: number
+  finished_at: number | null
+}
+
+export interface CheckpointsTable {
+  key: string
+  data: string
+  updated_at: number
+}
+
+export interface AssignmentsTable {
+  service_id: string
+  server_id: string
+  updated_at: number
+}
+
+export interface CursorsTable {
+  group_id: string
+  value: number
+}
+
+export interface ModuleLogTable {
+  id: Generated<number>
+  entry_id: string
+  time: string
+  connector: string
+  operation: string | null
+  service_id: string | null
+  system: string
+  action: string
+  access: string
+  outcome: string
+  duration_ms: number
+  error_code: string | null
+  entry_json: string
+}
+
+export interface IpAddressesTable {
+  pool_id: string
+  address: string
+  service_id: string | null
+  allocated_at: number | null
+}
+
+export interface VmidReservationsTable {
+  vmid: number
+  service_id: string
+  reserved_at: number
+}
+
+export interface LedgerTable {
+  /** `usage` or `credit`. */
+  kind: string
+  /** The idempotency key (`usage:<service>:<period>`, `credit:<invoice>`). */
+  key: string
+  service_id: string
+  amount: string
+  description: string
+  /** reserved | pushed */
+  status: string
+  remote_id: string | null
+  created_at: number
+  pushed_at: number | null
+}
+
+export interface MetaTable {
+  key: string
+  value: string
+}
+
+export interface Database {
+  services: ServicesTable
+  jobs: JobsTable
+  checkpoints: CheckpointsTable
+  assignments: AssignmentsTable
+  cursors: CursorsTable
+  module_log: ModuleLogTable
+  ip_addresses: IpAddressesTable
+  vmid_reservations: VmidReservationsTable
+  ledger: LedgerTable
+  meta: MetaTable
+}

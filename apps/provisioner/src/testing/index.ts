@@ -1,0 +1,1 @@
+export { MemoryBilling } from './memory-billing.ts'
