@@ -1,0 +1,643 @@
+import {
+  type CallRecorder,
+  ConflictError,
+  defineConnector,
+  definePipeline,
+  isPanelkitError,
+  NotFoundError,
+  type OptionChoice,
+  type Server,
+  type ServiceContext,
+  type SettingsOf,
+  setting,
+  ValidationError,
+} from '@panelkit/core'
+import { Agent, type Dispatcher } from 'undici'
+import { z } from 'zod'
+import { type ComputeStacksClient, createComputeStacksClient } from '../client.ts'
+import type { User } from '../schemas.ts'
+
+/**
+ * The ComputeStacks account product: one billing service = one ComputeStacks user, tied to the service
+ * by `labels.whmcs.service_id` (a JSON number, so `find_by_label` can find it) and `external_id`.
+ * Every operation finds the account through that tie first, so a repeated create finds the account it
+ * made instead of failing on "Email has already been taken" as ComputeStacks' own module does.
+ */
+
+/** Transport options a server may carry in `server.options`. */
+export const ServerOptionsSchema = z.object({
+  /** PEM CA certificate to trust (self-signed portals). */
+  ca: z.string().optional(),
+  apiVersion: z.coerce.number().int().positive().optional(),
+  /** `basic` (API key and secret, the default) or `oauth2`. */
+  auth: z.enum(['basic', 'oauth2']).default('basic'),
+  oauthClientId: z.string().optional(),
+  oauthClientSecret: z.string().optional(),
+  /** `password` (API key and secret as the user; admin endpoints work) or `client_credentials`. */
+  oauthGrant: z.enum(['password', 'client_credentials']).default('password'),
+  timeoutMs: z.coerce.number().int().positive().optional(),
+  perPage: z.coerce.number().int().min(1).max(1000).optional(),
+})
+
+interface Resources {
+  dispatchers: Map<string, Agent>
+}
+
+const settings = {
+  userGroup: setting.dropdown({
+    label: 'User Group',
+    description:
+      'The ComputeStacks user group (and so billing plan) for accounts of this product; empty means the default group',
+    loader: (ctx) => loadUserGroupChoices(ctx),
+  }),
+  applyCredit: setting.yesNo({
+    label: 'Apply Credit',
+    description:
+      "Turn the order's one-time fee into account credit when it is paid (done on the billing side)",
+    default: true,
+  }),
+  terminateAction: setting.dropdown({
+    label: 'On terminate',
+    description: 'ComputeStacks documents suspend-only terminations; delete removes the user and its data',
+    options: [
+      { value: 'suspend', label: 'Suspend the account' },
+      { value: 'delete', label: 'Delete the account' },
+    ],
+    default: 'suspend',
+  }),
+  emailDomain: setting.text({
+    label: 'Account email domain',
+    description:
+      'When the service username is not an email, accounts get {name}{client}-{service}@this domain (default: the server host name)',
+    pattern: /^[A-Za-z0-9.-]+$/,
+    maxLength: 253,
+  }),
+}
+
+export type ComputeStacksAccountSettings = SettingsOf<typeof settings>
+
+function parseServerOptions(server: Server) {
+  const parsed = ServerOptionsSchema.safeParse(server.options ?? {})
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => ({
+      path: ['server', 'options', ...i.path.map(String)].join('.'),
+      message: i.message,
+    }))
+    throw new ValidationError(
+      `Invalid server options: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+      issues,
+    )
+  }
+  return parsed.data
+}
+
+function dispatcherFor(
+  resources: Resources | undefined,
+  server: Server,
+  ca: string | undefined,
+): Dispatcher | undefined {
+  if (!resources) return undefined
+  const key = `${server.hostname}:${server.port ?? 443}:${ca ?? ''}`
+  let agent = resources.dispatchers.get(key)
+  if (!agent) {
+    agent = new Agent({ connect: ca ? { ca } : {}, keepAliveTimeout: 10_000, connections: 8 })
+    resources.dispatchers.set(key, agent)
+  }
+  return agent
+}
+
+/** A client for one invocation, speaking through the invocation's recorder and the instance's pooled dispatcher. */
+export function clientForServer(
+  server: Server,
+  calls: CallRecorder,
+  resources?: Resources,
+  extra: { onDeprecated?: (info: { apiVersion: number; path: string }) => void } = {},
+): ComputeStacksClient {
+  const options = parseServerOptions(server)
+  if (!server.username || !server.password) {
+    throw new ValidationError('The server needs the API key as username and the API secret as password', [
+      { path: server.username ? 'server.password' : 'server.username', message: 'is required' },
+    ])
+  }
+  if (options.auth === 'oauth2' && (!options.oauthClientId || !options.oauthClientSecret)) {
+    throw new ValidationError('OAuth2 needs server.options.oauthClientId and oauthClientSecret', [
+      { path: 'server.options.oauthClientId', message: 'is required for OAuth2' },
+    ])
+  }
+  if (options.oauthClientSecret) calls.redactor.addValue(options.oauthClientSecret)
+  const dispatcher = dispatcherFor(resources, server, options.ca)
+  return createComputeStacksClient({
+    host: server.hostname,
+    ...(server.port !== undefined ? { port: server.port } : {}),
+    auth:
+      options.auth === 'oauth2'
+        ? {
+            type: 'oauth2',
+            clientId: options.oauthClientId as string,
+            clientSecret: options.oauthClientSecret as string,
+            grant: options.oauthGrant,
+            apiKey: server.username,
+            apiSecret: server.password,
+          }
+        : { type: 'basic', apiKey: server.username, apiSecret: server.password },
+    recorder: calls,
+    ...(dispatcher ? { dispatcher } : options.ca ? { ca: options.ca } : {}),
+    ...(options.apiVersion !== undefined ? { apiVersion: options.apiVersion } : {}),
+    ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+    ...(options.perPage !== undefined ? { perPage: options.perPage } : {}),
+    ...(extra.onDeprecated ? { onDeprecated: extra.onDeprecated } : {}),
+  })
+}
+
+type Service = ServiceContext<ComputeStacksAccountSettings>
+
+const LOOSE_EMAIL = z.email()
+
+/**
+ * The account's email: the service username when it already is an email (as ComputeStacks' module
+ * does), otherwise `{name}{clientId}-{serviceId}@{domain}`, unique per service.
+ */
+export function accountEmail(service: Service, server: Server): string {
+  const username = service.username?.trim() ?? ''
+  if (username !== '' && LOOSE_EMAIL.safeParse(username).success) return username
+  const base = (username !== '' ? username : (service.client.email.split('@')[0] ?? 'user'))
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]/g, '')
+    .replace(/^[._-]+|[._-]+$/g, '')
+  const domain = (service.settings.emailDomain || server.hostname).toLowerCase()
+  return `${base || 'user'}${service.clientId}-${service.serviceId}@${domain}`
+}
+
+/** True when the user is tied to this service (by label, or by external id with no other label). */
+export function ownedBy(user: User, serviceId: string): boolean {
+  if (user.whmcs.serviceId !== undefined) return user.whmcs.serviceId === serviceId
+  return user.externalId === serviceId
+}
+
+export interface Located {
+  user?: User
+  /** An account with the service's email that belongs to something else. */
+  foreign?: User
+}
+
+/** Finds the service's account: by WHMCS label, then external id, then email (checking ownership). */
+export async function locateAccount(
+  client: ComputeStacksClient,
+  service: Service,
+  email: string,
+  options: { balance?: boolean; signal?: AbortSignal } = {},
+): Promise<Located> {
+  const serviceId = service.serviceId
+  if (/^\d{1,15}$/.test(serviceId)) {
+    const byLabel = await client.users.find({ whmcsServiceId: serviceId }, options)
+    if (byLabel) return { user: byLabel }
+  }
+  const byExternal = await client.users.find({ externalId: serviceId }, options)
+  if (byExternal && ownedBy(byExternal, serviceId)) return { user: byExternal }
+  const byEmail = await client.users.findByEmail(email, options)
+  if (byEmail) return ownedBy(byEmail, serviceId) ? { user: byEmail } : { foreign: byEmail }
+  return {}
+}
+
+async function requireAccount(
+  client: ComputeStacksClient,
+  service: Service,
+  email: string,
+  options: { balance?: boolean; signal?: AbortSignal } = {},
+): Promise<User> {
+  const found = await locateAccount(client, service, email, options)
+  if (found.user) return found.user
+  if (found.foreign) {
+    throw new ConflictError(
+      `The ComputeStacks account ${found.foreign.email} (user ${found.foreign.id}) is not tied to service ${service.serviceId}`,
+      {
+        details: {
+          userId: found.foreign.id,
+          ownerServiceId: found.foreign.whmcs.serviceId ?? found.foreign.externalId,
+        },
+      },
+    )
+  }
+  throw new NotFoundError(`No ComputeStacks account for service ${service.serviceId} (${email})`)
+}
+
+/** Resolves the User Group setting (an id from the dropdown, or a group name) to a group id. */
+async function resolveUserGroup(
+  client: ComputeStacksClient,
+  value: string | undefined,
+  signal?: AbortSignal,
+): Promise<number | undefined> {
+  const wanted = value?.trim() ?? ''
+  if (wanted === '') return undefined
+  if (/^\d+$/.test(wanted)) return Number(wanted)
+  for await (const group of client.userGroups.list({ signal: signal as AbortSignal })) {
+    if (group.name.toLowerCase() === wanted.toLowerCase()) return group.id
+  }
+  throw new ValidationError(`There is no ComputeStacks user group named ${JSON.stringify(wanted)}`, [
+    { path: 'service.settings.userGroup', message: 'names no user group on the server' },
+  ])
+}
+
+async function defaultUserGroup(
+  client: ComputeStacksClient,
+  signal?: AbortSignal,
+): Promise<number | undefined> {
+  for await (const group of client.userGroups.list(signal ? { signal } : {}))
+    if (group.isDefault) return group.id
+  return undefined
+}
+
+/** Checks what ComputeStacks would refuse, before anything is sent. */
+function checkServiceForCreate(service: Service): void {
+  const issues: { path: string; message: string }[] = []
+  if (service.client.firstName.trim() === '')
+    issues.push({ path: 'service.client.firstName', message: 'is required by ComputeStacks' })
+  if (service.client.lastName.trim() === '')
+    issues.push({ path: 'service.client.lastName', message: 'is required by ComputeStacks' })
+  checkPassword(service.password, issues, false)
+  if (issues.length > 0) {
+    throw new ValidationError(
+      `Invalid input: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+      issues,
+    )
+  }
+}
+
+function checkPassword(
+  password: string | undefined,
+  issues: { path: string; message: string }[],
+  required: boolean,
+) {
+  if (password === undefined || password === '') {
+    if (required) issues.push({ path: 'service.password', message: 'is required' })
+    return
+  }
+  if (password.length < 8) issues.push({ path: 'service.password', message: 'must be at least 8 characters' })
+  if (password.length > 128)
+    issues.push({ path: 'service.password', message: 'must be at most 128 characters' })
+}
+
+/** The labels that tie an account to its service (numbers where the ids are numeric). */
+function tie(service: Service) {
+  return { clientId: service.clientId, serviceId: service.serviceId }
+}
+
+interface CreateData extends Record<string, unknown> {
+  email: string
+  accountId?: string
+  created?: boolean
+  userGroupId?: number | null
+}
+
+interface CreateContext {
+  client: ComputeStacksClient
+  service: Service
+  wantedGroup: number | undefined
+  signal: AbortSignal
+}
+
+/** Create as a resumable pipeline; each step re-reads the server, so a resumed run repeats nothing harmful. */
+const createPipeline = definePipeline<CreateData, CreateContext>({
+  name: 'computestacks-create-account',
+  title: 'Create ComputeStacks account',
+  initialState: 'new',
+  steps: [
+    {
+      name: 'create-account',
+      label: 'Find or create the account',
+      state: 'account-exists',
+      async run({ data, context }) {
+        const { client, service, wantedGroup, signal } = context
+        const found = await locateAccount(client, service, data.email, { signal })
+        if (found.user) {
+          return {
+            status: 'skipped',
+            reason: 'the service already has its account',
+            data: {
+              accountId: String(found.user.id),
+              created: false,
+              userGroupId: found.user.userGroupId,
+              email: found.user.email,
+            },
+          }
+        }
+        if (found.foreign) {
+          throw new ConflictError(
+            `A ComputeStacks account with email ${found.foreign.email} already exists and belongs to ${
+              (found.foreign.whmcs.serviceId ?? found.foreign.externalId)
+                ? `service ${found.foreign.whmcs.serviceId ?? found.foreign.externalId}`
+                : 'no service of this billing system'
+            }`,
+            { details: { userId: found.foreign.id } },
+          )
+        }
+        const client_ = service.client
+        try {
+          const user = await client.users.create(
+            {
+              email: data.email,
+              firstName: client_.firstName,
+              lastName: client_.lastName,
+              ...(service.password ? { password: service.password } : {}),
+              externalId: service.serviceId,
+              ...(client_.currency ? { currency: client_.currency } : {}),
+              ...(client_.company ? { companyName: client_.company } : {}),
+              ...(client_.phone ? { phone: client_.phone } : {}),
+              ...(client_.country ? { country: client_.country } : {}),
+              ...(wantedGroup !== undefined ? { userGroupId: wantedGroup } : {}),
+              whmcs: tie(service),
+              skipEmailConfirm: true,
+            },
+            { signal },
+          )
+          return {
+            status: 'done',
+            data: {
+              accountId: String(user.id),
+              created: true,
+              userGroupId: user.userGroupId,
+              email: user.email,
+            },
+          }
+        } catch (error) {
+          // Someone created it between our lookup and our create: decide again who owns it.
+          if (isPanelkitError(error) && error.kind === 'CONFLICT') {
+            const again = await locateAccount(client, service, data.email, { signal })
+            if (again.user) {
+              return {
+                status: 'skipped',
+                reason: 'created concurrently for this service',
+                data: {
+                  accountId: String(again.user.id),
+                  created: false,
+                  userGroupId: again.user.userGroupId,
+                },
+              }
+            }
+          }
+          throw error
+        }
+      },
+    },
+    {
+      name: 'apply-user-group',
+      label: 'Put the account in the product user group',
+      state: 'grouped',
+      async run({ data, context }) {
+        const { client, wantedGroup, signal } = context
+        if (wantedGroup === undefined || data.userGroupId === wantedGroup || data.accountId === undefined) {
+          return { status: 'skipped', reason: 'no change' }
+        }
+        await client.users.update(Number(data.accountId), { userGroupId: wantedGroup }, { signal })
+        return { status: 'done', data: { userGroupId: wantedGroup } }
+      },
+    },
+  ],
+})
+
+async function setActive(
+  ctx: { server: Server; calls: CallRecorder; resources: Resources; service: Service; signal: AbortSignal },
+  active: boolean,
+) {
+  const client = clientForServer(ctx.server, ctx.calls, ctx.resources)
+  const user = await requireAccount(client, ctx.service, accountEmail(ctx.service, ctx.server), {
+    signal: ctx.signal,
+  })
+  if (user.active === active) return { changed: false, details: { userId: user.id } }
+  // The same PATCH ComputeStacks' module sends, re-stating the tie so an imported account stays linked.
+  await client.users.update(
+    user.id,
+    { active, externalId: ctx.service.serviceId, whmcs: tie(ctx.service) },
+    { signal: ctx.signal },
+  )
+  return { changed: true, details: { userId: user.id } }
+}
+
+/** Dropdown choices for the User Group setting: every group on every page. */
+export async function loadUserGroupChoices(ctx: {
+  server: Server
+  signal: AbortSignal
+  calls: CallRecorder
+}): Promise<OptionChoice[]> {
+  const client = clientForServer(ctx.server, ctx.calls)
+  try {
+    const choices: OptionChoice[] = []
+    for await (const group of client.userGroups.list({ signal: ctx.signal })) {
+      const name = group.name.charAt(0).toUpperCase() + group.name.slice(1)
+      choices.push({ value: String(group.id), label: group.isDefault ? `${name} (default)` : name })
+    }
+    return choices
+  } finally {
+    await client.close()
+  }
+}
+
+export const computestacksAccountConnector = defineConnector({
+  id: 'computestacks-account',
+  metadata: {
+    displayName: 'ComputeStacks Account',
+    system: 'computestacks',
+    description: 'One ComputeStacks user per service, in the user group of the product',
+    defaultSecurePort: 443,
+  },
+  settings,
+  secretKeys: ['api_secret', 'oauthClientSecret', 'password_confirmation', 'auth_token'],
+  resources: (): Resources => ({ dispatchers: new Map() }),
+  async dispose(resources) {
+    await Promise.all([...resources.dispatchers.values()].map((a) => a.close()))
+    resources.dispatchers.clear()
+  },
+  operations: {
+    async create(ctx) {
+      checkServiceForCreate(ctx.service)
+      const client = clientForServer(ctx.server, ctx.calls, ctx.resources)
+      const wantedGroup = await resolveUserGroup(client, ctx.settings.userGroup, ctx.signal)
+      const email = accountEmail(ctx.service, ctx.server)
+      const run = await ctx.runPipeline(createPipeline, {
+        data: { email },
+        context: { client, service: ctx.service, wantedGroup, signal: ctx.signal },
+      })
+      const data = run.checkpoint.data
+      return {
+        accountId: data.accountId ?? '',
+        created: data.created ?? false,
+        username: data.email,
+        serverId: ctx.server.id ?? ctx.server.hostname,
+        details: { email: data.email, userGroupId: data.userGroupId ?? null },
+      }
+    },
+    suspend: (ctx) => setActive(ctx, false),
+    unsuspend: (ctx) => setActive(ctx, true),
+    async terminate(ctx) {
+      const client = clientForServer(ctx.server, ctx.calls, ctx.resources)
+      const found = await locateAccount(client, ctx.service, accountEmail(ctx.service, ctx.server), {
+        signal: ctx.signal,
+      })
+      const mode = ctx.settings.terminateAction
+      if (!found.user) return { changed: false, details: { mode } }
+      const user = found.user
+      if (mode === 'delete') {
+        try {
+          await client.users.delete(user.id, { signal: ctx.signal })
+        } catch (error) {
+          if (isPanelkitError(error) && error.kind === 'NOT_FOUND')
+            return { changed: false, details: { mode } }
+          throw error
+        }
+        return { changed: true, details: { mode, userId: user.id } }
+      }
+      if (!user.active) return { changed: false, details: { mode, userId: user.id } }
+      await client.users.update(user.id, { active: false }, { signal: ctx.signal })
+      return { changed: true, details: { mode, userId: user.id } }
+    },
+    async changePassword(ctx) {
+      const issues: { path: string; message: string }[] = []
+      checkPassword(ctx.service.password, issues, true)
+      if (issues.length > 0) {
+        throw new ValidationError(
+          `Invalid input: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+          issues,
+        )
+      }
+      const client = clientForServer(ctx.server, ctx.calls, ctx.resources)
+      const user = await requireAccount(client, ctx.service, accountEmail(ctx.service, ctx.server), {
+        signal: ctx.signal,
+      })
+      await client.users.update(
+        user.id,
+        {
+          password: ctx.service.password as string,
+          externalId: ctx.service.serviceId,
+          whmcs: tie(ctx.service),
+        },
+        { signal: ctx.signal },
+      )
+      return { changed: true, details: { userId: user.id } }
+    },
+    async changePackage(ctx) {
+      const client = clientForServer(ctx.server, ctx.calls, ctx.resources)
+      const user = await requireAccount(client, ctx.service, accountEmail(ctx.service, ctx.server), {
+        signal: ctx.signal,
+      })
+      const wanted =
+        (await resolveUserGroup(client, ctx.settings.userGroup, ctx.signal)) ??
+        (await defaultUserGroup(client, ctx.signal))
+      if (wanted === undefined || user.userGroupId === wanted) {
+        return { changed: false, applied: [], details: { userId: user.id, userGroupId: user.userGroupId } }
+      }
+      await client.users.update(user.id, { userGroupId: wanted }, { signal: ctx.signal })
+      return {
+        changed: true,
+        applied: ['userGroup'],
+        details: { userId: user.id, from: user.userGroupId, to: wanted },
+      }
+    },
+    async sso(ctx) {
+      const client = clientForServer(ctx.server, ctx.calls, ctx.resources)
+      const user = await requireAccount(client, ctx.service, accountEmail(ctx.service, ctx.server), {
+        signal: ctx.signal,
+      })
+      const token = await client.users.ssoToken(user.id, { signal: ctx.signal })
+      ctx.redactor.addValue(token.token)
+      const result: { url: string; expiresAt?: string } = {
+        url: client.loginUrl(token, { admin: ctx.audience === 'admin' }),
+      }
+      if (token.expires) result.expiresAt = token.expires
+      return result
+    },
+    async clientArea(ctx) {
+      const client = clientForServer(ctx.server, ctx.calls, ctx.resources)
+      const user = await requireAccount(client, ctx.service, accountEmail(ctx.service, ctx.server), {
+        signal: ctx.signal,
+      })
+      // Lookups by label or external id do not carry the balance; read the account once more with it.
+      const full = await client.users.get(user.id, { balance: true, signal: ctx.signal })
+      const currency = full.currency ?? ''
+      const services = full.services
+      return {
+        fields: [
+          { key: 'status', label: 'Status', value: full.active ? 'active' : 'suspended' },
+          { key: 'email', label: 'Login', value: full.email },
+          { key: 'userGroup', label: 'Plan', value: full.userGroup?.name ?? null },
+          { key: 'balance', label: 'Current usage', value: full.unprocessedUsage ?? '0', unit: currency },
+          { key: 'runRate', label: 'Run rate', value: full.runRate ?? '0', unit: `${currency}/month` },
+          { key: 'projects', label: 'Projects', value: services?.deployments ?? 0 },
+          { key: 'services', label: 'Services', value: services?.containerServices ?? 0 },
+          { key: 'containers', label: 'Containers', value: services?.containers ?? 0 },
+        ],
+        links: [{ label: 'Open the control panel', url: `${client.origin}/` }],
+      }
+    },
+    async usage(ctx) {
+      const client = clientForServer(ctx.server, ctx.calls, ctx.resources)
+      const user = await requireAccount(client, ctx.service, accountEmail(ctx.service, ctx.server), {
+        signal: ctx.signal,
+      })
+      const full = await client.users.get(user.id, { balance: true, signal: ctx.signal })
+      const currency = full.currency ?? ''
+      const services = full.services
+      return {
+        collectedAt: new Date().toISOString(),
+        metrics: [
+          { name: 'unprocessed_usage', value: full.unprocessedUsage ?? '0', unit: currency },
+          { name: 'run_rate', value: full.runRate ?? '0', unit: `${currency}/month` },
+          { name: 'deployments', value: services?.deployments ?? 0, unit: 'count' },
+          { name: 'container_services', value: services?.containerServices ?? 0, unit: 'count' },
+          { name: 'containers', value: services?.containers ?? 0, unit: 'count' },
+          { name: 'dns_zones', value: services?.dnsZones ?? 0, unit: 'count' },
+        ],
+      }
+    },
+    async listAccounts(ctx) {
+      const client = clientForServer(ctx.server, ctx.calls, ctx.resources)
+      const seen = new Set<number>()
+      const accounts = []
+      for await (const user of client.users.list({ signal: ctx.signal })) {
+        // Offset pagination can repeat a row when users are added while we walk the pages.
+        if (user.isAdmin || seen.has(user.id)) continue
+        seen.add(user.id)
+        const serviceId = user.whmcs.serviceId ?? user.externalId ?? undefined
+        accounts.push({
+          accountId: String(user.id),
+          username: user.email,
+          email: user.email,
+          ...(serviceId !== undefined && serviceId !== null ? { serviceId } : {}),
+          status: user.active ? ('active' as const) : ('suspended' as const),
+          details: {
+            userGroupId: user.userGroupId,
+            userGroup: user.userGroup?.name ?? null,
+            createdAt: user.createdAt,
+            clientId: user.whmcs.clientId ?? null,
+            currency: user.currency,
+          },
+        })
+      }
+      return { accounts }
+    },
+    async testConnection(ctx) {
+      const started = performance.now()
+      let deprecated = false
+      const client = clientForServer(ctx.server, ctx.calls, ctx.resources, {
+        onDeprecated: () => {
+          deprecated = true
+        },
+      })
+      const version = await client.version({ signal: ctx.signal })
+      // Locations need an admin credential: this is what proves the key and secret are fit for provisioning.
+      const locations = await client.locations.list({ signal: ctx.signal })
+      return {
+        version: version.version,
+        latencyMs: performance.now() - started,
+        details: {
+          apiVersion: client.apiVersion,
+          apiVersionDeprecated: deprecated,
+          apiAvailableVersions: version.apiAvailableVersions,
+          locations: locations.map((l) => l.name),
+        },
+      }
+    },
+  },
+})
+
+export type { Resources as ComputeStacksResources, Service as ComputeStacksService }
+export { ownedBy as isTiedToService }

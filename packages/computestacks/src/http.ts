@@ -1,0 +1,384 @@
+import {
+  AbortedError,
+  AuthError,
+  type CallRecorder,
+  CommandError,
+  ConflictError,
+  ConnectionError,
+  HttpError,
+  isPanelkitError,
+  NotFoundError,
+  type PanelkitError,
+  ProtocolError,
+  RateLimitedError,
+  type RetryPolicy,
+  retry,
+  TimeoutError,
+  UnsupportedError,
+  ValidationError,
+} from '@panelkit/core'
+import { type Dispatcher, request } from 'undici'
+import { acceptHeader } from './api-versions.ts'
+
+/**
+ * One `request()` on an injected undici Dispatcher: base URL, version header, authentication, the
+ * `{"errors": [...]}` envelope, status mapping onto core's errors, retries and the module log.
+ */
+
+export const SYSTEM = 'computestacks'
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
+
+export type QueryValue = string | number | boolean | undefined
+export type Query = Record<string, QueryValue>
+
+export interface HttpRequest<T> {
+  method: HttpMethod
+  /** Relative to `/api/`, e.g. `admin/users/42`. */
+  path: string
+  query?: Query
+  body?: unknown
+  /** Module-log action name; defaults to `METHOD /api/path`. */
+  action?: string
+  target?: string
+  /** Under dry-run, writes are not sent and this is returned instead. */
+  dryRunResult?: () => HttpResponse<T>
+  /** Retry 5xx and dropped connections even though the method is not idempotent. */
+  idempotent?: boolean
+  /** Turns the response body into what the caller wants, or throws (a ProtocolError) when it cannot. */
+  parse?: (body: unknown, response: RawResponse) => T
+  signal?: AbortSignal
+}
+
+export interface RawResponse {
+  status: number
+  headers: Record<string, string | undefined>
+  /** Parsed JSON, or undefined for an empty body. */
+  body: unknown
+}
+
+export interface HttpResponse<T> extends RawResponse {
+  data: T
+}
+
+export interface Authenticator {
+  /** The Authorization header value for the next request. */
+  header(signal?: AbortSignal): Promise<string>
+  /** Called after a 401 for a header this authenticator issued; true when a retry may help. */
+  invalidate?(header: string): boolean
+  /** Called when the server accepted a header (any answer but 401). */
+  accepted?(header: string): void
+  /** Secret values this authenticator knows, for the redactor. */
+  secrets(): string[]
+}
+
+export interface HttpOptions {
+  /** `https://host[:port]` without a path. */
+  origin: string
+  dispatcher: Dispatcher
+  auth: Authenticator
+  apiVersion: number
+  recorder: CallRecorder
+  /** Time limit for the headers and for the body of one attempt. */
+  timeoutMs: number
+  retry: Partial<RetryPolicy> | false
+  /** A server asking us to wait longer than this is not waited for: the RateLimitedError is thrown. */
+  maxRetryAfterMs: number
+  userAgent: string
+  onDeprecated?: (info: { apiVersion: number; path: string }) => void
+  now?: () => number
+}
+
+export interface Http {
+  send<T = unknown>(req: HttpRequest<T>): Promise<HttpResponse<T>>
+  readonly options: HttpOptions
+}
+
+const IDEMPOTENT = new Set<HttpMethod>(['GET', 'PUT', 'DELETE'])
+
+export function buildPath(path: string, query?: Query): string {
+  const clean = path.replace(/^\/+/, '')
+  const params = new URLSearchParams()
+  for (const [key, value] of Object.entries(query ?? {})) {
+    if (value !== undefined) params.append(key, String(value))
+  }
+  const qs = params.toString()
+  return `/api/${clean}${qs ? `?${qs}` : ''}`
+}
+
+/** The `errors` of a `{"errors": ...}` envelope as a list of strings (the server sometimes sends one string). */
+export function envelopeMessages(body: unknown): string[] {
+  if (body === null || typeof body !== 'object') return []
+  const record = body as Record<string, unknown>
+  const errors = record.errors ?? record.error_description ?? record.error
+  if (typeof errors === 'string') return [errors]
+  if (Array.isArray(errors)) return errors.map((e) => (typeof e === 'string' ? e : JSON.stringify(e)))
+  if (errors && typeof errors === 'object') {
+    return Object.entries(errors as Record<string, unknown>).map(([k, v]) => `${k} ${String(v)}`)
+  }
+  return []
+}
+
+/** Milliseconds to wait from `Retry-After` (seconds or an HTTP date), else from `RateLimit-Reset` (epoch seconds). */
+export function retryAfterMs(headers: Record<string, string | undefined>, now: number): number | undefined {
+  const retryAfter = headers['retry-after']?.trim()
+  if (retryAfter) {
+    if (/^\d+(\.\d+)?$/.test(retryAfter)) return Math.round(Number(retryAfter) * 1000)
+    const date = Date.parse(retryAfter)
+    if (!Number.isNaN(date)) return Math.max(0, date - now)
+  }
+  const reset = headers['ratelimit-reset']?.trim()
+  if (reset && /^\d+$/.test(reset)) {
+    const value = Number(reset)
+    // Rack::Attack sends the epoch second the window ends; small values are delta-seconds (IETF draft).
+    return value > 1_000_000_000 ? Math.max(0, value * 1000 - now) : value * 1000
+  }
+  return undefined
+}
+
+interface ErrorContext {
+  method: string
+  path: string
+  status: number
+  headers: Record<string, string | undefined>
+  body: unknown
+  text: string
+  now: number
+}
+
+/** Maps a non-2xx response onto core's errors, keeping the server's own messages. */
+export function errorForResponse(ctx: ErrorContext): PanelkitError {
+  const messages = envelopeMessages(ctx.body)
+  const said = messages.length > 0 ? messages.join('; ') : ctx.text.trim().slice(0, 200)
+  const where = `ComputeStacks ${ctx.method} ${ctx.path.split('?')[0]}`
+  const bare = ctx.path.split('?')[0] ?? ctx.path
+  const details = { status: ctx.status, method: ctx.method, path: bare, errors: messages }
+  const message = `${where}: ${ctx.status}${said ? ` ${said}` : ''}`
+  switch (ctx.status) {
+    case 400:
+      return new CommandError(message, { details })
+    case 401:
+    case 403:
+      return new AuthError(
+        `${message} (check the API key and secret, that their user is an admin, and that it is not locked out)`,
+        { details },
+      )
+    case 404:
+      return new NotFoundError(said ? message : `${where}: 404 not found`, { details })
+    case 406:
+      return new ProtocolError(message, { details })
+    case 408:
+      return new TimeoutError(message, { details })
+    case 422: {
+      if (ctx.headers['api-version-supported'] === 'false') {
+        return new UnsupportedError(`${message} (set apiVersion to one the server supports)`, { details })
+      }
+      if (messages.some((m) => /has already been taken/i.test(m))) {
+        return new ConflictError(message, { details })
+      }
+      return new ValidationError(
+        message,
+        messages.map((m) => ({ path: fieldOf(m), message: m })),
+        { details, ...optional('customerMessage', messages[0]) },
+      )
+    }
+    case 429:
+      return new RateLimitedError(`${where}: 429 too many requests${said ? ` (${said})` : ''}`, {
+        details,
+        ...optional('retryAfterMs', retryAfterMs(ctx.headers, ctx.now)),
+      })
+    default:
+      return new HttpError(message, {
+        status: ctx.status,
+        method: ctx.method,
+        path: details.path,
+        body: ctx.body ?? ctx.text.slice(0, 500),
+        details,
+      })
+  }
+}
+
+/** Rails full messages start with the humanised attribute: `Email has already been taken` → `email`. */
+function fieldOf(message: string): string {
+  const first = /^([A-Z][a-z]+(?: [a-z]+)?) (?:is|has|can't|must|doesn't|should|are)\b/.exec(message)
+  return first?.[1] ? first[1].toLowerCase().replace(/ /g, '_') : 'request'
+}
+
+function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V }
+}
+
+/** Wraps transport failures (refused, reset, TLS, timeouts) into typed errors. */
+function transportError(error: unknown, method: string, path: string, signal?: AbortSignal): PanelkitError {
+  if (isPanelkitError(error)) return error
+  const where = `ComputeStacks ${method} ${path.split('?')[0]}`
+  const err = error as NodeJS.ErrnoException & { cause?: unknown }
+  const code = err?.code ?? (err?.cause as NodeJS.ErrnoException | undefined)?.code
+  if (signal?.aborted || err?.name === 'AbortError') {
+    return new AbortedError(`${where}: aborted`, { cause: error })
+  }
+  if (
+    code === 'UND_ERR_HEADERS_TIMEOUT' ||
+    code === 'UND_ERR_BODY_TIMEOUT' ||
+    code === 'UND_ERR_CONNECT_TIMEOUT' ||
+    code === 'ETIMEDOUT'
+  ) {
+    return new TimeoutError(`${where}: no answer in time (${code})`, { cause: error })
+  }
+  if (typeof code === 'string' && /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|HOSTNAME/i.test(code)) {
+    return new ConnectionError(
+      `${where}: TLS verification failed (${code}); give the server's CA certificate in the ca option`,
+      { cause: error, retryable: false },
+    )
+  }
+  const message = err instanceof Error ? err.message : String(error)
+  return new ConnectionError(`${where}: ${code ?? 'connection failed'}${message ? ` (${message})` : ''}`, {
+    cause: error,
+  })
+}
+
+function flattenHeaders(
+  raw: Record<string, string | string[] | undefined>,
+): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {}
+  for (const [key, value] of Object.entries(raw))
+    out[key.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value
+  return out
+}
+
+export function createHttp(options: HttpOptions): Http {
+  const now = options.now ?? Date.now
+  const accept = acceptHeader(options.apiVersion)
+  let warnedDeprecated = false
+
+  async function attempt<T>(req: HttpRequest<T>, path: string): Promise<HttpResponse<T>> {
+    const signal = req.signal
+    const bodyText = req.body === undefined ? undefined : JSON.stringify(req.body)
+    const send = async (): Promise<HttpResponse<T>> => {
+      const authorization = await options.auth.header(signal)
+      let response: Dispatcher.ResponseData
+      let text: string
+      try {
+        const headers: Record<string, string> = {
+          accept,
+          authorization,
+          'user-agent': options.userAgent,
+        }
+        if (bodyText !== undefined) headers['content-type'] = 'application/json'
+        response = await request(`${options.origin}${path}`, {
+          method: req.method,
+          headers,
+          dispatcher: options.dispatcher,
+          headersTimeout: options.timeoutMs,
+          bodyTimeout: options.timeoutMs,
+          ...(bodyText !== undefined ? { body: bodyText } : {}),
+          ...(signal ? { signal } : {}),
+        })
+        text = await response.body.text()
+      } catch (error) {
+        throw transportError(error, req.method, path, signal)
+      }
+      const headers = flattenHeaders(response.headers)
+      let body: unknown
+      if (text.length > 0 && /json/i.test(headers['content-type'] ?? 'application/json')) {
+        try {
+          body = JSON.parse(text)
+        } catch (error) {
+          if (response.statusCode < 300) {
+            throw new ProtocolError(
+              `ComputeStacks ${req.method} ${path.split('?')[0]}: ${response.statusCode} with a body that is not JSON`,
+              { cause: error },
+            )
+          }
+        }
+      }
+      if (headers['api-deprecated'] === 'true' && !warnedDeprecated) {
+        warnedDeprecated = true
+        options.onDeprecated?.({ apiVersion: options.apiVersion, path: path.split('?')[0] as string })
+      }
+      if (response.statusCode !== 401) options.auth.accepted?.(authorization)
+      else if (options.auth.invalidate?.(authorization)) {
+        // A bearer token the server no longer accepts: fetch a new one and let the retry loop try again.
+        throw new AuthError(`ComputeStacks ${req.method} ${path.split('?')[0]}: 401 token expired`, {
+          retryable: true,
+          details: { tokenRefresh: true },
+        })
+      }
+      if (response.statusCode < 200 || response.statusCode >= 300) {
+        throw errorForResponse({
+          method: req.method,
+          path,
+          status: response.statusCode,
+          headers,
+          body,
+          text,
+          now: now(),
+        })
+      }
+      const raw: RawResponse = { status: response.statusCode, headers, body }
+      let data: T
+      try {
+        data = req.parse ? req.parse(body, raw) : (body as T)
+      } catch (error) {
+        if (isPanelkitError(error)) throw error
+        throw new ProtocolError(
+          `ComputeStacks ${req.method} ${path.split('?')[0]}: unexpected response: ${(error as Error).message}`,
+          { cause: error },
+        )
+      }
+      return { ...raw, data }
+    }
+    return options.recorder.call<HttpResponse<T>>(
+      {
+        system: SYSTEM,
+        action: req.action ?? `${req.method} ${path.split('?')[0]}`,
+        access: req.method === 'GET' ? 'read' : 'write',
+        target: req.target ?? options.origin,
+        request: { method: req.method, path, ...(req.body !== undefined ? { body: req.body } : {}) },
+        ...(req.dryRunResult ? { dryRunResult: req.dryRunResult } : {}),
+        summarize: (r) => summarize(r),
+      },
+      send,
+    )
+  }
+
+  return {
+    options,
+    async send<T>(req: HttpRequest<T>): Promise<HttpResponse<T>> {
+      const path = buildPath(req.path, req.query)
+      if (options.retry === false) return attempt(req, path)
+      const idempotent = req.idempotent ?? IDEMPOTENT.has(req.method)
+      return retry(() => attempt(req, path), {
+        policy: options.retry,
+        ...(req.signal ? { signal: req.signal } : {}),
+        shouldRetry: (error) => {
+          if (!isPanelkitError(error)) return false
+          if (error.kind === 'RATE_LIMITED') {
+            const wait = (error as RateLimitedError).retryAfterMs
+            return wait === undefined || wait <= options.maxRetryAfterMs
+          }
+          if (error.kind === 'AUTH') return error.retryable
+          // A 5xx, a reset or a timeout may have happened after the server acted: repeat only what is safe to repeat.
+          return error.retryable && idempotent
+        },
+      })
+    },
+  }
+}
+
+/** What the module log keeps of a response: status, size and the facts, not a 50,000-user page. */
+function summarize(response: HttpResponse<unknown>): unknown {
+  const body = response.body
+  if (body && typeof body === 'object' && !Array.isArray(body)) {
+    const keys = Object.keys(body)
+    const only = keys.length === 1 ? (body as Record<string, unknown>)[keys[0] as string] : undefined
+    if (Array.isArray(only)) {
+      return {
+        status: response.status,
+        [keys[0] as string]: `${only.length} items`,
+        total: response.headers.total,
+      }
+    }
+  }
+  return { status: response.status, body }
+}

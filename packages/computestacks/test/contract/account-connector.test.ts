@@ -1,0 +1,75 @@
+import type { ServiceContextInput } from '@panelkit/core'
+import { runContractSuite } from '@panelkit/core/testing'
+import { computestacksAccountConnector } from '../../src/index.ts'
+import { startComputeStacksSimulator } from '../../src/testing/index.ts'
+
+let n = 0
+
+// The contract asks that terminate removes the account, so the suite runs with the delete setting; the
+// suspend-only default is covered in connector.test.ts.
+runContractSuite({
+  name: 'computestacks-account',
+  connector: computestacksAccountConnector,
+  async setup() {
+    const sim = await startComputeStacksSimulator({ userGroups: ['starter', 'pro'] })
+    const pro = [...sim.userGroups.values()].find((g) => g.name === 'pro')
+    const server = {
+      hostname: '127.0.0.1',
+      port: sim.port,
+      username: sim.apiKey,
+      password: sim.apiSecret,
+      options: { ca: sim.cert },
+    }
+    const emailOf = (service: ServiceContextInput) => String(service.username).toLowerCase()
+    return {
+      server,
+      makeService() {
+        n++
+        return {
+          serviceId: 5000 + n,
+          clientId: 70 + n,
+          // Capitals on purpose: ComputeStacks stores emails lower-cased but looks them up exactly.
+          username: `Jane.Doe${n}@Example.com`,
+          password: `Pw-${n}-${Math.random().toString(36).slice(2, 10)}`,
+          server,
+          settings: { userGroup: String(pro?.id), terminateAction: 'delete' },
+          client: {
+            email: `jane${n}@example.com`,
+            firstName: 'Jane',
+            lastName: 'Doe',
+            currency: 'EUR',
+            company: 'Doe Ltd',
+            phone: '+44.1234567',
+          },
+        }
+      },
+      async createForeignAccount(service) {
+        sim.addUser({
+          email: emailOf(service),
+          fname: 'Someone',
+          lname: 'Else',
+          externalId: '999999',
+          labels: { whmcs: { client_id: 1, service_id: 999_999 } },
+        })
+      },
+      async countAccounts(service) {
+        const byEmail = sim.userByEmail(emailOf(service)) ? 1 : 0
+        const byService = sim.usersForService(String(service.serviceId)).length
+        return Math.max(byEmail, byService)
+      },
+      async accountState(service) {
+        const user = sim.usersForService(String(service.serviceId))[0]
+        if (!user) return 'missing'
+        return user.active ? 'active' : 'suspended'
+      },
+      async writeCount() {
+        return sim.writeCount
+      },
+      secrets: () => [sim.apiSecret],
+      invalidServices: [],
+      async close() {
+        await sim.close()
+      },
+    }
+  },
+})
