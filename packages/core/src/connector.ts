@@ -235,6 +235,16 @@ function summarise(run: PipelineRun): PipelineRunSummary {
   }
 }
 
+/**
+ * An SSO result exists to hand its one-time URL, token included, to the caller who redirects the
+ * person: the token stays masked in the module log and in errors, but not in the URL returned.
+ */
+function keepSsoUrl<T>(operation: Operation, original: T, redacted: T): T {
+  if (operation !== 'sso' || original === null || typeof original !== 'object') return redacted
+  const url = (original as { url?: unknown }).url
+  return typeof url === 'string' ? ({ ...redacted, url } as T) : redacted
+}
+
 export function createConnector<Spec extends SettingsSpec, R>(
   definition: ConnectorDefinition<Spec, R>,
   options: ConnectorInstanceOptions = {},
@@ -428,7 +438,7 @@ export function createConnector<Spec extends SettingsSpec, R>(
       const result: Result<T> = {
         ok: true,
         operation,
-        data: redactor.redact(data),
+        data: keepSsoUrl(operation, data, redactor.redact(data)),
         durationMs: performance.now() - started,
       }
       if (calls.dryRun) result.dryRun = { writes: [...calls.writes] }

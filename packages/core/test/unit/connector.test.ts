@@ -263,6 +263,36 @@ describe('connector runtime', () => {
   })
 })
 
+describe('sso results', () => {
+  it('return the login URL with its token while the module log masks it', async () => {
+    const token = 'Sso-Token-0123456789'
+    const sink = new MemoryLogSink()
+    const c = createConnector(
+      defineConnector({
+        id: 'sso-probe',
+        metadata: { displayName: 'SSO probe', system: 'probe' },
+        settings: {},
+        operations: {
+          async sso(ctx) {
+            ctx.redactor.addValue(token)
+            await ctx.calls.call({ system: 'probe', action: 'token', access: 'read' }, async () => ({
+              token,
+            }))
+            return { url: `https://panel.example.net/?username=alice&token=${token}` }
+          },
+        },
+      }),
+      { sink },
+    )
+    const result = await c.invoke('sso', { service, audience: 'client' })
+    expect(result.ok ? result.data.url : null).toBe(
+      `https://panel.example.net/?username=alice&token=${token}`,
+    )
+    expect(JSON.stringify(sink.entries)).not.toContain(token)
+    expect(sink.entries.length).toBe(1)
+  })
+})
+
 describe('settings and context helpers', () => {
   it('maps positional configoptions to named settings', () => {
     const spec = { plan: setting.text({ label: 'Plan' }), region: setting.text({ label: 'Region' }) }
