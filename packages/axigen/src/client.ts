@@ -1,0 +1,207 @@
+import { type CallRecorder, createCallRecorder, ValidationError } from '@panelkit/core'
+import { z } from 'zod'
+import { accountCommands } from './commands/accounts.ts'
+import { classCommands, groupCommands, mailingListCommands } from './commands/collections.ts'
+import { domainCommands } from './commands/domains.ts'
+import type { CliExecutor, CliScript } from './commands/script.ts'
+import { serverCommands } from './commands/server.ts'
+import { SessionPool } from './pool.ts'
+import { assertSafe } from './protocol/encoder.ts'
+import { CliSession } from './session/session.ts'
+import { socketTransportFactory } from './transport/socket.ts'
+import type { TransportFactory } from './transport/transport.ts'
+
+export const DEFAULT_PORT = 7000
+/** Not an Axigen default (none is documented): the port AxiWHMCS documents for its SSL CLI. */
+export const DEFAULT_SECURE_PORT = 7001
+
+const PemSchema = z.union([z.string(), z.instanceof(Buffer)])
+
+export const AxigenClientOptionsSchema = z.object({
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535).optional(),
+  /** Implicit TLS (default true: plain text must be asked for). */
+  secure: z.boolean().default(true),
+  username: z.string().min(1),
+  password: z.string(),
+  ca: z.union([PemSchema, z.array(PemSchema)]).optional(),
+  fingerprint256: z
+    .string()
+    .regex(/^([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$/, 'must be a SHA-256 fingerprint (AA:BB:… or hex)')
+    .optional(),
+  insecure: z.boolean().default(false),
+  servername: z.string().optional(),
+  connectTimeoutMs: z.number().int().positive().default(10_000),
+  greetingTimeoutMs: z.number().int().positive().default(10_000),
+  commandTimeoutMs: z.number().int().positive().default(30_000),
+  socketIdleTimeoutMs: z.number().int().nonnegative().optional(),
+  probeVersion: z.boolean().default(true),
+  maxLineBytes: z.number().int().positive().optional(),
+  maxReplyBytes: z.number().int().positive().optional(),
+  pool: z
+    .object({
+      max: z.number().int().positive().optional(),
+      idleTimeoutMs: z.number().int().nonnegative().optional(),
+      healthCheckAfterMs: z.number().int().nonnegative().optional(),
+      acquireTimeoutMs: z.number().int().positive().optional(),
+      maxWaiting: z.number().int().nonnegative().optional(),
+    })
+    .default({}),
+})
+
+export type AxigenClientOptions = z.input<typeof AxigenClientOptionsSchema> & {
+  /** Where calls are logged and dry-run decided. Default: a recorder for `axigen-client`. */
+  recorder?: CallRecorder
+  /** Replaces the socket transport (tests, tunnels). */
+  transport?: TransportFactory
+  onWarning?: (message: string) => void
+}
+
+export interface RunOptions {
+  signal?: AbortSignal | undefined
+}
+
+/** A client bound to a pool; `withRecorder` gives a view that logs to another recorder. */
+export interface AxigenClient extends CliExecutor {
+  readonly recorder: CallRecorder
+  readonly pool: SessionPool
+  readonly host: string
+  readonly port: number
+  readonly secure: boolean
+  withRecorder(recorder: CallRecorder): AxigenClient
+  domains: ReturnType<typeof bindCommands<typeof domainCommands>>
+  accounts: ReturnType<typeof bindCommands<typeof accountCommands>>
+  classes: ReturnType<typeof bindCommands<typeof classCommands>>
+  lists: ReturnType<typeof bindCommands<typeof mailingListCommands>>
+  groups: ReturnType<typeof bindCommands<typeof groupCommands>>
+  server: ReturnType<typeof bindCommands<typeof serverCommands>>
+  close(): Promise<void>
+}
+
+type Bound<F> = F extends (...args: infer A) => CliScript<infer T> ? (...args: [...A]) => Promise<T> : never
+
+/** Turns script builders into methods that run them (the last argument may not carry options). */
+function bindCommands<C extends Record<string, (...args: never[]) => CliScript<unknown>>>(
+  executor: CliExecutor,
+  commands: C,
+): { [K in keyof C]: Bound<C[K]> } {
+  const out: Record<string, unknown> = {}
+  for (const [name, build] of Object.entries(commands)) {
+    out[name] = (...args: unknown[]) =>
+      executor.run((build as (...a: unknown[]) => CliScript<unknown>)(...args))
+  }
+  return out as { [K in keyof C]: Bound<C[K]> }
+}
+
+interface Shared {
+  pool: SessionPool
+  host: string
+  port: number
+  secure: boolean
+}
+
+function makeClient(shared: Shared, recorder: CallRecorder, signal?: AbortSignal): AxigenClient {
+  const executor: CliExecutor = {
+    async run<T>(script: CliScript<T>, options: RunOptions = {}): Promise<T> {
+      const runSignal = options.signal ?? signal
+      const info: Parameters<CallRecorder['call']>[0] = {
+        system: 'axigen',
+        action: script.action,
+        access: script.access,
+        request: { commands: script.steps.map((s) => s.command.masked) },
+        summarize: (r: unknown) => (r as { statuses: string[] }).statuses,
+      }
+      if (script.target !== undefined) info.target = script.target
+      if (script.access === 'write') {
+        info.dryRunResult = () => ({
+          value: script.dryRun ? script.dryRun() : undefined,
+          statuses: ['dry-run: not sent'],
+        })
+      }
+      const result = (await recorder.call(info, () =>
+        shared.pool.use(
+          async (session) => {
+            const replies = await session.runScript(script.steps, { signal: runSignal, recorder })
+            return {
+              value: script.parse(replies),
+              statuses: replies.map((r) => `${r.status?.ok ? '+OK' : '-ERR'}: ${r.status?.text ?? ''}`),
+            }
+          },
+          { signal: runSignal },
+        ),
+      )) as { value: T }
+      return result.value
+    },
+  }
+  const client: AxigenClient = {
+    ...executor,
+    recorder,
+    pool: shared.pool,
+    host: shared.host,
+    port: shared.port,
+    secure: shared.secure,
+    withRecorder: (r) => makeClient(shared, r, signal),
+    domains: bindCommands(executor, domainCommands),
+    accounts: bindCommands(executor, accountCommands),
+    classes: bindCommands(executor, classCommands),
+    lists: bindCommands(executor, mailingListCommands),
+    groups: bindCommands(executor, groupCommands),
+    server: bindCommands(executor, serverCommands),
+    close: () => shared.pool.close(),
+  }
+  return client
+}
+
+/**
+ * A pooled Axigen CLI client. Nothing connects until the first command; every command runs as a
+ * recorded script on a logged-in session from the pool.
+ */
+export function createAxigenClient(options: AxigenClientOptions): AxigenClient {
+  const parsed = AxigenClientOptionsSchema.safeParse(options)
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => ({
+      path: i.path.join('.') || 'options',
+      message: i.message,
+    }))
+    throw new ValidationError(
+      `Invalid Axigen client options: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`,
+      issues,
+    )
+  }
+  const o = parsed.data
+  assertSafe(o.username, 'username')
+  assertSafe(o.password, 'password')
+  const port = o.port ?? (o.secure ? DEFAULT_SECURE_PORT : DEFAULT_PORT)
+  const recorder = options.recorder ?? createCallRecorder({ connector: 'axigen-client' })
+  recorder.redactor.addValue(o.password)
+  const transportOptions: Parameters<typeof socketTransportFactory>[0] = {
+    host: o.host,
+    port,
+    secure: o.secure,
+    insecure: o.insecure,
+    connectTimeoutMs: o.connectTimeoutMs,
+  }
+  if (o.ca !== undefined) transportOptions.ca = o.ca
+  if (o.fingerprint256 !== undefined) transportOptions.fingerprint256 = o.fingerprint256
+  if (o.servername !== undefined) transportOptions.servername = o.servername
+  if (o.socketIdleTimeoutMs !== undefined) transportOptions.socketIdleTimeoutMs = o.socketIdleTimeoutMs
+  if (options.onWarning) transportOptions.onWarning = options.onWarning
+  const connect = options.transport ?? socketTransportFactory(transportOptions)
+  const framer: { maxLineBytes?: number; maxReplyBytes?: number } = {}
+  if (o.maxLineBytes !== undefined) framer.maxLineBytes = o.maxLineBytes
+  if (o.maxReplyBytes !== undefined) framer.maxReplyBytes = o.maxReplyBytes
+  const pool = new SessionPool(
+    () =>
+      new CliSession({
+        connect,
+        username: o.username,
+        password: o.password,
+        probeVersion: o.probeVersion,
+        greetingTimeoutMs: o.greetingTimeoutMs,
+        commandTimeoutMs: o.commandTimeoutMs,
+        framer,
+      }),
+    Object.fromEntries(Object.entries(o.pool).filter(([, v]) => v !== undefined)),
+  )
+  return makeClient({ pool, host: o.host, port, secure: o.secure }, recorder)
+}

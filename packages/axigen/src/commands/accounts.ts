@@ -1,0 +1,290 @@
+import { list, secret, value } from '../protocol/encoder.ts'
+import { parseShow, parseTable, type ShowOutput, showNumber, showString } from '../protocol/output.ts'
+import type { ScriptStep } from '../session/session.ts'
+import type { AccountQuotas } from './domains.ts'
+import { shortList } from './domains.ts'
+import { type CliScript, replyAt, step } from './script.ts'
+
+export interface AccountLimits {
+  /** Services the account may use (`SET services (…)`); service names are not documented publicly. */
+  services?: readonly string[]
+  /** Re-inherit services from the account class (`RESET services`). */
+  resetServices?: boolean
+}
+
+export interface ContactInfo {
+  firstName?: string
+  lastName?: string
+  /** Free text; panelkit keeps its ownership and suspension marker here (see the README). */
+  notes?: string
+}
+
+export interface AccountChanges {
+  password?: string
+  /** Class assignment by `SET accountClassName` (assumed; see the README). */
+  accountClass?: string
+  quotas?: AccountQuotas
+  limits?: AccountLimits
+  contact?: ContactInfo
+}
+
+export interface NewAccount extends Omit<AccountChanges, 'password'> {
+  name: string
+  password: string
+}
+
+export interface RegistryInfo {
+  /** `Mbox size`, assumed KB (the unit is not documented). */
+  mboxSizeKb: number | undefined
+  messageCount: number | undefined
+  folderCount: number | undefined
+  raw: ShowOutput
+}
+
+export interface AccountDetails {
+  name: string
+  accountClass: string | undefined
+  contact: ShowOutput
+  notes: string | undefined
+  quotas: AccountQuotas
+  /** Effective services; `servicesExplicit` tells whether the account overrides its class. */
+  services: string[]
+  servicesExplicit: boolean
+  registry: RegistryInfo
+  aliases: string[]
+}
+
+const enterDomain = (domain: string) => step('domain', 'UPDATE', 'Domain', 'name', value(domain, 'domain'))
+const QUOTA_KEYS = [
+  'totalMessageSize',
+  'totalMessageCount',
+  'messageSize',
+  'messageCount',
+  'mboxCount',
+] as const
+
+function editSteps(changes: AccountChanges): ScriptStep[] {
+  const steps: ScriptStep[] = []
+  if (changes.password !== undefined)
+    steps.push(step('domain-account', 'SET', 'password', secret(changes.password, 'password')))
+  if (changes.accountClass !== undefined)
+    steps.push(step('domain-account', 'SET', 'accountClassName', value(changes.accountClass, 'accountClass')))
+  if (changes.quotas) {
+    const sets = QUOTA_KEYS.filter((k) => changes.quotas?.[k] !== undefined)
+    if (sets.length) {
+      steps.push(step('domain-account-quotas', 'CONFIG', 'Quotas'))
+      for (const k of sets)
+        steps.push(step(undefined, 'SET', k, value(changes.quotas[k] as number, `quotas.${k}`)))
+      steps.push(step('domain-account', 'DONE'))
+    }
+  }
+  if (changes.limits && (changes.limits.services || changes.limits.resetServices)) {
+    steps.push(step('domain-account-limits', 'CONFIG', 'Limits'))
+    if (changes.limits.resetServices) steps.push(step(undefined, 'RESET', 'services'))
+    else steps.push(step(undefined, 'SET', 'services', list(changes.limits.services ?? [], 'services')))
+    steps.push(step('domain-account', 'DONE'))
+  }
+  if (changes.contact) {
+    const entries = Object.entries(changes.contact).filter(
+      (e): e is [string, string] => typeof e[1] === 'string',
+    )
+    if (entries.length) {
+      steps.push(step('domain-account-contactinfo', 'CONFIG', 'ContactInfo'))
+      for (const [k, v] of entries) steps.push(step(undefined, 'SET', k, value(v, `contact.${k}`)))
+      steps.push(step('domain-account', 'DONE'))
+    }
+  }
+  return steps
+}
+
+export const accountCommands = {
+  /** Account names of a domain, lower-cased; with a wildcard (an exact name works) only matches. */
+  list(domain: string, wildcard?: string): CliScript<string[]> {
+    return {
+      action: 'LIST Accounts',
+      access: 'read',
+      target: domain,
+      steps: [
+        enterDomain(domain),
+        wildcard === undefined
+          ? step('domain', 'LIST', 'Accounts')
+          : step('domain', 'LIST', 'Accounts', value(wildcard, 'wildcard')),
+        step('', 'BACK'),
+      ],
+      parse: (r) => parseTable(replyAt(r, 1).lines).cells.map((c) => (c[0] ?? '').toLowerCase()),
+    }
+  },
+
+  add(domain: string, account: NewAccount): CliScript<void> {
+    const { name, password, ...rest } = account
+    return {
+      action: 'ADD Account',
+      access: 'write',
+      target: `${name}@${domain}`,
+      steps: [
+        enterDomain(domain),
+        step(
+          'domain-account',
+          'ADD',
+          'Account',
+          'name',
+          value(name, 'account'),
+          'password',
+          secret(password, 'password'),
+        ),
+        ...editSteps(rest),
+        step('domain', 'COMMIT'),
+        step('', 'COMMIT'),
+      ],
+      parse: () => undefined,
+    }
+  },
+
+  update(domain: string, name: string, changes: AccountChanges, action = 'UPDATE Account'): CliScript<void> {
+    return {
+      action,
+      access: 'write',
+      target: `${name}@${domain}`,
+      steps: [
+        enterDomain(domain),
+        step('domain-account', 'UPDATE', 'Account', 'name', value(name, 'account')),
+        ...editSteps(changes),
+        step('domain', 'COMMIT'),
+        step('', 'COMMIT'),
+      ],
+      parse: () => undefined,
+    }
+  },
+
+  remove(domain: string, name: string): CliScript<void> {
+    return {
+      action: 'REMOVE Account',
+      access: 'write',
+      target: `${name}@${domain}`,
+      steps: [
+        enterDomain(domain),
+        step('domain', 'REMOVE', 'Account', 'name', value(name, 'account')),
+        step('', 'COMMIT'),
+      ],
+      parse: () => undefined,
+    }
+  },
+
+  /** Everything about one account in one read script (entered, shown, left with BACK). */
+  show(domain: string, name: string): CliScript<AccountDetails> {
+    return {
+      action: 'SHOW Account',
+      access: 'read',
+      target: `${name}@${domain}`,
+      steps: [
+        enterDomain(domain),
+        step('domain-account', 'UPDATE', 'Account', 'name', value(name, 'account')),
+        step('domain-account', 'SHOW'),
+        step('domain-account-contactinfo', 'CONFIG', 'ContactInfo'),
+        step('domain-account-contactinfo', 'SHOW'),
+        step('domain-account', 'BACK'),
+        step('domain-account-quotas', 'CONFIG', 'Quotas'),
+        step('domain-account-quotas', 'SHOW'),
+        step('domain-account', 'BACK'),
+        step('domain-account-limits', 'CONFIG', 'Limits'),
+        step('domain-account-limits', 'SHOW'),
+        step('domain-account', 'BACK'),
+        step('domain-account', 'SHOW', 'RegistryInformation'),
+        step('domain-account', 'LIST', 'Aliases'),
+        step('domain', 'BACK'),
+        step('', 'BACK'),
+      ],
+      parse: (r) => {
+        const general = parseShow(replyAt(r, 2).lines)
+        const contact = parseShow(replyAt(r, 4).lines)
+        const quotaShow = parseShow(replyAt(r, 7).lines)
+        const limits = parseShow(replyAt(r, 10).lines)
+        const registry = parseShow(replyAt(r, 12).lines)
+        const quotas: AccountQuotas = {}
+        for (const k of QUOTA_KEYS) {
+          const n = showNumber(quotaShow, k)
+          if (n !== undefined) quotas[k] = n
+        }
+        const services = limits.get('services')
+        return {
+          name: showString(general, 'name') ?? name,
+          accountClass: showString(general, 'accountClassName'),
+          contact,
+          notes: showString(contact, 'notes'),
+          quotas,
+          services: Array.isArray(services?.value) ? services.value : services?.value ? [services.value] : [],
+          servicesExplicit: /^explicit/i.test(services?.note ?? ''),
+          registry: {
+            mboxSizeKb: showNumber(registry, 'Mbox size'),
+            messageCount: showNumber(registry, 'Mbox message count'),
+            folderCount: showNumber(registry, 'Mbox folder count'),
+            raw: registry,
+          },
+          aliases: shortList(replyAt(r, 13).lines),
+        }
+      },
+    }
+  },
+
+  /** Usage counters of many accounts of one domain in one script. */
+  registry(domain: string, names: readonly string[]): CliScript<Map<string, RegistryInfo>> {
+    const steps: ScriptStep[] = [enterDomain(domain)]
+    for (const n of names) {
+      steps.push(step('domain-account', 'UPDATE', 'Account', 'name', value(n, 'account')))
+      steps.push(step('domain-account', 'SHOW', 'RegistryInformation'))
+      steps.push(step('domain', 'BACK'))
+    }
+    steps.push(step('', 'BACK'))
+    return {
+      action: 'SHOW RegistryInformation',
+      access: 'read',
+      target: domain,
+      steps,
+      parse: (r) => {
+        const out = new Map<string, RegistryInfo>()
+        names.forEach((n, i) => {
+          const raw = parseShow(replyAt(r, 2 + i * 3).lines)
+          out.set(n, {
+            mboxSizeKb: showNumber(raw, 'Mbox size'),
+            messageCount: showNumber(raw, 'Mbox message count'),
+            folderCount: showNumber(raw, 'Mbox folder count'),
+            raw,
+          })
+        })
+        return out
+      },
+    }
+  },
+
+  addAlias(domain: string, name: string, alias: string): CliScript<void> {
+    return {
+      action: 'ADD Alias',
+      access: 'write',
+      target: `${name}@${domain}`,
+      steps: [
+        enterDomain(domain),
+        step('domain-account', 'UPDATE', 'Account', 'name', value(name, 'account')),
+        step('domain-account', 'ADD', 'Alias', value(alias, 'alias')),
+        step('domain', 'COMMIT'),
+        step('', 'COMMIT'),
+      ],
+      parse: () => undefined,
+    }
+  },
+
+  removeAlias(domain: string, name: string, alias: string): CliScript<void> {
+    return {
+      action: 'REMOVE Alias',
+      access: 'write',
+      target: `${name}@${domain}`,
+      steps: [
+        enterDomain(domain),
+        step('domain-account', 'UPDATE', 'Account', 'name', value(name, 'account')),
+        step('domain-account', 'REMOVE', 'Alias', value(alias, 'alias')),
+        step('domain', 'COMMIT'),
+        step('', 'COMMIT'),
+      ],
+      parse: () => undefined,
+    }
+  },
+}

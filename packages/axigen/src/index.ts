@@ -1,0 +1,73 @@
+export {
+  type AxigenClient,
+  type AxigenClientOptions,
+  AxigenClientOptionsSchema,
+  createAxigenClient,
+  DEFAULT_PORT,
+  DEFAULT_SECURE_PORT,
+  type RunOptions,
+} from './client.ts'
+export {
+  type AccountChanges,
+  type AccountDetails,
+  type AccountLimits,
+  accountCommands,
+  type ContactInfo,
+  type NewAccount,
+  type RegistryInfo,
+} from './commands/accounts.ts'
+export { classCommands, groupCommands, type ListMember, mailingListCommands } from './commands/collections.ts'
+export {
+  type AccountQuotas,
+  type CreateDomainInput,
+  type DomainAdminLimits,
+  type DomainInfo,
+  type DomainListEntry,
+  domainCommands,
+  type StorageLocation,
+  storageUri,
+} from './commands/domains.ts'
+export { type CliExecutor, type CliScript, step } from './commands/script.ts'
+export { serverCommands } from './commands/server.ts'
+export { type PoolOptions, SessionPool } from './pool.ts'
+export {
+  assertSafe,
+  type CliList,
+  type CliToken,
+  type CliValue,
+  CommandSyntaxError,
+  CRLF,
+  type EncodedCommand,
+  encodeCommand,
+  encodePasswordLine,
+  type FramerOptions,
+  formatPrompt,
+  list,
+  type ParsedCommand,
+  type ParsedToken,
+  type Prompt,
+  parseCommand,
+  parsePrompt,
+  parseShow,
+  parseStatusLine,
+  parseTable,
+  parseVersion,
+  quote,
+  type Reply,
+  ReplyFramer,
+  type ShowOutput,
+  type StatusLine,
+  secret,
+  type Table,
+  tokenize,
+  type VersionInfo,
+  value,
+} from './protocol/index.ts'
+export { CliSession, type ScriptStep, type SessionOptions } from './session/session.ts'
+export {
+  classifySocketError,
+  normaliseFingerprint,
+  type SocketTransportOptions,
+  socketTransportFactory,
+} from './transport/socket.ts'
+export type { Transport, TransportFactory } from './transport/transport.ts'

@@ -1,0 +1,52 @@
+export {
+  assertSafe,
+  type CliList,
+  type CliToken,
+  type CliValue,
+  type EncodedCommand,
+  encodeCommand,
+  encodePasswordLine,
+  list,
+  quote,
+  secret,
+  value,
+} from './encoder.ts'
+export {
+  CRLF,
+  type FramerOptions,
+  formatPrompt,
+  type Prompt,
+  type PromptKind,
+  parsePrompt,
+  parseStatusLine,
+  type Reply,
+  ReplyFramer,
+  type StatusLine,
+} from './framer.ts'
+export {
+  parseShow,
+  parseTable,
+  parseVersion,
+  type RenderEntry,
+  type RenderValue,
+  renderKeyValues,
+  renderShow,
+  renderShowValue,
+  renderTable,
+  type ShowEntry,
+  type ShowOutput,
+  type ShowValue,
+  showNumber,
+  showString,
+  type Table,
+  type VersionInfo,
+} from './output.ts'
+export {
+  CommandSyntaxError,
+  keywordArgs,
+  type ParsedCommand,
+  type ParsedToken,
+  parseCommand,
+  tokenize,
+} from './parser.ts'
+export { encodeReply } from './server-encoder.ts'
