@@ -1,0 +1,30 @@
+export {
+  addCycle,
+  type ClientStatus,
+  cents,
+  money,
+  type SimBillableItem,
+  type SimClient,
+  type SimConfigOptionDef,
+  type SimCredit,
+  type SimCustomFieldDef,
+  type SimInvoice,
+  type SimOrder,
+  type SimProduct,
+  type SimServer,
+  type SimService,
+  type SimServiceStatus,
+  type SimUser,
+} from './model.ts'
+export { type SeededData, type SeedOptions, seedSimulator } from './seed.ts'
+export {
+  createWhmcsSimulator,
+  DEFAULT_QUIRKS,
+  type Fault,
+  type FaultKind,
+  type RequestRecord,
+  type SimCredential,
+  type SimulatorOptions,
+  type SimulatorQuirks,
+  WhmcsSimulator,
+} from './simulator.ts'
