@@ -258,6 +258,13 @@ export function createHttp(options: HttpOptions): Http {
       const authorization = await options.auth.header(signal)
       let response: Dispatcher.ResponseData
       let text: string
+      // One timer for the whole attempt (headers and body): undici's own timers are coarse below a second.
+      const timer = new AbortController()
+      const timeout = setTimeout(
+        () => timer.abort(new TimeoutError(`no answer within ${options.timeoutMs} ms`)),
+        options.timeoutMs,
+      )
+      const attemptSignal = signal ? AbortSignal.any([signal, timer.signal]) : timer.signal
       try {
         const headers: Record<string, string> = {
           accept,
@@ -269,14 +276,20 @@ export function createHttp(options: HttpOptions): Http {
           method: req.method,
           headers,
           dispatcher: options.dispatcher,
-          headersTimeout: options.timeoutMs,
-          bodyTimeout: options.timeoutMs,
           ...(bodyText !== undefined ? { body: bodyText } : {}),
-          ...(signal ? { signal } : {}),
+          signal: attemptSignal,
         })
         text = await response.body.text()
       } catch (error) {
+        if (timer.signal.aborted && !signal?.aborted) {
+          throw new TimeoutError(
+            `ComputeStacks ${req.method} ${path.split('?')[0]}: no answer within ${options.timeoutMs} ms`,
+            { cause: error },
+          )
+        }
         throw transportError(error, req.method, path, signal)
+      } finally {
+        clearTimeout(timeout)
       }
       const headers = flattenHeaders(response.headers)
       let body: unknown

@@ -91,7 +91,8 @@ export type FaultMatch = { method?: string; path?: string | RegExp }
 export type SimFault = (
   | { type: 'status'; status: number; body?: unknown }
   | { type: 'delay'; ms: number }
-  | { type: 'drop' }
+  /** Closes the connection without an answer; with `afterHandling` the request is carried out first (a lost response). */
+  | { type: 'drop'; afterHandling?: boolean }
   | { type: 'throttle'; retryAfterSeconds?: number }
 ) & { times?: number; match?: FaultMatch }
 
@@ -495,7 +496,7 @@ export class ComputeStacksSimulator {
     const rawBody = Buffer.concat(chunks).toString('utf8')
 
     const fault = this.takeFault(method, path)
-    if (fault?.type === 'drop') {
+    if (fault?.type === 'drop' && !fault.afterHandling) {
       req.socket.destroy()
       return
     }
@@ -543,7 +544,12 @@ export class ComputeStacksSimulator {
     if (path.startsWith('/api/') && method !== 'GET' && method !== 'OPTIONS' && path !== '/api/oauth/token') {
       this.writeCount++
     }
-    send(this.route(method, url, req.headers, rawBody))
+    const out = this.route(method, url, req.headers, rawBody)
+    if (fault?.type === 'drop') {
+      req.socket.destroy()
+      return
+    }
+    send(out)
   }
 
   /** Rack::Attack `req/ip`: a fixed window per IP; a throttled request gets `Throttled` and RateLimit headers. */
