@@ -68,7 +68,7 @@ export interface AxigenClient extends CliExecutor {
   readonly host: string
   readonly port: number
   readonly secure: boolean
-  withRecorder(recorder: CallRecorder): AxigenClient
+  withRecorder(recorder: CallRecorder, signal?: AbortSignal): AxigenClient
   domains: ReturnType<typeof bindCommands<typeof domainCommands>>
   accounts: ReturnType<typeof bindCommands<typeof accountCommands>>
   classes: ReturnType<typeof bindCommands<typeof classCommands>>
@@ -140,7 +140,7 @@ function makeClient(shared: Shared, recorder: CallRecorder, signal?: AbortSignal
     host: shared.host,
     port: shared.port,
     secure: shared.secure,
-    withRecorder: (r) => makeClient(shared, r, signal),
+    withRecorder: (r, s) => makeClient(shared, r, s ?? signal),
     domains: bindCommands(executor, domainCommands),
     accounts: bindCommands(executor, accountCommands),
     classes: bindCommands(executor, classCommands),

@@ -29,6 +29,20 @@ export {
 } from './commands/domains.ts'
 export { type CliExecutor, type CliScript, step } from './commands/script.ts'
 export { serverCommands } from './commands/server.ts'
+export {
+  type AxigenServerOptions,
+  AxigenServerOptionsSchema,
+  accountSettings,
+  axigenAccountConnector,
+  axigenDomainConnector,
+  ClientCache,
+  diagnoseConnection,
+  domainSettings,
+  formatMarker,
+  MARKER_ATTRIBUTE,
+  type Marker,
+  parseMarker,
+} from './connector/index.ts'
 export { type PoolOptions, SessionPool } from './pool.ts'
 export {
   assertSafe,

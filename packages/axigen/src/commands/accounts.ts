@@ -226,6 +226,25 @@ export const accountCommands = {
     }
   },
 
+  /** Only the contact information (where panelkit keeps its marker): a short read script. */
+  contact(domain: string, name: string): CliScript<ShowOutput> {
+    return {
+      action: 'SHOW ContactInfo',
+      access: 'read',
+      target: `${name}@${domain}`,
+      steps: [
+        enterDomain(domain),
+        step('domain-account', 'UPDATE', 'Account', 'name', value(name, 'account')),
+        step('domain-account-contactinfo', 'CONFIG', 'ContactInfo'),
+        step('domain-account-contactinfo', 'SHOW'),
+        step('domain-account', 'BACK'),
+        step('domain', 'BACK'),
+        step('', 'BACK'),
+      ],
+      parse: (r) => parseShow(replyAt(r, 3).lines),
+    }
+  },
+
   /** Usage counters of many accounts of one domain in one script. */
   registry(domain: string, names: readonly string[]): CliScript<Map<string, RegistryInfo>> {
     const steps: ScriptStep[] = [enterDomain(domain)]

@@ -1,0 +1,445 @@
+import {
+  ConflictError,
+  defineConnector,
+  NotFoundError,
+  type OptionChoice,
+  type ServiceContext,
+  setting,
+  ValidationError,
+} from '@panelkit/core'
+import type { AxigenClient } from '../client.ts'
+import type { AccountDetails } from '../commands/accounts.ts'
+import type { AccountQuotas } from '../commands/domains.ts'
+import { formatMarker, MARKER_ATTRIBUTE, type Marker, parseMarker } from './marker.ts'
+import { ClientCache, diagnoseConnection } from './shared.ts'
+
+const ACCOUNT_NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/
+const SERVICE_WORD = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
+
+export const accountSettings = {
+  domain: setting.dropdown({
+    label: 'Target domain',
+    description: 'The existing Axigen domain the mailbox is created in (loaded from the server).',
+    required: true,
+    loader: async ({ server, calls, signal }) => {
+      const cache = new ClientCache()
+      try {
+        const domains = await cache.get(server, calls, signal).domains.list()
+        return domains.map(
+          (d): OptionChoice => ({ value: d.name, label: d.enabled ? d.name : `${d.name} (disabled)` }),
+        )
+      } finally {
+        await cache.close()
+      }
+    },
+  }),
+  accountClass: setting.dropdown({
+    label: 'Account class',
+    description: 'Account class of the mailbox; the list shows the classes of every domain on the server.',
+    default: '',
+    loader: async ({ server, calls, signal }) => {
+      const cache = new ClientCache()
+      try {
+        const client = cache.get(server, calls, signal)
+        const seen = new Map<string, string[]>()
+        for (const d of (await client.domains.list()).slice(0, 50)) {
+          for (const c of await client.classes.list(d.name)) seen.set(c, [...(seen.get(c) ?? []), d.name])
+        }
+        return [...seen].map(
+          ([c, ds]): OptionChoice => ({
+            value: c,
+            label: `${c} (${ds.slice(0, 3).join(', ')}${ds.length > 3 ? ', …' : ''})`,
+          }),
+        )
+      } finally {
+        await cache.close()
+      }
+    },
+  }),
+  mailboxSizeMb: setting.number({ label: 'Mailbox size', unit: 'MB', min: 0, integer: true }),
+  maxMessages: setting.number({ label: 'Messages in the mailbox', min: 0, integer: true }),
+  folderSizeMb: setting.number({ label: 'Size of one folder', unit: 'MB', min: 0, integer: true }),
+  folderMessages: setting.number({ label: 'Messages in one folder', min: 0, integer: true }),
+  maxFolders: setting.number({ label: 'Folders', min: 0, integer: true }),
+  services: setting.text({
+    label: 'Services',
+    description:
+      'Space- or comma-separated service names (e.g. "imap pop3 smtp webmail"); empty inherits them from the account class.',
+    default: '',
+    pattern: /^[A-Za-z0-9_. ,-]*$/,
+  }),
+}
+
+type Settings = {
+  domain: string
+  accountClass: string
+  mailboxSizeMb: number | undefined
+  maxMessages: number | undefined
+  folderSizeMb: number | undefined
+  folderMessages: number | undefined
+  maxFolders: number | undefined
+  services: string
+}
+
+export function quotasFrom(s: Settings): AccountQuotas {
+  const q: AccountQuotas = {}
+  if (s.mailboxSizeMb !== undefined) q.totalMessageSize = s.mailboxSizeMb * 1024
+  if (s.maxMessages !== undefined) q.totalMessageCount = s.maxMessages
+  if (s.folderSizeMb !== undefined) q.messageSize = s.folderSizeMb * 1024
+  if (s.folderMessages !== undefined) q.messageCount = s.folderMessages
+  if (s.maxFolders !== undefined) q.mboxCount = s.maxFolders
+  return q
+}
+
+export function servicesFrom(s: Settings): string[] | undefined {
+  const list = s.services.split(/[\s,]+/).filter((x) => x.length > 0)
+  for (const item of list) {
+    if (!SERVICE_WORD.test(item))
+      throw new ValidationError(`Service name ${JSON.stringify(item)} is not valid`, [
+        { path: 'service.settings.services', message: 'must be plain words' },
+      ])
+  }
+  return list.length ? list : undefined
+}
+
+interface Identity {
+  name: string
+  domain: string
+}
+
+function identity(service: ServiceContext<Settings>): Identity {
+  let name = service.username ?? `svc${service.serviceId}`
+  let domain = service.settings.domain
+  if (name.includes('@')) {
+    const [local = '', dom = ''] = name.split('@')
+    name = local
+    if (dom && dom.toLowerCase() !== domain.toLowerCase()) {
+      throw new ValidationError(`The username's domain ${dom} is not the product's target domain ${domain}`, [
+        { path: 'service.username', message: 'domain differs from the target domain' },
+      ])
+    }
+    domain = dom || domain
+  }
+  if (!ACCOUNT_NAME.test(name)) {
+    throw new ValidationError('The mailbox name may only hold letters, digits and . _ + - (at most 64)', [
+      { path: 'service.username', message: 'is not a valid mailbox name' },
+    ])
+  }
+  if (!domain)
+    throw new ValidationError('No target domain is configured', [
+      { path: 'service.settings.domain', message: 'is required' },
+    ])
+  return { name: name.toLowerCase(), domain: domain.toLowerCase() }
+}
+
+/** The account and its marker, or undefined when there is no such account. */
+async function find(
+  client: AxigenClient,
+  id: Identity,
+): Promise<{ details: AccountDetails; marker: Marker | undefined } | undefined> {
+  const names = await client.accounts.list(id.domain, id.name)
+  if (!names.includes(id.name)) return undefined
+  const details = await client.accounts.show(id.domain, id.name)
+  return { details, marker: parseMarker(details.notes) }
+}
+
+async function requireDomain(client: AxigenClient, domain: string): Promise<void> {
+  const domains = await client.domains.list(domain)
+  if (!domains.some((d) => d.name === domain)) {
+    throw new NotFoundError(
+      `The target domain ${domain} does not exist on this Axigen server (it may have been removed since the product was set up). Edit the product and pick the target domain again.`,
+    )
+  }
+}
+
+function ownedOrThrow(found: { marker: Marker | undefined }, id: Identity, serviceId: string): void {
+  if (found.marker?.serviceId !== serviceId) {
+    const owner = found.marker
+      ? `service ${found.marker.serviceId}`
+      : 'no panelkit service (created by hand or by another tool)'
+    throw new ConflictError(
+      `The mailbox ${id.name}@${id.domain} already exists and belongs to ${owner}, not service ${serviceId}`,
+      {
+        customerMessage: 'This mailbox name is already taken.',
+      },
+    )
+  }
+}
+
+async function requireOwned(client: AxigenClient, id: Identity, serviceId: string) {
+  const found = await find(client, id)
+  if (!found) throw new NotFoundError(`No mailbox ${id.name}@${id.domain} exists for service ${serviceId}`)
+  ownedOrThrow(found, id, serviceId)
+  return found
+}
+
+const isSuspended = (d: AccountDetails, m: Marker | undefined) =>
+  m?.suspended !== undefined || (d.servicesExplicit && d.services.length === 0)
+
+/**
+ * The Axigen Account (mailbox) product. Suspension empties the account's service list (`CONFIG Limits`,
+ * `SET services ()`), after saving what it was — explicit list or "inherited" — in the account's marker,
+ * so unsuspend restores exactly that. Both are idempotent.
+ */
+export const axigenAccountConnector = defineConnector({
+  id: 'axigen-account',
+  metadata: {
+    displayName: 'Axigen Account (mailbox)',
+    system: 'axigen',
+    description: 'A mailbox inside an existing Axigen domain: class, quotas, services.',
+    defaultPort: 7000,
+    defaultSecurePort: 7001,
+  },
+  settings: accountSettings,
+  resources: () => new ClientCache(),
+  dispose: (cache) => cache.close(),
+  operations: {
+    async create(ctx) {
+      const id = identity(ctx.service)
+      const password = ctx.service.password
+      if (!password)
+        throw new ValidationError('A password is needed to create a mailbox', [
+          { path: 'service.password', message: 'is required' },
+        ])
+      const services = servicesFrom(ctx.settings)
+      const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
+      await requireDomain(client, id.domain)
+      const found = await find(client, id)
+      if (found) {
+        ownedOrThrow(found, id, ctx.service.serviceId)
+        return { accountId: `${id.name}@${id.domain}`, created: false, username: id.name, domain: id.domain }
+      }
+      await client.accounts.add(id.domain, {
+        name: id.name,
+        password,
+        ...(ctx.settings.accountClass ? { accountClass: ctx.settings.accountClass } : {}),
+        quotas: quotasFrom(ctx.settings),
+        ...(services ? { limits: { services } } : {}),
+        contact: {
+          firstName: ctx.service.client.firstName,
+          lastName: ctx.service.client.lastName,
+          [MARKER_ATTRIBUTE]: formatMarker({ serviceId: ctx.service.serviceId }),
+        },
+      })
+      return { accountId: `${id.name}@${id.domain}`, created: true, username: id.name, domain: id.domain }
+    },
+
+    async suspend(ctx) {
+      const id = identity(ctx.service)
+      const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
+      const { details, marker } = await requireOwned(client, id, ctx.service.serviceId)
+      if (marker?.suspended !== undefined) {
+        if (details.services.length === 0) return { changed: false }
+        // Someone gave services back by hand: take them away again, keeping the original snapshot.
+        await client.accounts.update(id.domain, id.name, { limits: { services: [] } }, 'SUSPEND Account')
+        return { changed: true, details: { reapplied: true } }
+      }
+      const snapshot: Marker = {
+        serviceId: ctx.service.serviceId,
+        suspended: details.servicesExplicit ? details.services : 'inherit',
+      }
+      await client.accounts.update(
+        id.domain,
+        id.name,
+        { contact: { [MARKER_ATTRIBUTE]: formatMarker(snapshot) }, limits: { services: [] } },
+        'SUSPEND Account',
+      )
+      return { changed: true, details: { savedServices: snapshot.suspended } }
+    },
+
+    async unsuspend(ctx) {
+      const id = identity(ctx.service)
+      const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
+      const { details, marker } = await requireOwned(client, id, ctx.service.serviceId)
+      if (!isSuspended(details, marker)) return { changed: false }
+      const saved = marker?.suspended ?? 'inherit'
+      await client.accounts.update(
+        id.domain,
+        id.name,
+        {
+          contact: { [MARKER_ATTRIBUTE]: formatMarker({ serviceId: ctx.service.serviceId }) },
+          limits: saved === 'inherit' ? { resetServices: true } : { services: saved },
+        },
+        'UNSUSPEND Account',
+      )
+      return { changed: true, details: { restoredServices: saved } }
+    },
+
+    async terminate(ctx) {
+      const id = identity(ctx.service)
+      const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
+      const domains = await client.domains.list(id.domain)
+      if (!domains.some((d) => d.name === id.domain)) return { changed: false }
+      const found = await find(client, id)
+      if (!found) return { changed: false }
+      ownedOrThrow(found, id, ctx.service.serviceId)
+      await client.accounts.remove(id.domain, id.name)
+      return { changed: true }
+    },
+
+    async changePassword(ctx) {
+      const id = identity(ctx.service)
+      const password = ctx.service.password
+      if (!password)
+        throw new ValidationError('The new password is missing', [
+          { path: 'service.password', message: 'is required' },
+        ])
+      const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
+      await requireOwned(client, id, ctx.service.serviceId)
+      await client.accounts.update(id.domain, id.name, { password }, 'SET password')
+      return { changed: true }
+    },
+
+    async changePackage(ctx) {
+      const id = identity(ctx.service)
+      const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
+      const { details, marker } = await requireOwned(client, id, ctx.service.serviceId)
+      const applied: string[] = []
+      const quotas = quotasFrom(ctx.settings)
+      const changedQuotas = Object.fromEntries(
+        Object.entries(quotas).filter(([k, v]) => details.quotas[k as keyof AccountQuotas] !== v),
+      ) as AccountQuotas
+      if (Object.keys(changedQuotas).length) applied.push('quotas')
+      const wantClass = ctx.settings.accountClass
+      const classChange = wantClass && wantClass !== details.accountClass ? wantClass : undefined
+      if (classChange) applied.push('accountClass')
+      const services = servicesFrom(ctx.settings)
+      // While suspended, the new services go into the snapshot so that unsuspend restores them.
+      const suspended = isSuspended(details, marker)
+      let limits: { services?: string[]; resetServices?: boolean } | undefined
+      let contact: Record<string, string> | undefined
+      if (suspended) {
+        const next = services ?? 'inherit'
+        const current = marker?.suspended ?? 'inherit'
+        if (JSON.stringify(next) !== JSON.stringify(current)) {
+          contact = {
+            [MARKER_ATTRIBUTE]: formatMarker({ serviceId: ctx.service.serviceId, suspended: next }),
+          }
+          applied.push('services')
+        }
+      } else if (
+        services &&
+        (!details.servicesExplicit || services.join(' ') !== details.services.join(' '))
+      ) {
+        limits = { services }
+        applied.push('services')
+      } else if (!services && details.servicesExplicit) {
+        limits = { resetServices: true }
+        applied.push('services')
+      }
+      if (applied.length === 0) return { changed: false, applied: [] }
+      await client.accounts.update(
+        id.domain,
+        id.name,
+        {
+          ...(Object.keys(changedQuotas).length ? { quotas: changedQuotas } : {}),
+          ...(classChange ? { accountClass: classChange } : {}),
+          ...(limits ? { limits } : {}),
+          ...(contact ? { contact } : {}),
+        },
+        'CHANGE PACKAGE',
+      )
+      return { changed: true, applied }
+    },
+
+    async usage(ctx) {
+      const id = identity(ctx.service)
+      const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
+      const { details } = await requireOwned(client, id, ctx.service.serviceId)
+      const sizeMb = Math.round(((details.registry.mboxSizeKb ?? 0) / 1024) * 100) / 100
+      const metrics: { name: string; value: number; unit: string; limit?: number }[] = [
+        { name: 'mailbox_size', value: sizeMb, unit: 'MB' },
+        { name: 'messages', value: details.registry.messageCount ?? 0, unit: 'messages' },
+      ]
+      const sizeLimit = details.quotas.totalMessageSize
+      if (sizeLimit !== undefined && metrics[0]) metrics[0].limit = sizeLimit / 1024
+      const countLimit = details.quotas.totalMessageCount
+      if (countLimit !== undefined && metrics[1]) metrics[1].limit = countLimit
+      return { collectedAt: new Date().toISOString(), metrics }
+    },
+
+    async clientArea(ctx) {
+      const id = identity(ctx.service)
+      const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
+      const { details, marker } = await requireOwned(client, id, ctx.service.serviceId)
+      const field = (
+        key: string,
+        label: string,
+        value: string | number | null,
+        unit?: string,
+        limit?: number,
+      ) => {
+        const f: {
+          key: string
+          label: string
+          value: string | number | null
+          unit?: string
+          limit?: number
+        } = { key, label, value }
+        if (unit !== undefined) f.unit = unit
+        if (limit !== undefined) f.limit = limit
+        return f
+      }
+      return {
+        fields: [
+          field('address', 'Address', `${id.name}@${id.domain}`),
+          field('status', 'Status', isSuspended(details, marker) ? 'suspended' : 'active'),
+          field(
+            'mailbox',
+            'Mailbox used',
+            Math.round(((details.registry.mboxSizeKb ?? 0) / 1024) * 100) / 100,
+            'MB',
+            details.quotas.totalMessageSize === undefined
+              ? undefined
+              : details.quotas.totalMessageSize / 1024,
+          ),
+          field(
+            'messages',
+            'Messages',
+            details.registry.messageCount ?? 0,
+            undefined,
+            details.quotas.totalMessageCount,
+          ),
+          field('services', 'Services', details.services.join(', ')),
+          field('class', 'Account class', details.accountClass ?? null),
+        ],
+        links: [],
+      }
+    },
+
+    async testConnection(ctx) {
+      return diagnoseConnection(ctx.server, ctx.calls, ctx.signal)
+    },
+
+    async listAccounts(ctx) {
+      const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
+      const domains = ctx.settings.domain
+        ? [ctx.settings.domain.toLowerCase()]
+        : (await client.domains.list()).map((d) => d.name)
+      const accounts = []
+      for (const domain of domains) {
+        for (const name of await client.accounts.list(domain)) {
+          const details = await client.accounts.show(domain, name)
+          const marker = parseMarker(details.notes)
+          const account: {
+            accountId: string
+            username: string
+            domain: string
+            email: string
+            status: 'active' | 'suspended'
+            serviceId?: string
+          } = {
+            accountId: `${name}@${domain}`,
+            username: name,
+            domain,
+            email: `${name}@${domain}`,
+            status: isSuspended(details, marker) ? 'suspended' : 'active',
+          }
+          if (marker) account.serviceId = marker.serviceId
+          accounts.push(account)
+        }
+      }
+      return { accounts }
+    },
+  },
+})

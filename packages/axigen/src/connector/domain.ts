@@ -1,0 +1,438 @@
+import {
+  ConflictError,
+  defineConnector,
+  definePipeline,
+  NotFoundError,
+  type ServiceContext,
+  setting,
+  ValidationError,
+} from '@panelkit/core'
+import type { AxigenClient } from '../client.ts'
+import type { DomainAdminLimits } from '../commands/domains.ts'
+import { showString } from '../protocol/output.ts'
+import { formatMarker, MARKER_ATTRIBUTE, type Marker, parseMarker } from './marker.ts'
+import { ClientCache, diagnoseConnection } from './shared.ts'
+
+const DOMAIN_NAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/
+const PATH = /^(file:\/\/)?\/[^?"]*$/
+
+export const domainSettings = {
+  groupware: setting.yesNo({
+    label: 'Groupware',
+    description: 'Enable groupware (MACL) support on the domain.',
+    default: false,
+  }),
+  domainLocation: setting.text({
+    label: 'Domain location',
+    description: 'Server-side path of the domain; {domain} is replaced by the domain name.',
+    default: '/var/opt/axigen/domains/{domain}',
+    pattern: PATH,
+  }),
+  messagesLocation: setting.text({
+    label: 'Messages location',
+    description:
+      'Server-side path of the message storage; {domain} and {domainLocation} are replaced. Empty: the server default.',
+    default: '{domainLocation}/messages',
+  }),
+  maxFiles: setting.number({ label: 'Storage: most files', min: 1, max: 128, integer: true }),
+  maxFileSizeKb: setting.number({ label: 'Storage: largest file', unit: 'KB', min: 1, integer: true }),
+  migrationSource: setting.text({
+    label: 'Migration source',
+    description: 'IMAP source (host:port) for migration of new accounts on first login.',
+    default: '',
+  }),
+  maxAccounts: setting.number({ label: 'Most accounts', min: 0, integer: true }),
+  maxLists: setting.number({ label: 'Most mailing lists', min: 0, integer: true }),
+  maxGroups: setting.number({ label: 'Most groups', min: 0, integer: true }),
+  keepCopyOnTerminate: setting.yesNo({ label: 'Keep a copy of the data on terminate', default: true }),
+}
+
+type Settings = {
+  groupware: boolean
+  domainLocation: string
+  messagesLocation: string
+  maxFiles: number | undefined
+  maxFileSizeKb: number | undefined
+  migrationSource: string
+  maxAccounts: number | undefined
+  maxLists: number | undefined
+  maxGroups: number | undefined
+  keepCopyOnTerminate: boolean
+}
+
+function domainOf(service: ServiceContext<Settings>): string {
+  const d = service.domain?.toLowerCase()
+  if (!d || !DOMAIN_NAME.test(d)) {
+    throw new ValidationError('The service needs a valid domain name (example.com)', [
+      { path: 'service.domain', message: 'must be a domain name' },
+    ])
+  }
+  return d
+}
+
+export function locations(domain: string, s: Settings): { location: string; messages: string | undefined } {
+  const location = s.domainLocation.replaceAll('{domain}', domain)
+  const messages = s.messagesLocation
+    ? s.messagesLocation.replaceAll('{domainLocation}', location).replaceAll('{domain}', domain)
+    : undefined
+  for (const [field, v] of [
+    ['domainLocation', location],
+    ['messagesLocation', messages],
+  ] as const) {
+    if (v !== undefined && !PATH.test(v))
+      throw new ValidationError(`${field} must be an absolute server path`, [
+        { path: `service.settings.${field}`, message: 'must be an absolute path' },
+      ])
+  }
+  return { location, messages }
+}
+
+export function adminLimitsFrom(s: Settings): DomainAdminLimits | undefined {
+  const l: DomainAdminLimits = {}
+  if (s.maxAccounts !== undefined) l.maxAccounts = s.maxAccounts
+  if (s.maxLists !== undefined) l.maxMaillists = s.maxLists
+  if (s.maxGroups !== undefined) l.maxGroups = s.maxGroups
+  return Object.keys(l).length ? l : undefined
+}
+
+interface DomainState {
+  exists: boolean
+  enabled: boolean
+}
+
+async function domainState(client: AxigenClient, domain: string): Promise<DomainState> {
+  const row = (await client.domains.list(domain)).find((d) => d.name === domain)
+  return { exists: row !== undefined, enabled: row?.enabled ?? false }
+}
+
+async function ownerMarker(client: AxigenClient, domain: string): Promise<Marker | undefined> {
+  const contact = await client.accounts.contact(domain, 'postmaster')
+  return parseMarker(showString(contact, MARKER_ATTRIBUTE))
+}
+
+/** Throws CONFLICT unless the domain carries this service's marker (or, unmarked, has our settings). */
+async function checkOwner(
+  client: AxigenClient,
+  domain: string,
+  serviceId: string,
+  expectedLocation: string | undefined,
+): Promise<'owned' | 'adopt'> {
+  const marker = await ownerMarker(client, domain)
+  if (marker?.serviceId === serviceId) return 'owned'
+  if (!marker && expectedLocation !== undefined) {
+    const info = await client.domains.show(domain)
+    if (info.location === expectedLocation) return 'adopt'
+  }
+  throw new ConflictError(
+    `The domain ${domain} already exists on this server and belongs to ${marker ? `service ${marker.serviceId}` : 'no panelkit service (its settings differ)'}, not service ${serviceId}`,
+    { customerMessage: 'This domain is already hosted on the mail server.' },
+  )
+}
+
+async function requireOwned(client: AxigenClient, domain: string, serviceId: string): Promise<DomainState> {
+  const state = await domainState(client, domain)
+  if (!state.exists) throw new NotFoundError(`No domain ${domain} exists for service ${serviceId}`)
+  const marker = await ownerMarker(client, domain)
+  if (marker?.serviceId !== serviceId) {
+    throw new ConflictError(
+      `The domain ${domain} belongs to ${marker ? `service ${marker.serviceId}` : 'no panelkit service'}, not service ${serviceId}`,
+    )
+  }
+  return state
+}
+
+interface CreateData extends Record<string, unknown> {
+  domain: string
+}
+
+interface CreateContext {
+  client: AxigenClient
+  settings: Settings
+  serviceId: string
+  password: string
+  exists: boolean
+}
+
+/** Create as a resumable pipeline: each step is safe to run again after a crash. */
+const createDomainPipeline = definePipeline<CreateData, CreateContext>({
+  name: 'axigen-domain-create',
+  title: 'Create mail domain',
+  initialState: 'new',
+  steps: [
+    {
+      name: 'create-domain',
+      label: 'Create the domain',
+      state: 'created',
+      async run({ data, context }) {
+        if (context.exists || (await domainState(context.client, data.domain)).exists)
+          return { status: 'skipped', reason: 'exists' }
+        const { location, messages } = locations(data.domain, context.settings)
+        const messagesLocation =
+          messages === undefined
+            ? undefined
+            : {
+                path: messages,
+                ...(context.settings.maxFiles !== undefined ? { maxFiles: context.settings.maxFiles } : {}),
+                ...(context.settings.maxFileSizeKb !== undefined
+                  ? { maxFileSize: context.settings.maxFileSizeKb }
+                  : {}),
+              }
+        await context.client.domains.create({
+          name: data.domain,
+          location,
+          postmasterPassword: context.password,
+          groupware: context.settings.groupware,
+          ...(messagesLocation ? { messagesLocation } : {}),
+        })
+        return { status: 'done' }
+      },
+    },
+    {
+      name: 'tag-owner',
+      label: 'Mark the domain as this service’s',
+      state: 'tagged',
+      async run({ data, context }) {
+        await context.client.accounts.update(
+          data.domain,
+          'postmaster',
+          { contact: { [MARKER_ATTRIBUTE]: formatMarker({ serviceId: context.serviceId }) } },
+          'TAG Domain',
+        )
+        return { status: 'done' }
+      },
+    },
+    {
+      name: 'apply-limits',
+      label: 'Apply admin limits and migration source',
+      state: 'configured',
+      async run({ data, context }) {
+        const adminLimits = adminLimitsFrom(context.settings)
+        const migration = context.settings.migrationSource
+        if (!adminLimits && !migration) return { status: 'skipped', reason: 'nothing to apply' }
+        await context.client.domains.configure(data.domain, {
+          ...(adminLimits ? { adminLimits } : {}),
+          ...(migration ? { migrationSource: migration } : {}),
+        })
+        return { status: 'done' }
+      },
+    },
+  ],
+})
+
+/** The Axigen Domain product: a whole mail domain; the postmaster password is the service password. */
+export const axigenDomainConnector = defineConnector({
+  id: 'axigen-domain',
+  metadata: {
+    displayName: 'Axigen Domain',
+    system: 'axigen',
+    description: 'A whole Axigen mail domain: groupware, storage, admin limits, postmaster password.',
+    defaultPort: 7000,
+    defaultSecurePort: 7001,
+  },
+  settings: domainSettings,
+  resources: () => new ClientCache(),
+  dispose: (cache) => cache.close(),
+  operations: {
+    async create(ctx) {
+      const domain = domainOf(ctx.service)
+      const password = ctx.service.password
+      if (!password)
+        throw new ValidationError('The postmaster password is missing', [
+          { path: 'service.password', message: 'is required' },
+        ])
+      const { location } = locations(domain, ctx.settings)
+      const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
+      const state = await domainState(client, domain)
+      let created = true
+      if (state.exists) {
+        const verdict = await checkOwner(client, domain, ctx.service.serviceId, location)
+        created = false
+        if (verdict === 'owned') return { accountId: domain, created, domain }
+      }
+      await ctx.runPipeline(createDomainPipeline, {
+        data: { domain },
+        context: {
+          client,
+          settings: ctx.settings,
+          serviceId: ctx.service.serviceId,
+          password,
+          exists: state.exists,
+        },
+      })
+      return { accountId: domain, created, domain }
+    },
+
+    async suspend(ctx) {
+      const domain = domainOf(ctx.service)
+      const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
+      const state = await requireOwned(client, domain, ctx.service.serviceId)
+      if (!state.enabled) return { changed: false }
+      await client.domains.disable(domain)
+      return { changed: true }
+    },
+
+    async unsuspend(ctx) {
+      const domain = domainOf(ctx.service)
+      const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
+      const state = await requireOwned(client, domain, ctx.service.serviceId)
+      if (state.enabled) return { changed: false }
+      await client.domains.enable(domain)
+      return { changed: true }
+    },
+
+    async terminate(ctx) {
+      const domain = domainOf(ctx.service)
+      const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
+      const state = await domainState(client, domain)
+      if (!state.exists) return { changed: false }
+      await requireOwned(client, domain, ctx.service.serviceId)
+      // Whether DELETE needs a disabled domain is unknown; disabling first works either way.
+      if (state.enabled) await client.domains.disable(domain)
+      await client.domains.delete(domain, { keepCopy: ctx.settings.keepCopyOnTerminate })
+      return { changed: true, details: { keptCopy: ctx.settings.keepCopyOnTerminate } }
+    },
+
+    async changePassword(ctx) {
+      const domain = domainOf(ctx.service)
+      const password = ctx.service.password
+      if (!password)
+        throw new ValidationError('The new postmaster password is missing', [
+          { path: 'service.password', message: 'is required' },
+        ])
+      const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
+      await requireOwned(client, domain, ctx.service.serviceId)
+      await client.accounts.update(domain, 'postmaster', { password }, 'SET postmaster password')
+      return { changed: true }
+    },
+
+    async changePackage(ctx) {
+      const domain = domainOf(ctx.service)
+      const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
+      const state = await requireOwned(client, domain, ctx.service.serviceId)
+      const applied: string[] = []
+      const info = await client.domains.show(domain)
+      if (info.groupware !== undefined && info.groupware !== ctx.settings.groupware) {
+        // groupwareSupport is only editable on an inactive domain (EDIT Domain): a short disable.
+        if (state.enabled) await client.domains.disable(domain)
+        try {
+          await client.domains.editGroupware(domain, ctx.settings.groupware)
+        } finally {
+          if (state.enabled) await client.domains.enable(domain)
+        }
+        applied.push('groupware')
+      }
+      const wanted = adminLimitsFrom(ctx.settings)
+      if (wanted) {
+        const current = await client.domains.showAdminLimits(domain)
+        const diff = Object.fromEntries(
+          Object.entries(wanted).filter(([k, v]) => current[k as keyof DomainAdminLimits] !== v),
+        )
+        if (Object.keys(diff).length) {
+          await client.domains.configure(domain, { adminLimits: diff })
+          applied.push('adminLimits')
+        }
+      }
+      if (
+        ctx.settings.migrationSource &&
+        ctx.settings.migrationSource !== ctx.previousSettings?.migrationSource
+      ) {
+        await client.domains.configure(domain, { migrationSource: ctx.settings.migrationSource })
+        applied.push('migration')
+      }
+      return {
+        changed: applied.length > 0,
+        applied,
+        details: { storage: 'storage locations are not changed on an existing domain' },
+      }
+    },
+
+    async usage(ctx) {
+      const domain = domainOf(ctx.service)
+      const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
+      await requireOwned(client, domain, ctx.service.serviceId)
+      return {
+        collectedAt: new Date().toISOString(),
+        metrics: await domainMetrics(client, domain, ctx.settings),
+      }
+    },
+
+    async clientArea(ctx) {
+      const domain = domainOf(ctx.service)
+      const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
+      const state = await requireOwned(client, domain, ctx.service.serviceId)
+      const metrics = await domainMetrics(client, domain, ctx.settings)
+      const lists = (await client.lists.list(domain)).length
+      const groups = (await client.groups.list(domain)).length
+      const limit = (v: number | undefined) => (v === undefined ? {} : { limit: v })
+      const m = (name: string) => metrics.find((x) => x.name === name)
+      return {
+        fields: [
+          { key: 'domain', label: 'Domain', value: domain },
+          { key: 'status', label: 'Status', value: state.enabled ? 'active' : 'suspended' },
+          { key: 'storage', label: 'Storage used', value: m('storage')?.value ?? 0, unit: 'MB' },
+          {
+            key: 'accounts',
+            label: 'Accounts',
+            value: m('accounts')?.value ?? 0,
+            ...limit(ctx.settings.maxAccounts),
+          },
+          { key: 'lists', label: 'Mailing lists', value: lists, ...limit(ctx.settings.maxLists) },
+          { key: 'groups', label: 'Groups', value: groups, ...limit(ctx.settings.maxGroups) },
+          { key: 'messages', label: 'Messages', value: m('messages')?.value ?? 0 },
+          { key: 'groupware', label: 'Groupware', value: ctx.settings.groupware },
+        ],
+        links: [],
+      }
+    },
+
+    async testConnection(ctx) {
+      return diagnoseConnection(ctx.server, ctx.calls, ctx.signal)
+    },
+
+    async listAccounts(ctx) {
+      const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
+      const accounts = []
+      for (const d of await client.domains.list()) {
+        const marker = await ownerMarker(client, d.name).catch(() => undefined)
+        const account: {
+          accountId: string
+          domain: string
+          status: 'active' | 'suspended'
+          serviceId?: string
+        } = {
+          accountId: d.name,
+          domain: d.name,
+          status: d.enabled ? 'active' : 'suspended',
+        }
+        if (marker) account.serviceId = marker.serviceId
+        accounts.push(account)
+      }
+      return { accounts }
+    },
+  },
+})
+
+async function domainMetrics(client: AxigenClient, domain: string, settings: Settings) {
+  const names = (await client.accounts.list(domain)).filter((n) => n !== 'postmaster')
+  let sizeKb = 0
+  let messages = 0
+  // Chunks keep each script (and its reply) a bounded size on large domains.
+  for (let i = 0; i < names.length; i += 200) {
+    const registry = await client.accounts.registry(domain, names.slice(i, i + 200))
+    for (const r of registry.values()) {
+      sizeKb += r.mboxSizeKb ?? 0
+      messages += r.messageCount ?? 0
+    }
+  }
+  const accounts: { name: string; value: number; unit: string; limit?: number } = {
+    name: 'accounts',
+    value: names.length,
+    unit: 'accounts',
+  }
+  if (settings.maxAccounts !== undefined) accounts.limit = settings.maxAccounts
+  return [
+    { name: 'storage', value: Math.round((sizeKb / 1024) * 100) / 100, unit: 'MB' },
+    accounts,
+    { name: 'messages', value: messages, unit: 'messages' },
+  ]
+}

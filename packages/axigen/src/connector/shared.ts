@@ -1,0 +1,150 @@
+import tls from 'node:tls'
+import {
+  type CallRecorder,
+  ConnectionError,
+  hasErrorCode,
+  isPanelkitError,
+  type Server,
+  type TestConnectionResult,
+  ValidationError,
+} from '@panelkit/core'
+import { z } from 'zod'
+import { type AxigenClient, createAxigenClient, DEFAULT_PORT, DEFAULT_SECURE_PORT } from '../client.ts'
+
+/** Transport options an operator may put in `server.options`. */
+export const AxigenServerOptionsSchema = z
+  .object({
+    ca: z.string().optional(),
+    fingerprint256: z.string().optional(),
+    insecure: z.boolean().optional(),
+    servername: z.string().optional(),
+    connectTimeoutMs: z.coerce.number().int().positive().optional(),
+    greetingTimeoutMs: z.coerce.number().int().positive().optional(),
+    commandTimeoutMs: z.coerce.number().int().positive().optional(),
+    poolMax: z.coerce.number().int().positive().max(64).optional(),
+    probeVersion: z.boolean().optional(),
+  })
+  .loose()
+export type AxigenServerOptions = z.infer<typeof AxigenServerOptionsSchema>
+
+/** One pooled client per distinct server and credentials, kept for the connector instance's life. */
+export class ClientCache {
+  private readonly clients = new Map<string, AxigenClient>()
+
+  get(server: Server, calls: CallRecorder, signal?: AbortSignal): AxigenClient {
+    const parsed = AxigenServerOptionsSchema.safeParse(server.options)
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map((i) => ({
+        path: `server.options.${i.path.join('.')}`,
+        message: i.message,
+      }))
+      throw new ValidationError(
+        `Invalid server options: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`,
+        issues,
+      )
+    }
+    const o = parsed.data
+    const port = server.port ?? (server.secure ? DEFAULT_SECURE_PORT : DEFAULT_PORT)
+    const key = JSON.stringify([server.hostname, port, server.secure, server.username, server.password, o])
+    let client = this.clients.get(key)
+    if (!client) {
+      const options: Parameters<typeof createAxigenClient>[0] = {
+        host: server.ip && server.secure === false ? server.ip : server.hostname,
+        port,
+        secure: server.secure,
+        username: server.username ?? 'admin',
+        password: server.password ?? '',
+        recorder: calls,
+        pool: { max: o.poolMax ?? 4 },
+      }
+      for (const k of [
+        'ca',
+        'fingerprint256',
+        'insecure',
+        'servername',
+        'connectTimeoutMs',
+        'greetingTimeoutMs',
+        'commandTimeoutMs',
+        'probeVersion',
+      ] as const) {
+        if (o[k] !== undefined) (options as Record<string, unknown>)[k] = o[k]
+      }
+      client = createAxigenClient(options)
+      this.clients.set(key, client)
+    }
+    return client.withRecorder(calls, signal)
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.clients.values()]
+    this.clients.clear()
+    await Promise.all(all.map((c) => c.close()))
+  }
+}
+
+/** Whether something answers a TLS handshake on host:port (used to explain a silent plain port). */
+export function speaksTls(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = tls.connect({ host, port, rejectUnauthorized: false }, () => {
+      socket.destroy()
+      resolve(true)
+    })
+    const timer = setTimeout(() => {
+      socket.destroy()
+      resolve(false)
+    }, timeoutMs)
+    socket.on('error', () => {
+      clearTimeout(timer)
+      resolve(false)
+    })
+    socket.on('close', () => clearTimeout(timer))
+  })
+}
+
+/**
+ * Opens a fresh session (not from the pool, so a stale pooled login cannot hide a problem), logs in and
+ * reads the version. Failures keep their actionable message; a silent plain port is probed for TLS so
+ * the operator learns that Secure must be turned on.
+ */
+export async function diagnoseConnection(
+  server: Server,
+  calls: CallRecorder,
+  signal: AbortSignal,
+): Promise<TestConnectionResult> {
+  const started = performance.now()
+  const cache = new ClientCache()
+  const port = server.port ?? (server.secure ? DEFAULT_SECURE_PORT : DEFAULT_PORT)
+  try {
+    const client = cache.get(
+      { ...server, options: { greetingTimeoutMs: 5_000, ...server.options, poolMax: 1 } },
+      calls,
+      signal,
+    )
+    const version = await client.server.version()
+    const result: TestConnectionResult = {
+      latencyMs: performance.now() - started,
+      details: {
+        host: server.hostname,
+        port,
+        secure: server.secure,
+        os: version?.os,
+        platform: version?.platform,
+      },
+    }
+    if (version) result.version = version.version
+    return result
+  } catch (error) {
+    const diagnosis = isPanelkitError(error) ? error.details?.diagnosis : undefined
+    if (!server.secure && diagnosis === 'no-banner' && (await speaksTls(server.hostname, port, 3_000))) {
+      throw new ConnectionError(
+        `${server.hostname}:${port} speaks TLS, but Secure is off: turn Secure on for this server (or use the ` +
+          'plain CLI port, 7000 by default) — both ends must agree.',
+        { cause: error, retryable: false, details: { diagnosis: 'plain-expected-tls-found' } },
+      )
+    }
+    if (hasErrorCode(error, 'TIMEOUT') && diagnosis === 'no-banner') throw error
+    throw error
+  } finally {
+    await cache.close()
+  }
+}
