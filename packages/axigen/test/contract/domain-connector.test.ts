@@ -21,7 +21,7 @@ runContractSuite({
       password: 'Tls-Admin-Pass-2',
       options: { ca: cert.cert },
     }
-    const domainOf = (s: { domain?: string }) => (s.domain ?? '').toLowerCase()
+    const domainOf = (s: { domain?: string | undefined }) => (s.domain ?? '').toLowerCase()
     return {
       server,
       makeService() {
