@@ -95,6 +95,11 @@ export const ConfigSchema = z
         dataDir: z.string().default('.data'),
         /** PostgreSQL URL; `DATABASE_URL` in the environment wins over this. */
         url: z.string().optional(),
+        /** PostgreSQL schema (created when missing); the connection's default when absent. */
+        schema: z
+          .string()
+          .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be lower-case letters, digits and _')
+          .optional(),
       })
       .default({ dataDir: '.data' }),
     sync: z

@@ -598,7 +598,7 @@ export class Engine {
       const ok = await finishJob(trx, job, this.owner, {
         status: JobStatus.DONE,
         lastError: null,
-        result: d,
+        result: { ...d, ranBy: this.owner },
         steps,
       })
       if (!ok) return false

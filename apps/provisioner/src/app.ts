@@ -1,0 +1,91 @@
+import type { Writable } from 'node:stream'
+import { createRedactor, type Redactor } from '@panelkit/core'
+import type { BillingSource } from './billing.ts'
+import type { Config } from './config.ts'
+import { builtinConnectors } from './connectors.ts'
+import { type ConnectorRegistration, Engine, type EngineEvent } from './engine/engine.ts'
+import { createLogger, type Logger, type LogLevel } from './logger.ts'
+import { Store, type StoreOptions } from './store/store.ts'
+
+export interface AppOptions {
+  config: Config
+  /** Values to mask everywhere (from the environment references in the config). */
+  secrets?: readonly string[]
+  /** The billing source; defaults to the WHMCS client built from `config.whmcs`. */
+  billing?: BillingSource
+  /** Connectors beyond (or instead of, with `builtins: false`) the built-in ones. */
+  connectors?: readonly ConnectorRegistration[] | ((store: Store) => readonly ConnectorRegistration[])
+  builtins?: boolean
+  /** Where structured logs go (stderr by default, `null` for none). */
+  logStream?: Pick<Writable, 'write'> | null
+  logLevel?: LogLevel
+  store?: Partial<StoreOptions>
+  owner?: string
+  onEvent?: (event: EngineEvent) => void
+}
+
+export interface App {
+  config: Config
+  store: Store
+  engine: Engine
+  redactor: Redactor
+  logger: Logger
+  close(): Promise<void>
+}
+
+/** Opens the store, seeds the IP pools and builds the engine with every connector the config uses. */
+export async function createApp(options: AppOptions): Promise<App> {
+  const { config } = options
+  const redactor = createRedactor({ values: [...(options.secrets ?? [])] })
+  const logger = createLogger({
+    redactor,
+    ...(options.logStream !== undefined ? { stream: options.logStream } : {}),
+    level: options.logLevel ?? 'info',
+    base: { app: 'provisioner' },
+  })
+  const store = await Store.open({
+    url: config.store.url,
+    dataDir: config.store.dataDir,
+    ...(config.store.schema ? { schema: config.store.schema } : {}),
+    ...options.store,
+  })
+  try {
+    for (const pool of config.ipPools) await store.ipPool(pool.id).seed(pool.addresses)
+    const extra =
+      typeof options.connectors === 'function' ? options.connectors(store) : (options.connectors ?? [])
+    const connectors = [...(options.builtins === false ? [] : builtinConnectors(store, config)), ...extra]
+    const billing = options.billing ?? (await billingFromConfig(config, redactor))
+    const engine = new Engine({
+      store,
+      config,
+      connectors,
+      billing,
+      redactor,
+      logger,
+      moduleLog: store.moduleLog(redactor),
+      ...(options.owner !== undefined ? { owner: options.owner } : {}),
+      ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+    })
+    return {
+      config,
+      store,
+      engine,
+      redactor,
+      logger,
+      async close() {
+        await engine.close()
+        await store.close()
+      },
+    }
+  } catch (error) {
+    await store.close()
+    throw error
+  }
+}
+
+/** The billing source for `config.whmcs`, or none when the section is absent. */
+async function billingFromConfig(config: Config, _redactor: Redactor): Promise<BillingSource | undefined> {
+  if (!config.whmcs) return undefined
+  const { whmcsBilling } = await import('./whmcs-billing.ts')
+  return whmcsBilling(config.whmcs, _redactor)
+}

@@ -1,0 +1,91 @@
+import type { Writable } from 'node:stream'
+import { formatStepLine, type StepRecord } from '@panelkit/core'
+import type { EngineEvent } from '../engine/engine.ts'
+
+/** A progress bar on a terminal; on anything else, a line now and then. */
+export function progressBar(stream: Pick<Writable, 'write'> & { isTTY?: boolean }, label: string) {
+  let lastLine = 0
+  return {
+    update(done: number, total: number) {
+      const width = 28
+      const ratio = total === 0 ? 1 : done / total
+      if (stream.isTTY) {
+        const filled = Math.round(ratio * width)
+        stream.write(`\r${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}`)
+        if (done >= total) stream.write('\n')
+      } else if (done === total || Date.now() - lastLine > 2000) {
+        lastLine = Date.now()
+        stream.write(`${label} ${done}/${total}\n`)
+      }
+    },
+  }
+}
+
+export function table(rows: readonly (readonly string[])[]): string {
+  const widths: number[] = []
+  for (const r of rows) {
+    r.forEach((c, i) => {
+      widths[i] = Math.max(widths[i] ?? 0, c.length)
+    })
+  }
+  return rows
+    .map((r, ri) => {
+      const line = r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ')
+      return ri === 0 ? `${line}\n${widths.map((w) => '-'.repeat(w)).join('  ')}` : line
+    })
+    .join('\n')
+}
+
+const TITLES: Record<string, string> = {
+  create: 'Create',
+  suspend: 'Suspend',
+  unsuspend: 'Unsuspend',
+  terminate: 'Terminate',
+  changePassword: 'ChangePassword',
+  changePackage: 'ChangePackage',
+  writeBack: 'WriteBack',
+  pushUsage: 'PushUsage',
+}
+
+/**
+ * Step lines in the shape of PUQ's cron output (seed 003), through core's `formatStepLine`: a header per
+ * job, one line per step with its transition and duration, and a footer that says where it ended.
+ */
+export function narrate(write: (line: string) => void, options: { showWriteBack?: boolean } = {}) {
+  const stepsSeen = new Map<number, StepRecord[]>()
+  return (event: EngineEvent) => {
+    const job = event.job
+    if (!options.showWriteBack && (job.operation === 'writeBack' || job.operation === 'pushUsage')) {
+      if (event.type === 'job-done') write(`    ${TITLES[job.operation]} for service ${job.serviceId}: done`)
+      return
+    }
+    const subject = `service=${job.serviceId}`
+    switch (event.type) {
+      case 'job-started':
+        stepsSeen.set(job.id, [])
+        write(
+          `--- ${TITLES[job.operation] ?? job.operation}: ${subject} connector=${event.service?.connector ?? '?'} status=${event.service?.actual ?? '?'}${job.attempts > 1 ? ` attempt=${job.attempts}` : ''} ---`,
+        )
+        return
+      case 'step':
+        stepsSeen.get(job.id)?.push(event.step)
+        write(formatStepLine(event.step, { labelWidth: 34 }))
+        return
+      case 'job-done':
+        write(
+          `--- ${TITLES[job.operation] ?? job.operation} complete: ${subject} [${(event.durationMs / 1000).toFixed(2)}s] ---`,
+        )
+        stepsSeen.delete(job.id)
+        return
+      case 'job-retry':
+        write(
+          `--- ${TITLES[job.operation] ?? job.operation} paused: ${subject} ${event.error.code}: ${event.error.detail} (retry in ${Math.max(0, event.runAfter - Date.now())} ms) ---`,
+        )
+        return
+      case 'job-parked':
+        write(
+          `--- ${TITLES[job.operation] ?? job.operation} PARKED: ${subject} ${event.error.code}: ${event.error.detail} (fix, then \`provisioner retry --job ${job.id}\`) ---`,
+        )
+    }
+  }
+}

@@ -1,0 +1,386 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { isPanelkitError, toFailure } from '@panelkit/core'
+import { z } from 'zod'
+import type { App } from '../app.ts'
+import { listJobs } from '../engine/jobs.ts'
+import { getService, listServices, type ServiceRecord } from '../engine/services.ts'
+
+/**
+ * The HTTP API: JSON in, JSON out, bearer tokens compared in constant time. Every error is a JSON body
+ * `{ error: { code, message, issues? } }` with a stable code; nothing changes unless the request was
+ * authenticated and valid.
+ */
+
+export const API_ERROR = {
+  AUTH: 'PANELKIT_ERR_AUTH',
+  VALIDATION: 'PANELKIT_ERR_VALIDATION',
+  NOT_FOUND: 'PANELKIT_ERR_NOT_FOUND',
+  METHOD: 'PANELKIT_ERR_METHOD_NOT_ALLOWED',
+  TOO_LARGE: 'PANELKIT_ERR_PAYLOAD_TOO_LARGE',
+  INTERNAL: 'PANELKIT_ERR_INTERNAL',
+} as const
+
+class ApiError extends Error {
+  readonly status: number
+  readonly code: string
+  readonly issues: { path: string; message: string }[] | undefined
+  constructor(status: number, code: string, message: string, issues?: { path: string; message: string }[]) {
+    super(message)
+    this.status = status
+    this.code = code
+    this.issues = issues
+  }
+}
+
+const ActionBodySchema = z
+  .object({
+    action: z.enum(['create', 'suspend', 'unsuspend', 'terminate', 'changePassword', 'changePackage']),
+    password: z.string().min(8, 'must be at least 8 characters').max(128).optional(),
+    settings: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
+  })
+  .strict()
+  .superRefine((b, ctx) => {
+    if (b.action === 'changePassword' && !b.password)
+      ctx.addIssue({ code: 'custom', path: ['password'], message: 'is required for changePassword' })
+    if (b.action === 'changePackage' && !b.settings)
+      ctx.addIssue({ code: 'custom', path: ['settings'], message: 'is required for changePackage' })
+  })
+
+const SyncBodySchema = z
+  .object({ clientId: z.string().regex(/^\d{1,12}$/, 'must be a WHMCS client id') })
+  .partial()
+  .strict()
+const RetryBodySchema = z
+  .object({ jobId: z.number().int().positive(), serviceId: z.string().min(1).max(64) })
+  .partial()
+  .strict()
+const ServiceIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, 'must be a service id')
+
+function digest(token: string): Buffer {
+  return createHash('sha256').update(token).digest()
+}
+
+/** True when `given` equals one of the tokens; the time taken does not depend on where they differ. */
+export function tokenMatches(given: string, tokens: readonly string[]): boolean {
+  const g = digest(given)
+  let ok = false
+  for (const t of tokens) ok = timingSafeEqual(g, digest(t)) || ok
+  return ok
+}
+
+function issuesOf(error: z.ZodError): { path: string; message: string }[] {
+  return error.issues.map((i) => ({ path: i.path.map(String).join('.') || '(body)', message: i.message }))
+}
+
+async function readJson(req: IncomingMessage, limit = 64 * 1024): Promise<unknown> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length
+    if (size > limit) throw new ApiError(413, API_ERROR.TOO_LARGE, `The body is larger than ${limit} bytes`)
+    chunks.push(chunk as Buffer)
+  }
+  if (size === 0) return {}
+  if (!(req.headers['content-type'] ?? '').includes('application/json'))
+    throw new ApiError(400, API_ERROR.VALIDATION, 'The body must be JSON (content-type: application/json)')
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'))
+  } catch {
+    throw new ApiError(400, API_ERROR.VALIDATION, 'The body is not valid JSON')
+  }
+}
+
+function parse<T>(schema: z.ZodType<T>, value: unknown): T {
+  const r = schema.safeParse(value)
+  if (!r.success) {
+    const issues = issuesOf(r.error)
+    throw new ApiError(
+      400,
+      API_ERROR.VALIDATION,
+      `Invalid request: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+      issues,
+    )
+  }
+  return r.data
+}
+
+function publicService(s: ServiceRecord) {
+  return {
+    serviceId: s.serviceId,
+    clientId: s.clientId,
+    productId: s.productId,
+    connector: s.connector,
+    desired: s.desired,
+    actual: s.actual,
+    serverId: s.serverId,
+    username: s.username,
+    accountId: s.accountId,
+    ips: s.ips,
+    lastStep: s.lastStep,
+    lastError: s.lastError,
+    updatedAt: new Date(s.updatedAt).toISOString(),
+  }
+}
+
+const DESIRED_FOR: Record<string, 'active' | 'suspended' | 'terminated' | undefined> = {
+  create: 'active',
+  unsuspend: 'active',
+  suspend: 'suspended',
+  terminate: 'terminated',
+}
+
+export interface ApiServer {
+  url: string
+  server: Server
+  close(): Promise<void>
+}
+
+export function createApiHandler(app: App) {
+  const tokens = app.config.http.tokens
+  const { engine, store } = app
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost')
+    const path = url.pathname.replace(/\/+$/, '') || '/'
+    const method = req.method ?? 'GET'
+    const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
+      res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers })
+      res.end(JSON.stringify(body))
+    }
+    if (path === '/health' && method === 'GET') {
+      // Unauthenticated on purpose (load balancers), and says nothing beyond "alive".
+      send(200, { ok: true })
+      return
+    }
+    const header = req.headers.authorization ?? ''
+    const m = /^Bearer\s+(\S+)$/i.exec(header)
+    if (!m || tokens.length === 0 || !tokenMatches(m[1] as string, tokens)) {
+      throw new ApiError(
+        401,
+        API_ERROR.AUTH,
+        tokens.length === 0
+          ? 'The API has no tokens configured (http.tokens), so it refuses every request'
+          : 'A valid bearer token is required (Authorization: Bearer <token>)',
+      )
+    }
+    const allow = (...methods: string[]) => {
+      if (!methods.includes(method))
+        throw new ApiError(405, API_ERROR.METHOD, `${method} is not allowed here (use ${methods.join(', ')})`)
+    }
+    const segments = path.split('/').filter(Boolean)
+    if (segments[0] !== 'v1') throw new ApiError(404, API_ERROR.NOT_FOUND, `No endpoint ${path}`)
+    const [, resource, id, sub] = segments
+    switch (resource) {
+      case 'status': {
+        allow('GET')
+        const jobs = await listJobs(store.db, { status: ['queued', 'running', 'parked'], limit: 10_000 })
+        send(200, {
+          ok: true,
+          store: store.dialect,
+          connectors: engine.connectorIds,
+          openJobs: jobs.filter((j) => j.status !== 'parked').length,
+          parkedJobs: jobs.filter((j) => j.status === 'parked').length,
+        })
+        return
+      }
+      case 'services': {
+        if (id === undefined) {
+          allow('GET')
+          const clientId = url.searchParams.get('clientId') ?? undefined
+          const services = await listServices(store.db, clientId ? { clientId } : {})
+          send(200, { services: services.map(publicService) })
+          return
+        }
+        const serviceId = parse(ServiceIdSchema, id)
+        const service = await getService(store.db, serviceId)
+        if (!service) throw new ApiError(404, API_ERROR.NOT_FOUND, `No service ${serviceId}`)
+        if (sub === undefined) {
+          allow('GET')
+          const jobs = await listJobs(store.db, { serviceId, limit: 50 })
+          const pipelines = await store.checkpoints.list(`${service.connector}:${serviceId}:`)
+          send(200, {
+            service: publicService(service),
+            jobs: jobs.map((j) => ({
+              id: j.id,
+              key: j.key,
+              operation: j.operation,
+              status: j.status,
+              attempts: j.attempts,
+              lastError: j.lastError,
+              steps: j.steps,
+              createdAt: new Date(j.createdAt).toISOString(),
+            })),
+            pipelines: pipelines.map((c) => ({
+              key: c.key,
+              pipeline: c.pipeline,
+              state: c.state,
+              completed: c.completed,
+              nextStep: c.nextStep,
+              lastError: c.lastError,
+              history: c.history.slice(-20),
+            })),
+          })
+          return
+        }
+        if (sub === 'actions') {
+          allow('POST')
+          const body = parse(ActionBodySchema, await readJson(req))
+          const change: Parameters<typeof engine.request>[1] = {}
+          const desired = DESIRED_FOR[body.action]
+          if (desired) change.desired = desired
+          if (body.password) change.password = body.password
+          if (body.settings) change.settings = body.settings
+          const out = await engine.request(serviceId, change, 'api')
+          send(202, {
+            accepted: true,
+            jobs: out.jobs.map((j) => ({ id: j.id, key: j.key, operation: j.operation })),
+          })
+          return
+        }
+        if (sub === 'sso') {
+          allow('GET')
+          const audience = parse(z.enum(['client', 'admin']), url.searchParams.get('audience') ?? 'client')
+          const connector = engine.connector(service.connector)
+          const serverId = service.serverId ?? (await store.assignments.get(serviceId))
+          const server = serverId ? engine.server(serverId) : undefined
+          if (!connector || !server || service.actual === 'none' || service.actual === 'terminated')
+            throw new ApiError(
+              404,
+              API_ERROR.NOT_FOUND,
+              `Service ${serviceId} has no live account to sign in to`,
+            )
+          const result = await connector.invoke('sso', {
+            audience,
+            service: {
+              ...(service.context as Record<string, never>),
+              settings: service.settings,
+              ...(service.username ? { username: service.username } : {}),
+              server: {
+                id: server.id,
+                hostname: server.hostname,
+                secure: server.secure,
+                options: server.options,
+                ...(server.port ? { port: server.port } : {}),
+                ...(server.username ? { username: server.username } : {}),
+                ...(server.password ? { password: server.password } : {}),
+                ...(server.accessHash ? { accessHash: server.accessHash } : {}),
+              },
+            },
+          } as never)
+          if (!result.ok) {
+            send(result.error.code === 'UNSUPPORTED' ? 501 : 502, {
+              error: { code: `PANELKIT_ERR_${result.error.code}`, message: result.error.detail },
+            })
+            return
+          }
+          const target = (result.data as { url: string }).url
+          if (url.searchParams.get('format') === 'json') send(200, { url: target })
+          else {
+            res.writeHead(302, { location: target, 'cache-control': 'no-store' })
+            res.end()
+          }
+          return
+        }
+        throw new ApiError(404, API_ERROR.NOT_FOUND, `No endpoint ${path}`)
+      }
+      case 'sync': {
+        allow('POST')
+        const body = parse(SyncBodySchema, await readJson(req))
+        const report = await engine.sync(body.clientId ? { clientId: body.clientId } : {})
+        send(200, { report })
+        return
+      }
+      case 'retry': {
+        allow('POST')
+        const body = parse(RetryBodySchema, await readJson(req))
+        const retried = await engine.retry({
+          ...(body.jobId !== undefined ? { jobId: body.jobId } : {}),
+          ...(body.serviceId !== undefined ? { serviceId: body.serviceId } : {}),
+        })
+        send(200, { retried })
+        return
+      }
+      case 'log': {
+        allow('GET')
+        const q = parse(
+          z
+            .object({
+              serviceId: ServiceIdSchema,
+              connector: z.string().max(64),
+              operation: z.string().max(64),
+              outcome: z.enum(['ok', 'error', 'dry-run']),
+              after: z.coerce.number().int().nonnegative(),
+              limit: z.coerce.number().int().min(1).max(1000),
+            })
+            .partial()
+            .strict(),
+          Object.fromEntries(url.searchParams),
+        )
+        const entries = await engine.moduleLog.query(q as never)
+        send(200, { entries })
+        return
+      }
+      case 'drift': {
+        allow('GET')
+        send(200, { drift: await engine.drift() })
+        return
+      }
+      default:
+        throw new ApiError(404, API_ERROR.NOT_FOUND, `No endpoint ${path}`)
+    }
+  }
+
+  return async (req: IncomingMessage, res: ServerResponse) => {
+    try {
+      await route(req, res)
+    } catch (error) {
+      let status = 500
+      let body: Record<string, unknown>
+      if (error instanceof ApiError) {
+        status = error.status
+        body = { code: error.code, message: error.message, ...(error.issues ? { issues: error.issues } : {}) }
+      } else if (isPanelkitError(error) && error.kind === 'VALIDATION') {
+        const f = toFailure(error, app.redactor)
+        status = error.message.startsWith('No service') ? 404 : 400
+        body = {
+          code: status === 404 ? API_ERROR.NOT_FOUND : API_ERROR.VALIDATION,
+          message: f.detail,
+          ...(f.issues ? { issues: f.issues } : {}),
+        }
+      } else {
+        const f = toFailure(error, app.redactor)
+        app.logger.error('API request failed', { path: req.url, error: f })
+        body = { code: API_ERROR.INTERNAL, message: f.detail }
+      }
+      if (!res.headersSent) {
+        res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' })
+        res.end(JSON.stringify({ error: app.redactor.redact(body) }))
+      } else res.end()
+    }
+  }
+}
+
+/** Listens on `host:port` (port 0 picks a free one). */
+export async function startApiServer(app: App, listen = app.config.http.listen): Promise<ApiServer> {
+  const m = /^(.*):(\d+)$/.exec(listen)
+  const host = m ? (m[1] as string).replace(/^\[|\]$/g, '') : '127.0.0.1'
+  const port = m ? Number(m[2]) : Number(listen)
+  const server = createServer(createApiHandler(app))
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => resolve())
+  })
+  const address = server.address() as AddressInfo
+  const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  return {
+    url: `http://${shown}:${address.port}`,
+    server,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
+  }
+}
