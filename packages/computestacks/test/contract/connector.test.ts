@@ -1,4 +1,4 @@
-import { createConnector, MemoryLogSink, type ServiceContextInput } from '@panelkit/core'
+import { createConnector, MemoryLogSink, type Result, type ServiceContextInput } from '@panelkit/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { computestacksAccountConnector } from '../../src/index.ts'
 import { type ComputeStacksSimulator, startComputeStacksSimulator } from '../../src/testing/index.ts'
@@ -56,9 +56,10 @@ function service(extra: Partial<ServiceContextInput> = {}): ServiceContextInput 
   }
 }
 
-async function ok<T>(promise: Promise<{ ok: boolean; data?: T; error?: { code: string; detail: string } }>) {
+/** The data of an ok result, typed as the test wants to read it; a failure fails the test with its detail. */
+async function ok<T = unknown>(promise: Promise<Result<unknown>>): Promise<T> {
   const result = await promise
-  if (!result.ok) throw new Error(`expected ok, got ${result.error?.code}: ${result.error?.detail}`)
+  if (!result.ok) throw new Error(`expected ok, got ${result.error.code}: ${result.error.detail}`)
   return result.data as T
 }
 
