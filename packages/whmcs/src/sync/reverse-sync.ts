@@ -1,0 +1,520 @@
+import { createHash, createHmac } from 'node:crypto'
+import { hasErrorCode, NotFoundError, toFailure, ValidationError } from '@panelkit/core'
+import type { WhmcsClient } from '../client.ts'
+import type { Page } from '../pagination.ts'
+import type { WhmcsService } from '../protocol/schemas.ts'
+import type {
+  DriftEntry,
+  IntentKind,
+  ProductMapping,
+  ProvisionedService,
+  ProvisionedView,
+  SyncError,
+  SyncIntent,
+  SyncReport,
+} from './types.ts'
+
+export interface ReverseSyncOptions {
+  client: WhmcsClient
+  mappings: readonly ProductMapping[]
+  view: ProvisionedView
+  /**
+   * Key for password fingerprints (HMAC-SHA256). Set it to a secret of the app so a fingerprint in
+   * the store cannot be tested against guesses.
+   */
+  passwordKey?: string
+  /** Says whether an intent key is already queued in the app; such intents are not emitted again. */
+  isQueued?: (key: string) => boolean | Promise<boolean>
+  /** Rows per page for the full pass. */
+  pageSize?: number
+  /** Look up users (WHMCS 8 logins) when an email is not a client email. Default true. */
+  resolveUserEmails?: boolean
+  now?: () => Date
+}
+
+export interface ReverseSync {
+  /** Every service of every mapped product, every page. Never throws. */
+  fullPass(options?: { signal?: AbortSignal }): Promise<SyncReport>
+  /** One client's services (by client id or by email: the login case). Never throws. */
+  clientPass(
+    lookup: { clientId: string | number } | { email: string },
+    options?: { signal?: AbortSignal },
+  ): Promise<SyncReport>
+  /** One service. Never throws. */
+  servicePass(serviceId: string | number, options?: { signal?: AbortSignal }): Promise<SyncReport>
+  /** The intents and drift for one service as WHMCS reports it (pure apart from the view lookup). */
+  evaluate(
+    service: WhmcsService,
+    provisioned: ProvisionedService | undefined,
+  ): { intents: SyncIntent[]; drift: DriftEntry[] }
+}
+
+/** HMAC-SHA256 of a password, base64url; what the app stores to notice a changed password. */
+export function fingerprintPassword(password: string, key = 'panelkit-whmcs'): string {
+  return createHmac('sha256', key).update(password, 'utf8').digest('base64url').slice(0, 32)
+}
+
+/** Compares WHMCS ids as values: `"7"`, `7` and `"07"` are the same id. */
+export function sameId(a: string | number, b: string | number): boolean {
+  const x = String(a).trim()
+  const y = String(b).trim()
+  if (/^\d+$/.test(x) && /^\d+$/.test(y)) return BigInt(x) === BigInt(y)
+  return x === y
+}
+
+function canonicalId(id: string | number): string {
+  const s = String(id).trim()
+  return /^\d+$/.test(s) ? BigInt(s).toString() : s
+}
+
+function intentKey(kind: IntentKind, serviceId: string, parts: readonly unknown[]): string {
+  const digest = createHash('sha256')
+    .update(JSON.stringify([kind, serviceId, ...parts]))
+    .digest('base64url')
+    .slice(0, 16)
+  return `whmcs:${serviceId}:${kind}:${digest}`
+}
+
+/** Newest first: by id, which grows with every order (registration dates can be edited). */
+function newer(a: WhmcsService, b: WhmcsService): boolean {
+  const x = BigInt(/^\d+$/.test(a.id) ? a.id : '0')
+  const y = BigInt(/^\d+$/.test(b.id) ? b.id : '0')
+  return x > y
+}
+
+export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
+  const { client, view } = options
+  const mappings = new Map<string, ProductMapping>()
+  for (const m of options.mappings) {
+    const id = canonicalId(m.productId)
+    if (mappings.has(id))
+      throw new ValidationError(`Product ${id} is mapped twice`, [
+        { path: 'mappings', message: `duplicate product ${id}` },
+      ])
+    mappings.set(id, m)
+  }
+  const passwordKey = options.passwordKey ?? 'panelkit-whmcs'
+  const now = options.now ?? (() => new Date())
+
+  function planOf(service: WhmcsService, m: ProductMapping): string | undefined {
+    if (!m.planOption) return m.defaultPlan
+    const option = service.configoptions.find((o) => o.option === m.planOption)
+    if (!option || option.value === '') {
+      if (m.defaultPlan !== undefined) return m.defaultPlan
+      throw new ValidationError(
+        `Service ${service.id}: configurable option "${m.planOption}" is missing or empty`,
+        [{ path: `configoptions.${m.planOption}`, message: 'is missing' }],
+      )
+    }
+    if (!m.planMap) return option.value
+    const mapped = m.planMap[option.value]
+    if (mapped === undefined)
+      throw new ValidationError(
+        `Service ${service.id}: plan "${option.value}" of option "${m.planOption}" has no mapping`,
+        [{ path: `configoptions.${m.planOption}`, message: `no mapping for ${option.value}` }],
+      )
+    return mapped
+  }
+
+  function passwordOf(service: WhmcsService, m: ProductMapping): string {
+    if (m.passwordField) {
+      const field = service.customfields.find((f) => f.name === m.passwordField)
+      if (field && field.value !== '') return field.value
+    }
+    return service.password
+  }
+
+  function evaluate(
+    service: WhmcsService,
+    o: ProvisionedService | undefined,
+  ): { intents: SyncIntent[]; drift: DriftEntry[] } {
+    const m = mappings.get(canonicalId(service.pid))
+    const intents: SyncIntent[] = []
+    const drift: DriftEntry[] = []
+    if (!m) return { intents, drift }
+    const serviceId = canonicalId(service.id)
+    const status = service.status
+    const observed = [o?.state ?? 'none', o?.revision ?? '']
+    const drifted = (kind: DriftEntry['kind'], message: string) => {
+      const d: DriftEntry = { kind, serviceId, whmcsStatus: status, message }
+      if (o) d.serverState = o.state
+      drift.push(d)
+    }
+    const base = () => {
+      const configOptions: Record<string, string> = {}
+      for (const c of service.configoptions) configOptions[c.option] = c.value
+      const customFields: Record<string, string> = {}
+      for (const f of service.customfields) if (f.name !== m.passwordField) customFields[f.name] = f.value
+      return {
+        serviceId,
+        clientId: canonicalId(service.clientid),
+        productId: canonicalId(service.pid),
+        connector: m.connector,
+        settings: { ...m.settings },
+        whmcsStatus: status,
+        username: service.username,
+        domain: service.domain,
+        nextDueDate: service.nextduedate,
+        billingCycle: service.billingcycle,
+        configOptions,
+        customFields,
+      }
+    }
+    const intent = (
+      kind: IntentKind,
+      reason: string,
+      extra: Partial<SyncIntent>,
+      keyParts: readonly unknown[],
+    ) => {
+      intents.push({
+        ...base(),
+        ...extra,
+        kind,
+        reason,
+        key: intentKey(kind, serviceId, [...keyParts, ...observed]),
+      })
+    }
+    const present = o !== undefined && o.state !== 'terminated'
+    switch (status) {
+      case 'Active': {
+        const plan = planOf(service, m)
+        const password = passwordOf(service, m)
+        if (!present) {
+          const fp = password === '' ? undefined : fingerprintPassword(password, passwordKey)
+          drifted(
+            o ? 'terminated-on-server-active-in-whmcs' : 'missing-on-server',
+            o ? 'Active in WHMCS, terminated on the server' : 'Active in WHMCS, not provisioned',
+          )
+          const extra: Partial<SyncIntent> = {}
+          if (plan !== undefined) extra.plan = plan
+          if (password !== '') extra.password = password
+          if (fp !== undefined) extra.passwordFingerprint = fp
+          intent('create', 'Active in WHMCS and not provisioned', extra, [plan ?? '', fp ?? ''])
+          break
+        }
+        if (o.state === 'suspended') {
+          drifted('active-in-whmcs-suspended-on-server', 'Active in WHMCS, suspended on the server')
+          intent('unsuspend', 'Active in WHMCS, suspended on the server', {}, [])
+        }
+        if (plan !== undefined && o.plan !== undefined && plan !== o.plan) {
+          drifted('plan-differs', `Plan ${plan} in WHMCS, ${o.plan} on the server`)
+          intent('changePackage', `Plan changed from ${o.plan} to ${plan}`, { plan, previousPlan: o.plan }, [
+            plan,
+          ])
+        }
+        if (password !== '' && o.passwordFingerprint !== undefined) {
+          const fp = fingerprintPassword(password, passwordKey)
+          if (fp !== o.passwordFingerprint) {
+            drifted('password-differs', 'The password in WHMCS changed since it was last applied')
+            intent('changePassword', 'Password changed in WHMCS', { password, passwordFingerprint: fp }, [fp])
+          }
+        }
+        break
+      }
+      case 'Suspended':
+        if (o?.state === 'active') {
+          drifted('suspended-in-whmcs-active-on-server', 'Suspended in WHMCS, active on the server')
+          intent(
+            'suspend',
+            `Suspended in WHMCS${service.suspensionreason ? ` (${service.suspensionreason})` : ''}`,
+            {},
+            [],
+          )
+        }
+        break
+      case 'Terminated':
+      case 'Cancelled':
+        if (present) {
+          drifted(
+            'terminated-in-whmcs-present-on-server',
+            `${status} in WHMCS, still ${o.state} on the server`,
+          )
+          intent('terminate', `${status} in WHMCS`, {}, [])
+        }
+        break
+      case 'Pending':
+      case 'Fraud':
+        // Nothing is provisioned before the order is accepted or paid.
+        if (present)
+          drifted(
+            status === 'Fraud' ? 'provisioned-while-fraud' : 'provisioned-while-pending',
+            `${status} in WHMCS, yet ${o.state} on the server`,
+          )
+        break
+      case 'Completed':
+        // A finished one-time service: left as it is.
+        break
+      default:
+        throw new ValidationError(`Service ${serviceId}: unknown WHMCS status "${status}"`, [
+          { path: 'status', message: `unknown status ${status}` },
+        ])
+    }
+    return { intents, drift }
+  }
+
+  function newReport(pass: SyncReport['pass']): SyncReport & { started: number } {
+    return {
+      pass,
+      complete: true,
+      startedAt: now().toISOString(),
+      durationMs: 0,
+      servicesSeen: 0,
+      intents: [],
+      drift: [],
+      errors: [],
+      alreadyQueued: 0,
+      started: performance.now(),
+    }
+  }
+
+  function finish(report: SyncReport & { started: number }): SyncReport {
+    const { started, ...rest } = report
+    rest.durationMs = performance.now() - started
+    return rest
+  }
+
+  async function lookup(ids: string[]): Promise<Map<string, ProvisionedService>> {
+    if (view.getMany) return await view.getMany(ids)
+    const out = new Map<string, ProvisionedService>()
+    for (const id of ids) {
+      const p = await view.get(id)
+      if (p) out.set(id, p)
+    }
+    return out
+  }
+
+  /** Evaluates a batch of services into the report; each failure stays with its service. */
+  async function process(
+    report: SyncReport,
+    services: readonly WhmcsService[],
+    seen: Set<string> | undefined,
+  ): Promise<void> {
+    const mapped = services.filter((s) => mappings.has(canonicalId(s.pid)))
+    const fresh = seen ? mapped.filter((s) => !seen.has(canonicalId(s.id))) : mapped
+    for (const s of fresh) seen?.add(canonicalId(s.id))
+    report.servicesSeen += fresh.length
+    let known: Map<string, ProvisionedService>
+    try {
+      known = await lookup(fresh.map((s) => canonicalId(s.id)))
+    } catch (error) {
+      report.complete = false
+      report.errors.push({ stage: 'view', error: toFailure(error) })
+      return
+    }
+    for (const s of fresh) {
+      const id = canonicalId(s.id)
+      try {
+        const { intents, drift } = evaluate(s, known.get(id))
+        for (const i of intents) {
+          if (options.isQueued && (await options.isQueued(i.key))) report.alreadyQueued++
+          else report.intents.push(i)
+        }
+        for (const d of drift) report.drift.push(d)
+      } catch (error) {
+        report.errors.push({
+          serviceId: id,
+          clientId: canonicalId(s.clientid),
+          productId: canonicalId(s.pid),
+          stage: 'evaluate',
+          error: toFailure(error),
+        })
+      }
+    }
+  }
+
+  async function consume(
+    report: SyncReport,
+    pages: AsyncGenerator<Page<WhmcsService>>,
+    seen: Set<string>,
+    context: Partial<SyncError>,
+    onService?: (s: WhmcsService) => void,
+  ): Promise<void> {
+    try {
+      for await (const page of pages) {
+        if (onService) for (const s of page.items) onService(s)
+        await process(report, page.items, seen)
+      }
+    } catch (error) {
+      report.complete = false
+      report.errors.push({ ...context, stage: 'read', error: toFailure(error) })
+    }
+  }
+
+  return {
+    evaluate,
+
+    async fullPass(passOptions = {}) {
+      const report = newReport('full')
+      const seen = new Set<string>()
+      for (const [productId] of mappings) {
+        await consume(
+          report,
+          client.clientsProductsPages(
+            { pid: productId },
+            {
+              ...(options.pageSize ? { pageSize: options.pageSize } : {}),
+              ...(passOptions.signal ? { signal: passOptions.signal } : {}),
+            },
+          ),
+          seen,
+          { productId },
+        )
+      }
+      if (report.complete && view.list) {
+        try {
+          for await (const p of view.list()) {
+            const id = canonicalId(p.serviceId)
+            if (p.state === 'terminated' || seen.has(id)) continue
+            report.drift.push({
+              kind: 'unknown-to-whmcs',
+              serviceId: id,
+              serverState: p.state,
+              message: `${p.state === 'active' ? 'Active' : 'Suspended'} on the server, unknown to WHMCS (no service of a mapped product)`,
+            })
+          }
+        } catch (error) {
+          report.errors.push({ stage: 'view', error: toFailure(error) })
+        }
+      }
+      return finish(report)
+    },
+
+    async clientPass(who, passOptions = {}) {
+      const report = newReport('client')
+      const signal = passOptions.signal ? { signal: passOptions.signal } : {}
+      const clientIds: string[] = []
+      try {
+        if ('clientId' in who) clientIds.push(canonicalId(who.clientId))
+        else {
+          const email = who.email.trim()
+          try {
+            const details = await client.getClientsDetails({ email }, signal)
+            clientIds.push(canonicalId(details.client.id))
+          } catch (error) {
+            if (!hasErrorCode(error, 'NOT_FOUND') || options.resolveUserEmails === false) throw error
+          }
+          if (options.resolveUserEmails !== false) {
+            // In WHMCS 8+ the login (a user) can have an email no client account has, and can reach
+            // several client accounts.
+            try {
+              for await (const user of client.iterateUsers({ search: email }, signal)) {
+                if (user.email.toLowerCase() !== email.toLowerCase()) continue
+                for (const c of user.clients) {
+                  const id = canonicalId(c.id)
+                  if (!clientIds.includes(id)) clientIds.push(id)
+                }
+              }
+            } catch (error) {
+              // Without GetUsers in the API role the client email still works.
+              if (clientIds.length === 0) throw error
+              report.errors.push({ stage: 'read', error: toFailure(error) })
+            }
+          }
+          if (clientIds.length === 0)
+            throw new NotFoundError(`No WHMCS client or user has the email ${email}`)
+        }
+      } catch (error) {
+        report.complete = false
+        report.errors.push({ stage: 'read', error: toFailure(error) })
+        report.clientIds = clientIds
+        return finish(report)
+      }
+      report.clientIds = clientIds
+      let best: WhmcsService | undefined
+      let bestActive: WhmcsService | undefined
+      const seen = new Set<string>()
+      for (const clientId of clientIds) {
+        await consume(
+          report,
+          client.clientsProductsPages({ clientid: clientId }, signal),
+          seen,
+          { clientId },
+          (s) => {
+            if (!mappings.has(canonicalId(s.pid))) return
+            if (!best || newer(s, best)) best = s
+            if (s.status === 'Active' && (!bestActive || newer(s, bestActive))) bestActive = s
+          },
+        )
+      }
+      const primary = bestActive ?? best
+      if (primary)
+        report.primaryService = {
+          serviceId: canonicalId(primary.id),
+          productId: canonicalId(primary.pid),
+          status: primary.status,
+        }
+      return finish(report)
+    },
+
+    async servicePass(serviceId, passOptions = {}) {
+      const report = newReport('service')
+      try {
+        const r = await client.getClientsProducts(
+          { serviceid: serviceId },
+          passOptions.signal ? { signal: passOptions.signal } : {},
+        )
+        const matching = r.products.filter((s) => sameId(s.id, serviceId))
+        if (matching.length === 0) throw new NotFoundError(`WHMCS has no service ${serviceId}`)
+        await process(report, matching, undefined)
+      } catch (error) {
+        report.complete = false
+        report.errors.push({ serviceId: canonicalId(serviceId), stage: 'read', error: toFailure(error) })
+      }
+      return finish(report)
+    },
+  }
+}
+
+/** A provisioned view over a Map, for tests, demos and benchmarks. */
+export class MemoryProvisionedView implements ProvisionedView {
+  readonly services = new Map<string, ProvisionedService>()
+  get(serviceId: string): ProvisionedService | undefined {
+    return this.services.get(serviceId)
+  }
+  getMany(serviceIds: readonly string[]): Map<string, ProvisionedService> {
+    const out = new Map<string, ProvisionedService>()
+    for (const id of serviceIds) {
+      const p = this.services.get(id)
+      if (p) out.set(id, p)
+    }
+    return out
+  }
+  list(): Iterable<ProvisionedService> {
+    return this.services.values()
+  }
+  /** Records an intent as done, the way an app's engine would after running it. */
+  apply(intent: SyncIntent): void {
+    const current = this.services.get(intent.serviceId)
+    const revision = Number(current?.revision ?? 0) + 1
+    const next: ProvisionedService = {
+      ...current,
+      serviceId: intent.serviceId,
+      connector: intent.connector,
+      state: current?.state ?? 'active',
+      revision,
+    }
+    switch (intent.kind) {
+      case 'create':
+        next.state = 'active'
+        if (intent.plan !== undefined) next.plan = intent.plan
+        if (intent.passwordFingerprint !== undefined) next.passwordFingerprint = intent.passwordFingerprint
+        break
+      case 'suspend':
+        next.state = 'suspended'
+        break
+      case 'unsuspend':
+        next.state = 'active'
+        break
+      case 'terminate':
+        next.state = 'terminated'
+        break
+      case 'changePackage':
+        if (intent.plan !== undefined) next.plan = intent.plan
+        break
+      case 'changePassword':
+        if (intent.passwordFingerprint !== undefined) next.passwordFingerprint = intent.passwordFingerprint
+        break
+    }
+    this.services.set(intent.serviceId, next)
+  }
+}
