@@ -11,6 +11,7 @@ export {
   type ProxmoxClient,
   type ProxmoxClientOptions,
 } from './client.ts'
+export * from './connector/index.ts'
 export * from './encoding.ts'
 export { ENDPOINTS, type EndpointName } from './endpoints/catalog.ts'
 export {

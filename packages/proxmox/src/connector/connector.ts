@@ -1,0 +1,777 @@
+import { createHash } from 'node:crypto'
+import {
+  type ActionResult,
+  CapacityError,
+  CommandError,
+  type ConnectorDefinition,
+  defineConnector,
+  formatPipelineRun,
+  NotFoundError,
+  type PipelineRun,
+  type Server,
+  type ServiceOperationContext,
+  ValidationError,
+} from '@panelkit/core'
+import type { Dispatcher } from 'undici'
+import { z } from 'zod'
+import type { ProxmoxCredentials } from '../auth.ts'
+import { createProxmoxClient, type ProxmoxClient, type ProxmoxClientOptions } from '../client.ts'
+import { parseDrive, toNumber } from '../encoding.ts'
+import { ENDPOINTS } from '../endpoints/catalog.ts'
+import type { RrdPoint } from '../endpoints/types.ts'
+import type { TlsOptions } from '../http.ts'
+import { groupIsos } from './iso.ts'
+import { applyCpuRam, applyNetwork, readConfig, systemDiskKey } from './package-steps.ts'
+import { changePackagePipeline, type DeployData, deployPipeline, reinstallPipeline } from './pipelines.ts'
+import { effectiveSettings, type KvmSettings, kvmSettings } from './settings.ts'
+import { MemoryIpPool, MemoryVmidReservations } from './stores.ts'
+import {
+  ensureRunning,
+  ensureStopped,
+  findServiceVm,
+  hostnameFor,
+  type KvmRuntime,
+  type KvmStores,
+  listVms,
+  MANAGED_TAG,
+  type ReadyEvent,
+  requireServiceVm,
+  SUSPENDED_TAG,
+  serviceIdFromDescription,
+  tagsOf,
+} from './vm.ts'
+
+export interface ProxmoxKvmConnectorOptions {
+  /** Connector id (default `proxmox-kvm`). */
+  id?: string
+  /** Address pools; the app passes a durable implementation. Default: an empty in-memory pool set. */
+  ipPool?: KvmStores['ipPool']
+  vmids?: KvmStores['vmids']
+  dns?: KvmStores['dns']
+  /** Sent for every transport (a shared Agent, a MockAgent); TLS then comes from that dispatcher. */
+  dispatcher?: Dispatcher
+  /** Client tuning (task polling, lock backoff, timeouts). */
+  client?: Pick<
+    ProxmoxClientOptions,
+    | 'tasks'
+    | 'lockRetry'
+    | 'networkRetry'
+    | 'headersTimeoutMs'
+    | 'bodyTimeoutMs'
+    | 'connections'
+    | 'renewAfterMs'
+    | 'warn'
+  >
+  /** Called when a deploy (or reinstall) reaches ready: the welcome mail with access details. */
+  notify?: (event: ReadyEvent) => Promise<void>
+}
+
+interface Resources {
+  clients: Map<string, ProxmoxClient>
+}
+
+/** Credentials from the server record: an API token when the user names one (`user@realm!id`), else a ticket login. */
+export function credentialsFor(server: Server): ProxmoxCredentials {
+  const username = server.username ?? 'root@pam'
+  if (username.includes('!')) {
+    const secret = server.accessHash ?? server.password
+    if (!secret)
+      throw new ValidationError('An API token needs its secret in the password or access hash', [
+        { path: 'server.password', message: 'is required' },
+      ])
+    return { type: 'token', tokenId: username, secret }
+  }
+  if (!server.password)
+    throw new ValidationError('The Proxmox password is missing', [
+      { path: 'server.password', message: 'is required' },
+    ])
+  return {
+    type: 'password',
+    username: username.includes('@') ? username : `${username}@pam`,
+    password: server.password,
+  }
+}
+
+export function tlsFor(server: Server): TlsOptions {
+  const o = server.options
+  const tls: TlsOptions = {}
+  if (typeof o.fingerprint === 'string' && o.fingerprint) tls.fingerprint = o.fingerprint
+  if (typeof o.ca === 'string' && o.ca) tls.ca = o.ca
+  if (o.insecure === true || o.insecure === 'true' || o.insecure === '1') tls.insecure = true
+  return tls
+}
+
+/**
+ * The Proxmox KVM product: one service is one VM, deployed by a resumable pipeline and managed with
+ * the lifecycle operations plus actions (reinstall, snapshots, backups, ISO, console, power).
+ */
+export function createProxmoxKvmConnector(
+  options: ProxmoxKvmConnectorOptions = {},
+): ConnectorDefinition<typeof kvmSettings, Resources> {
+  const stores: KvmStores = {
+    ipPool: options.ipPool ?? new MemoryIpPool({}),
+    vmids: options.vmids ?? new MemoryVmidReservations(),
+    ...(options.dns ? { dns: options.dns } : {}),
+  }
+  const id = options.id ?? 'proxmox-kvm'
+
+  function clientFor(ctx: {
+    server: Server
+    calls: ServiceOperationContext<KvmSettings, Resources>['calls']
+    resources: Resources
+  }): ProxmoxClient {
+    const { server } = ctx
+    const credentials = credentialsFor(server)
+    const tls = tlsFor(server)
+    const port = server.port ?? 8006
+    const baseUrl = `${server.secure === false ? 'http' : 'https'}://${server.hostname}:${port}`
+    const key = createHash('sha256')
+      .update(JSON.stringify([baseUrl, credentials, tls]))
+      .digest('hex')
+    let base = ctx.resources.clients.get(key)
+    if (!base) {
+      const clientOptions: ProxmoxClientOptions = { baseUrl, credentials, tls, ...options.client }
+      if (options.dispatcher) clientOptions.dispatcher = options.dispatcher
+      base = createProxmoxClient(clientOptions)
+      ctx.resources.clients.set(key, base)
+    }
+    return base.withRecorder(ctx.calls)
+  }
+
+  function runtime(ctx: ServiceOperationContext<KvmSettings, Resources>): KvmRuntime {
+    const settings = effectiveSettings(ctx.settings, ctx.service.configOptions)
+    const rt: KvmRuntime = {
+      client: clientFor(ctx),
+      settings,
+      serviceId: ctx.service.serviceId,
+      clientId: ctx.service.clientId,
+      hostname: hostnameFor(settings.hostnamePrefix, ctx.service.clientId, ctx.service.serviceId),
+      password: ctx.service.password,
+      ciUser: settings.ciUser || ctx.service.username || 'root',
+      sshKeys: ctx.service.customFields.sshkeys ?? ctx.service.customFields['SSH keys'],
+      stores,
+      dryRun: ctx.dryRun,
+      signal: ctx.signal,
+    }
+    if (options.notify) rt.notify = options.notify
+    return rt
+  }
+
+  const pipelineKey = (ctx: ServiceOperationContext<KvmSettings, Resources>, name: string) =>
+    `${id}:${ctx.service.serviceId}:${name}${ctx.dryRun ? ':dry-run' : ''}`
+
+  async function runTracked<D extends Record<string, unknown>>(
+    ctx: ServiceOperationContext<KvmSettings, Resources>,
+    pipeline: Parameters<typeof ctx.runPipeline<D, KvmRuntime>>[0],
+    data: D,
+    rt: KvmRuntime,
+  ): Promise<PipelineRun<D>> {
+    const key = pipelineKey(ctx, pipeline.name)
+    try {
+      return await ctx.runPipeline(pipeline, { data, context: rt, key })
+    } finally {
+      // A dry-run leaves nothing behind, not even a checkpoint to resume.
+      if (ctx.dryRun) await ctx.checkpoints.delete(key)
+    }
+  }
+
+  async function owned(ctx: ServiceOperationContext<KvmSettings, Resources>) {
+    const rt = runtime(ctx)
+    const vm = await requireServiceVm(rt)
+    return { rt, vm }
+  }
+
+  async function setTags(rt: KvmRuntime, node: string, vmid: number, tags: string[]): Promise<void> {
+    await rt.client.run(ENDPOINTS.vmConfigUpdate, { node, vmid, tags: tags.join(';') }, { signal: rt.signal })
+  }
+
+  const snapshotName = () => {
+    const d = new Date()
+    const p = (n: number) => String(n).padStart(2, '0')
+    return `pk${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}`
+  }
+
+  async function backupsOf(rt: KvmRuntime, node: string, vmid: number) {
+    const list = await rt.client.api.storageContent(
+      { node, storage: rt.settings.backupStorage, content: 'backup', vmid },
+      { signal: rt.signal },
+    )
+    return list.sort((a, b) => (toNumber(a.ctime) ?? 0) - (toNumber(b.ctime) ?? 0))
+  }
+
+  const vmAction = <P extends z.ZodType>(
+    label: string,
+    audience: readonly ('admin' | 'client')[],
+    access: 'read' | 'write',
+    params: P,
+    run: (
+      rt: KvmRuntime,
+      vm: Awaited<ReturnType<typeof requireServiceVm>>,
+      params: z.infer<P>,
+      ctx: ServiceOperationContext<KvmSettings, Resources>,
+    ) => Promise<ActionResult>,
+  ) => ({
+    label,
+    audience,
+    access,
+    params,
+    async run(ctx: ServiceOperationContext<KvmSettings, Resources>, raw: Record<string, unknown>) {
+      const { rt, vm } = await owned(ctx)
+      return run(rt, vm, raw as z.infer<P>, ctx)
+    },
+  })
+
+  const none = z.object({}).strip()
+  const snapParam = z.object({
+    name: z.string().regex(/^[a-zA-Z][a-zA-Z0-9_-]{0,39}$/, 'must be a snapshot name'),
+  })
+  const volumeParam = z.object({
+    volid: z
+      .string()
+      .regex(/^[A-Za-z0-9][\w.-]*:[\w./-]+$/, 'must be a volume id')
+      .max(255),
+  })
+
+  return defineConnector({
+    id,
+    metadata: {
+      displayName: 'Proxmox VE KVM',
+      system: 'proxmox',
+      description: 'KVM virtual machines on a Proxmox VE cluster, deployed by a resumable pipeline',
+      defaultPort: 8006,
+      defaultSecurePort: 8006,
+    },
+    settings: kvmSettings,
+    secretKeys: ['cipassword', 'PVEAuthCookie', 'CSRFPreventionToken'],
+    resources: () => ({ clients: new Map<string, ProxmoxClient>() }),
+    async dispose(resources) {
+      await Promise.all([...resources.clients.values()].map((c) => c.close()))
+      resources.clients.clear()
+    },
+    operations: {
+      async create(ctx) {
+        const rt = runtime(ctx)
+        const key = pipelineKey(ctx, deployPipeline.name)
+        const checkpoint = await ctx.checkpoints.load(key)
+        const existing = await findServiceVm(rt.client, rt.serviceId, rt.hostname, rt.signal)
+        const unfinished = checkpoint !== undefined && !checkpoint.completed
+        if (existing && !unfinished) {
+          const leases = await stores.ipPool.leases(rt.serviceId)
+          return {
+            accountId: String(existing.vmid),
+            created: false,
+            username: rt.ciUser,
+            serverId: ctx.server.id ?? ctx.server.hostname,
+            ips: leases.map((l) => l.address),
+            details: { vmid: existing.vmid, node: existing.node, hostname: rt.hostname },
+          }
+        }
+        const run = await runTracked<DeployData>(ctx, deployPipeline, {}, rt)
+        const data = run.checkpoint.data
+        return {
+          accountId: String(data.vmid ?? ''),
+          created: !existing,
+          username: rt.ciUser,
+          serverId: ctx.server.id ?? ctx.server.hostname,
+          ips: (data.leases ?? []).map((l) => l.address),
+          details: {
+            vmid: data.vmid,
+            node: data.node,
+            hostname: rt.hostname,
+            mac: data.mac,
+            log: formatPipelineRun(run, { subject: `service=${rt.serviceId} vm=${data.vmid ?? '?'}` }),
+          },
+        }
+      },
+
+      async suspend(ctx) {
+        const { rt, vm } = await owned(ctx)
+        const tagged = vm.tags.includes(SUSPENDED_TAG)
+        if (tagged && vm.status !== 'running') return { changed: false }
+        if (!tagged) await setTags(rt, vm.node, vm.vmid, [...vm.tags, SUSPENDED_TAG])
+        await ensureStopped(rt.client, vm.node, vm.vmid, rt.signal)
+        return { changed: true, details: { vmid: vm.vmid } }
+      },
+
+      async unsuspend(ctx) {
+        const { rt, vm } = await owned(ctx)
+        const tagged = vm.tags.includes(SUSPENDED_TAG)
+        if (!tagged && vm.status === 'running') return { changed: false }
+        if (tagged)
+          await setTags(
+            rt,
+            vm.node,
+            vm.vmid,
+            vm.tags.filter((t) => t !== SUSPENDED_TAG),
+          )
+        await ensureRunning(rt.client, vm.node, vm.vmid, rt.signal)
+        return { changed: true, details: { vmid: vm.vmid } }
+      },
+
+      async terminate(ctx) {
+        const rt = runtime(ctx)
+        const vm = await findServiceVm(rt.client, rt.serviceId, rt.hostname, rt.signal)
+        const leases = await stores.ipPool.leases(rt.serviceId)
+        if (vm) {
+          await ensureStopped(rt.client, vm.node, vm.vmid, rt.signal)
+          await rt.client.run(
+            ENDPOINTS.vmDestroy,
+            { node: vm.node, vmid: vm.vmid, purge: true, 'destroy-unreferenced-disks': true },
+            { signal: rt.signal },
+          )
+        }
+        if (ctx.dryRun) return { changed: vm !== undefined }
+        let dns: string | undefined
+        if (rt.settings.dnsZone && stores.dns) {
+          try {
+            await stores.dns.remove(rt.settings.dnsZone, `${rt.hostname}.${rt.settings.dnsZone}`)
+          } catch (error) {
+            dns = `DNS clean-up failed: ${(error as Error).message}`
+          }
+        }
+        await stores.ipPool.release(rt.serviceId)
+        const reserved = await stores.vmids.reservedFor(rt.serviceId)
+        if (reserved !== undefined) await stores.vmids.release(reserved, rt.serviceId)
+        await ctx.checkpoints.delete(pipelineKey(ctx, deployPipeline.name))
+        return {
+          changed: vm !== undefined,
+          details: {
+            ...(vm ? { vmid: vm.vmid } : {}),
+            released: leases.map((l) => l.address),
+            ...(dns ? { dns } : {}),
+          },
+        }
+      },
+
+      async changePassword(ctx) {
+        const { rt, vm } = await owned(ctx)
+        if (!rt.password)
+          throw new ValidationError('A new password is required', [
+            { path: 'service.password', message: 'is required' },
+          ])
+        const wasRunning = await ensureStopped(rt.client, vm.node, vm.vmid, rt.signal)
+        await rt.client.run(
+          ENDPOINTS.vmConfigUpdate,
+          { node: vm.node, vmid: vm.vmid, ciuser: rt.ciUser, cipassword: rt.password },
+          { signal: rt.signal },
+        )
+        await rt.client.api.vmCloudinitRegenerate({ node: vm.node, vmid: vm.vmid }, { signal: rt.signal })
+        if (wasRunning || !vm.tags.includes(SUSPENDED_TAG))
+          await ensureRunning(rt.client, vm.node, vm.vmid, rt.signal)
+        return { changed: true, details: { vmid: vm.vmid } }
+      },
+
+      async changePackage(ctx) {
+        const { rt, vm } = await owned(ctx)
+        const leases = await stores.ipPool.leases(rt.serviceId)
+        const run = await runTracked(ctx, changePackagePipeline, { vmid: vm.vmid, node: vm.node, leases }, rt)
+        const applied = run.steps
+          .filter((s) => s.outcome === 'success' && s.name !== 'stop' && s.name !== 'start')
+          .map((s) => s.name)
+        return {
+          changed: applied.length > 0,
+          applied,
+          details: {
+            vmid: vm.vmid,
+            log: formatPipelineRun(run, { subject: `service=${rt.serviceId} vm=${vm.vmid}` }),
+          },
+        }
+      },
+
+      async usage(ctx) {
+        const { rt, vm } = await owned(ctx)
+        const rows: RrdPoint[] = await rt.client.api.vmRrdData(
+          { node: vm.node, vmid: vm.vmid, timeframe: 'month', cf: 'AVERAGE' },
+          { signal: rt.signal },
+        )
+        const status = await rt.client.api.vmStatus({ node: vm.node, vmid: vm.vmid }, { signal: rt.signal })
+        // rrd rates are bytes per second averaged over each step: integrate rate × step for totals.
+        const step = rows.length > 1 ? (rows[1] as RrdPoint).time - (rows[0] as RrdPoint).time : 1800
+        let netIn = 0
+        let netOut = 0
+        let cpuSum = 0
+        let cpuCount = 0
+        for (const row of rows) {
+          netIn += (toNumber(row.netin) ?? 0) * step
+          netOut += (toNumber(row.netout) ?? 0) * step
+          if (row.cpu !== undefined) {
+            cpuSum += toNumber(row.cpu) ?? 0
+            cpuCount++
+          }
+        }
+        return {
+          collectedAt: new Date().toISOString(),
+          metrics: [
+            {
+              name: 'disk',
+              value: toNumber(status.maxdisk) ?? 0,
+              unit: 'bytes',
+              limit: (rt.settings.diskGb + rt.settings.additionalDiskGb) * 1024 ** 3,
+            },
+            { name: 'network_in', value: Math.round(netIn), unit: 'bytes' },
+            { name: 'network_out', value: Math.round(netOut), unit: 'bytes' },
+            {
+              name: 'cpu',
+              value: cpuCount ? Math.round((cpuSum / cpuCount) * 10000) / 100 : 0,
+              unit: 'percent',
+            },
+            {
+              name: 'memory',
+              value: toNumber(status.mem) ?? 0,
+              unit: 'bytes',
+              limit: rt.settings.memoryMb * 1024 ** 2,
+            },
+          ],
+        }
+      },
+
+      async clientArea(ctx) {
+        const { rt, vm } = await owned(ctx)
+        const status = await rt.client.api.vmStatus({ node: vm.node, vmid: vm.vmid }, { signal: rt.signal })
+        const leases = await stores.ipPool.leases(rt.serviceId)
+        const v4 = leases.find((l) => l.family === 4)
+        const v6 = leases.find((l) => l.family === 6)
+        return {
+          fields: [
+            {
+              key: 'status',
+              label: 'Status',
+              value: vm.tags.includes(SUSPENDED_TAG) ? 'suspended' : status.status,
+            },
+            { key: 'hostname', label: 'Host name', value: rt.hostname },
+            { key: 'ipv4', label: 'IPv4 address', value: v4?.address ?? null },
+            { key: 'ipv6', label: 'IPv6 address', value: v6?.address ?? null },
+            { key: 'username', label: 'User', value: rt.ciUser },
+            { key: 'cpu', label: 'CPU', value: rt.settings.sockets * rt.settings.cores, unit: 'cores' },
+            { key: 'memory', label: 'Memory', value: rt.settings.memoryMb, unit: 'MiB' },
+            { key: 'disk', label: 'Disk', value: rt.settings.diskGb, unit: 'GiB' },
+            { key: 'uptime', label: 'Uptime', value: toNumber(status.uptime) ?? 0, unit: 's' },
+            { key: 'vmid', label: 'VM id', value: vm.vmid },
+            { key: 'node', label: 'Node', value: vm.node },
+          ],
+          links: [],
+        }
+      },
+
+      async testConnection(ctx) {
+        const started = performance.now()
+        const client = clientFor(ctx as never)
+        const version = await client.api.version({}, { signal: ctx.signal })
+        const nodes = await client.api.nodes({}, { signal: ctx.signal })
+        return {
+          version: version.version,
+          latencyMs: performance.now() - started,
+          details: {
+            release: version.release,
+            authentication: client.auth.kind,
+            nodes: nodes.map((n) => ({ node: n.node, status: n.status })),
+            online: nodes.filter((n) => n.status === 'online').length,
+          },
+        }
+      },
+
+      async listAccounts(ctx) {
+        const client = clientFor(ctx as never)
+        const vms = (await listVms(client, ctx.signal)).filter(
+          (vm) => !vm.template && vm.tags.includes(MANAGED_TAG),
+        )
+        const accounts = []
+        for (const vm of vms) {
+          const config = await client.api.vmConfig({ node: vm.node, vmid: vm.vmid }, { signal: ctx.signal })
+          const serviceId = serviceIdFromDescription(config.description)
+          accounts.push({
+            accountId: String(vm.vmid),
+            username: String(config.ciuser ?? ''),
+            ...(serviceId ? { serviceId } : {}),
+            status: vm.tags.includes(SUSPENDED_TAG)
+              ? ('suspended' as const)
+              : vm.lock
+                ? ('pending' as const)
+                : ('active' as const),
+            details: { node: vm.node, name: vm.name, power: vm.status, tags: tagsOf(config.tags) },
+          })
+        }
+        return { accounts }
+      },
+    },
+
+    actions: {
+      reinstall: {
+        label: 'Reinstall',
+        audience: ['admin', 'client'],
+        access: 'write',
+        params: z.object({ template: z.string().max(64).optional() }),
+        async run(ctx, raw) {
+          const { rt, vm } = await owned(ctx)
+          const params = raw as { template?: string }
+          if (params.template) {
+            const choices = Object.fromEntries(
+              rt.settings.templates
+                .split(',')
+                .map((p) => p.trim().split('='))
+                .filter((p) => p.length === 2)
+                .map(([k, v]) => [String(k).trim(), String(v).trim()]),
+            )
+            const chosen = choices[params.template]
+            if (!chosen)
+              throw new ValidationError(`Unknown OS ${params.template}`, [
+                { path: 'params.template', message: 'is not offered' },
+              ])
+            rt.settings = { ...rt.settings, template: chosen }
+          }
+          const config = await readConfig(rt, vm.node, vm.vmid)
+          const mac =
+            typeof config.net0 === 'string'
+              ? (/=([0-9A-Fa-f:]{17})/.exec(config.net0)?.[1] ?? undefined)
+              : undefined
+          const leases = await stores.ipPool.leases(rt.serviceId)
+          const data: DeployData = { vmid: vm.vmid, node: vm.node, leases, ...(mac ? { mac } : {}) }
+          const run = await runTracked(ctx, reinstallPipeline, data, rt)
+          return {
+            message: `VM ${vm.vmid} reinstalled`,
+            data: { log: formatPipelineRun(run, { subject: `service=${rt.serviceId} vm=${vm.vmid}` }) },
+          }
+        },
+      },
+      start: vmAction('Start', ['admin', 'client'], 'write', none, async (rt, vm) => {
+        if (vm.tags.includes(SUSPENDED_TAG)) throw new CommandError('The service is suspended')
+        const changed = await ensureRunning(rt.client, vm.node, vm.vmid, rt.signal)
+        return { message: changed ? 'Started' : 'Already running' }
+      }),
+      stop: vmAction('Stop', ['admin', 'client'], 'write', none, async (rt, vm) => {
+        const changed = await ensureStopped(rt.client, vm.node, vm.vmid, rt.signal)
+        return { message: changed ? 'Stopped' : 'Already stopped' }
+      }),
+      reboot: vmAction('Reboot', ['admin', 'client'], 'write', none, async (rt, vm) => {
+        await rt.client.run(ENDPOINTS.vmReboot, { node: vm.node, vmid: vm.vmid }, { signal: rt.signal })
+        return { message: 'Rebooted' }
+      }),
+      listSnapshots: vmAction('Snapshots', ['admin', 'client'], 'read', none, async (rt, vm) => {
+        const list = (
+          await rt.client.api.snapshotList({ node: vm.node, vmid: vm.vmid }, { signal: rt.signal })
+        ).filter((s) => s.name !== 'current')
+        return { data: { snapshots: list, limit: rt.settings.snapshotLimit } }
+      }),
+      createSnapshot: vmAction(
+        'Create snapshot',
+        ['admin', 'client'],
+        'write',
+        z.object({ description: z.string().max(200).optional() }),
+        async (rt, vm, params) => {
+          const list = (
+            await rt.client.api.snapshotList({ node: vm.node, vmid: vm.vmid }, { signal: rt.signal })
+          ).filter((s) => s.name !== 'current')
+          if (list.length >= rt.settings.snapshotLimit) {
+            throw new CapacityError(
+              `The snapshot limit (${rt.settings.snapshotLimit}) is reached; delete one first`,
+              {
+                customerMessage: `You already have ${list.length} snapshots, the most your plan allows.`,
+              },
+            )
+          }
+          const name = snapshotName()
+          await rt.client.run(
+            ENDPOINTS.snapshotCreate,
+            { node: vm.node, vmid: vm.vmid, snapname: name, description: params.description ?? '' },
+            { signal: rt.signal },
+          )
+          return { message: `Snapshot ${name} created`, data: { name } }
+        },
+      ),
+      deleteSnapshot: vmAction(
+        'Delete snapshot',
+        ['admin', 'client'],
+        'write',
+        snapParam,
+        async (rt, vm, params) => {
+          await rt.client.run(
+            ENDPOINTS.snapshotDelete,
+            { node: vm.node, vmid: vm.vmid, snapname: params.name },
+            { signal: rt.signal },
+          )
+          return { message: `Snapshot ${params.name} deleted` }
+        },
+      ),
+      rollbackSnapshot: vmAction(
+        'Restore snapshot',
+        ['admin', 'client'],
+        'write',
+        snapParam,
+        async (rt, vm, params) => {
+          await rt.client.run(
+            ENDPOINTS.snapshotRollback,
+            { node: vm.node, vmid: vm.vmid, snapname: params.name, start: true },
+            { signal: rt.signal },
+          )
+          return { message: `Snapshot ${params.name} restored` }
+        },
+      ),
+      cleanupSnapshots: vmAction('Delete expired snapshots', ['admin'], 'write', none, async (rt, vm) => {
+        const cutoff = Date.now() / 1000 - rt.settings.snapshotLifetimeDays * 86400
+        const list = (
+          await rt.client.api.snapshotList({ node: vm.node, vmid: vm.vmid }, { signal: rt.signal })
+        ).filter((s) => s.name !== 'current' && (toNumber(s.snaptime) ?? Number.POSITIVE_INFINITY) < cutoff)
+        for (const snap of list) {
+          await rt.client.run(
+            ENDPOINTS.snapshotDelete,
+            { node: vm.node, vmid: vm.vmid, snapname: snap.name },
+            { signal: rt.signal },
+          )
+        }
+        return {
+          message: `${list.length} expired snapshots deleted`,
+          data: { deleted: list.map((s) => s.name) },
+        }
+      }),
+      listBackups: vmAction('Backups', ['admin', 'client'], 'read', none, async (rt, vm) => {
+        return { data: { backups: await backupsOf(rt, vm.node, vm.vmid), slots: rt.settings.backupSlots } }
+      }),
+      createBackup: vmAction('Create backup', ['admin', 'client'], 'write', none, async (rt, vm) => {
+        if (rt.settings.backupSlots <= 0) throw new CapacityError('The plan has no backup slots')
+        const existing = await backupsOf(rt, vm.node, vm.vmid)
+        const deleted: string[] = []
+        // Make room by deleting the oldest backups first.
+        for (const old of existing.slice(0, Math.max(0, existing.length - rt.settings.backupSlots + 1))) {
+          await rt.client.run(
+            ENDPOINTS.storageDeleteVolume,
+            { node: vm.node, storage: rt.settings.backupStorage, volume: old.volid },
+            { signal: rt.signal },
+          )
+          deleted.push(old.volid)
+        }
+        await rt.client.run(
+          ENDPOINTS.vzdump,
+          {
+            node: vm.node,
+            vmid: String(vm.vmid),
+            storage: rt.settings.backupStorage,
+            mode: 'snapshot',
+            compress: 'zstd',
+            'notes-template': '{{guestname}} (panelkit)',
+          },
+          { signal: rt.signal },
+        )
+        return { message: 'Backup created', data: { deleted } }
+      }),
+      deleteBackup: vmAction(
+        'Delete backup',
+        ['admin', 'client'],
+        'write',
+        volumeParam,
+        async (rt, vm, params) => {
+          const backups = await backupsOf(rt, vm.node, vm.vmid)
+          if (!backups.some((b) => b.volid === params.volid))
+            throw new NotFoundError(`No backup ${params.volid} of this VM`)
+          await rt.client.run(
+            ENDPOINTS.storageDeleteVolume,
+            { node: vm.node, storage: rt.settings.backupStorage, volume: params.volid },
+            { signal: rt.signal },
+          )
+          return { message: 'Backup deleted' }
+        },
+      ),
+      restoreBackup: vmAction(
+        'Restore backup',
+        ['admin', 'client'],
+        'write',
+        volumeParam,
+        async (rt, vm, params) => {
+          const backups = await backupsOf(rt, vm.node, vm.vmid)
+          if (!backups.some((b) => b.volid === params.volid))
+            throw new NotFoundError(`No backup ${params.volid} of this VM`)
+          await ensureStopped(rt.client, vm.node, vm.vmid, rt.signal)
+          await rt.client.run(
+            ENDPOINTS.vmCreateOrRestore,
+            {
+              node: vm.node,
+              vmid: vm.vmid,
+              archive: params.volid,
+              force: true,
+              storage: rt.settings.storage,
+            },
+            { signal: rt.signal },
+          )
+          // The backup may predate a package change: re-apply CPU/RAM and network, then start.
+          const applied: string[] = []
+          if ((await applyCpuRam(rt, vm.node, vm.vmid)).status === 'done') applied.push('cpu-ram')
+          if ((await applyNetwork(rt, vm.node, vm.vmid)).status === 'done') applied.push('network')
+          await ensureRunning(rt.client, vm.node, vm.vmid, rt.signal)
+          return { message: 'Backup restored', data: { applied } }
+        },
+      ),
+      listIsos: vmAction('ISO images', ['admin', 'client'], 'read', none, async (rt, vm) => {
+        const stores = rt.settings.isoStorage
+          ? [rt.settings.isoStorage]
+          : (await rt.client.api.storageList({ node: vm.node, content: 'iso' }, { signal: rt.signal })).map(
+              (s) => s.storage,
+            )
+        const images = []
+        for (const storage of stores) {
+          for (const item of await rt.client.api.storageContent(
+            { node: vm.node, storage, content: 'iso' },
+            { signal: rt.signal },
+          )) {
+            const name = item.volid.split('/').pop() ?? item.volid
+            images.push({ volid: item.volid, name, ...(item.size !== undefined ? { size: item.size } : {}) })
+          }
+        }
+        return { data: { groups: groupIsos(images) } }
+      }),
+      mountIso: vmAction('Mount ISO', ['admin', 'client'], 'write', volumeParam, async (rt, vm, params) => {
+        if (!params.volid.includes(':iso/'))
+          throw new ValidationError('Not an ISO volume', [
+            { path: 'params.volid', message: 'must be an ISO volume' },
+          ])
+        const config = await readConfig(rt, vm.node, vm.vmid)
+        // Cloud-init sits on ide2 in the usual templates; the CD-ROM then goes to ide3.
+        const slot = typeof config.ide2 === 'string' && config.ide2.includes('cloudinit') ? 'ide3' : 'ide2'
+        await rt.client.run(
+          ENDPOINTS.vmConfigUpdate,
+          { node: vm.node, vmid: vm.vmid, [slot]: `${params.volid},media=cdrom` } as never,
+          { signal: rt.signal },
+        )
+        return { message: `Mounted ${params.volid}` }
+      }),
+      unmountIso: vmAction('Eject ISO', ['admin', 'client'], 'write', none, async (rt, vm) => {
+        const config = await readConfig(rt, vm.node, vm.vmid)
+        for (const slot of ['ide2', 'ide3']) {
+          const value = config[slot]
+          if (typeof value === 'string' && value.includes(':iso/')) {
+            await rt.client.run(
+              ENDPOINTS.vmConfigUpdate,
+              { node: vm.node, vmid: vm.vmid, [slot]: 'none,media=cdrom' } as never,
+              { signal: rt.signal },
+            )
+            return { message: `Ejected ${parseDrive(value).file}` }
+          }
+        }
+        return { message: 'No ISO mounted' }
+      }),
+      console: vmAction('Console', ['admin', 'client'], 'read', none, async (rt, vm, _p, ctx) => {
+        if (!rt.settings.consoleUrl)
+          throw new CommandError('No noVNC proxy is configured for this product (setting consoleUrl)')
+        const ticket = await rt.client.api.vmVncProxy(
+          { node: vm.node, vmid: vm.vmid, websocket: true },
+          { signal: rt.signal },
+        )
+        const url = new URL(rt.settings.consoleUrl)
+        url.searchParams.set('host', ctx.server.hostname)
+        url.searchParams.set('port', String(ctx.server.port ?? 8006))
+        url.searchParams.set('node', vm.node)
+        url.searchParams.set('vmid', String(vm.vmid))
+        url.searchParams.set('vncport', String(ticket.port))
+        url.searchParams.set('vncticket', ticket.ticket)
+        // The ticket lives about 40 seconds and is bound to this VM and port.
+        return { data: { url: url.toString(), expiresAt: new Date(Date.now() + 40_000).toISOString() } }
+      }),
+      systemDisk: vmAction('System disk', ['admin'], 'read', none, async (rt, vm) => {
+        const config = await readConfig(rt, vm.node, vm.vmid)
+        const key = systemDiskKey(config)
+        return { data: { key, value: config[key] } }
+      }),
+    },
+  })
+}
+
+/** The connector with in-memory stores (tests, demos); production passes durable stores. */
+export const proxmoxKvmConnector = createProxmoxKvmConnector()
