@@ -27,7 +27,7 @@ export function encodeForm(params: Params): string {
 
 /** The inverse of `encodeForm` as the server does it: `&` or `;` separators, `+` is a space, repeated keys become arrays. */
 export function decodeForm(text: string): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {}
+  const out = Object.create(null) as Record<string, string | string[]>
   for (const pair of text.split(/[&;]/)) {
     if (pair === '') continue
     const eq = pair.indexOf('=')
@@ -35,7 +35,7 @@ export function decodeForm(text: string): Record<string, string | string[]> {
     const rawValue = eq === -1 ? '' : pair.slice(eq + 1)
     const key = decodeURIComponent(rawKey.replace(/\+/g, ' '))
     const value = decodeURIComponent(rawValue.replace(/\+/g, ' '))
-    const existing = out[key]
+    const existing = Object.hasOwn(out, key) ? out[key] : undefined
     if (existing === undefined) out[key] = value
     else out[key] = Array.isArray(existing) ? [...existing, value] : [existing, value]
   }

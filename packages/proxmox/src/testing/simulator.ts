@@ -176,6 +176,8 @@ export class ProxmoxSimulator {
   readonly faults = {
     requests: [] as RequestFault[],
     drop: 0,
+    /** Requests that are carried out, then answered by a closed connection (the answer is lost). */
+    dropResponses: [] as { count: number; match?: (method: string, path: string) => boolean }[],
     tasks: [] as TaskFault[],
     /** Fraction of config/resize writes that fail with a file-lock timeout. */
     lockStorm: undefined as { probability: number; until: number; vmids?: Set<number> } | undefined,
@@ -354,6 +356,17 @@ export class ProxmoxSimulator {
     this.faults.drop += count
   }
 
+  /** The next `count` matching requests are carried out, but the connection closes before the answer. */
+  dropResponseNext(
+    options: { count?: number; match?: (method: string, path: string) => boolean } = {},
+  ): void {
+    const fault: { count: number; match?: (method: string, path: string) => boolean } = {
+      count: options.count ?? 1,
+    }
+    if (options.match) fault.match = options.match
+    this.faults.dropResponses.push(fault)
+  }
+
   /** The next `count` tasks of this type (and id) end with this exit status. */
   failTask(options: { exitstatus: string; type?: string; id?: string | number; count?: number }): void {
     const fault: TaskFault = { exitstatus: options.exitstatus, count: options.count ?? 1 }
@@ -371,6 +384,7 @@ export class ProxmoxSimulator {
   clearFaults(): void {
     this.faults.requests = []
     this.faults.drop = 0
+    this.faults.dropResponses = []
     this.faults.tasks = []
     this.faults.lockStorm = undefined
     this.faults.slowTaskFactor = 1
@@ -490,7 +504,7 @@ export class ProxmoxSimulator {
     id: string,
     user: string,
     work: (task: SimTask) => unknown,
-    options: { vm?: SimVm; lock?: string; flock?: boolean; durationMs?: number } = {},
+    options: { vm?: SimVm; lock?: string; flock?: boolean; durationMs?: number; onError?: () => void } = {},
   ): string {
     const duration = options.durationMs ?? this.duration(type)
     const upid = formatUpid({
@@ -535,6 +549,7 @@ export class ProxmoxSimulator {
       } catch (error) {
         task.exitstatus = error instanceof Error ? error.message : String(error)
         task.log.push(`TASK ERROR: ${task.exitstatus}`)
+        options.onError?.()
       } finally {
         if (vm && options.lock && vm.lock === options.lock) delete vm.lock
         if (vm && options.flock) vm.flockUntil = 0
@@ -662,6 +677,14 @@ export class ProxmoxSimulator {
     if (isWrite) this.stats.writes++
     try {
       const data = await route.route.handler({ method, params: flat, path: route.path, user, raw })
+      const dropIndex = this.faults.dropResponses.findIndex((f) => !f.match || f.match(method, apiPath))
+      if (dropIndex !== -1) {
+        const fault = this.faults.dropResponses[dropIndex] as { count: number }
+        fault.count--
+        if (fault.count <= 0) this.faults.dropResponses.splice(dropIndex, 1)
+        req.socket.destroy()
+        return
+      }
       const text = JSON.stringify({ data: data === undefined ? null : data })
       res.writeHead(200, 'OK', {
         'content-type': 'application/json;charset=UTF-8',
@@ -1349,7 +1372,15 @@ export class ProxmoxSimulator {
             this.allocateDisk(vm, k, storeId, parseSize(drive.options.size ?? '1G'), 'disk', options)
           }
         },
-        { vm, lock: 'clone' },
+        {
+          vm,
+          lock: 'clone',
+          // A failed clone removes what it made, as qemu-server does.
+          onError: () => {
+            for (const volid of this.volumesOf(vm.config)) this.removeVolume(vm.node, volid)
+            this.vms.delete(vm.vmid)
+          },
+        },
       )
     })
 
