@@ -87,7 +87,7 @@ function bindCommands<C extends Record<string, (...args: never[]) => CliScript<u
 ): { [K in keyof C]: Bound<C[K]> } {
   const out: Record<string, unknown> = {}
   for (const [name, build] of Object.entries(commands)) {
-    out[name] = (...args: unknown[]) =>
+    out[name] = async (...args: unknown[]) =>
       executor.run((build as (...a: unknown[]) => CliScript<unknown>)(...args))
   }
   return out as { [K in keyof C]: Bound<C[K]> }
