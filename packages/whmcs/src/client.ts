@@ -25,6 +25,7 @@ import {
   GetClientsDetailsSchema,
   type GetClientsProductsResponse,
   GetClientsProductsSchema,
+  GetClientsProductsSyncSchema,
   type GetClientsResponse,
   GetClientsSchema,
   type GetCreditsResponse,
@@ -45,6 +46,7 @@ import {
   type WhmcsInvoice,
   type WhmcsOrder,
   type WhmcsService,
+  type WhmcsSyncService,
   type WhmcsUser,
 } from './protocol/schemas.ts'
 
@@ -337,6 +339,11 @@ export interface WhmcsClient {
     params?: Omit<GetClientsProductsParams, 'limitstart' | 'limitnum'>,
     options?: PageOptions,
   ): AsyncGenerator<Page<WhmcsService>>
+  /** Pages of services with only the fields reverse sync reads (cheaper for 100 000 services). */
+  syncServicePages(
+    params?: Omit<GetClientsProductsParams, 'limitstart' | 'limitnum'>,
+    options?: PageOptions,
+  ): AsyncGenerator<Page<WhmcsSyncService>>
   getProducts(
     params?: { pid?: Id | readonly Id[]; gid?: Id; module?: string },
     options?: { signal?: AbortSignal },
@@ -589,6 +596,13 @@ export function createWhmcsClient(options: WhmcsClientOptions): WhmcsClient {
         'GetClientsProducts',
         { ...params },
         { key: SERVICE_PAGE_KEYS.list, schema: SERVICE_PAGE_KEYS.schema },
+        o,
+      ),
+    syncServicePages: (params = {}, o) =>
+      pages<WhmcsSyncService>(
+        'GetClientsProducts',
+        { ...params },
+        { key: 'products', schema: GetClientsProductsSyncSchema },
         o,
       ),
     iterateClientsProducts: (params = {}, o) => items(client.clientsProductsPages(params, o)),

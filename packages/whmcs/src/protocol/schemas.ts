@@ -146,6 +146,31 @@ export const ServiceSchema = z.object({
 })
 export type WhmcsService = z.output<typeof ServiceSchema>
 
+/**
+ * The fields reverse sync reads, for passes over many services: less to validate and to keep.
+ */
+export const SyncServiceSchema = ServiceSchema.pick({
+  id: true,
+  clientid: true,
+  pid: true,
+  regdate: true,
+  domain: true,
+  billingcycle: true,
+  nextduedate: true,
+  status: true,
+  username: true,
+  password: true,
+  suspensionreason: true,
+  customfields: true,
+  configoptions: true,
+})
+export type WhmcsSyncService = z.output<typeof SyncServiceSchema>
+
+export const GetClientsProductsSyncSchema = z.object({
+  ...PageFields,
+  products: whmcsList('product', SyncServiceSchema),
+})
+
 export const GetClientsProductsSchema = z.object({
   ...PageFields,
   products: whmcsList('product', ServiceSchema),

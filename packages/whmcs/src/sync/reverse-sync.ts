@@ -2,7 +2,7 @@ import { createHash, createHmac } from 'node:crypto'
 import { hasErrorCode, NotFoundError, toFailure, ValidationError } from '@panelkit/core'
 import type { WhmcsClient } from '../client.ts'
 import type { Page } from '../pagination.ts'
-import type { WhmcsService } from '../protocol/schemas.ts'
+import type { WhmcsSyncService as WhmcsService } from '../protocol/schemas.ts'
 import type {
   DriftEntry,
   IntentKind,
@@ -27,6 +27,13 @@ export interface ReverseSyncOptions {
   isQueued?: (key: string) => boolean | Promise<boolean>
   /** Rows per page for the full pass. */
   pageSize?: number
+  /**
+   * Receives each intent as it is found instead of collecting it in the report (the report still
+   * counts them in `intentCount`), so a pass over 100 000 services keeps nothing per service.
+   */
+  onIntent?: (intent: SyncIntent) => void | Promise<void>
+  /** Receives each drift entry instead of collecting it (counted in `driftCount`). */
+  onDrift?: (entry: DriftEntry) => void
   /** Look up users (WHMCS 8 logins) when an email is not a client email. Default true. */
   resolveUserEmails?: boolean
   now?: () => Date
@@ -62,8 +69,13 @@ export function sameId(a: string | number, b: string | number): boolean {
   return x === y
 }
 
+const PLAIN_ID = /^[1-9][0-9]*$/
+
 function canonicalId(id: string | number): string {
-  const s = String(id).trim()
+  if (typeof id === 'number') return String(id)
+  // The common case (WHMCS's own "123") needs no work; "0123" and " 123" are brought to it.
+  if (PLAIN_ID.test(id)) return id
+  const s = id.trim()
   return /^\d+$/.test(s) ? BigInt(s).toString() : s
 }
 
@@ -85,7 +97,10 @@ function newer(a: WhmcsService, b: WhmcsService): boolean {
 export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
   const { client, view } = options
   const mappings = new Map<string, ProductMapping>()
+  const settingsOf = new Map<ProductMapping, Record<string, unknown>>()
   for (const m of options.mappings) {
+    // One frozen copy per product, shared by its intents (100 000 copies would be waste).
+    settingsOf.set(m, Object.freeze({ ...m.settings }))
     const id = canonicalId(m.productId)
     if (mappings.has(id))
       throw new ValidationError(`Product ${id} is mapped twice`, [
@@ -150,7 +165,7 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
         clientId: canonicalId(service.clientid),
         productId: canonicalId(service.pid),
         connector: m.connector,
-        settings: { ...m.settings },
+        settings: settingsOf.get(m) ?? {},
         whmcsStatus: status,
         username: service.username,
         domain: service.domain,
@@ -261,6 +276,8 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
       servicesSeen: 0,
       intents: [],
       drift: [],
+      intentCount: 0,
+      driftCount: 0,
       errors: [],
       alreadyQueued: 0,
       started: performance.now(),
@@ -307,9 +324,17 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
         const { intents, drift } = evaluate(s, known.get(id))
         for (const i of intents) {
           if (options.isQueued && (await options.isQueued(i.key))) report.alreadyQueued++
-          else report.intents.push(i)
+          else {
+            report.intentCount++
+            if (options.onIntent) await options.onIntent(i)
+            else report.intents.push(i)
+          }
         }
-        for (const d of drift) report.drift.push(d)
+        for (const d of drift) {
+          report.driftCount++
+          if (options.onDrift) options.onDrift(d)
+          else report.drift.push(d)
+        }
       } catch (error) {
         report.errors.push({
           serviceId: id,
@@ -349,7 +374,7 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
       for (const [productId] of mappings) {
         await consume(
           report,
-          client.clientsProductsPages(
+          client.syncServicePages(
             { pid: productId },
             {
               ...(options.pageSize ? { pageSize: options.pageSize } : {}),
@@ -365,12 +390,15 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
           for await (const p of view.list()) {
             const id = canonicalId(p.serviceId)
             if (p.state === 'terminated' || seen.has(id)) continue
-            report.drift.push({
+            const entry: DriftEntry = {
               kind: 'unknown-to-whmcs',
               serviceId: id,
               serverState: p.state,
               message: `${p.state === 'active' ? 'Active' : 'Suspended'} on the server, unknown to WHMCS (no service of a mapped product)`,
-            })
+            }
+            report.driftCount++
+            if (options.onDrift) options.onDrift(entry)
+            else report.drift.push(entry)
           }
         } catch (error) {
           report.errors.push({ stage: 'view', error: toFailure(error) })
@@ -426,7 +454,7 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
       for (const clientId of clientIds) {
         await consume(
           report,
-          client.clientsProductsPages({ clientid: clientId }, signal),
+          client.syncServicePages({ clientid: clientId }, signal),
           seen,
           { clientId },
           (s) => {

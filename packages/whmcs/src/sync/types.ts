@@ -118,8 +118,12 @@ export interface SyncReport {
   startedAt: string
   durationMs: number
   servicesSeen: number
+  /** The intents found (empty when `onIntent` received them). */
   intents: SyncIntent[]
+  /** The drift found (empty when `onDrift` received it). */
   drift: DriftEntry[]
+  intentCount: number
+  driftCount: number
   errors: SyncError[]
   /** Intents left out because `isQueued` said their key is already waiting. */
   alreadyQueued: number
