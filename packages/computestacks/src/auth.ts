@@ -37,6 +37,7 @@ export function basicHeader(user: string, secret: string): string {
 export function createBasicAuth(options: BasicAuthOptions): Authenticator {
   const header = basicHeader(options.apiKey, options.apiSecret)
   return {
+    staticHeader: header,
     header: async () => header,
     secrets: () => [options.apiSecret, header, header.slice('Basic '.length)],
   }

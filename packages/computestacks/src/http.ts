@@ -64,6 +64,8 @@ export interface HttpResponse<T> extends RawResponse {
 export interface Authenticator {
   /** The Authorization header value for the next request. */
   header(signal?: AbortSignal): Promise<string>
+  /** Set when the header never changes (Basic), so the request path needs no await for it. */
+  readonly staticHeader?: string
   /** Called after a 401 for a header this authenticator issued; true when a retry may help. */
   invalidate?(header: string): boolean
   /** Called when the server accepted a header (any answer but 401). */
@@ -97,7 +99,8 @@ export interface Http {
 const IDEMPOTENT = new Set<HttpMethod>(['GET', 'PUT', 'DELETE'])
 
 export function buildPath(path: string, query?: Query): string {
-  const clean = path.replace(/^\/+/, '')
+  const clean = path.charCodeAt(0) === 47 ? path.replace(/^\/+/, '') : path
+  if (query === undefined) return `/api/${clean}`
   const params = new URLSearchParams()
   for (const [key, value] of Object.entries(query ?? {})) {
     if (value !== undefined) params.append(key, String(value))
@@ -255,16 +258,25 @@ export function createHttp(options: HttpOptions): Http {
     const signal = req.signal
     const bodyText = req.body === undefined ? undefined : JSON.stringify(req.body)
     const send = async (): Promise<HttpResponse<T>> => {
-      const authorization = await options.auth.header(signal)
+      const authorization = options.auth.staticHeader ?? (await options.auth.header(signal))
       let response: Dispatcher.ResponseData
       let text: string
-      // One timer for the whole attempt (headers and body): undici's own timers are coarse below a second.
-      const timer = new AbortController()
-      const timeout = setTimeout(
-        () => timer.abort(new TimeoutError(`no answer within ${options.timeoutMs} ms`)),
-        options.timeoutMs,
-      )
-      const attemptSignal = signal ? AbortSignal.any([signal, timer.signal]) : timer.signal
+      // undici's own timers tick coarsely (limits under a second may not fire in time), so short limits
+      // and caller signals get a timer of our own; otherwise undici's headers/body timeouts suffice and
+      // the request path stays free of per-request timers and signals.
+      const ownTimer = signal !== undefined || options.timeoutMs < 1000
+      const timer = ownTimer ? new AbortController() : undefined
+      const timeout = timer
+        ? setTimeout(
+            () => timer.abort(new TimeoutError(`no answer within ${options.timeoutMs} ms`)),
+            options.timeoutMs,
+          )
+        : undefined
+      const attemptSignal = timer
+        ? signal
+          ? AbortSignal.any([signal, timer.signal])
+          : timer.signal
+        : undefined
       try {
         const headers: Record<string, string> = {
           accept,
@@ -276,12 +288,14 @@ export function createHttp(options: HttpOptions): Http {
           method: req.method,
           headers,
           dispatcher: options.dispatcher,
+          headersTimeout: options.timeoutMs,
+          bodyTimeout: options.timeoutMs,
           ...(bodyText !== undefined ? { body: bodyText } : {}),
-          signal: attemptSignal,
+          ...(attemptSignal ? { signal: attemptSignal } : {}),
         })
         text = await response.body.text()
       } catch (error) {
-        if (timer.signal.aborted && !signal?.aborted) {
+        if (timer?.signal.aborted && !signal?.aborted) {
           throw new TimeoutError(
             `ComputeStacks ${req.method} ${path.split('?')[0]}: no answer within ${options.timeoutMs} ms`,
             { cause: error },
@@ -289,7 +303,7 @@ export function createHttp(options: HttpOptions): Http {
         }
         throw transportError(error, req.method, path, signal)
       } finally {
-        clearTimeout(timeout)
+        if (timeout) clearTimeout(timeout)
       }
       const headers = flattenHeaders(response.headers)
       let body: unknown
@@ -361,20 +375,37 @@ export function createHttp(options: HttpOptions): Http {
       const path = buildPath(req.path, req.query)
       if (options.retry === false) return attempt(req, path)
       const idempotent = req.idempotent ?? IDEMPOTENT.has(req.method)
-      return retry(() => attempt(req, path), {
-        policy: options.retry,
-        ...(req.signal ? { signal: req.signal } : {}),
-        shouldRetry: (error) => {
-          if (!isPanelkitError(error)) return false
-          if (error.kind === 'RATE_LIMITED') {
-            const wait = (error as RateLimitedError).retryAfterMs
-            return wait === undefined || wait <= options.maxRetryAfterMs
+      // The first attempt runs outside the retry machinery: most requests succeed at once.
+      let firstError: unknown
+      try {
+        return await attempt(req, path)
+      } catch (error) {
+        firstError = error
+      }
+      let first = true
+      return retry(
+        () => {
+          if (first) {
+            first = false
+            return Promise.reject(firstError)
           }
-          if (error.kind === 'AUTH') return error.retryable
-          // A 5xx, a reset or a timeout may have happened after the server acted: repeat only what is safe to repeat.
-          return error.retryable && idempotent
+          return attempt(req, path)
         },
-      })
+        {
+          policy: options.retry,
+          ...(req.signal ? { signal: req.signal } : {}),
+          shouldRetry: (error) => {
+            if (!isPanelkitError(error)) return false
+            if (error.kind === 'RATE_LIMITED') {
+              const wait = (error as RateLimitedError).retryAfterMs
+              return wait === undefined || wait <= options.maxRetryAfterMs
+            }
+            if (error.kind === 'AUTH') return error.retryable
+            // A 5xx, a reset or a timeout may have happened after the server acted: repeat only what is safe to repeat.
+            return error.retryable && idempotent
+          },
+        },
+      )
     },
   }
 }

@@ -1,0 +1,192 @@
+import { type ChildProcess, fork } from 'node:child_process'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import { Agent, request } from 'undici'
+import { acceptHeader, basicHeader, createComputeStacksClient, DEFAULT_API_VERSION } from '../src/index.ts'
+
+/**
+ * 1. Median latency of one `users.get` through the client against a bare `undici.request` of the same
+ *    call (same agent, same headers, JSON parsed), interleaved so both see the same conditions.
+ * 2. A full listing of 50,000 users (every page), its time and the client process's peak heap.
+ * The simulator runs in a child process; not a test, never run in CI.
+ */
+
+setFlagsFromString('--expose-gc')
+const gc = runInNewContext('gc') as () => void
+
+interface SimInfo {
+  port: number
+  cert: string
+  apiKey: string
+  apiSecret: string
+  userId: number
+  users: number
+}
+
+async function startSim(users: number): Promise<{ info: SimInfo; child: ChildProcess }> {
+  const child = fork(new URL('./simulator-process.ts', import.meta.url), [String(users)], {
+    execArgv: process.execArgv,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+  const info = await new Promise<SimInfo>((resolve, reject) => {
+    child.once('message', (m) => resolve(m as SimInfo))
+    child.once('exit', (code) => reject(new Error(`simulator exited with ${code}`)))
+  })
+  return { info, child }
+}
+
+function stop(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve())
+    child.send('stop')
+  })
+}
+
+const quantile = (sorted: number[], q: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0
+const fmt = (n: number, digits = 3) => n.toFixed(digits)
+
+async function latency(rounds: number) {
+  const { info, child } = await startSim(10)
+  const agent = new Agent({ connect: { ca: info.cert }, connections: 1 })
+  const client = createComputeStacksClient({
+    host: `127.0.0.1:${info.port}`,
+    auth: { type: 'basic', apiKey: info.apiKey, apiSecret: info.apiSecret },
+    dispatcher: agent,
+  })
+  const url = `https://127.0.0.1:${info.port}/api/admin/users/${info.userId}`
+  const headers = {
+    accept: acceptHeader(DEFAULT_API_VERSION),
+    authorization: basicHeader(info.apiKey, info.apiSecret),
+    'user-agent': 'panelkit-computestacks',
+  }
+  const bare = async () => {
+    const response = await request(url, { dispatcher: agent, headers })
+    const body = (await response.body.json()) as { user: { id: number } }
+    if (body.user.id !== info.userId) throw new Error('bare: wrong user')
+  }
+  const viaClient = async () => {
+    const user = await client.users.get(info.userId)
+    if (user.id !== info.userId) throw new Error('client: wrong user')
+  }
+  for (let i = 0; i < 300; i++) {
+    await bare()
+    await viaClient()
+  }
+  const times = { bare: [] as number[], client: [] as number[] }
+  for (let i = 0; i < rounds; i++) {
+    // Alternate the order so neither always runs on a warmer connection.
+    const order = i % 2 === 0 ? (['bare', 'client'] as const) : (['client', 'bare'] as const)
+    for (const which of order) {
+      const started = performance.now()
+      await (which === 'bare' ? bare() : viaClient())
+      times[which].push(performance.now() - started)
+    }
+  }
+  await client.close()
+  await agent.close()
+  await stop(child)
+  const b = times.bare.sort((x, y) => x - y)
+  const c = times.client.sort((x, y) => x - y)
+  return {
+    bare: { median: quantile(b, 0.5), p95: quantile(b, 0.95) },
+    client: { median: quantile(c, 0.5), p95: quantile(c, 0.95) },
+  }
+}
+
+async function listing(users: number, perPages: number[]) {
+  const { info, child } = await startSim(users)
+  const rows: {
+    mode: string
+    perPage: number
+    count: number
+    pages: number
+    seconds: number
+    peakHeapMb: number
+  }[] = []
+  const measure = async (
+    mode: string,
+    perPage: number,
+    run: () => Promise<{ count: number; pages: number }>,
+  ) => {
+    gc()
+    const baseHeap = process.memoryUsage().heapUsed
+    let peak = baseHeap
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().heapUsed)
+    }, 2)
+    const started = performance.now()
+    const { count, pages } = await run()
+    const seconds = (performance.now() - started) / 1000
+    clearInterval(sampler)
+    peak = Math.max(peak, process.memoryUsage().heapUsed)
+    rows.push({ mode, perPage, count, pages, seconds, peakHeapMb: (peak - baseHeap) / 1024 / 1024 })
+  }
+  const agent = new Agent({ connect: { ca: info.cert } })
+  for (const perPage of perPages) {
+    await measure('bare undici, page by page', perPage, async () => {
+      let page = 1
+      let count = 0
+      let pages = 0
+      for (;;) {
+        const response = await request(
+          `https://127.0.0.1:${info.port}/api/admin/users?page=${page}&per_page=${perPage}`,
+          {
+            dispatcher: agent,
+            headers: { accept: acceptHeader(80), authorization: basicHeader(info.apiKey, info.apiSecret) },
+          },
+        )
+        const body = (await response.body.json()) as { users: unknown[] }
+        count += body.users.length
+        pages++
+        if (body.users.length < perPage) break
+        page++
+      }
+      return { count, pages }
+    })
+    await measure('client.users.list()', perPage, async () => {
+      const client = createComputeStacksClient({
+        host: `127.0.0.1:${info.port}`,
+        auth: { type: 'basic', apiKey: info.apiKey, apiSecret: info.apiSecret },
+        dispatcher: agent,
+        perPage,
+      })
+      let count = 0
+      let pages = 0
+      for await (const page of client.users.pages()) {
+        count += page.items.length
+        pages++
+      }
+      return { count, pages }
+    })
+  }
+  await agent.close()
+  await stop(child)
+  return { rows, expected: info.users - 2 }
+}
+
+const rounds = Number(process.env.BENCH_ROUNDS ?? 2000)
+const totalUsers = Number(process.env.BENCH_USERS ?? 50_000)
+console.log(`node ${process.version}, ${rounds} rounds, ${totalUsers} users\n`)
+
+const l = await latency(rounds)
+console.log('| request (GET /api/admin/users/{id}) | median ms | p95 ms | median ratio |')
+console.log('|---|---|---|---|')
+console.log(`| bare undici.request + JSON.parse | ${fmt(l.bare.median)} | ${fmt(l.bare.p95)} | 1.00× |`)
+console.log(
+  `| client.users.get (auth, recorder, retry, zod) | ${fmt(l.client.median)} | ${fmt(l.client.p95)} | ${fmt(l.client.median / l.bare.median, 2)}× |`,
+)
+console.log(`\ntarget ≤ 1.25×: ${l.client.median / l.bare.median <= 1.25 ? 'met' : 'NOT met'}\n`)
+
+const list = await listing(totalUsers, [100, 500])
+console.log(
+  `| full listing of ${list.expected} users | per_page | pages | users seen | seconds | peak heap MB | time ratio |`,
+)
+console.log('|---|---|---|---|---|---|---|')
+for (const row of list.rows) {
+  const base = list.rows.find((r) => r.perPage === row.perPage && r.mode.startsWith('bare'))
+  console.log(
+    `| ${row.mode} | ${row.perPage} | ${row.pages} | ${row.count} | ${fmt(row.seconds, 2)} | ${fmt(row.peakHeapMb, 1)} | ${fmt(row.seconds / (base?.seconds ?? row.seconds), 2)}× |`,
+  )
+  if (row.count !== list.expected) console.log(`  !! expected ${list.expected} users, saw ${row.count}`)
+}
