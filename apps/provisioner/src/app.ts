@@ -16,6 +16,8 @@ export interface AppOptions {
   /** Connectors beyond (or instead of, with `builtins: false`) the built-in ones. */
   connectors?: readonly ConnectorRegistration[] | ((store: Store) => readonly ConnectorRegistration[])
   builtins?: boolean
+  /** Options for the built-in connectors (a DNS provider, Proxmox client tuning). */
+  builtinOptions?: Parameters<typeof builtinConnectors>[2]
   /** Where structured logs go (stderr by default, `null` for none). */
   logStream?: Pick<Writable, 'write'> | null
   logLevel?: LogLevel
@@ -50,7 +52,13 @@ export async function createApp(options: AppOptions): Promise<App> {
     ...options.store,
   })
   try {
-    for (const pool of config.ipPools) await store.ipPool(pool.id).seed(pool.addresses)
+    for (const pool of config.ipPools) {
+      // IPv6 addresses live in their own pool (`<id>#v6`), as the Proxmox connector asks per family.
+      const v4 = pool.addresses.filter((a) => !a.includes(':'))
+      const v6 = pool.addresses.filter((a) => a.includes(':'))
+      if (v4.length) await store.ipPool(pool.id).seed(v4)
+      if (v6.length) await store.ipPool(`${pool.id}#v6`).seed(v6)
+    }
     const extra =
       typeof options.connectors === 'function' ? options.connectors(store) : (options.connectors ?? [])
     const connectors = [...(options.builtins === false ? [] : builtinConnectors(store, config)), ...extra]
@@ -84,8 +92,8 @@ export async function createApp(options: AppOptions): Promise<App> {
 }
 
 /** The billing source for `config.whmcs`, or none when the section is absent. */
-async function billingFromConfig(config: Config, _redactor: Redactor): Promise<BillingSource | undefined> {
+async function billingFromConfig(config: Config, redactor: Redactor): Promise<BillingSource | undefined> {
   if (!config.whmcs) return undefined
   const { whmcsBilling } = await import('./whmcs-billing.ts')
-  return whmcsBilling(config.whmcs, _redactor)
+  return whmcsBilling(config.whmcs, redactor)
 }

@@ -49,8 +49,11 @@ export interface BillableItem {
 export interface BillingSource {
   listServices(filter?: { clientId?: string; productIds?: readonly string[] }): Promise<BillingService[]>
   writeBack(serviceId: string, fields: WriteBackFields): Promise<void>
-  /** The remote id of a billable item pushed earlier under `key`, if there is one. */
-  findBillableItem(item: BillableItem): Promise<string | undefined>
+  /**
+   * The remote id of a billable item pushed earlier under `key`, if there is one. Optional: WHMCS has
+   * no API to list billable items, so an interrupted push there is reported as uncertain instead.
+   */
+  findBillableItem?(item: BillableItem): Promise<string | undefined>
   addBillableItem(item: BillableItem): Promise<string>
   close?(): Promise<void>
 }

@@ -71,7 +71,11 @@ export const IpPoolConfigSchema = z.object({
   /** Plain addresses or IPv4 ranges `a.b.c.d-e`. */
   addresses: z.array(z.string().min(1)).min(1),
   gateway: z.string().optional(),
-  prefix: z.number().int().min(1).max(128).optional(),
+  /** IPv4 prefix length handed to VMs (default 24). */
+  prefix: z.number().int().min(1).max(32).optional(),
+  gateway6: z.string().optional(),
+  /** IPv6 prefix length (default 64). */
+  prefix6: z.number().int().min(1).max(128).optional(),
 })
 export type IpPoolConfig = z.infer<typeof IpPoolConfigSchema>
 
@@ -80,6 +84,8 @@ export const WhmcsConfigSchema = z.object({
   identifier: z.string().min(1, 'is required'),
   secret: z.string().min(1, 'is required'),
   accessKey: z.string().optional(),
+  /** PEM CA to trust for a WHMCS with a private certificate. */
+  ca: z.string().optional(),
 })
 
 export const ConfigSchema = z

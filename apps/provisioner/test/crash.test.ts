@@ -10,9 +10,9 @@ describe.each(STORE_KINDS)('kill -9 of worker processes at random moments (%s)',
   it('ends with every service in its desired state and every effect applied once', {
     timeout: 90_000,
   }, async () => {
-    const world = await processWorld(kind, { writeDelayMs: 120, concurrency: 4 })
+    const world = await processWorld(kind, { writeDelayMs: 80, concurrency: 4 })
     try {
-      const n = 24
+      const n = 16
       for (let i = 1; i <= n; i++) world.order(String(1000 + i), i % 3 === 0 ? 'Pro' : 'Basic')
       await world.app.engine.sync()
       let kills = 0

@@ -1,5 +1,5 @@
 import type { Writable } from 'node:stream'
-import { formatStepLine, type StepRecord } from '@panelkit/core'
+import { formatStepLine } from '@panelkit/core'
 import type { EngineEvent } from '../engine/engine.ts'
 
 /** A progress bar on a terminal; on anything else, a line now and then. */
@@ -52,39 +52,42 @@ const TITLES: Record<string, string> = {
  * job, one line per step with its transition and duration, and a footer that says where it ended.
  */
 export function narrate(write: (line: string) => void, options: { showWriteBack?: boolean } = {}) {
-  const stepsSeen = new Map<number, StepRecord[]>()
+  // Jobs of different services run at once; each job's lines are kept together and printed when it
+  // reaches a resting state, so a block reads like one cron tick of one service.
+  const blocks = new Map<number, string[]>()
   return (event: EngineEvent) => {
     const job = event.job
+    const title = TITLES[job.operation] ?? job.operation
     if (!options.showWriteBack && (job.operation === 'writeBack' || job.operation === 'pushUsage')) {
-      if (event.type === 'job-done') write(`    ${TITLES[job.operation]} for service ${job.serviceId}: done`)
+      if (event.type === 'job-done') write(`    ${title} for service ${job.serviceId}: done`)
       return
     }
     const subject = `service=${job.serviceId}`
+    const flush = (footer: string) => {
+      for (const line of blocks.get(job.id) ?? []) write(line)
+      write(footer)
+      blocks.delete(job.id)
+    }
     switch (event.type) {
       case 'job-started':
-        stepsSeen.set(job.id, [])
-        write(
-          `--- ${TITLES[job.operation] ?? job.operation}: ${subject} connector=${event.service?.connector ?? '?'} status=${event.service?.actual ?? '?'}${job.attempts > 1 ? ` attempt=${job.attempts}` : ''} ---`,
-        )
+        blocks.set(job.id, [
+          `--- ${title}: ${subject} connector=${event.service?.connector ?? '?'} status=${event.service?.actual ?? '?'}${job.attempts > 1 ? ` attempt=${job.attempts}` : ''} ---`,
+        ])
         return
       case 'step':
-        stepsSeen.get(job.id)?.push(event.step)
-        write(formatStepLine(event.step, { labelWidth: 34 }))
+        blocks.get(job.id)?.push(formatStepLine(event.step, { labelWidth: 38 }))
         return
       case 'job-done':
-        write(
-          `--- ${TITLES[job.operation] ?? job.operation} complete: ${subject} [${(event.durationMs / 1000).toFixed(2)}s] ---`,
-        )
-        stepsSeen.delete(job.id)
+        flush(`--- ${title} complete: ${subject} [${(event.durationMs / 1000).toFixed(2)}s] ---`)
         return
       case 'job-retry':
-        write(
-          `--- ${TITLES[job.operation] ?? job.operation} paused: ${subject} ${event.error.code}: ${event.error.detail} (retry in ${Math.max(0, event.runAfter - Date.now())} ms) ---`,
+        flush(
+          `--- ${title} paused: ${subject} ${event.error.code}: ${event.error.detail} (retry in ${Math.max(0, Math.round(event.runAfter - Date.now()))} ms) ---`,
         )
         return
       case 'job-parked':
-        write(
-          `--- ${TITLES[job.operation] ?? job.operation} PARKED: ${subject} ${event.error.code}: ${event.error.detail} (fix, then \`provisioner retry --job ${job.id}\`) ---`,
+        flush(
+          `--- ${title} PARKED: ${subject} ${event.error.code}: ${event.error.detail} (fix, then \`provisioner retry --job ${job.id}\`) ---`,
         )
     }
   }

@@ -23,7 +23,7 @@ import type { Logger } from '../logger.ts'
 import type { DurableModuleLog, Store } from '../store/store.ts'
 import {
   claimJobs,
-  countJobs,
+  countPending,
   enqueue,
   finishJob,
   type Job,
@@ -366,8 +366,7 @@ export class Engine {
       }
       if (claimed.length > 0 && active.size < concurrency) continue
       if (options.untilIdle && active.size === 0 && claimed.length === 0) {
-        const counts = await countJobs(this.store.db)
-        if (counts.queued === 0 && counts.running === 0) break
+        if ((await countPending(this.store.db)) === 0) break
       }
       const woken = new Promise<void>((resolve) => {
         this.wake = resolve
@@ -567,8 +566,21 @@ export class Engine {
       amount: entry.amount,
       key: job.key,
     }
-    // A reserved entry may have been pushed just before a crash: ask billing first.
-    const existing = await this.billing.findBillableItem(item)
+    let existing: string | undefined
+    if (entry.status === 'sending') {
+      // A push was started and its outcome never recorded (a crash, a lost answer). Ask billing when it
+      // can tell; otherwise stop rather than risk billing the customer twice.
+      if (!this.billing.findBillableItem) {
+        return this.permanent(
+          `Usage item ${job.key} may or may not have reached billing (interrupted push). Check for "${entry.description}" in billing, and settle it there by hand: this job stays parked so the item is never pushed twice.`,
+        )
+      }
+      existing = await this.billing.findBillableItem(item)
+    }
+    if (existing === undefined) {
+      await ledger.markSending(job.key)
+      existing = undefined
+    }
     const remoteId = existing ?? (await this.billing.addBillableItem(item))
     await ledger.markPushed(job.key, remoteId)
     return { ok: true, data: { ...entry, status: 'pushed', remoteId, pushed: existing === undefined } }

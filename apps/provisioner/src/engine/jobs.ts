@@ -287,3 +287,27 @@ export async function countJobs(db: Db): Promise<Record<JobStatus, number>> {
   for (const r of rows) out[r.status as JobStatus] = Number(r.n)
   return out
 }
+
+/**
+ * Queued or running jobs that can still make progress on their own: not stuck behind a parked job of
+ * the same service (those wait for an operator's retry).
+ */
+export async function countPending(db: Db): Promise<number> {
+  const row = await db
+    .selectFrom('jobs as j')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('j.status', 'in', [JobStatus.QUEUED, JobStatus.RUNNING])
+    .where(({ not, exists, selectFrom }) =>
+      not(
+        exists(
+          selectFrom('jobs as p')
+            .select('p.id')
+            .whereRef('p.service_id', '=', 'j.service_id')
+            .whereRef('p.id', '<', 'j.id')
+            .where('p.status', '=', JobStatus.PARKED),
+        ),
+      ),
+    )
+    .executeTakeFirstOrThrow()
+  return Number(row.n)
+}

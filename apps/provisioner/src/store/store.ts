@@ -518,7 +518,8 @@ export interface LedgerEntry {
   serviceId: string
   amount: string
   description: string
-  status: 'reserved' | 'pushed'
+  /** reserved: not sent; sending: a push started (outcome unknown until pushed); pushed: confirmed. */
+  status: 'reserved' | 'sending' | 'pushed'
   remoteId: string | null
 }
 
@@ -570,6 +571,16 @@ export class DurableLedger {
       status: row.status as LedgerEntry['status'],
       remoteId: row.remote_id,
     }
+  }
+
+  async markSending(key: string): Promise<void> {
+    await this.store.db
+      .updateTable('ledger')
+      .set({ status: 'sending' })
+      .where('kind', '=', this.kind)
+      .where('key', '=', key)
+      .where('status', '=', 'reserved')
+      .execute()
   }
 
   async markPushed(key: string, remoteId: string | null): Promise<void> {
