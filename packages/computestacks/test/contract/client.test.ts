@@ -1,3 +1,4 @@
+import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type ComputeStacksSimulator, startComputeStacksSimulator } from '../../src/testing/index.ts'
 import { clientFor, raw, visit } from './helpers.ts'
@@ -189,6 +190,30 @@ describe('pagination', () => {
     const pages = []
     for await (const page of client.users.pages({ perPage: 50 })) pages.push(page.items.length)
     expect(pages).toEqual([50, 46])
+    await client.close()
+    await local.close()
+  })
+})
+
+describe('pagination, property-based', () => {
+  it('every user is seen exactly once, whatever the page size and the collection size', async () => {
+    const local = await startComputeStacksSimulator()
+    const { client } = clientFor(local)
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: 40 }),
+        fc.integer({ min: 1, max: 35 }),
+        async (extra, perPage) => {
+          local.seedUsers(extra, `p${local.users.size}-`)
+          const expected = [...local.users.values()].filter((u) => !u.supportAdmin).map((u) => u.id)
+          const seen: number[] = []
+          for await (const user of client.users.list({ perPage })) seen.push(user.id)
+          expect(seen).toHaveLength(expected.length)
+          expect(new Set(seen)).toEqual(new Set(expected))
+        },
+      ),
+      { numRuns: 15 },
+    )
     await client.close()
     await local.close()
   })
