@@ -230,7 +230,8 @@ function makeClient(
     maxAttempts: 8,
     initialDelayMs: 200,
     maxDelayMs: 5_000,
-    jitter: 'full',
+    // Half the delay is fixed so the total wait across attempts is predictable (a lock lasts a while).
+    jitter: 'equal',
     ...options.lockRetry,
   }
   const networkPolicy: Partial<RetryPolicy> = {
