@@ -243,6 +243,23 @@ export const domainCommands = {
     }
   },
 
+  /** The migration source as the server holds it (see `configure`). */
+  showMigration(name: string): CliScript<string | undefined> {
+    return {
+      action: 'SHOW MigrationData',
+      access: 'read',
+      target: name,
+      steps: [
+        enterDomain(name),
+        step('domain-migrationdata', 'CONFIG', 'MigrationData'),
+        step(undefined, 'SHOW'),
+        step('domain', 'BACK'),
+        step('', 'BACK'),
+      ],
+      parse: (r) => showString(parseShow(replyAt(r, 2).lines), 'remoteServer'),
+    }
+  },
+
   addAlias(name: string, alias: string): CliScript<void> {
     return {
       action: 'ADD Alias',

@@ -334,7 +334,7 @@ export const axigenDomainConnector = defineConnector({
       }
       if (
         ctx.settings.migrationSource &&
-        ctx.settings.migrationSource !== ctx.previousSettings?.migrationSource
+        ctx.settings.migrationSource !== (await client.domains.showMigration(domain))
       ) {
         await client.domains.configure(domain, { migrationSource: ctx.settings.migrationSource })
         applied.push('migration')
