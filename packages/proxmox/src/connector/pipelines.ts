@@ -316,7 +316,16 @@ const startStep = {
       )
       return { status: 'done' }
     }
-    const started = await ensureRunning(rt.client, data.node as string, data.vmid as number, rt.signal)
+    let started: boolean
+    try {
+      started = await ensureRunning(rt.client, data.node as string, data.vmid as number, rt.signal)
+    } catch (error) {
+      // A VM that does not come up is usually transient (memory pressure, a storage hiccup): retry later.
+      if (isPanelkitError(error) && error.kind === 'COMMAND') {
+        throw new CommandError(`VM failed to start: ${error.message}`, { cause: error, retryable: true })
+      }
+      throw error
+    }
     return started ? { status: 'done' } : { status: 'skipped', reason: 'already running' }
   },
 }
