@@ -1,3 +1,4 @@
+export { type App, type AppOptions, createApp } from './app.ts'
 export type {
   BillableItem,
   BillingService,
@@ -7,6 +8,7 @@ export type {
   WriteBackFields,
 } from './billing.ts'
 export { desiredStateOf } from './billing.ts'
+export { type CliExtras, type CliIo, main } from './cli.ts'
 export {
   type Config,
   ConfigError,
@@ -17,6 +19,7 @@ export {
   loadConfig,
   parseConfig,
 } from './config.ts'
+export { builtinConnectors, StoreIpPool, StoreVmidReservations } from './connectors.ts'
 export {
   type ConnectorRegistration,
   type DriftEntry,
@@ -25,8 +28,10 @@ export {
   type EngineOptions,
   type SyncReport,
 } from './engine/engine.ts'
+export { type ImportReport, importAccounts } from './engine/import.ts'
 export { type Job, type JobOperation, JobStatus, listJobs, retryParked } from './engine/jobs.ts'
 export { getService, listServices, planTransition, type ServiceRecord } from './engine/services.ts'
+export { type ApiServer, createApiHandler, startApiServer, tokenMatches } from './http/server.ts'
 export { createLogger, type Logger, type LogLevel } from './logger.ts'
 export {
   DurableAssignmentStore,
@@ -38,3 +43,4 @@ export {
   Store,
   type StoreOptions,
 } from './store/store.ts'
+export { whmcsBilling } from './whmcs-billing.ts'

@@ -1,1 +1,9 @@
+export {
+  type HttpPanel,
+  type HttpPanelOptions,
+  httpPanelConnector,
+  type PanelAccount,
+  type PanelIpPool,
+  startHttpPanel,
+} from './http-panel.ts'
 export { MemoryBilling } from './memory-billing.ts'
