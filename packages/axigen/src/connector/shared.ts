@@ -135,7 +135,7 @@ export async function diagnoseConnection(
     return result
   } catch (error) {
     const diagnosis = isPanelkitError(error) ? error.details?.diagnosis : undefined
-    if (!server.secure && diagnosis === 'no-banner' && (await speaksTls(server.hostname, port, 3_000))) {
+    if (!server.secure && diagnosis === 'no-banner' && (await speaksTls(server.hostname, port, 1_000))) {
       throw new ConnectionError(
         `${server.hostname}:${port} speaks TLS, but Secure is off: turn Secure on for this server (or use the ` +
           'plain CLI port, 7000 by default) — both ends must agree.',
