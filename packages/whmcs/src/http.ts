@@ -114,6 +114,8 @@ export class WhmcsTransport {
       )
     }
     const body = encodeForm({ ...params, action, responsetype: 'json', ...this.credentials })
+    const timeout = AbortSignal.timeout(this.options.timeoutMs)
+    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout
     let status: number
     let text: string
     let contentType: string
@@ -126,10 +128,8 @@ export class WhmcsTransport {
           accept: 'application/json',
           'user-agent': this.options.userAgent,
         },
-        // undici's own timers: cheaper per call than an AbortSignal.timeout combined with the caller's.
-        headersTimeout: this.options.timeoutMs,
-        bodyTimeout: this.options.timeoutMs,
-        ...(signal ? { signal } : {}),
+        // undici's own header/body timers are coarse (about a second), so the limit is a signal.
+        signal: combined,
         ...(this.options.dispatcher ? { dispatcher: this.options.dispatcher } : {}),
       })
       status = response.statusCode
@@ -138,8 +138,7 @@ export class WhmcsTransport {
       text = await response.body.text()
     } catch (error) {
       if (signal?.aborted) throw new AbortedError(`WHMCS ${action} was aborted`, { cause: error })
-      const code = (error as { code?: string } | null)?.code
-      if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT')
+      if (timeout.aborted)
         throw new TimeoutError(`WHMCS ${action}: no answer within ${this.options.timeoutMs} ms`, {
           cause: error,
         })
