@@ -236,7 +236,8 @@ async function lockStorm(): Promise<void> {
       full: true,
       storage: 'local-lvm',
     })
-  const refusalsBefore = sim.stats.requests
+  const requestsBefore = sim.stats.requests
+  const refusalsBefore = sim.stats.lockRefusals
   sim.lockStorm({ probability: 0.5, durationMs: 120_000 })
   const changes = Array.from({ length: 200 }, (_, i) => ({ vmid: ids[i % 10] as number, key: `k${i}` }))
   const started = performance.now()
@@ -244,7 +245,7 @@ async function lockStorm(): Promise<void> {
   const settled = await Promise.allSettled(
     changes.map(async (ch, i) => {
       const t = performance.now()
-      // Every change writes its own marker into the description, so convergence is checkable.
+      // Every change writes its own marker into the tags, so convergence is checkable.
       await client.run(ENDPOINTS.vmConfigUpdate, {
         node: 'pve1',
         vmid: ch.vmid,
@@ -267,7 +268,8 @@ async function lockStorm(): Promise<void> {
     [
       ['changes that surfaced an error', errors.length],
       ['VMs whose final config is one of the requested changes', `${converged ? 10 : 'not all'} / 10`],
-      ['requests sent (incl. task polls and retries)', sim.stats.requests - refusalsBefore],
+      ['lock refusals the client absorbed (retried with backoff)', sim.stats.lockRefusals - refusalsBefore],
+      ['requests sent (incl. task polls and retries)', sim.stats.requests - requestsBefore],
       [
         'latency median / p99',
         `${median(latencies).toFixed(0)} ms / ${percentile(latencies, 99).toFixed(0)} ms`,

@@ -171,6 +171,8 @@ export class ProxmoxSimulator {
     logins: 0,
     renewals: 0,
     unauthorized: 0,
+    /** Calls refused with a lock text (`can't lock file`, `VM is locked`). */
+    lockRefusals: 0,
     byRoute: new Map<string, number>(),
   }
   readonly faults = {
@@ -818,7 +820,10 @@ export class ProxmoxSimulator {
   }
 
   private checkLock(vm: SimVm): void {
-    if (vm.lock) fail(`VM is locked (${vm.lock})`)
+    if (vm.lock) {
+      this.stats.lockRefusals++
+      fail(`VM is locked (${vm.lock})`)
+    }
   }
 
   /** Waits for the VM's file lock like `lock_config` does, then fails with the real timeout text. */
@@ -831,12 +836,15 @@ export class ProxmoxSimulator {
       Math.random() < storm.probability
     ) {
       await delay(Math.min(this.behaviour.lockWaitMs, 5))
+      this.stats.lockRefusals++
       fail(`can't lock file '/var/lock/qemu-server/lock-${vm.vmid}.conf' - got timeout`)
     }
     const waitUntil = Date.now() + this.behaviour.lockWaitMs
     while (vm.flockUntil > Date.now()) {
-      if (Date.now() >= waitUntil)
+      if (Date.now() >= waitUntil) {
+        this.stats.lockRefusals++
         fail(`can't lock file '/var/lock/qemu-server/lock-${vm.vmid}.conf' - got timeout`)
+      }
       await delay(Math.min(5, vm.flockUntil - Date.now() + 1))
     }
   }
