@@ -21,7 +21,17 @@ import { ENDPOINTS } from '../endpoints/catalog.ts'
 import type { RrdPoint } from '../endpoints/types.ts'
 import type { TlsOptions } from '../http.ts'
 import { groupIsos } from './iso.ts'
-import { applyCpuRam, applyNetwork, readConfig, systemDiskKey } from './package-steps.ts'
+import {
+  applyAdditionalDisk,
+  applyAdditionalDiskIo,
+  applyAdditionalDiskSize,
+  applyCpuRam,
+  applyNetwork,
+  applySystemDiskIo,
+  applySystemDiskSize,
+  readConfig,
+  systemDiskKey,
+} from './package-steps.ts'
 import { changePackagePipeline, type DeployData, deployPipeline, reinstallPipeline } from './pipelines.ts'
 import { effectiveSettings, type KvmSettings, kvmSettings } from './settings.ts'
 import { MemoryIpPool, MemoryVmidReservations } from './stores.ts'
@@ -692,10 +702,19 @@ export function createProxmoxKvmConnector(
             },
             { signal: rt.signal },
           )
-          // The backup may predate a package change: re-apply CPU/RAM and network, then start.
+          // The backup may predate a package change: re-apply the package (CPU/RAM, disks and their
+          // limits, the additional disk, network with the MAC), then start.
           const applied: string[] = []
-          if ((await applyCpuRam(rt, vm.node, vm.vmid)).status === 'done') applied.push('cpu-ram')
-          if ((await applyNetwork(rt, vm.node, vm.vmid)).status === 'done') applied.push('network')
+          const steps: [string, () => Promise<{ status: string }>][] = [
+            ['cpu-ram', () => applyCpuRam(rt, vm.node, vm.vmid)],
+            ['system-disk-size', () => applySystemDiskSize(rt, vm.node, vm.vmid)],
+            ['system-disk-io', () => applySystemDiskIo(rt, vm.node, vm.vmid)],
+            ['additional-disk', () => applyAdditionalDisk(rt, vm.node, vm.vmid)],
+            ['additional-disk-size', () => applyAdditionalDiskSize(rt, vm.node, vm.vmid)],
+            ['additional-disk-io', () => applyAdditionalDiskIo(rt, vm.node, vm.vmid)],
+            ['network', () => applyNetwork(rt, vm.node, vm.vmid)],
+          ]
+          for (const [name, step] of steps) if ((await step()).status === 'done') applied.push(name)
           await ensureRunning(rt.client, vm.node, vm.vmid, rt.signal)
           return { message: 'Backup restored', data: { applied } }
         },

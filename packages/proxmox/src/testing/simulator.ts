@@ -737,11 +737,15 @@ export class ProxmoxSimulator {
     return createHmac('sha256', this.secret).update(text).digest('base64')
   }
 
+  /** Every ticket and CSRF token handed out (tests check that none reaches a log). */
+  readonly issuedSecrets: string[] = []
+
   issueTicket(user: string): { ticket: string; csrf: string } {
     const time = this.nowSeconds().toString(16).toUpperCase().padStart(8, '0')
     const plain = `PVE:${user}:${time}`
     const ticket = `${plain}::${this.sign(plain)}`
     const csrf = `${time}:${this.sign(`csrf:${time}:${user}`).replace(/=+$/, '')}`
+    this.issuedSecrets.push(ticket, csrf)
     return { ticket, csrf }
   }
 

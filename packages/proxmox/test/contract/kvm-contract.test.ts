@@ -81,6 +81,7 @@ runContractSuite({
       async writeCount() {
         return sim.stats.writes
       },
+      secrets: () => [...sim.issuedSecrets, ...sim.issuedSecrets.map((t) => t.split('::')[1] ?? '')],
       async close() {
         await sim.close()
       },

@@ -208,6 +208,27 @@ describe('deploy pipeline', () => {
     expect(sim.vms.get(next)?.config.name).toBe('someone-else')
   })
 
+  it('says why no node fits before anything is allocated', async () => {
+    const s = service({ memoryMb: 4 * 1024 * 1024 })
+    const result = await connector.invoke('create', { service: s })
+    expect(result.ok).toBe(false)
+    if (result.ok) return
+    expect(result.error.code).toBe('CAPACITY')
+    expect(result.error.detail).toMatch(/pve1: \d+ MiB free memory, needs 4194304/)
+    expect(await ipPool.leases(String(s.serviceId))).toHaveLength(0)
+  })
+
+  it('a failing DNS provider never blocks a deploy', async () => {
+    const s = service({ additionalDiskGb: 0 })
+    dns.failNext = 1
+    const result = await connector.invoke('create', { service: s })
+    const data = ok(result)
+    expect(String(data.details?.log)).toMatch(/Set DNS records +success/)
+    const dnsStep = result.ok ? result.runs?.[0]?.steps.find((x) => x.name === 'dns') : undefined
+    expect(dnsStep?.reason).toMatch(/^DNS failed \(non-blocking\): DNS provider unavailable/)
+    expect(vmOf(String(s.serviceId))?.status).toBe('running')
+  })
+
   it('parallel creates from two processes sharing the reservation store never share a VMID or an IP', async () => {
     const other = createConnector(definition, { checkpoints: new MemoryCheckpointStore() })
     const services = Array.from({ length: 12 }, () => service({ additionalDiskGb: 0, ipv6: false }))
@@ -311,9 +332,19 @@ describe('lifecycle after deploy', () => {
     expect(backups).toHaveLength(2)
     const vm = vmOf(String(s.serviceId))
     if (vm) vm.config.cores = '1'
-    const restored = ok(await act('restoreBackup', { volid: backups[0]?.volid }))
+    // The package grew since the backup: the restore must bring the disk up to it.
+    const grown = { ...s, settings: { ...s.settings, diskGb: 25 } }
+    const restored = ok(
+      await connector.invoke('action', {
+        service: grown,
+        action: 'restoreBackup',
+        params: { volid: backups[0]?.volid },
+      }),
+    )
     expect(restored.message).toBe('Backup restored')
+    expect((restored.data as { applied: string[] }).applied).toContain('system-disk-size')
     expect(vmOf(String(s.serviceId))?.config.cores).toBe('2')
+    expect(parseDrive(vmOf(String(s.serviceId))?.config.scsi0 as string).options.size).toBe('25G')
     expect(vmOf(String(s.serviceId))?.status).toBe('running')
   })
 
