@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import {
   type ActionResult,
   CapacityError,
@@ -170,18 +170,28 @@ export function createProxmoxKvmConnector(
   const pipelineKey = (ctx: ServiceOperationContext<KvmSettings, Resources>, name: string) =>
     `${id}:${ctx.service.serviceId}:${name}${ctx.dryRun ? ':dry-run' : ''}`
 
+  /**
+   * Runs a pipeline with a checkpoint key that fits it. The deploy is keyed by service only: there is
+   * one VM per service, so any later job for it must resume that same deploy. Change-package and
+   * reinstall use core's key (service, operation and the job's run key), so each job is its own run.
+   * A dry-run gets a throw-away key and leaves no checkpoint behind.
+   */
   async function runTracked<D extends Record<string, unknown>>(
     ctx: ServiceOperationContext<KvmSettings, Resources>,
     pipeline: Parameters<typeof ctx.runPipeline<D, KvmRuntime>>[0],
     data: D,
     rt: KvmRuntime,
+    scope: 'service' | 'job' = 'job',
   ): Promise<PipelineRun<D>> {
-    const key = pipelineKey(ctx, pipeline.name)
+    const key = ctx.dryRun
+      ? `${pipelineKey(ctx, pipeline.name)}:${randomUUID()}`
+      : scope === 'service'
+        ? pipelineKey(ctx, pipeline.name)
+        : undefined
     try {
-      return await ctx.runPipeline(pipeline, { data, context: rt, key })
+      return await ctx.runPipeline(pipeline, { data, context: rt, ...(key ? { key } : {}) })
     } finally {
-      // A dry-run leaves nothing behind, not even a checkpoint to resume.
-      if (ctx.dryRun) await ctx.checkpoints.delete(key)
+      if (ctx.dryRun && key) await ctx.checkpoints.delete(key)
     }
   }
 
@@ -276,7 +286,7 @@ export function createProxmoxKvmConnector(
             details: { vmid: existing.vmid, node: existing.node, hostname: rt.hostname },
           }
         }
-        const run = await runTracked<DeployData>(ctx, deployPipeline, {}, rt)
+        const run = await runTracked<DeployData>(ctx, deployPipeline, {}, rt, 'service')
         const data = run.checkpoint.data
         return {
           accountId: String(data.vmid ?? ''),

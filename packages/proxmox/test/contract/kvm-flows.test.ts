@@ -280,6 +280,18 @@ describe('lifecycle after deploy', () => {
     expect(again).toMatchObject({ changed: false, applied: [] })
   })
 
+  it('each change-package job is its own run, even with job run keys', async () => {
+    const three = { ...s, settings: { ...s.settings, cores: 3 } }
+    expect(
+      ok(await connector.invoke('changePackage', { service: three }, { runKey: 'job-1' })).applied,
+    ).toEqual(['cpu-ram'])
+    const two = { ...s, settings: { ...s.settings, cores: 2 } }
+    expect(
+      ok(await connector.invoke('changePackage', { service: two }, { runKey: 'job-2' })).applied,
+    ).toEqual(['cpu-ram'])
+    expect(vmOf(String(s.serviceId))?.config.cores).toBe('2')
+  })
+
   it('suspends, unsuspends and resets the password through cloud-init', async () => {
     ok(await connector.invoke('suspend', { service: s }))
     let vm = vmOf(String(s.serviceId))
