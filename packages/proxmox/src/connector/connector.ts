@@ -334,7 +334,7 @@ export function createProxmoxKvmConnector(
         const vm = await findServiceVm(rt.client, rt.serviceId, rt.hostname, rt.signal)
         const leases = await stores.ipPool.leases(rt.serviceId)
         if (vm) {
-          await ensureStopped(rt.client, vm.node, vm.vmid, rt.signal)
+          await ensureStopped(rt.client, vm.node, vm.vmid, rt.signal, 'stop')
           await rt.client.run(
             ENDPOINTS.vmDestroy,
             { node: vm.node, vmid: vm.vmid, purge: true, 'destroy-unreferenced-disks': true },

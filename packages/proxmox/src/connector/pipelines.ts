@@ -595,7 +595,7 @@ export const reinstallPipeline = definePipeline<DeployData, KvmRuntime>({
             `VM ${vmid} does not belong to service ${rt.serviceId}; refusing to remove it`,
           )
         }
-        await ensureStopped(rt.client, where.node, vmid, rt.signal)
+        await ensureStopped(rt.client, where.node, vmid, rt.signal, 'stop')
         await rt.client.run(
           ENDPOINTS.vmDestroy,
           { node: where.node, vmid, purge: true, 'destroy-unreferenced-disks': true },

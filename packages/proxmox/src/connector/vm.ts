@@ -187,9 +187,12 @@ export async function ensureStopped(
   node: string,
   vmid: number,
   signal: AbortSignal,
+  /** `shutdown`: ACPI power-off, forced after a minute (the guest keeps its file systems); `stop`: kill. */
+  mode: 'shutdown' | 'stop' = 'shutdown',
 ): Promise<boolean> {
   if ((await vmStatus(client, node, vmid, signal)) !== 'running') return false
-  await client.run(ENDPOINTS.vmStop, { node, vmid }, { signal })
+  if (mode === 'stop') await client.run(ENDPOINTS.vmStop, { node, vmid }, { signal })
+  else await client.run(ENDPOINTS.vmShutdown, { node, vmid, timeout: 60, forceStop: true }, { signal })
   return true
 }
 
