@@ -259,6 +259,13 @@ function seconds(ms: number): string {
   return `[${(ms / 1000).toFixed(2)}s]`
 }
 
+/** The label as printed: a skipped step says why (`skip — no change` unless the step gave a reason). */
+function displayLabel(record: StepRecord): string {
+  return record.outcome === 'skipped'
+    ? `${record.label} (skip — ${record.reason ?? 'no change'})`
+    : record.label
+}
+
 /**
  * One step as a line, in the shape PUQ's cron output made familiar, on one line instead of two:
  * `[+]  1. Migrate to target node            success (clone -> migrated) [30.23s]`.
@@ -269,8 +276,7 @@ export function formatStepLine(
 ): string {
   const mark = record.outcome === 'failed' ? '[!]' : record.outcome === 'skipped' ? '[=]' : '[+]'
   const index = `${String(record.index).padStart(options.indexWidth ?? 2)}.`
-  const label = record.outcome === 'skipped' ? `${record.label} (skip — no change)` : record.label
-  const padded = label.padEnd(options.labelWidth ?? 36)
+  const padded = displayLabel(record).padEnd(options.labelWidth ?? 36)
   if (record.outcome === 'failed') {
     const retry = record.retryable ? ' Will retry.' : ' Needs attention.'
     return `${mark} ${index} ${padded} failed: ${record.reason ?? 'unknown error'}.${retry} (${record.from} -> ${record.to}) ${seconds(record.durationMs)}`
@@ -285,7 +291,7 @@ export function formatPipelineRun(
 ): string {
   const endState = 'checkpoint' in run ? run.checkpoint.state : run.state
   const subject = options.subject ?? `key=${run.key}`
-  const width = Math.max(20, ...run.steps.map((s) => s.label.length + (s.outcome === 'skipped' ? 19 : 0))) + 2
+  const width = Math.max(20, ...run.steps.map((s) => displayLabel(s).length)) + 2
   const lines = [`--- ${run.title}: ${subject} status=${run.startedAt} ---`]
   for (const step of run.steps) lines.push(formatStepLine(step, { labelWidth: width }))
   if (run.status === 'completed') {

@@ -1,4 +1,4 @@
-import { runContractSuite } from '@panelkit/core/testing'
+import { runContractSuite } from '@panelkit/core/contract'
 import { axigenAccountConnector } from '../../src/index.ts'
 import { type AxigenSimulator, startAxigenSimulator } from '../../src/testing/index.ts'
 

@@ -1,4 +1,5 @@
-import { generateTestCertificate, runContractSuite } from '@panelkit/core/testing'
+import { runContractSuite } from '@panelkit/core/contract'
+import { generateTestCertificate } from '@panelkit/core/testing'
 import { axigenDomainConnector } from '../../src/index.ts'
 import { startAxigenSimulator } from '../../src/testing/index.ts'
 

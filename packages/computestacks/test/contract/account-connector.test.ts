@@ -1,5 +1,5 @@
 import type { ServiceContextInput } from '@panelkit/core'
-import { runContractSuite } from '@panelkit/core/testing'
+import { runContractSuite } from '@panelkit/core/contract'
 import { computestacksAccountConnector } from '../../src/index.ts'
 import { startComputeStacksSimulator } from '../../src/testing/index.ts'
 

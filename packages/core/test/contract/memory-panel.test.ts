@@ -1,8 +1,8 @@
+import { runContractSuite } from '../../src/testing/contract.ts'
 import {
   MemoryPanel,
   memoryPanelConnector,
   registerMemoryPanel,
-  runContractSuite,
   unregisterMemoryPanel,
 } from '../../src/testing/index.ts'
 

@@ -1,4 +1,4 @@
-import { runContractSuite } from '@panelkit/core/testing'
+import { runContractSuite } from '@panelkit/core/contract'
 import {
   createProxmoxKvmConnector,
   hostnameFor,

@@ -1,0 +1,2 @@
+/** The lifecycle contract suite (needs vitest): `import { runContractSuite } from '@panelkit/core/contract'`. */
+export { type ContractFixture, type ContractSuiteOptions, runContractSuite } from './contract-suite.ts'
