@@ -185,7 +185,10 @@ export interface ConnectorInstance<Spec extends SettingsSpec = SettingsSpec, R =
   loadOptions(
     setting: string,
     server: import('./context.ts').ServerInput,
-    options?: InvokeOptions,
+    options?: InvokeOptions & {
+      /** The values chosen so far in the product form, for loaders that depend on them (classes of a domain). */
+      settings?: Record<string, unknown>
+    },
   ): Promise<Result<OptionChoice[]>>
   close(): Promise<void>
 }
@@ -477,21 +480,34 @@ export function createConnector<Spec extends SettingsSpec, R>(
       }) as Promise<Result<OperationResult<typeof operation>>>
     },
     loadOptions(settingKey, server, invokeOptions = {}) {
-      return guarded('testConnection', { server }, invokeOptions, async (_redactor, calls, _runs, signal) => {
-        const spec = definition.settings[settingKey]
-        if (!spec)
-          throw new ValidationError(`Unknown setting ${settingKey}`, [
-            { path: 'setting', message: 'is not declared' },
-          ])
-        if (spec.type !== 'dropdown')
-          throw new ValidationError(`Setting ${settingKey} is not a dropdown`, [
-            { path: 'setting', message: 'is not a dropdown' },
-          ])
-        if (!spec.loader) return staticChoices(spec)
-        const parsed = OPERATION_INPUT_SCHEMAS.testConnection.safeParse({ server })
-        if (!parsed.success) throw validationFromZod(parsed.error)
-        return spec.loader({ server: parsed.data.server, signal, calls })
-      })
+      const current = invokeOptions.settings ?? {}
+      return guarded(
+        'testConnection',
+        { server, settings: current },
+        invokeOptions,
+        async (_redactor, calls, _runs, signal) => {
+          const spec = definition.settings[settingKey]
+          if (!spec)
+            throw new ValidationError(`Unknown setting ${settingKey}`, [
+              { path: 'setting', message: 'is not declared' },
+            ])
+          if (spec.type !== 'dropdown')
+            throw new ValidationError(`Setting ${settingKey} is not a dropdown`, [
+              { path: 'setting', message: 'is not a dropdown' },
+            ])
+          if (!spec.loader) return staticChoices(spec)
+          const parsed = OPERATION_INPUT_SCHEMAS.testConnection.safeParse({ server, settings: current })
+          if (!parsed.success) throw validationFromZod(parsed.error)
+          const settings = partialSettings.safeParse(parsed.data.settings)
+          if (!settings.success) throw validationFromZod(settings.error, 'settings')
+          return spec.loader({
+            server: parsed.data.server,
+            signal,
+            calls,
+            settings: settings.data as Record<string, unknown>,
+          })
+        },
+      )
     },
     async close() {
       if (resourcesMade && definition.dispose) await definition.dispose(resources as R)

@@ -15,6 +15,8 @@ export interface OptionChoice {
 export interface LoaderContext {
   server: import('./context.ts').Server
   signal: AbortSignal
+  /** The product settings chosen so far (validated, possibly incomplete). */
+  settings: Record<string, unknown>
 }
 
 /** Loads dropdown choices from the server (e.g. "domains on this server"). */

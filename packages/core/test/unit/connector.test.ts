@@ -213,6 +213,41 @@ describe('connector runtime', () => {
     expect((await c.loadOptions('quota', { hostname: 'x' })).ok).toBe(false)
   })
 
+  it('passes the settings chosen so far to dynamic loaders, through the call recorder', async () => {
+    const sink = new MemoryLogSink()
+    const def = defineConnector({
+      id: 'loader-probe',
+      metadata: { displayName: 'Loader probe', system: 'probe' },
+      settings: {
+        domain: setting.dropdown({
+          label: 'Domain',
+          required: true,
+          loader: async () => [{ value: 'a.example', label: 'a.example' }],
+        }),
+        accountClass: setting.dropdown({
+          label: 'Account class',
+          async loader(ctx) {
+            const classes = await ctx.calls.call(
+              {
+                system: 'probe',
+                action: 'LIST classes',
+                access: 'read',
+                request: { domain: ctx.settings.domain },
+              },
+              async () => [`${String(ctx.settings.domain)}-basic`],
+            )
+            return classes.map((c) => ({ value: c, label: c }))
+          },
+        }),
+      },
+      operations: {},
+    })
+    const c = createConnector(def, { sink })
+    const r = await c.loadOptions('accountClass', { hostname: 'x' }, { settings: { domain: 'a.example' } })
+    expect(r.ok ? r.data : r.error).toEqual([{ value: 'a.example-basic', label: 'a.example-basic' }])
+    expect(sink.entries[0]).toMatchObject({ action: 'LIST classes', request: { domain: 'a.example' } })
+  })
+
   it('runs pipelines with resumable checkpoints keyed by run key', async () => {
     let failures = 1
     const applied: string[] = []
