@@ -210,8 +210,7 @@ export const memoryPanelConnector = defineConnector({
   },
   operations: {
     async create(ctx) {
-      const client = memoryClient(ctx.server.hostname, ctx.server.password, ctx.calls)
-      const username = ctx.service.username ?? `svc${ctx.service.serviceId}`
+      const { client, username } = session(ctx)
       const existing = await client.get(username)
       const run = await ctx.runPipeline(provisionPipeline, {
         data: { username },
@@ -237,56 +236,36 @@ export const memoryPanelConnector = defineConnector({
       return setSuspended(ctx, false)
     },
     async terminate(ctx) {
-      const client = memoryClient(ctx.server.hostname, ctx.server.password, ctx.calls)
-      const account = await owned(
-        client,
-        ctx.service.username ?? `svc${ctx.service.serviceId}`,
-        ctx.service.serviceId,
-      )
+      const { client, find } = session(ctx)
+      const account = await find()
       if (!account) return { changed: false }
       await client.command('delete', { username: account.username })
       return { changed: true }
     },
     async changePassword(ctx) {
-      const client = memoryClient(ctx.server.hostname, ctx.server.password, ctx.calls)
-      const account = await requireOwned(
-        client,
-        ctx.service.username ?? `svc${ctx.service.serviceId}`,
-        ctx.service.serviceId,
-      )
+      const { client, require } = session(ctx)
+      const account = await require()
       await client.command('password', { username: account.username, password: ctx.service.password ?? '' })
       return { changed: true }
     },
     async changePackage(ctx) {
-      const client = memoryClient(ctx.server.hostname, ctx.server.password, ctx.calls)
-      const account = await requireOwned(
-        client,
-        ctx.service.username ?? `svc${ctx.service.serviceId}`,
-        ctx.service.serviceId,
-      )
+      const { client, require } = session(ctx)
+      const account = await require()
       if (account.plan === ctx.settings.plan) return { changed: false, applied: [] }
       await client.command('plan', { username: account.username, plan: ctx.settings.plan })
       return { changed: true, applied: ['plan'] }
     },
     async usage(ctx) {
-      const client = memoryClient(ctx.server.hostname, ctx.server.password, ctx.calls)
-      const account = await requireOwned(
-        client,
-        ctx.service.username ?? `svc${ctx.service.serviceId}`,
-        ctx.service.serviceId,
-      )
+      const { require } = session(ctx)
+      const account = await require()
       return {
         collectedAt: new Date().toISOString(),
         metrics: [{ name: 'disk', value: account.diskUsedMb, unit: 'MB', limit: ctx.settings.diskQuotaMb }],
       }
     },
     async clientArea(ctx) {
-      const client = memoryClient(ctx.server.hostname, ctx.server.password, ctx.calls)
-      const account = await requireOwned(
-        client,
-        ctx.service.username ?? `svc${ctx.service.serviceId}`,
-        ctx.service.serviceId,
-      )
+      const { require } = session(ctx)
+      const account = await require()
       return {
         fields: [
           { key: 'plan', label: 'Plan', value: account.plan },
@@ -303,12 +282,8 @@ export const memoryPanelConnector = defineConnector({
       }
     },
     async sso(ctx) {
-      const client = memoryClient(ctx.server.hostname, ctx.server.password, ctx.calls)
-      const account = await requireOwned(
-        client,
-        ctx.service.username ?? `svc${ctx.service.serviceId}`,
-        ctx.service.serviceId,
-      )
+      const { require } = session(ctx)
+      const account = await require()
       const token = `${ctx.audience}-${account.id}-${Math.random().toString(36).slice(2)}`
       ctx.redactor.addValue(token)
       return {
@@ -342,12 +317,8 @@ export const memoryPanelConnector = defineConnector({
       audience: ['admin'],
       access: 'write',
       async run(ctx) {
-        const client = memoryClient(ctx.server.hostname, ctx.server.password, ctx.calls)
-        const account = await requireOwned(
-          client,
-          ctx.service.username ?? `svc${ctx.service.serviceId}`,
-          ctx.service.serviceId,
-        )
+        const { client, require } = session(ctx)
+        const account = await require()
         await client.command('usage', { username: account.username, diskUsedMb: '0' })
         return { message: 'Usage counters reset' }
       },
@@ -370,20 +341,27 @@ async function requireOwned(client: ReturnType<typeof memoryClient>, username: s
   return account
 }
 
-async function setSuspended(
-  ctx: {
-    server: { hostname: string; password?: string | undefined }
-    calls: CallRecorder
-    service: { username?: string | undefined; serviceId: string }
-  },
-  suspended: boolean,
-) {
+interface AccountScope {
+  server: { hostname: string; password?: string | undefined }
+  calls: CallRecorder
+  service: { username?: string | undefined; serviceId: string }
+}
+
+/** The client, the account's username, and look-ups that check the account belongs to this service. */
+function session(ctx: AccountScope) {
   const client = memoryClient(ctx.server.hostname, ctx.server.password, ctx.calls)
-  const account = await requireOwned(
+  const username = ctx.service.username ?? `svc${ctx.service.serviceId}`
+  return {
     client,
-    ctx.service.username ?? `svc${ctx.service.serviceId}`,
-    ctx.service.serviceId,
-  )
+    username,
+    find: () => owned(client, username, ctx.service.serviceId),
+    require: () => requireOwned(client, username, ctx.service.serviceId),
+  }
+}
+
+async function setSuspended(ctx: AccountScope, suspended: boolean) {
+  const { client, require } = session(ctx)
+  const account = await require()
   if (account.suspended === suspended) return { changed: false }
   await client.command(suspended ? 'suspend' : 'unsuspend', { username: account.username })
   return { changed: true }
