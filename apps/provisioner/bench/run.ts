@@ -7,14 +7,16 @@ import { join } from 'node:path'
 import { axigenAccountConnector } from '@panelkit/axigen'
 import { startAxigenSimulator } from '@panelkit/axigen/testing'
 import { definePipeline, runPipeline } from '@panelkit/core'
+import { createWhmcsSimulator } from '@panelkit/whmcs/testing'
 import pg from 'pg'
-import { type App, createApp } from '../src/app.ts'
+import { type App, createApp, whmcsFromConfig } from '../src/app.ts'
 import { parseConfig } from '../src/config.ts'
 import { Engine } from '../src/engine/engine.ts'
+import { generateSecretKey } from '../src/secrets.ts'
 import { Store } from '../src/store/store.ts'
-import { MemoryBilling } from '../src/testing/memory-billing.ts'
 
 const PG_URL = process.env.PANELKIT_TEST_PG_URL
+const KEY = generateSecretKey()
 const SERVICES = Number(process.env.BENCH_SERVICES ?? 150)
 let peakRss = 0
 const sampler = setInterval(() => {
@@ -31,9 +33,18 @@ async function dropSchema(schema: string) {
 async function lifecycle(kind: 'sqlite' | 'postgres', workers: number) {
   const sim = await startAxigenSimulator({ admins: { admin: 'Bench-Admin-1' } })
   sim.addDomain('bench.example')
+  const whmcs = await createWhmcsSimulator()
+  const product = whmcs.createProduct({ name: 'Mailbox' })
+  const customer = whmcs.createClient({ email: 'bench@example.com' })
   const dir = mkdtempSync(join(tmpdir(), 'provisioner-bench-'))
   const schema = `bench_${process.pid}_${workers}`
   const raw = {
+    whmcs: {
+      url: whmcs.url,
+      identifier: whmcs.credential.identifier,
+      secret: whmcs.credential.secret,
+      ca: whmcs.ca,
+    },
     servers: [
       {
         id: 'ax',
@@ -48,17 +59,19 @@ async function lifecycle(kind: 'sqlite' | 'postgres', workers: number) {
     serverGroups: [{ id: 'g', servers: ['ax'] }],
     products: [
       {
-        whmcsProductId: 1,
+        whmcsProductId: product.id,
         connector: 'axigen-account',
         serverGroup: 'g',
         settings: { domain: 'bench.example' },
       },
     ],
-    store: kind === 'postgres' ? { url: PG_URL, schema } : { dataDir: dir },
+    store:
+      kind === 'postgres'
+        ? { url: PG_URL, schema, encryptionKey: KEY }
+        : { dataDir: dir, encryptionKey: KEY },
     worker: { concurrency: 4, leaseSeconds: 30 },
   }
   const { config, secrets } = parseConfig(raw, {})
-  const billing = new MemoryBilling()
   // PostgreSQL: each worker has its own store (connection pool), as separate machines would. SQLite:
   // workers in one process share one connection — better-sqlite3 is synchronous, so two connections
   // in one thread would wait on each other's lock with the event loop blocked. (Separate worker
@@ -66,7 +79,6 @@ async function lifecycle(kind: 'sqlite' | 'postgres', workers: number) {
   const main = await createApp({
     config,
     secrets,
-    billing,
     logStream: null,
     builtins: false,
     connectors: [{ definition: axigenAccountConnector }],
@@ -78,7 +90,6 @@ async function lifecycle(kind: 'sqlite' | 'postgres', workers: number) {
       const app = await createApp({
         config,
         secrets,
-        billing,
         logStream: null,
         builtins: false,
         connectors: [{ definition: axigenAccountConnector }],
@@ -91,7 +102,7 @@ async function lifecycle(kind: 'sqlite' | 'postgres', workers: number) {
           store: main.store,
           config,
           connectors: [{ definition: axigenAccountConnector }],
-          billing,
+          whmcs: whmcsFromConfig(config, main.redactor),
           redactor: main.redactor,
           logger: main.logger,
           moduleLog: main.store.moduleLog(main.redactor),
@@ -100,23 +111,19 @@ async function lifecycle(kind: 'sqlite' | 'postgres', workers: number) {
     }
   }
   for (let i = 1; i <= SERVICES; i++) {
-    billing.add({
-      serviceId: String(i),
-      clientId: '1',
-      productId: '1',
+    whmcs.createService({
+      clientId: customer.id,
+      pid: product.id,
       status: 'Active',
       username: `box${i}`,
       password: `Box-${i}-password`,
-      configOptions: {},
-      customFields: {},
-      client: { email: `b${i}@example.com`, firstName: 'B', lastName: String(i) },
     })
   }
   const started = performance.now()
-  const setAll = (status: string) => {
-    for (const id of [...billing.services.keys()]) billing.update(id, { status })
+  const setAll = (status: 'Suspended' | 'Active' | 'Terminated') => {
+    for (const id of [...whmcs.services.keys()]) whmcs.setStatus(id, status)
   }
-  for (const status of [undefined, 'Suspended', 'Active', 'Terminated']) {
+  for (const status of [undefined, 'Suspended', 'Active', 'Terminated'] as const) {
     if (status) setAll(status)
     await main.engine.sync()
     await Promise.all(engines.map((e) => e.runWorker({ untilIdle: true, pollMs: 5 })))
@@ -130,6 +137,7 @@ async function lifecycle(kind: 'sqlite' | 'postgres', workers: number) {
   const lifecycleJobs = jobs.filter((j) => j.operation !== 'writeBack').length
   for (const a of apps) await a.close()
   await sim.close()
+  await whmcs.close()
   rmSync(dir, { recursive: true, force: true })
   if (kind === 'postgres') await dropSchema(schema)
   return { lifecycleJobs, seconds, perSecond: lifecycleJobs / seconds }

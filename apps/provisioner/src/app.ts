@@ -1,18 +1,19 @@
 import type { Writable } from 'node:stream'
-import { createRedactor, type Redactor } from '@panelkit/core'
-import type { BillingSource } from './billing.ts'
+import { createCallRecorder, createRedactor, type ModuleLogSink, type Redactor } from '@panelkit/core'
+import { createWhmcsClient, type WhmcsClient } from '@panelkit/whmcs'
 import type { Config } from './config.ts'
 import { builtinConnectors } from './connectors.ts'
 import { type ConnectorRegistration, Engine, type EngineEvent } from './engine/engine.ts'
 import { createLogger, type Logger, type LogLevel } from './logger.ts'
+import { parseSecretKey } from './secrets.ts'
 import { Store, type StoreOptions } from './store/store.ts'
 
 export interface AppOptions {
   config: Config
   /** Values to mask everywhere (from the environment references in the config). */
   secrets?: readonly string[]
-  /** The billing source; defaults to the WHMCS client built from `config.whmcs`. */
-  billing?: BillingSource
+  /** The WHMCS client; defaults to one built from `config.whmcs` (none when that is absent). */
+  whmcs?: WhmcsClient
   /** Connectors beyond (or instead of, with `builtins: false`) the built-in ones. */
   connectors?: readonly ConnectorRegistration[] | ((store: Store) => readonly ConnectorRegistration[])
   builtins?: boolean
@@ -49,6 +50,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     url: config.store.url,
     dataDir: config.store.dataDir,
     ...(config.store.schema ? { schema: config.store.schema } : {}),
+    encryptionKey: parseSecretKey(config.store.encryptionKey),
     ...options.store,
   })
   try {
@@ -62,15 +64,16 @@ export async function createApp(options: AppOptions): Promise<App> {
     const extra =
       typeof options.connectors === 'function' ? options.connectors(store) : (options.connectors ?? [])
     const connectors = [...(options.builtins === false ? [] : builtinConnectors(store, config)), ...extra]
-    const billing = options.billing ?? (await billingFromConfig(config, redactor))
+    const moduleLog = store.moduleLog(redactor)
+    const whmcs = options.whmcs ?? whmcsFromConfig(config, redactor, moduleLog)
     const engine = new Engine({
       store,
       config,
       connectors,
-      billing,
+      whmcs,
       redactor,
       logger,
-      moduleLog: store.moduleLog(redactor),
+      moduleLog,
       ...(options.owner !== undefined ? { owner: options.owner } : {}),
       ...(options.onEvent ? { onEvent: options.onEvent } : {}),
     })
@@ -91,9 +94,25 @@ export async function createApp(options: AppOptions): Promise<App> {
   }
 }
 
-/** The billing source for `config.whmcs`, or none when the section is absent. */
-async function billingFromConfig(config: Config, redactor: Redactor): Promise<BillingSource | undefined> {
-  if (!config.whmcs) return undefined
-  const { whmcsBilling } = await import('./whmcs-billing.ts')
-  return whmcsBilling(config.whmcs, redactor)
+/**
+ * The WHMCS client for `config.whmcs`, or none when the section is absent. Its calls go to the module
+ * log like every connector's, with the API secret and access key masked.
+ */
+export function whmcsFromConfig(
+  config: Config,
+  redactor: Redactor,
+  sink?: ModuleLogSink,
+): WhmcsClient | undefined {
+  const w = config.whmcs
+  if (!w) return undefined
+  redactor.addValue(w.secret)
+  if (w.accessKey) redactor.addValue(w.accessKey)
+  return createWhmcsClient({
+    url: w.url,
+    identifier: w.identifier,
+    secret: w.secret,
+    ...(w.accessKey ? { accessKey: w.accessKey } : {}),
+    ...(w.ca ? { ca: w.ca } : {}),
+    recorder: createCallRecorder({ connector: 'whmcs-client', redactor, ...(sink ? { sink } : {}) }),
+  })
 }

@@ -12,12 +12,16 @@ const USAGE = `provisioner <command> [options]
 Commands:
   demo                 start every simulator with seeded orders and watch them converge
   check                validate the config (every error with its path) and test each server
-  sync [--client ID]   read billing and enqueue what differs (everything, or one client)
+  sync [--client ID | --email ADDR | --service ID]
+                       reverse sync from WHMCS: queue what differs (everything, one client, one service)
   worker [--once]      run jobs (until stopped; --once: until nothing is queued)
   serve                HTTP API + worker + periodic sync
   status [--json]      services, states, last step, errors
   retry [--job N] [--service ID]   put parked jobs back in the queue (all when no filter)
-  import --server ID   adopt the server's existing accounts for matching billing services
+  import --server ID   adopt the server's existing accounts for matching WHMCS services
+  drift [--client ID] [--json]   WHMCS against what the servers confirmed, and work under way
+  settle --key KEY --as done|release   decide an uncertain usage push or credit (see status)
+  credit --client ID --deposit ID --amount 12.50 [--description TEXT]   AddCredit exactly once
   log [--service ID] [--connector C] [--outcome ok|error|dry-run] [--limit N]   the module log
 
 Options:
@@ -35,8 +39,8 @@ const defaultIo: CliIo = {
   err: (line) => process.stderr.write(`${line}\n`),
 }
 
-/** Extra wiring for embedding (tests, the demo): connectors, a billing source. */
-export type CliExtras = Pick<AppOptions, 'connectors' | 'billing' | 'builtins'>
+/** Extra wiring for embedding (tests, the demo): connectors, a WHMCS client. */
+export type CliExtras = Pick<AppOptions, 'connectors' | 'whmcs' | 'builtins'>
 
 export async function main(argv: string[], extras: CliExtras = {}, io: CliIo = defaultIo): Promise<number> {
   const [command, ...rest] = argv
@@ -52,6 +56,12 @@ export async function main(argv: string[], extras: CliExtras = {}, io: CliIo = d
       options: {
         config: { type: 'string', short: 'c' },
         client: { type: 'string' },
+        email: { type: 'string' },
+        key: { type: 'string' },
+        as: { type: 'string' },
+        deposit: { type: 'string' },
+        amount: { type: 'string' },
+        description: { type: 'string' },
         once: { type: 'boolean' },
         json: { type: 'boolean' },
         job: { type: 'string' },
@@ -123,13 +133,86 @@ async function run(
       const bar = progressBar(process.stderr, 'sync')
       const report = await engine.sync({
         ...(typeof v.client === 'string' ? { clientId: v.client } : {}),
+        ...(typeof v.email === 'string' ? { email: v.email } : {}),
+        ...(typeof v.service === 'string' ? { serviceId: v.service } : {}),
         onProgress: (d, t) => bar.update(d, t),
       })
+      bar.done()
+      if (v.json) {
+        io.out(JSON.stringify(report, null, 2))
+        return report.errors.length === 0 ? 0 : 1
+      }
+      const kinds = Object.entries(report.intentsByKind)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(', ')
       io.out(
-        `sync: ${report.seen} services read, ${report.mapped} mapped, ${report.changed} changed, ${report.jobsCreated} jobs queued`,
+        `sync (${report.pass}${report.complete ? '' : ', incomplete'}): ${report.servicesSeen} WHMCS services read, ${report.intents} intents${kinds ? ` (${kinds})` : ''}, ${report.jobsCreated} jobs queued${report.stale ? `, ${report.stale} stale (next pass)` : ''} [${(report.durationMs / 1000).toFixed(2)}s]`,
       )
-      if (report.unmappedProducts.length)
-        io.out(`      products without a mapping: ${report.unmappedProducts.join(', ')}`)
+      if (report.primaryService)
+        io.out(
+          `      primary service: ${report.primaryService.serviceId} (product ${report.primaryService.productId}, ${report.primaryService.status})`,
+        )
+      for (const e of report.errors)
+        io.out(
+          `      error${e.serviceId ? ` service ${e.serviceId}` : ''} (${e.stage}): ${e.code}: ${e.message}`,
+        )
+      return report.errors.length === 0 ? 0 : 1
+    }
+    case 'drift': {
+      const report = await engine.drift(typeof v.client === 'string' ? { clientId: v.client } : {})
+      if (v.json) {
+        io.out(JSON.stringify(report, null, 2))
+        return 0
+      }
+      const rows = [['service', 'kind', 'WHMCS', 'queued', 'confirmed', 'jobs', 'message']]
+      for (const d of report.entries)
+        rows.push([
+          d.serviceId,
+          d.kind,
+          d.whmcsStatus ?? '-',
+          d.intended ?? '-',
+          d.confirmed ?? '-',
+          `${d.openJobs} open, ${d.parkedJobs} parked`,
+          d.message.slice(0, 70),
+        ])
+      io.out(table(rows))
+      io.out(`${report.entries.length} drifting${report.complete ? '' : ' (WHMCS was not read completely)'}`)
+      for (const e of report.errors) io.out(`error (${e.stage}): ${e.code}: ${e.message}`)
+      return 0
+    }
+    case 'settle': {
+      if (typeof v.key !== 'string' || (v.as !== 'done' && v.as !== 'release')) {
+        io.err('settle needs --key KEY and --as done|release')
+        return 2
+      }
+      const out = await engine.settle(v.key, v.as)
+      io.out(
+        out.settled
+          ? `settle: ${v.key} ${v.as === 'done' ? 'recorded as done' : 'released'}; ${out.retried} parked job(s) queued again`
+          : `settle: ${v.key} is not an open ledger entry`,
+      )
+      return out.settled ? 0 : 1
+    }
+    case 'credit': {
+      if (
+        typeof v.client !== 'string' ||
+        typeof v.deposit !== 'string' ||
+        typeof v.amount !== 'string' ||
+        !/^\d+(\.\d{1,2})?$/.test(v.amount)
+      ) {
+        io.err('credit needs --client ID, --deposit ID and --amount like 12.50')
+        return 2
+      }
+      const out = await engine.creditDeposit(
+        {
+          clientId: v.client,
+          depositId: v.deposit,
+          amount: v.amount,
+          description: typeof v.description === 'string' ? v.description : `Deposit ${v.deposit}`,
+        },
+        'cli',
+      )
+      io.out(`credit: job ${out.job.id} ${out.created ? 'queued' : 'already queued'} (run a worker)`)
       return 0
     }
     case 'worker': {
@@ -151,7 +234,7 @@ async function run(
       process.once('SIGTERM', stop)
       const syncEvery = app.config.sync.intervalSeconds * 1000
       const tick = async () => {
-        if (!engine.billing) return
+        if (!engine.whmcs) return
         try {
           await engine.sync()
           const period = usagePeriod(app.config.sync.usagePeriodHours)
@@ -173,8 +256,15 @@ async function run(
     case 'status': {
       const services = await listServices(store.db)
       const open = await listJobs(store.db, { status: ['queued', 'running', 'parked'], limit: 100_000 })
+      const uncertain = await store.ledger.list({ state: 'uncertain' })
       if (v.json) {
-        io.out(JSON.stringify({ services, openJobs: open }, null, 2))
+        io.out(
+          JSON.stringify(
+            { services, openJobs: open.map(({ secretEnc: _, ...j }) => j), uncertainLedger: uncertain },
+            null,
+            2,
+          ),
+        )
         return 0
       }
       const rows = [['service', 'connector', 'server', 'desired', 'actual', 'jobs', 'last step', 'error']]
@@ -193,6 +283,13 @@ async function run(
       }
       io.out(table(rows))
       io.out(`${services.length} services, ${open.filter((j) => j.status === 'parked').length} parked jobs`)
+      if (uncertain.length > 0) {
+        io.out('')
+        io.out(
+          `${uncertain.length} uncertain WHMCS write(s): check WHMCS, then \`provisioner settle --key KEY --as done|release\``,
+        )
+        for (const e of uncertain) io.out(`  ${e.key}  ${e.reason ?? ''}`)
+      }
       return 0
     }
     case 'retry': {
@@ -215,9 +312,11 @@ async function run(
         return 2
       }
       const { importAccounts } = await import('./engine/import.ts')
-      const report = await importAccounts(app, v.server)
+      const bar = progressBar(process.stderr, 'import')
+      const report = await importAccounts(app, v.server, { onProgress: (d, t) => bar.update(d, t) })
+      bar.done()
       io.out(
-        `import: ${report.listed} accounts on ${v.server}, ${report.adopted} adopted, ${report.already} already known, ${report.unmatched} without a billing service`,
+        `import: ${report.listed} accounts on ${v.server}, ${report.adopted} adopted, ${report.already} already known, ${report.unmatched} without a WHMCS service, ${report.jobsQueued} follow-up jobs queued`,
       )
       return 0
     }
@@ -288,18 +387,21 @@ async function check(app: App, io: CliIo): Promise<number> {
       io.out(`server ${server.id}: FAILED — ${result.error.code}: ${result.error.detail}`)
     }
   }
-  if (app.engine.billing) {
+  if (app.engine.whmcs) {
     try {
-      const services = await app.engine.billing.listServices({
-        productIds: app.config.products.map((p) => p.whmcsProductId),
-      })
-      io.out(`billing: ok (${services.length} services of the mapped products)`)
+      const details = await app.engine.whmcs.whmcsDetails()
+      let services = 0
+      for (const p of app.config.products) {
+        const r = await app.engine.whmcs.getClientsProducts({ pid: p.whmcsProductId, limitnum: 1 })
+        services += Number(r.totalresults ?? 0)
+      }
+      io.out(`whmcs: ok (WHMCS ${details.version}, ${services} services of the mapped products)`)
     } catch (error) {
       failures++
       const f = toFailure(error, app.redactor)
-      io.out(`billing: FAILED — ${f.code}: ${f.detail}`)
+      io.out(`whmcs: FAILED — ${f.code}: ${f.detail}`)
     }
-  }
+  } else io.out('whmcs: not configured (no sync; the API and CLI can still queue work)')
   io.out(failures === 0 ? 'check: everything ok' : `check: ${failures} problem(s)`)
   return failures === 0 ? 0 : 1
 }

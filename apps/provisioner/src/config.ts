@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { extname } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
+import { parseSecretKey } from './secrets.ts'
 
 /**
  * The provisioner's one configuration file (JSON or YAML). Secrets never live in the file: a value
@@ -51,6 +52,8 @@ export const ProductConfigSchema = z.object({
     .object({
       option: z.string().min(1),
       values: z.record(z.string(), z.record(z.string(), z.unknown())),
+      /** The plan when a service has no value for the option (else that is a sync error). */
+      default: z.string().optional(),
     })
     .optional(),
   /** The custom field holding the service password the customer chose. */
@@ -106,8 +109,19 @@ export const ConfigSchema = z
           .string()
           .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be lower-case letters, digits and _')
           .optional(),
+        /**
+         * The key service passwords are encrypted under (AES-256-GCM): 32 bytes as base64 or hex,
+         * from the environment (`openssl rand -base64 32`). Losing it loses the stored passwords.
+         */
+        encryptionKey: z
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: the message shows an environment reference
+          .string({ error: 'is required: a ${NAME} reference to a 32-byte key (openssl rand -base64 32)' })
+          .refine((v) => parseSecretKey(v) !== undefined, {
+            message: 'must be 32 bytes written as base64 (44 characters) or hex (64 characters)',
+          }),
       })
-      .default({ dataDir: '.data' }),
+      // Parsed even when absent, so a missing key is reported at store.encryptionKey.
+      .prefault({} as { encryptionKey: string }),
     sync: z
       .object({
         intervalSeconds: z.number().int().min(5).default(300),
@@ -135,54 +149,74 @@ export const ConfigSchema = z
       })
       .default({ listen: '127.0.0.1:8080', tokens: [] }),
   })
-  .superRefine((config, ctx) => {
-    const servers = new Map(config.servers.map((s) => [s.id, s]))
-    const seen = new Set<string>()
-    config.servers.forEach((s, i) => {
-      if (seen.has(s.id))
-        ctx.addIssue({ code: 'custom', path: ['servers', i, 'id'], message: `duplicate server id ${s.id}` })
-      seen.add(s.id)
-    })
-    const groups = new Map(config.serverGroups.map((g) => [g.id, g]))
-    config.serverGroups.forEach((g, i) => {
-      g.servers.forEach((id, j) => {
-        if (!servers.has(id))
-          ctx.addIssue({
-            code: 'custom',
-            path: ['serverGroups', i, 'servers', j],
-            message: `no server with id ${id} (known: ${[...servers.keys()].join(', ') || 'none'})`,
-          })
+  // Cross-references are checked even when other fields are wrong, so `check` lists every problem in
+  // one go; the payload is then unvalidated, hence the defensive reading.
+  .superRefine(
+    checkReferences as never,
+    {
+      when: (payload: { value: unknown }) => payload.value !== null && typeof payload.value === 'object',
+    } as never,
+  )
+
+type Loose = Record<string, unknown>
+const arr = (v: unknown): Loose[] =>
+  Array.isArray(v) ? v.map((x) => (x !== null && typeof x === 'object' ? (x as Loose) : {})) : []
+
+function checkReferences(config: Loose, ctx: z.RefinementCtx): void {
+  const serverList = arr(config.servers)
+  const servers = new Map(serverList.map((s) => [String(s.id), s]))
+  const seen = new Set<string>()
+  serverList.forEach((s, i) => {
+    if (seen.has(String(s.id)))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['servers', i, 'id'],
+        message: `duplicate server id ${String(s.id)}`,
       })
-    })
-    const pids = new Set<string>()
-    config.products.forEach((p, i) => {
-      if (pids.has(p.whmcsProductId))
+    seen.add(String(s.id))
+  })
+  const groupList = arr(config.serverGroups)
+  const groups = new Map(groupList.map((g) => [String(g.id), g]))
+  groupList.forEach((g, i) => {
+    ;(Array.isArray(g.servers) ? (g.servers as unknown[]) : []).forEach((id, j) => {
+      if (!servers.has(String(id)))
         ctx.addIssue({
           code: 'custom',
-          path: ['products', i, 'whmcsProductId'],
-          message: `product ${p.whmcsProductId} is mapped twice`,
+          path: ['serverGroups', i, 'servers', j],
+          message: `no server with id ${String(id)} (known: ${[...servers.keys()].join(', ') || 'none'})`,
         })
-      pids.add(p.whmcsProductId)
-      const group = groups.get(p.serverGroup)
-      if (!group) {
+    })
+  })
+  const pids = new Set<string>()
+  arr(config.products).forEach((p, i) => {
+    const pid = String(p.whmcsProductId)
+    if (pids.has(pid))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['products', i, 'whmcsProductId'],
+        message: `product ${pid} is mapped twice`,
+      })
+    pids.add(pid)
+    const group = groups.get(String(p.serverGroup))
+    if (!group) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['products', i, 'serverGroup'],
+        message: `no server group with id ${String(p.serverGroup)}`,
+      })
+      return
+    }
+    for (const id of Array.isArray(group.servers) ? (group.servers as unknown[]) : []) {
+      const server = servers.get(String(id))
+      if (server && server.connector !== p.connector)
         ctx.addIssue({
           code: 'custom',
           path: ['products', i, 'serverGroup'],
-          message: `no server group with id ${p.serverGroup}`,
+          message: `server ${String(id)} in group ${String(group.id)} is for connector ${String(server.connector)}, not ${String(p.connector)}`,
         })
-        return
-      }
-      for (const id of group.servers) {
-        const server = servers.get(id)
-        if (server && server.connector !== p.connector)
-          ctx.addIssue({
-            code: 'custom',
-            path: ['products', i, 'serverGroup'],
-            message: `server ${id} in group ${group.id} is for connector ${server.connector}, not ${p.connector}`,
-          })
-      }
-    })
+    }
   })
+}
 export type Config = z.infer<typeof ConfigSchema>
 export type ConfigInput = z.input<typeof ConfigSchema>
 
@@ -266,6 +300,7 @@ export function parseConfig(
     if (s.accessHash) secrets.push(s.accessHash)
   }
   if (config.whmcs) secrets.push(config.whmcs.secret)
+  secrets.push(config.store.encryptionKey)
   secrets.push(...config.http.tokens)
   return { config, secrets: [...new Set(secrets)] }
 }

@@ -1,13 +1,4 @@
-export { type App, type AppOptions, createApp } from './app.ts'
-export type {
-  BillableItem,
-  BillingService,
-  BillingSource,
-  BillingStatus,
-  DesiredState,
-  WriteBackFields,
-} from './billing.ts'
-export { desiredStateOf } from './billing.ts'
+export { type App, type AppOptions, createApp, whmcsFromConfig } from './app.ts'
 export { type CliExtras, type CliIo, main } from './cli.ts'
 export {
   type Config,
@@ -26,13 +17,22 @@ export {
   Engine,
   type EngineEvent,
   type EngineOptions,
-  type SyncReport,
+  productMappings,
+  type ServiceChange,
+  type SyncSummary,
 } from './engine/engine.ts'
 export { type ImportReport, importAccounts } from './engine/import.ts'
 export { type Job, type JobOperation, JobStatus, listJobs, retryParked } from './engine/jobs.ts'
-export { getService, listServices, planTransition, type ServiceRecord } from './engine/services.ts'
+export {
+  getService,
+  listServices,
+  type ServiceRecord,
+  type ServiceState,
+  settingsFor,
+} from './engine/services.ts'
 export { type ApiServer, createApiHandler, startApiServer, tokenMatches } from './http/server.ts'
 export { createLogger, type Logger, type LogLevel } from './logger.ts'
+export { createSecretBox, generateSecretKey, parseSecretKey, type SecretBox } from './secrets.ts'
 export {
   DurableAssignmentStore,
   DurableCheckpointStore,
@@ -40,7 +40,8 @@ export {
   DurableLedger,
   DurableModuleLog,
   DurableVmidReservations,
+  type LedgerRow,
   Store,
   type StoreOptions,
+  StoreProvisionedView,
 } from './store/store.ts'
-export { whmcsBilling } from './whmcs-billing.ts'

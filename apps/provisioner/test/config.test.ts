@@ -10,9 +10,12 @@ const good = {
   servers: [{ id: 's1', connector: 'memory-panel', hostname: 'panel.example', password: '${PANEL_PW}' }],
   serverGroups: [{ id: 'g1', servers: ['s1'] }],
   products: [{ whmcsProductId: 1, connector: 'memory-panel', serverGroup: 'g1' }],
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: an environment reference in the config
+  store: { encryptionKey: '${KEY}' },
 }
+const KEY = 'dGVzdC1rZXktZm9yLXBhbmVsa2l0LXByb3Zpc2lvISE='
 
-function issuesOf(raw: unknown, env: Record<string, string> = { PANEL_PW: 'x-secret' }) {
+function issuesOf(raw: unknown, env: Record<string, string> = { PANEL_PW: 'x-secret', KEY }) {
   try {
     parseConfig(raw, env)
   } catch (error) {
@@ -24,9 +27,11 @@ function issuesOf(raw: unknown, env: Record<string, string> = { PANEL_PW: 'x-sec
 
 describe('configuration', () => {
   it('reads secrets from the environment and lists them for masking', () => {
-    const { config, secrets } = parseConfig(good, { PANEL_PW: 'Sup3r-secret' })
+    const { config, secrets } = parseConfig(good, { PANEL_PW: 'Sup3r-secret', KEY })
     expect(config.servers[0]?.password).toBe('Sup3r-secret')
     expect(secrets).toContain('Sup3r-secret')
+    // The encryption key is a secret like the others.
+    expect(secrets).toContain(KEY)
     expect(config.worker.concurrency).toBe(4)
   })
 
@@ -41,6 +46,7 @@ describe('configuration', () => {
         serverGroups: [{ id: 'g1', servers: ['s1', 'nope'] }],
         products: [{ whmcsProductId: 1, connector: 'memory-panel', serverGroup: 'missing' }],
         http: { tokens: ['short'] },
+        whmcs: { url: 'not a url', identifier: '' },
       },
       {},
     )
@@ -51,8 +57,18 @@ describe('configuration', () => {
         'servers[0].port',
         'servers[1].hostname',
         'http.tokens[0]',
+        'store.encryptionKey',
+        'whmcs.url',
+        'whmcs.identifier',
+        'whmcs.secret',
+        // Reference errors are reported alongside the field errors, not after they are fixed.
+        'serverGroups[0].servers[1]',
+        'products[0].serverGroup',
       ]),
     )
+    expect(issuesOf({ ...good, store: { encryptionKey: 'too-short' } }).map((i) => i.path)).toEqual([
+      'store.encryptionKey',
+    ])
     expect(issues.find((i) => i.path === 'servers[0].password')?.message).toBe(
       'environment variable PANEL_PW is not set',
     )
@@ -80,8 +96,12 @@ describe('configuration', () => {
   it('loads YAML files and reports unreadable or malformed ones', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'provisioner-config-'))
     const file = join(dir, 'p.yaml')
-    writeFileSync(file, 'servers:\n  - id: s1\n    connector: memory-panel\n    hostname: h\n')
-    expect((await loadConfig(file, {})).config.servers[0]?.id).toBe('s1')
+    writeFileSync(
+      file,
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: an environment reference in the config
+      'servers:\n  - id: s1\n    connector: memory-panel\n    hostname: h\nstore:\n  encryptionKey: ${KEY}\n',
+    )
+    expect((await loadConfig(file, { KEY })).config.servers[0]?.id).toBe('s1')
     writeFileSync(file, 'servers: [\n')
     await expect(loadConfig(file, {})).rejects.toThrow(/not valid YAML/)
     await expect(loadConfig(join(dir, 'missing.yaml'), {})).rejects.toThrow(/cannot read the file: ENOENT/)

@@ -10,10 +10,12 @@ describe.each(STORE_KINDS)('kill -9 of worker processes at random moments (%s)',
   it('ends with every service in its desired state and every effect applied once', {
     timeout: 90_000,
   }, async () => {
-    const world = await processWorld(kind, { writeDelayMs: 80, concurrency: 4 })
+    const world = await processWorld(kind, { writeDelayMs: 120, concurrency: 4 })
     try {
       const n = 16
-      for (let i = 1; i <= n; i++) world.order(String(1000 + i), i % 3 === 0 ? 'Pro' : 'Basic')
+      const ids: string[] = []
+      for (let i = 1; i <= n; i++) ids.push(world.order(i % 3 === 0 ? 'Pro' : 'Basic'))
+      const id = (i: number) => Number(ids[i - 1])
       await world.app.engine.sync()
       let kills = 0
       for (let round = 0; round < 2; round++) {
@@ -21,16 +23,18 @@ describe.each(STORE_KINDS)('kill -9 of worker processes at random moments (%s)',
         // Wait until the workers are busy (process start-up takes a moment), then let them work a while.
         const writesBefore = world.panel.writes
         for (let t = 0; t < 200 && world.panel.writes === writesBefore; t++) await sleep(50)
-        await sleep(Math.random() * 500)
+        await sleep(Math.random() * 250)
         // Billing changes while workers run and die: suspensions, an upgrade, terminations.
-        if (round === 0)
-          for (let i = 1; i <= n; i += 4) world.billing.update(String(1000 + i), { status: 'Suspended' })
+        if (round === 0) for (let i = 1; i <= n; i += 4) world.whmcs.sim.setStatus(id(i), 'Suspended')
         if (round === 1) {
-          for (let i = 2; i <= n; i += 5) world.billing.update(String(1000 + i), { status: 'Terminated' })
-          world.billing.update('1003', { configOptions: { Plan: 'Basic' } })
+          for (let i = 2; i <= n; i += 5) world.whmcs.sim.setStatus(id(i), 'Terminated')
+          world.whmcs.sim.upgrade(id(3), { options: { Plan: 'Basic' } })
         }
+        const writesAtSync = world.panel.writes
         await world.app.engine.sync()
-        await sleep(Math.random() * 400)
+        // Kill while the queued work is being done (not after the workers ran out of it).
+        for (let t = 0; t < 100 && world.panel.writes === writesAtSync; t++) await sleep(20)
+        await sleep(Math.random() * 150)
         for (const w of workers) {
           w.kill('SIGKILL')
           kills++
@@ -38,9 +42,14 @@ describe.each(STORE_KINDS)('kill -9 of worker processes at random moments (%s)',
         await Promise.all(workers.map((w) => w.done))
       }
       expect(kills).toBe(4)
-      // A restart: one worker runs until nothing is left (expired leases are taken over).
+      // A restart: one worker runs until nothing is left (expired leases are taken over), then the
+      // next sync finds what WHMCS changed while creates were still queued, and a worker finishes it.
       const last = world.spawnWorker(['--once'])
       expect(await last.done).toBe(0)
+      await world.app.engine.sync()
+      const final = world.spawnWorker(['--once'])
+      expect(await final.done).toBe(0)
+      expect((await world.app.engine.sync()).intents).toBe(0)
 
       const services = await listServices(world.app.store.db)
       expect(services).toHaveLength(n)
@@ -63,7 +72,11 @@ describe.each(STORE_KINDS)('kill -9 of worker processes at random moments (%s)',
       expect(stats.used).toBe(live.length)
       for (const s of services.filter((x) => x.actual === 'suspended'))
         expect(world.panel.accounts.get(`svc${s.serviceId}`)?.suspended).toBe(true)
-      expect(world.panel.accounts.get('svc1003')?.plan).toBe('basic')
+      expect(world.panel.accounts.get(`svc${id(3)}`)?.plan).toBe('basic')
+      // WHMCS and the panel agree, and every account's username was written back once.
+      expect((await world.app.engine.drift()).entries).toEqual([])
+      for (const s of services)
+        expect(world.whmcs.sim.service(Number(s.serviceId)).username).toBe(`svc${s.serviceId}`)
     } finally {
       await world.close()
     }

@@ -11,8 +11,8 @@ import { Engine } from '../src/engine/engine.ts'
 import { listJobs } from '../src/engine/jobs.ts'
 import { getService } from '../src/engine/services.ts'
 import { silentLogger } from '../src/logger.ts'
-import { MemoryBilling } from '../src/testing/memory-billing.ts'
-import { openTestStore, STORE_KINDS, type StoreKind } from './helpers.ts'
+import { openTestStore, STORE_KINDS, type StoreKind, TEST_KEY } from './helpers.ts'
+import { startWhmcs } from './whmcs.ts'
 
 const cleanups: (() => Promise<void>)[] = []
 afterEach(async () => {
@@ -22,32 +22,35 @@ afterEach(async () => {
 async function setup(kind: StoreKind) {
   const host = `panel-${Math.random().toString(36).slice(2)}`
   const panel = registerMemoryPanel(host, new MemoryPanel({ apiPassword: 'Panel-Secret-1' }))
+  const whmcs = await startWhmcs()
   const { config } = parseConfig(
     {
+      whmcs: whmcs.config,
       // biome-ignore lint/suspicious/noTemplateCurlyInString: an environment reference in the config
       servers: [{ id: 's1', connector: 'memory-panel', hostname: host, password: '${PANEL_PW}' }],
       serverGroups: [{ id: 'g1', servers: ['s1'] }],
       products: [
         {
-          whmcsProductId: 1,
+          whmcsProductId: whmcs.pid,
           connector: 'memory-panel',
           serverGroup: 'g1',
           plans: { option: 'Plan', values: { Basic: { plan: 'basic' }, Pro: { plan: 'pro' } } },
           passwordField: 'Password',
         },
       ],
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: an environment reference in the config
+      store: { encryptionKey: '${KEY}' },
       worker: { concurrency: 4, leaseSeconds: 5, maxAttempts: 5, backoffMs: 5, maxBackoffMs: 20 },
     },
-    { PANEL_PW: 'Panel-Secret-1' },
+    { PANEL_PW: 'Panel-Secret-1', KEY: TEST_KEY, ...whmcs.env },
   )
   const { store, cleanup } = await openTestStore(kind)
   const redactor = createRedactor({ values: ['Panel-Secret-1'] })
-  const billing = new MemoryBilling()
   const engine = new Engine({
     store,
     config,
     connectors: [{ definition: memoryPanelConnector }],
-    billing,
+    whmcs: whmcs.client(),
     redactor,
     logger: silentLogger(redactor),
     moduleLog: store.moduleLog(redactor),
@@ -55,51 +58,53 @@ async function setup(kind: StoreKind) {
   cleanups.push(async () => {
     await engine.close()
     await cleanup()
+    await whmcs.close()
     unregisterMemoryPanel(host)
   })
-  const order = (id: string, plan = 'Basic') =>
-    billing.add({
-      serviceId: id,
-      clientId: '7',
-      productId: '1',
-      status: 'Active',
-      configOptions: { Plan: plan },
-      customFields: { Password: `Pw-${id}-secret` },
-      client: { email: `c${id}@example.com`, firstName: 'Ada', lastName: 'L' },
-    })
-  return { panel, store, billing, engine, order }
+  const order = (plan = 'Basic') => {
+    const id = whmcs.order({ plan, field: 'placeholder' })
+    whmcs.setField(id, 'Password', `Pw-${id}-secret`)
+    return id
+  }
+  return { panel, store, whmcs, engine, order }
 }
 
 describe.each(STORE_KINDS)('engine with the in-memory example connector (%s)', (kind) => {
   it('provisions, suspends, upgrades, changes the password and terminates, each once', async () => {
-    const { panel, store, billing, engine, order } = await setup(kind)
-    order('101')
-    order('102', 'Pro')
+    const { panel, store, whmcs, engine, order } = await setup(kind)
+    const a = order()
+    const b = order('Pro')
     const first = await engine.sync()
-    expect(first).toMatchObject({ seen: 2, mapped: 2, jobsCreated: 2 })
-    // A second sync of the same state creates nothing.
-    expect((await engine.sync()).jobsCreated).toBe(0)
+    expect(first).toMatchObject({ pass: 'full', complete: true, servicesSeen: 2, jobsCreated: 2 })
+    expect(first.intentsByKind).toEqual({ create: 2 })
+    // A second pass of the same state finds nothing to do: it plans against what is queued.
+    expect(await engine.sync()).toMatchObject({ intents: 0, jobsCreated: 0 })
     await engine.runWorker({ untilIdle: true, pollMs: 10 })
-    expect(panel.find('svc101')?.plan).toBe('basic')
-    expect(panel.find('svc102')?.plan).toBe('pro')
-    expect((await getService(store.db, '101'))?.actual).toBe('active')
-    expect(billing.writeBacks.map((w) => w.serviceId).sort()).toEqual(['101', '102'])
+    expect(panel.find(`svc${a}`)?.plan).toBe('basic')
+    expect(panel.find(`svc${b}`)?.plan).toBe('pro')
+    // The first password came from the custom field.
+    expect(panel.find(`svc${a}`)?.password).toBe(`Pw-${a}-secret`)
+    expect((await getService(store.db, a))?.actual).toBe('active')
+    // Written back to WHMCS through the library's writeBackService.
+    expect(whmcs.sim.service(Number(a)).username).toBe(`svc${a}`)
 
-    billing.update('101', { status: 'Suspended' })
-    billing.update('102', { configOptions: { Plan: 'Basic' }, customFields: { Password: 'New-Pw-102' } })
+    whmcs.sim.setStatus(Number(a), 'Suspended')
+    whmcs.sim.upgrade(Number(b), { options: { Plan: 'Basic' } })
+    whmcs.setField(b, 'Password', 'New-Pw-102')
+    const second = await engine.sync()
+    expect(second.intentsByKind).toEqual({ suspend: 1, changePackage: 1, changePassword: 1 })
+    await engine.runWorker({ untilIdle: true, pollMs: 10 })
+    expect(panel.find(`svc${a}`)?.suspended).toBe(true)
+    expect(panel.find(`svc${b}`)?.plan).toBe('basic')
+    expect(panel.find(`svc${b}`)?.password).toBe('New-Pw-102')
+
+    whmcs.sim.setStatus(Number(a), 'Active')
+    whmcs.sim.setStatus(Number(b), 'Terminated')
     await engine.sync()
     await engine.runWorker({ untilIdle: true, pollMs: 10 })
-    expect(panel.find('svc101')?.suspended).toBe(true)
-    expect(panel.find('svc102')?.plan).toBe('basic')
-    expect(panel.find('svc102')?.password).toBe('New-Pw-102')
-
-    billing.update('101', { status: 'Active' })
-    billing.update('102', { status: 'Terminated' })
-    await engine.sync()
-    await engine.runWorker({ untilIdle: true, pollMs: 10 })
-    expect(panel.find('svc101')?.suspended).toBe(false)
-    expect(panel.find('svc102')).toBeUndefined()
-    expect((await getService(store.db, '102'))?.actual).toBe('terminated')
+    expect(panel.find(`svc${a}`)?.suspended).toBe(false)
+    expect(panel.find(`svc${b}`)).toBeUndefined()
+    expect((await getService(store.db, b))?.actual).toBe('terminated')
     const jobs = await listJobs(store.db)
     expect(jobs.every((j) => j.status === 'done')).toBe(true)
     expect(jobs.map((j) => j.operation).sort()).toEqual(
@@ -115,35 +120,75 @@ describe.each(STORE_KINDS)('engine with the in-memory example connector (%s)', (
         'terminate',
       ].sort(),
     )
+    // Sync jobs carry the library's idempotency keys.
+    expect(jobs.filter((j) => j.operation !== 'writeBack').every((j) => j.key.startsWith('whmcs:'))).toBe(
+      true,
+    )
+    // Nothing drifts any more: WHMCS against what the panel confirmed.
+    expect((await engine.drift()).entries).toEqual([])
     // The module log is durable, queryable and carries no secret.
-    const log = await engine.moduleLog.query({ serviceId: '102' })
+    const log = await engine.moduleLog.query({ serviceId: b })
     expect(log.length).toBeGreaterThan(0)
     expect(JSON.stringify(log)).not.toContain('New-Pw-102')
     expect(JSON.stringify(log)).not.toContain('Panel-Secret-1')
   })
 
+  it('syncs one client by id or by a login email, and one service', async () => {
+    const { whmcs, engine } = await setup(kind)
+    const ada = whmcs.customer('ada@example.com')
+    const bob = whmcs.customer('bob@example.com')
+    const a1 = whmcs.order({ clientId: ada, password: 'Ada-Pw-1' })
+    const a2 = whmcs.order({ clientId: ada, password: 'Ada-Pw-2' })
+    const b1 = whmcs.order({ clientId: bob, password: 'Bob-Pw-1' })
+    // A WHMCS 8 login with its own email that can reach Bob's account.
+    const login = whmcs.sim.createUser({ firstname: 'Helper', lastname: 'X', email: 'helper@example.com' })
+    whmcs.sim.grantUserAccess(login.id, bob)
+    const byEmail = await engine.sync({ email: 'ada@example.com' })
+    expect(byEmail).toMatchObject({ pass: 'client', jobsCreated: 2, clientIds: [String(ada)] })
+    // The newest Active service of a mapped product is the one a login should use.
+    expect(byEmail.primaryService?.serviceId).toBe(a2)
+    const byLogin = await engine.sync({ email: 'helper@example.com' })
+    expect(byLogin).toMatchObject({ clientIds: [String(bob)], jobsCreated: 1 })
+    expect(byLogin.primaryService?.serviceId).toBe(b1)
+    whmcs.sim.setStatus(Number(a1), 'Suspended')
+    expect(await engine.sync({ serviceId: a1 })).toMatchObject({
+      pass: 'service',
+      intentsByKind: { suspend: 1 },
+    })
+    const unknown = await engine.sync({ email: 'nobody@example.com' })
+    expect(unknown.complete).toBe(false)
+    expect(unknown.errors[0]?.code).toBe('NOT_FOUND')
+  })
+
   it('retries retryable failures and parks permanent ones with the reason', async () => {
     const { panel, store, engine, order } = await setup(kind)
-    order('201')
+    const a = order()
     panel.failNext = 2
     await engine.sync()
     await engine.runWorker({ untilIdle: true, pollMs: 5 })
-    expect(panel.find('svc201')).toBeDefined()
-    const [create] = await listJobs(store.db, { serviceId: '201' })
+    expect(panel.find(`svc${a}`)).toBeDefined()
+    const [create] = await listJobs(store.db, { serviceId: a })
     expect(create?.attempts).toBe(3)
     // A foreign account with the same username: a CONFLICT is parked, not retried.
-    panel.handle(panel.apiPassword, 'create', { username: 'svc202', serviceId: 'other' })
-    order('202')
+    const b = String(Number(a) + 1)
+    panel.handle(panel.apiPassword, 'create', { username: `svc${b}`, serviceId: 'other' })
+    expect(order()).toBe(b)
     await engine.sync()
     await engine.runWorker({ untilIdle: true, pollMs: 5 })
-    const parked = await listJobs(store.db, { serviceId: '202' })
+    const parked = await listJobs(store.db, { serviceId: b })
     expect(parked[0]?.status).toBe('parked')
     expect(parked[0]?.lastError?.code).toBe('CONFLICT')
-    expect((await engine.drift()).find((d) => d.serviceId === '202')?.parkedJobs).toBe(1)
+    const drift = (await engine.drift()).entries.find((d) => d.serviceId === b)
+    expect(drift).toMatchObject({
+      kind: 'missing-on-server',
+      parkedJobs: 1,
+      intended: 'active',
+      confirmed: 'none',
+    })
     // Fix the cause, retry: it converges.
-    panel.accounts.delete('svc202')
-    expect(await engine.retry({ serviceId: '202' })).toBe(1)
+    panel.accounts.delete(`svc${b}`)
+    expect(await engine.retry({ serviceId: b })).toBe(1)
     await engine.runWorker({ untilIdle: true, pollMs: 5 })
-    expect((await getService(store.db, '202'))?.actual).toBe('active')
+    expect((await getService(store.db, b))?.actual).toBe('active')
   })
 })

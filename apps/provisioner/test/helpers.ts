@@ -1,6 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
+import { parseSecretKey } from '../src/secrets.ts'
 import { Store } from '../src/store/store.ts'
+
+/** The encryption key every test store and config uses (a fixed one: tests read their own files). */
+export const TEST_KEY = 'dGVzdC1rZXktZm9yLXBhbmVsa2l0LXByb3Zpc2lvISE='
+export const TEST_KEY_BYTES = parseSecretKey(TEST_KEY) as Buffer
 
 /**
  * The stores every end-to-end test runs against. PostgreSQL comes from PANELKIT_TEST_PG_URL (set by
@@ -39,11 +44,14 @@ export async function openTestStore(
   options: { dataDir?: string; schema?: string } = {},
 ): Promise<{ store: Store; cleanup: () => Promise<void>; url?: string; schema?: string }> {
   if (kind === 'sqlite') {
-    const store = await Store.open(options.dataDir ? { dataDir: options.dataDir } : { file: ':memory:' })
+    const store = await Store.open({
+      ...(options.dataDir ? { dataDir: options.dataDir } : { file: ':memory:' }),
+      encryptionKey: TEST_KEY_BYTES,
+    })
     return { store, cleanup: () => store.close() }
   }
   const schema = options.schema ?? uniqueSchema()
-  const store = await Store.open({ url: PG_URL, schema })
+  const store = await Store.open({ url: PG_URL, schema, encryptionKey: TEST_KEY_BYTES })
   return {
     store,
     url: PG_URL as string,

@@ -9,7 +9,7 @@ describe.runIf(PG_URL)('two worker processes on PostgreSQL', () => {
     const world = await processWorld('postgres', { writeDelayMs: 60, concurrency: 3 })
     try {
       const n = 40
-      for (let i = 1; i <= n; i++) world.order(String(2000 + i))
+      for (let i = 1; i <= n; i++) world.order()
       await world.app.engine.sync()
       const a = world.spawnWorker(['--once'])
       const b = world.spawnWorker(['--once'])

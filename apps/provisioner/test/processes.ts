@@ -6,8 +6,8 @@ import { fileURLToPath } from 'node:url'
 import { type App, createApp } from '../src/app.ts'
 import { parseConfig } from '../src/config.ts'
 import { type HttpPanel, httpPanelConnector, startHttpPanel } from '../src/testing/http-panel.ts'
-import { MemoryBilling } from '../src/testing/memory-billing.ts'
-import { dropSchema, PG_URL, type StoreKind, uniqueSchema } from './helpers.ts'
+import { dropSchema, PG_URL, type StoreKind, TEST_KEY, uniqueSchema } from './helpers.ts'
+import { startWhmcs } from './whmcs.ts'
 
 const appDir = join(dirname(fileURLToPath(import.meta.url)), '..')
 const PANEL_KEY = 'panel-key-for-crash-tests-0001'
@@ -21,10 +21,12 @@ export async function processWorld(
     apiKey: PANEL_KEY,
     writeDelayMs: options.writeDelayMs ?? 0,
   })
+  const whmcs = await startWhmcs()
   const dir = mkdtempSync(join(tmpdir(), 'provisioner-test-'))
   const schema = kind === 'postgres' ? uniqueSchema() : undefined
   const port = Number(new URL(panel.url).port)
   const raw = {
+    whmcs: whmcs.config,
     servers: [
       {
         id: 's1',
@@ -39,14 +41,19 @@ export async function processWorld(
     serverGroups: [{ id: 'g1', servers: ['s1'] }],
     products: [
       {
-        whmcsProductId: 1,
+        whmcsProductId: whmcs.pid,
         connector: 'http-panel',
         serverGroup: 'g1',
         plans: { option: 'Plan', values: { Basic: { plan: 'basic' }, Pro: { plan: 'pro' } } },
       },
     ],
     ipPools: [{ id: 'p1', addresses: ['10.0.0.1-250'] }],
-    store: kind === 'postgres' ? { url: PG_URL, schema } : { dataDir: dir },
+    store:
+      kind === 'postgres'
+        ? // biome-ignore lint/suspicious/noTemplateCurlyInString: an environment reference in the config
+          { url: PG_URL, schema, encryptionKey: '${KEY}' }
+        : // biome-ignore lint/suspicious/noTemplateCurlyInString: an environment reference in the config
+          { dataDir: dir, encryptionKey: '${KEY}' },
     worker: {
       concurrency: options.concurrency ?? 4,
       leaseSeconds: 2,
@@ -57,13 +64,11 @@ export async function processWorld(
   }
   const configFile = join(dir, 'provisioner.json')
   writeFileSync(configFile, JSON.stringify(raw))
-  const env = { PANEL_KEY }
+  const env = { PANEL_KEY, KEY: TEST_KEY, ...whmcs.env }
   const { config, secrets } = parseConfig(raw, env)
-  const billing = new MemoryBilling()
   const app: App = await createApp({
     config,
     secrets,
-    billing,
     logStream: null,
     connectors: (store) => [{ definition: httpPanelConnector({ pool: store.ipPool('p1') }) }],
   })
@@ -99,28 +104,23 @@ export async function processWorld(
     )
     return Object.assign(child, { done })
   }
-  function order(id: string, plan = 'Basic') {
-    billing.add({
-      serviceId: id,
-      clientId: String(100 + (Number(id) % 7)),
-      productId: '1',
-      status: 'Active',
-      configOptions: { Plan: plan },
-      customFields: {},
-      password: `Svc-${id}-pass`,
-      client: { email: `c${id}@example.com`, firstName: 'C', lastName: id },
-    })
+  const customers = [0, 1, 2, 3, 4, 5, 6].map((n) => whmcs.customer(`c${n}@example.com`))
+  /** A paid order in WHMCS; returns the service id. */
+  function order(plan = 'Basic'): string {
+    const n = whmcs.sim.services.size
+    return whmcs.order({ clientId: customers[n % 7] as number, plan, password: `Svc-${n}-pass-word` })
   }
   return {
     panel,
     app,
-    billing,
+    whmcs,
     spawnWorker,
     order,
     async close() {
       for (const c of children) c.kill('SIGKILL')
       await app.close()
       await panel.close()
+      await whmcs.close()
       if (schema) await dropSchema(schema)
     },
   }

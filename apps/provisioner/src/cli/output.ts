@@ -2,21 +2,35 @@ import type { Writable } from 'node:stream'
 import { formatStepLine } from '@panelkit/core'
 import type { EngineEvent } from '../engine/engine.ts'
 
-/** A progress bar on a terminal; on anything else, a line now and then. */
+/**
+ * A progress bar on a terminal (a counter when the total is unknown); on anything else, a line every
+ * two seconds. `done()` ends the line.
+ */
 export function progressBar(stream: Pick<Writable, 'write'> & { isTTY?: boolean }, label: string) {
   let lastLine = 0
+  let drawn = false
+  let last = ''
   return {
-    update(done: number, total: number) {
+    update(done: number, total: number | undefined) {
       const width = 28
-      const ratio = total === 0 ? 1 : done / total
+      if (total !== undefined && done > total) total = done
+      last = total === undefined ? `${done}` : `${done}/${total}`
       if (stream.isTTY) {
-        const filled = Math.round(ratio * width)
-        stream.write(`\r${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}`)
-        if (done >= total) stream.write('\n')
-      } else if (done === total || Date.now() - lastLine > 2000) {
+        drawn = true
+        if (total === undefined) stream.write(`\r${label} ${done} read`)
+        else {
+          const ratio = total === 0 ? 1 : done / total
+          const filled = Math.round(ratio * width)
+          stream.write(`\r${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}`)
+        }
+      } else if (Date.now() - lastLine > 2000) {
         lastLine = Date.now()
-        stream.write(`${label} ${done}/${total}\n`)
+        stream.write(`${label} ${last}\n`)
       }
+    },
+    done() {
+      if (stream.isTTY && drawn) stream.write('\n')
+      else if (!stream.isTTY && last !== '') stream.write(`${label} ${last} done\n`)
     },
   }
 }
@@ -45,6 +59,7 @@ const TITLES: Record<string, string> = {
   changePackage: 'ChangePackage',
   writeBack: 'WriteBack',
   pushUsage: 'PushUsage',
+  creditDeposit: 'CreditDeposit',
 }
 
 /**
@@ -58,7 +73,10 @@ export function narrate(write: (line: string) => void, options: { showWriteBack?
   return (event: EngineEvent) => {
     const job = event.job
     const title = TITLES[job.operation] ?? job.operation
-    if (!options.showWriteBack && (job.operation === 'writeBack' || job.operation === 'pushUsage')) {
+    if (
+      !options.showWriteBack &&
+      (job.operation === 'writeBack' || job.operation === 'pushUsage' || job.operation === 'creditDeposit')
+    ) {
       if (event.type === 'job-done') write(`    ${title} for service ${job.serviceId}: done`)
       return
     }

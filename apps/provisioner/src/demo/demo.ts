@@ -12,6 +12,7 @@ import type { CliIo } from '../cli.ts'
 import { parseConfig } from '../config.ts'
 import { listJobs } from '../engine/jobs.ts'
 import { getService } from '../engine/services.ts'
+import { generateSecretKey } from '../secrets.ts'
 
 /**
  * The demo: every simulator in this process (WHMCS, Axigen, Proxmox VE, ComputeStacks), a WHMCS
@@ -96,6 +97,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       DEMO_AXIGEN_PASSWORD: AXIGEN_ADMIN_PASSWORD,
       DEMO_PVE_PASSWORD: PVE_ROOT_PASSWORD,
       DEMO_CS_SECRET: cs.apiSecret,
+      // A throwaway key: the demo's store (and the passwords sealed in it) lives only for this run.
+      DEMO_ENCRYPTION_KEY: generateSecretKey(),
     }
     const env$ = (name: keyof typeof env) => `\${${name}}`
     const { config, secrets } = parseConfig(
@@ -199,8 +202,12 @@ export async function runDemo(options: DemoOptions): Promise<number> {
           },
         ],
         store: options.postgres
-          ? { url: options.postgres.url, schema: options.postgres.schema }
-          : { dataDir },
+          ? {
+              url: options.postgres.url,
+              schema: options.postgres.schema,
+              encryptionKey: env$('DEMO_ENCRYPTION_KEY'),
+            }
+          : { dataDir, encryptionKey: env$('DEMO_ENCRYPTION_KEY') },
         worker: { concurrency: 4, leaseSeconds: 30, maxAttempts: 6, backoffMs: 50, maxBackoffMs: 500 },
       },
       env,
@@ -219,20 +226,28 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const engine = app.engine
     io.out(`  store          ${app.store.dialect} ${app.store.location}`)
 
-    const phase = async (title: string, change: () => void) => {
+    const phase = async (title: string, change: () => void, by: { email?: string } = {}) => {
       io.out('')
       io.out(`== ${title}`)
       change()
       const t = performance.now()
-      const report = await engine.sync()
+      const report = await engine.sync(by)
+      const kinds = Object.entries(report.intentsByKind)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(', ')
       io.out(
-        `  sync: ${report.seen} WHMCS services read, ${report.changed} changed, ${report.jobsCreated} jobs queued`,
+        `  reverse sync: ${report.servicesSeen} WHMCS services read, ${report.intents} intents${kinds ? ` (${kinds})` : ''}, ${report.jobsCreated} jobs queued`,
       )
+      for (const e of report.errors) io.out(`  sync error: ${e.code}: ${e.message}`)
       await engine.runWorker({ untilIdle: true, pollMs: 10 })
       io.out(`  converged in ${((performance.now() - t) / 1000).toFixed(2)}s (total ${secs()})`)
     }
 
-    await phase('1. Paid orders become services', () => undefined)
+    await phase(
+      '1. Paid orders become services (the customer logs in: an on-demand sync of her account by email)',
+      () => undefined,
+      { email: 'ada@example.com' },
+    )
     const written = whmcs.service(sid.vm)
     io.out(`  WHMCS now knows: VM service ${sid.vm} dedicated IP ${written.dedicatedip || '(none)'}`)
 
@@ -307,6 +322,11 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     io.out('')
     io.out('== Summary')
     for (const line of table(rows).split('\n')) io.out(`  ${line}`)
+    const drift = await engine.drift()
+    allGood &&= drift.complete && drift.entries.length === 0
+    io.out(
+      `  drift report (WHMCS against what the servers confirmed): ${drift.entries.length === 0 ? 'none' : drift.entries.map((d) => `${d.serviceId} ${d.kind}`).join(', ')}`,
+    )
     const ipStats = await app.store.ipPool('main').stats()
     io.out(`  IP pool main: ${ipStats.used} of ${ipStats.total} IPv4 addresses in use after the termination`)
     const logCount = (await engine.moduleLog.query({ limit: 1000 })).length

@@ -17,22 +17,44 @@ import {
   toFailure,
   ValidationError,
 } from '@panelkit/core'
-import { type BillingService, type BillingSource, type DesiredState, desiredStateOf } from '../billing.ts'
+import {
+  createReverseSync,
+  creditDeposit,
+  type DepositCredit,
+  type LedgerWriteResult,
+  type ProductMapping,
+  type ProvisionedView,
+  pushUsage,
+  type ReverseSync,
+  type SyncIntent,
+  type WhmcsClient,
+  type DriftEntry as WhmcsDriftEntry,
+  type SyncReport as WhmcsSyncReport,
+  writeBackService,
+} from '@panelkit/whmcs'
 import type { Config, ProductConfig, ServerConfig } from '../config.ts'
 import type { Logger } from '../logger.ts'
-import type { DurableModuleLog, Store } from '../store/store.ts'
+import type { DurableModuleLog, Store, StoreProvisionedView } from '../store/store.ts'
 import {
   claimJobs,
   countPending,
   enqueue,
   finishJob,
   type Job,
+  type JobOperation,
   JobStatus,
   listJobs,
   renewLease,
   retryParked,
 } from './jobs.ts'
-import { applyIntent, getService, listServices, type ServiceIntent, type ServiceRecord } from './services.ts'
+import {
+  getService,
+  listServices,
+  type ServiceRecord,
+  type ServiceState,
+  serviceFromRow,
+  settingsFor,
+} from './services.ts'
 
 /** A connector the engine can drive, with its optional capacity probe for placement. */
 export interface ConnectorRegistration {
@@ -52,7 +74,8 @@ export interface EngineOptions {
   store: Store
   config: Config
   connectors: readonly ConnectorRegistration[]
-  billing?: BillingSource | undefined
+  /** The WHMCS External API client (`@panelkit/whmcs`); without it there is no sync or write-back. */
+  whmcs?: WhmcsClient | undefined
   redactor: Redactor
   logger: Logger
   moduleLog: DurableModuleLog
@@ -63,22 +86,47 @@ export interface EngineOptions {
   operationTimeoutMs?: number
 }
 
-export interface SyncReport {
-  seen: number
-  mapped: number
-  changed: number
+/** What a sync pass did: the library's report, and what the engine queued from it. */
+export interface SyncSummary {
+  pass: WhmcsSyncReport['pass']
+  /** Every page was read (only then is "unknown to WHMCS" drift reported). */
+  complete: boolean
+  servicesSeen: number
+  /** Intents the reverse sync found. */
+  intents: number
+  /** Jobs queued from them (an intent whose key is already queued collapses into that job). */
   jobsCreated: number
-  unmappedProducts: string[]
+  /** Intents dropped because another sync changed the service in between (the next pass redoes them). */
+  stale: number
+  intentsByKind: Record<string, number>
+  errors: { serviceId?: string; clientId?: string; stage: string; code: string; message: string }[]
+  clientIds?: string[]
+  primaryService?: WhmcsSyncReport['primaryService']
+  durationMs: number
 }
 
+/** One line of the drift report: WHMCS against what the servers confirmed, and what is under way. */
 export interface DriftEntry {
   serviceId: string
-  connector: string
-  desired: DesiredState
-  actual: DesiredState
-  reason: string
+  /** The library's drift kind, or `queued` / `parked` for work the store holds without WHMCS drift. */
+  kind: WhmcsDriftEntry['kind'] | 'queued' | 'parked'
+  whmcsStatus?: string
+  connector?: string
+  /** What is queued for the service. */
+  intended?: ServiceState
+  /** What the connector confirmed. */
+  confirmed?: ServiceState
+  message: string
   openJobs: number
   parkedJobs: number
+  lastError?: string
+}
+
+/** An operator's (API, CLI) change to a service. */
+export interface ServiceChange {
+  desired?: 'active' | 'suspended' | 'terminated'
+  password?: string
+  settings?: Record<string, unknown>
 }
 
 function serverInput(server: ServerConfig): ServerInput {
@@ -96,38 +144,63 @@ function serverInput(server: ServerConfig): ServerInput {
   return out
 }
 
-const STATE_AFTER: Partial<Record<string, DesiredState>> = {
+const STATE_AFTER: Partial<Record<string, ServiceState>> = {
   create: 'active',
   suspend: 'suspended',
   unsuspend: 'active',
   terminate: 'terminated',
 }
 
+/** A sync intent's kind is one of the engine's lifecycle operations. */
+const LIFECYCLE = new Set(['create', 'suspend', 'unsuspend', 'terminate', 'changePackage', 'changePassword'])
+
+/** The reverse sync's product mappings from the config. */
+export function productMappings(config: Config): ProductMapping[] {
+  return config.products.map((p) => {
+    const m: ProductMapping = { productId: p.whmcsProductId, connector: p.connector }
+    if (p.plans) {
+      m.planOption = p.plans.option
+      // A value without settings is an error the pass reports for that service, not a silent default.
+      m.planMap = Object.fromEntries(Object.keys(p.plans.values).map((v) => [v, v]))
+      if (p.plans.default !== undefined) m.defaultPlan = p.plans.default
+    }
+    if (p.passwordField !== undefined) m.passwordField = p.passwordField
+    return m
+  })
+}
+
 /**
- * The provisioning engine: turns billing's wishes into jobs, runs them with leases against the
- * connectors (as resumable pipelines keyed by the job), retries what can be retried, parks what cannot,
- * and records what each connector confirmed.
+ * The provisioning engine: drives `@panelkit/whmcs`'s reverse sync against the store's provisioned
+ * view, queues its intents as jobs (keyed by the intents' idempotency keys), runs them with leases
+ * against the connectors (as resumable pipelines keyed by the job), retries what can be retried,
+ * parks what cannot, and records what each connector confirmed.
  */
 export class Engine {
   readonly store: Store
   readonly config: Config
-  readonly billing: BillingSource | undefined
+  readonly whmcs: WhmcsClient | undefined
   readonly owner: string
   readonly moduleLog: DurableModuleLog
   private readonly connectors = new Map<string, { instance: ConnectorInstance; probe?: CapacityProbe }>()
   private readonly logger: Logger
   private readonly redactor: Redactor
   private readonly listeners = new Set<(event: EngineEvent) => void>()
+  private readonly mappings: ProductMapping[]
+  private readonly passwordKey: string
   private wake: (() => void) | undefined
 
   constructor(options: EngineOptions) {
     this.store = options.store
     this.config = options.config
-    this.billing = options.billing
+    this.whmcs = options.whmcs
     this.logger = options.logger
     this.redactor = options.redactor
     this.moduleLog = options.moduleLog
     this.owner = options.owner ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`
+    this.mappings = productMappings(options.config)
+    // Password fingerprints are keyed by a secret derived from the encryption key, so a fingerprint
+    // in the store cannot be tested against guesses by someone without the key.
+    this.passwordKey = this.store.box ? this.store.box.derive('password fingerprint').toString('base64') : ''
     if (options.onEvent) this.listeners.add(options.onEvent)
     for (const reg of options.connectors) {
       const instance = createConnector(reg.definition, {
@@ -174,110 +247,361 @@ export class Engine {
     return this.config.servers.find((s) => s.id === id)
   }
 
-  /** What billing's service record asks of the connector, as an intent. */
-  intentFor(service: BillingService, source: string): ServiceIntent | undefined {
-    const product = this.productFor(service.productId)
-    if (!product) return undefined
-    let settings: Record<string, unknown> = { ...product.settings }
-    if (product.plans) {
-      const chosen = service.configOptions[product.plans.option]
-      const extra = chosen === undefined ? undefined : product.plans.values[chosen]
-      if (extra) settings = { ...settings, ...extra }
-    }
-    const password =
-      (product.passwordField && service.customFields[product.passwordField]) || service.password
-    if (password) this.redactor.addValue(password)
-    const context: Record<string, unknown> = {
-      serviceId: service.serviceId,
-      clientId: service.clientId,
-      configOptions: service.configOptions,
-      customFields: service.customFields,
-      client: service.client,
-      status: service.status,
-    }
-    if (service.username) context.username = service.username
-    if (service.domain) context.domain = service.domain
-    return {
-      serviceId: service.serviceId,
-      clientId: service.clientId,
-      productId: service.productId,
-      connector: product.connector,
-      serverGroup: product.serverGroup,
-      desired: desiredStateOf(service.status),
-      settings,
-      password: password || undefined,
-      context,
-      source,
-    }
+  private requireWhmcs(): WhmcsClient {
+    if (!this.whmcs) throw new ValidationError('No WHMCS connection is configured (the `whmcs` section)')
+    return this.whmcs
   }
 
-  /** Reads billing (everything, or one client's services) and enqueues what differs. */
-  async sync(
-    options: { clientId?: string; onProgress?: (done: number, total: number) => void } = {},
-  ): Promise<SyncReport> {
-    if (!this.billing) throw new ValidationError('No billing source is configured (the `whmcs` section)')
-    const productIds = this.config.products.map((p) => p.whmcsProductId)
-    const services = await this.billing.listServices({
-      ...(options.clientId !== undefined ? { clientId: options.clientId } : {}),
-      productIds,
+  /** A reverse sync over one of the store's views. */
+  reverseSync(
+    mode: 'intended' | 'confirmed',
+    hooks: {
+      observed?: Map<string, number>
+      onIntent?: (intent: SyncIntent) => Promise<void>
+      onDrift?: (entry: WhmcsDriftEntry) => void
+    } = {},
+  ): ReverseSync {
+    return createReverseSync({
+      client: this.requireWhmcs(),
+      mappings: this.mappings,
+      view: this.store.provisionedView(mode, hooks.observed),
+      passwordKey: this.passwordKey,
+      onIntent: hooks.onIntent ?? (() => undefined),
+      onDrift: hooks.onDrift ?? (() => undefined),
     })
-    const report: SyncReport = {
-      seen: services.length,
-      mapped: 0,
-      changed: 0,
-      jobsCreated: 0,
-      unmappedProducts: [],
-    }
-    let done = 0
-    for (const service of services) {
-      const intent = this.intentFor(service, options.clientId ? 'sync-client' : 'sync')
-      if (!intent) {
-        if (!report.unmappedProducts.includes(service.productId))
-          report.unmappedProducts.push(service.productId)
-      } else {
-        report.mapped++
-        const out = await this.store.tx((trx) => applyIntent(trx, intent))
-        if (out.changed) report.changed++
-        report.jobsCreated += out.created
-      }
-      options.onProgress?.(++done, services.length)
-    }
-    if (report.jobsCreated > 0) this.wake?.()
-    this.logger.info('sync finished', { ...report })
-    return report
   }
 
   /**
-   * An operator's or the API's request for a service: a new desired state, password or package.
-   * It goes through the same intent path as sync, so duplicates collapse the same way.
+   * A reverse sync pass — everything, one client (by id or by email: the login hook), or one
+   * service — with every intent queued as a job under the intent's own idempotency key. The pass is
+   * planned against what is already queued, so a change is queued once however often sync runs.
+   */
+  async sync(
+    options: {
+      clientId?: string
+      email?: string
+      serviceId?: string
+      onProgress?: (done: number, total: number | undefined) => void
+      signal?: AbortSignal
+    } = {},
+  ): Promise<SyncSummary> {
+    const whmcs = this.requireWhmcs()
+    const observed = new Map<string, number>()
+    const clients = new Map<string, Promise<Record<string, unknown>>>()
+    const summary = {
+      intents: 0,
+      jobsCreated: 0,
+      stale: 0,
+      intentsByKind: {} as Record<string, number>,
+      queueErrors: [] as SyncSummary['errors'],
+    }
+    let total: number | undefined
+    if (options.onProgress && !options.clientId && !options.email && !options.serviceId) {
+      total = await this.countServices().catch(() => undefined)
+    }
+    let seenSoFar = 0
+    const reverse = createReverseSync({
+      client: whmcs,
+      mappings: this.mappings,
+      view: {
+        ...wrapView(this.store.provisionedView('intended', observed), (n) => {
+          seenSoFar += n
+          options.onProgress?.(seenSoFar, total)
+        }),
+      },
+      passwordKey: this.passwordKey,
+      onDrift: () => undefined,
+      onIntent: async (intent) => {
+        summary.intents++
+        summary.intentsByKind[intent.kind] = (summary.intentsByKind[intent.kind] ?? 0) + 1
+        try {
+          const out = await this.queueIntent(
+            intent,
+            observed,
+            clients,
+            options.serviceId ? 'sync-service' : options.clientId || options.email ? 'sync-client' : 'sync',
+          )
+          if (out === 'stale') summary.stale++
+          else if (out === 'created') summary.jobsCreated++
+        } catch (error) {
+          const f = toFailure(error, this.redactor)
+          summary.queueErrors.push({
+            serviceId: intent.serviceId,
+            stage: 'queue',
+            code: f.code,
+            message: f.detail,
+          })
+        }
+      },
+    })
+    const signal = options.signal ? { signal: options.signal } : {}
+    const report = options.serviceId
+      ? await reverse.servicePass(options.serviceId, signal)
+      : options.clientId
+        ? await reverse.clientPass({ clientId: options.clientId }, signal)
+        : options.email
+          ? await reverse.clientPass({ email: options.email }, signal)
+          : await reverse.fullPass(signal)
+    if (summary.jobsCreated > 0) this.wake?.()
+    const out: SyncSummary = {
+      pass: report.pass,
+      complete: report.complete,
+      servicesSeen: report.servicesSeen,
+      intents: summary.intents,
+      jobsCreated: summary.jobsCreated,
+      stale: summary.stale,
+      intentsByKind: summary.intentsByKind,
+      errors: [
+        ...report.errors.map((e) => {
+          const x: SyncSummary['errors'][number] = {
+            stage: e.stage,
+            code: e.error.code,
+            message: this.redactor.redactString(e.error.detail),
+          }
+          if (e.serviceId !== undefined) x.serviceId = e.serviceId
+          if (e.clientId !== undefined) x.clientId = e.clientId
+          return x
+        }),
+        ...summary.queueErrors,
+      ],
+      durationMs: Math.round(report.durationMs),
+    }
+    if (report.clientIds) out.clientIds = report.clientIds
+    if (report.primaryService) out.primaryService = report.primaryService
+    const { errors, ...rest } = out
+    this.logger.info('sync finished', { ...rest, errorCount: errors.length })
+    for (const e of errors.slice(0, 20)) this.logger.warn('sync error', { ...e })
+    return out
+  }
+
+  /** Services of the mapped products in WHMCS (one cheap call per product), for a progress bar. */
+  private async countServices(): Promise<number> {
+    let n = 0
+    for (const p of this.config.products) {
+      const r = await this.requireWhmcs().getClientsProducts({ pid: p.whmcsProductId, limitnum: 1 })
+      n += Number(r.totalresults ?? 0)
+    }
+    return n
+  }
+
+  private clientDetails(
+    clientId: string,
+    cache: Map<string, Promise<Record<string, unknown>>>,
+  ): Promise<Record<string, unknown>> {
+    let p = cache.get(clientId)
+    if (!p) {
+      p = this.requireWhmcs()
+        .getClientsDetails({ clientid: clientId })
+        .then(({ client: c }) => {
+          const out: Record<string, unknown> = {
+            id: clientId,
+            email: String(c.email),
+            firstName: String(c.firstname ?? ''),
+            lastName: String(c.lastname ?? ''),
+          }
+          if (c.companyname) out.company = String(c.companyname)
+          if (typeof c.countrycode === 'string' && /^[A-Z]{2}$/.test(c.countrycode))
+            out.country = c.countrycode
+          else if (typeof c.country === 'string' && /^[A-Z]{2}$/.test(c.country)) out.country = c.country
+          if (typeof c.currency_code === 'string' && /^[A-Z]{3}$/.test(c.currency_code))
+            out.currency = c.currency_code
+          return out
+        })
+      cache.set(clientId, p)
+    }
+    return p
+  }
+
+  /**
+   * Queues one reverse-sync intent: records the new intended state on the service (plan, password
+   * fingerprint, sealed password) and inserts the job under the intent's key, in one transaction.
+   * If the service changed since the pass read it (another sync or an operator got there first) the
+   * intent is stale and dropped; the next pass plans again from the new state.
+   */
+  private async queueIntent(
+    intent: SyncIntent,
+    observed: Map<string, number>,
+    clients: Map<string, Promise<Record<string, unknown>>>,
+    source: string,
+  ): Promise<'created' | 'collapsed' | 'stale'> {
+    if (!LIFECYCLE.has(intent.kind)) throw new ValidationError(`Unknown intent kind ${intent.kind}`)
+    const product = this.productFor(intent.productId)
+    if (!product) throw new ValidationError(`Product ${intent.productId} is not mapped`)
+    if (intent.password) this.redactor.addValue(intent.password)
+    const client = intent.kind === 'create' ? await this.clientDetails(intent.clientId, clients) : undefined
+    const settings =
+      intent.kind === 'create' || intent.kind === 'changePackage'
+        ? settingsFor(product, intent.plan)
+        : undefined
+    return this.store.tx(async (trx) => {
+      let q = trx.selectFrom('services').selectAll().where('service_id', '=', intent.serviceId)
+      if (this.store.dialect === 'postgres') q = q.forUpdate()
+      const row = await q.executeTakeFirst()
+      const current = row ? serviceFromRow(row) : undefined
+      if (current?.version !== observed.get(intent.serviceId)) return 'stale'
+      const version = (current?.version ?? 0) + 1
+      const context: Record<string, unknown> = {
+        ...(current?.context ?? {}),
+        serviceId: intent.serviceId,
+        clientId: intent.clientId,
+        configOptions: intent.configOptions,
+        customFields: intent.customFields,
+        status: intent.whmcsStatus,
+      }
+      if (client) context.client = client
+      if (intent.username) context.username = intent.username
+      if (intent.domain) context.domain = intent.domain
+      const now = Date.now()
+      const sealed = intent.password
+        ? this.store.seal(intent.password, `service:${intent.serviceId}`)
+        : undefined
+      const patch = {
+        desired: STATE_AFTER[intent.kind] ?? current?.desired ?? 'none',
+        version,
+        context_json: JSON.stringify(context),
+        connector: product.connector,
+        server_group: product.serverGroup,
+        updated_at: now,
+        ...(settings ? { settings_json: JSON.stringify(settings) } : {}),
+        ...(intent.plan !== undefined && settings ? { plan: intent.plan } : {}),
+        ...(intent.passwordFingerprint !== undefined ? { password_fp: intent.passwordFingerprint } : {}),
+        ...(sealed ? { password_enc: sealed } : {}),
+      }
+      if (current) {
+        const r = await trx
+          .updateTable('services')
+          .set(patch)
+          .where('service_id', '=', intent.serviceId)
+          .where('version', '=', current.version)
+          .executeTakeFirst()
+        if (Number(r.numUpdatedRows) !== 1) return 'stale'
+      } else {
+        const r = await trx
+          .insertInto('services')
+          .values({
+            service_id: intent.serviceId,
+            client_id: intent.clientId,
+            product_id: intent.productId,
+            actual: 'none',
+            settings_json: JSON.stringify(settings ?? settingsFor(product, intent.plan)),
+            settings_hash: '',
+            password_hash: '',
+            server_id: null,
+            account_id: null,
+            username: null,
+            ips_json: null,
+            last_job_id: null,
+            last_step: null,
+            last_error: null,
+            created_at: now,
+            plan: intent.plan ?? null,
+            password_fp: intent.passwordFingerprint ?? null,
+            password_enc: sealed ?? null,
+            confirmed_plan: null,
+            confirmed_password_fp: null,
+            ...patch,
+          })
+          .onConflict((oc) => oc.column('service_id').doNothing())
+          .returning('service_id')
+          .executeTakeFirst()
+        if (!r) return 'stale'
+      }
+      const payload: Record<string, unknown> = { reason: intent.reason, whmcsStatus: intent.whmcsStatus }
+      if (intent.plan !== undefined) payload.plan = intent.plan
+      if (intent.previousPlan !== undefined) payload.previousPlan = intent.previousPlan
+      if (intent.passwordFingerprint !== undefined) payload.passwordFingerprint = intent.passwordFingerprint
+      if (settings) payload.settings = settings
+      if (intent.kind === 'changePackage' && current) payload.previousSettings = current.settings
+      const out = await enqueue(trx, {
+        key: intent.key,
+        serviceId: intent.serviceId,
+        operation: intent.kind as JobOperation,
+        payload,
+        source,
+        ...(intent.password ? { secretEnc: this.store.seal(intent.password, `job:${intent.key}`) } : {}),
+      })
+      observed.set(intent.serviceId, version)
+      return out.created ? 'created' : 'collapsed'
+    })
+  }
+
+  /**
+   * An operator's or the API's request for a service: a new state, password or package. It is queued
+   * like a sync intent (the service's version is part of the key, so a repeated request collapses).
+   * WHMCS stays the source of truth: the next sync plans from what is queued here.
    */
   async request(
     serviceId: string,
-    change: { desired?: DesiredState; password?: string; settings?: Record<string, unknown> },
+    change: ServiceChange,
     source: string,
   ): Promise<{ jobs: Job[]; created: number }> {
-    const service = await getService(this.store.db, serviceId)
-    if (!service)
-      throw new ValidationError(`No service ${serviceId}`, [{ path: 'serviceId', message: 'unknown' }])
     if (change.password) this.redactor.addValue(change.password)
-    const intent: ServiceIntent = {
-      serviceId,
-      clientId: service.clientId,
-      productId: service.productId,
-      connector: service.connector,
-      serverGroup: service.serverGroup,
-      desired: change.desired ?? service.desired,
-      settings: change.settings ? { ...service.settings, ...change.settings } : service.settings,
-      password: change.password ?? (service.context.password as string | undefined),
-      context: service.context,
-      source,
-    }
-    const out = await this.store.tx((trx) => applyIntent(trx, intent))
+    const out = await this.store.tx(async (trx) => {
+      let q = trx.selectFrom('services').selectAll().where('service_id', '=', serviceId)
+      if (this.store.dialect === 'postgres') q = q.forUpdate()
+      const row = await q.executeTakeFirst()
+      if (!row)
+        throw new ValidationError(`No service ${serviceId}`, [{ path: 'serviceId', message: 'unknown' }])
+      const current = serviceFromRow(row)
+      const ops = operatorOps(current.desired, change)
+      const hasPackage = change.settings !== undefined
+      const settings = hasPackage ? { ...current.settings, ...change.settings } : current.settings
+      if (hasPackage && JSON.stringify(settings) !== JSON.stringify(current.settings)) {
+        if (current.desired === 'active' || current.desired === 'suspended') ops.push('changePackage')
+      }
+      if (
+        change.password &&
+        (current.desired === 'active' || current.desired === 'suspended' || ops.includes('create'))
+      )
+        ops.push('changePassword')
+      if (ops.length === 0) return { jobs: [], created: 0 }
+      const version = current.version + 1
+      await trx
+        .updateTable('services')
+        .set({
+          desired: change.desired ?? current.desired,
+          version,
+          settings_json: JSON.stringify(settings),
+          updated_at: Date.now(),
+          // An operator's password is kept (sealed) for later re-creates; the WHMCS fingerprint is
+          // left alone, so the next sync does not undo it unless WHMCS's own password changes.
+          ...(change.password
+            ? { password_enc: this.store.seal(change.password, `service:${serviceId}`) }
+            : {}),
+        })
+        .where('service_id', '=', serviceId)
+        .execute()
+      const jobs: Job[] = []
+      let created = 0
+      for (const op of ops) {
+        if (op === 'changePassword' && ops.includes('create')) continue // create sets it
+        const key = `${source}:${serviceId}:v${version}:${op}`
+        const payload: Record<string, unknown> = { reason: `requested by ${source}` }
+        if (op === 'changePackage') {
+          payload.settings = settings
+          payload.previousSettings = current.settings
+        }
+        if (op === 'create') payload.settings = settings
+        const r = await enqueue(trx, {
+          key,
+          serviceId,
+          operation: op,
+          payload,
+          source,
+          ...(change.password && (op === 'changePassword' || op === 'create')
+            ? { secretEnc: this.store.seal(change.password, `job:${key}`) }
+            : {}),
+        })
+        jobs.push(r.job)
+        if (r.created) created++
+      }
+      return { jobs, created }
+    })
     if (out.created > 0) this.wake?.()
     return out
   }
 
-  /** Enqueues a usage push for every active service for this period (once per service and period). */
+  /** Queues one usage push per provisioned service of a usage-billed product for the period. */
   async scheduleUsage(period: string): Promise<number> {
     let created = 0
     for (const s of await listServices(this.store.db)) {
@@ -297,39 +621,127 @@ export class Engine {
     return created
   }
 
+  /** Queues a deposit to be credited to a WHMCS client (AddCredit exactly once per deposit id). */
+  async creditDeposit(deposit: DepositCredit, source: string): Promise<{ job: Job; created: boolean }> {
+    const out = await enqueue(this.store.db, {
+      key: `credit:${deposit.depositId}`,
+      serviceId: `client:${deposit.clientId}`,
+      operation: 'creditDeposit',
+      payload: { ...deposit, clientId: String(deposit.clientId) },
+      source,
+    })
+    if (out.created) this.wake?.()
+    return out
+  }
+
   async retry(filter: { jobId?: number; serviceId?: string } = {}): Promise<number> {
     const n = await retryParked(this.store.db, filter)
     if (n > 0) this.wake?.()
     return n
   }
 
-  /** Services whose confirmed state is not what billing wants, and why. */
-  async drift(): Promise<DriftEntry[]> {
-    const out: DriftEntry[] = []
+  /**
+   * An uncertain ledger entry decided by an operator: `done` (the item did reach WHMCS; the parked
+   * job finishes without sending) or `release` (it did not; the parked job may send it once more).
+   */
+  async settle(key: string, outcome: 'done' | 'release'): Promise<{ settled: boolean; retried: number }> {
+    const ledger = this.store.ledger
+    const entry = await ledger.get(key)
+    if (!entry || entry.state === 'done') return { settled: false, retried: 0 }
+    if (outcome === 'done') await ledger.complete(key, entry.result ?? 'settled by an operator')
+    else await ledger.release(key)
+    const jobKey = jobKeyOfLedgerKey(key)
+    let retried = 0
+    if (jobKey) {
+      const job = await this.store.db
+        .selectFrom('jobs')
+        .select('id')
+        .where('key', '=', jobKey)
+        .executeTakeFirst()
+      if (job) retried = await this.retry({ jobId: Number(job.id) })
+    }
+    return { settled: true, retried }
+  }
+
+  /**
+   * The drift report: a reverse-sync pass of WHMCS against what the connectors confirmed (not what is
+   * merely queued), each entry with the service's queued and parked jobs; plus services whose work is
+   * under way or parked without WHMCS drift. Without a WHMCS connection, the store's view alone.
+   */
+  async drift(options: { clientId?: string; signal?: AbortSignal } = {}): Promise<{
+    complete: boolean
+    entries: DriftEntry[]
+    errors: SyncSummary['errors']
+  }> {
     const open = await listJobs(this.store.db, { status: ['queued', 'running', 'parked'], limit: 100_000 })
-    for (const s of await listServices(this.store.db)) {
-      const mine = open.filter((j) => j.serviceId === s.serviceId)
+    const jobsOf = new Map<string, Job[]>()
+    for (const j of open) jobsOf.set(j.serviceId, [...(jobsOf.get(j.serviceId) ?? []), j])
+    const services = new Map((await listServices(this.store.db)).map((s) => [s.serviceId, s]))
+    const entries: DriftEntry[] = []
+    const annotate = (serviceId: string, e: Omit<DriftEntry, 'openJobs' | 'parkedJobs'>): DriftEntry => {
+      const mine = jobsOf.get(serviceId) ?? []
       const parked = mine.filter((j) => j.status === 'parked').length
-      const wanted = s.desired
-      if (wanted === s.actual && mine.length === 0) continue
-      out.push({
-        serviceId: s.serviceId,
-        connector: s.connector,
-        desired: wanted,
-        actual: s.actual,
-        reason:
-          parked > 0
-            ? `parked: ${s.lastError ?? 'see the job'}`
-            : mine.length > 0
-              ? `${mine.length} job(s) pending`
-              : wanted === s.actual
-                ? 'in sync'
-                : 'no job pending (run a sync)',
-        openJobs: mine.length - parked,
-        parkedJobs: parked,
+      const s = services.get(serviceId)
+      const out: DriftEntry = { ...e, openJobs: mine.length - parked, parkedJobs: parked }
+      if (s) {
+        out.connector = s.connector
+        out.intended = s.desired
+        out.confirmed = s.actual
+        if (s.lastError && parked > 0) out.lastError = s.lastError
+      }
+      return out
+    }
+    let complete = true
+    let errors: SyncSummary['errors'] = []
+    const reported = new Set<string>()
+    if (this.whmcs) {
+      const reverse = this.reverseSync('confirmed', {
+        onDrift: (d) => {
+          reported.add(d.serviceId)
+          const e: Omit<DriftEntry, 'openJobs' | 'parkedJobs'> = {
+            serviceId: d.serviceId,
+            kind: d.kind,
+            message: d.message,
+          }
+          if (d.whmcsStatus !== undefined) e.whmcsStatus = d.whmcsStatus
+          entries.push(annotate(d.serviceId, e))
+        },
+      })
+      const signal = options.signal ? { signal: options.signal } : {}
+      const report = options.clientId
+        ? await reverse.clientPass({ clientId: options.clientId }, signal)
+        : await reverse.fullPass(signal)
+      complete = report.complete
+      errors = report.errors.map((e) => {
+        const x: SyncSummary['errors'][number] = {
+          stage: e.stage,
+          code: e.error.code,
+          message: e.error.detail,
+        }
+        if (e.serviceId !== undefined) x.serviceId = e.serviceId
+        return x
       })
     }
-    return out
+    for (const s of services.values()) {
+      if (reported.has(s.serviceId)) continue
+      if (options.clientId !== undefined && s.clientId !== options.clientId) continue
+      const mine = jobsOf.get(s.serviceId) ?? []
+      const parked = mine.some((j) => j.status === 'parked')
+      if (mine.length === 0 && (this.whmcs || s.desired === s.actual)) continue
+      entries.push(
+        annotate(s.serviceId, {
+          serviceId: s.serviceId,
+          kind: parked ? 'parked' : 'queued',
+          message: parked
+            ? `parked: ${s.lastError ?? 'see the job'} (fix, then retry)`
+            : mine.length > 0
+              ? `${mine.length} job(s) queued or running`
+              : `queued ${s.desired}, confirmed ${s.actual}`,
+        }),
+      )
+    }
+    entries.sort((a, b) => a.serviceId.localeCompare(b.serviceId, 'en', { numeric: true }))
+    return { complete, entries, errors }
   }
 
   // ---- the worker -------------------------------------------------------------------------------
@@ -422,11 +834,17 @@ export class Engine {
     signal: AbortSignal,
     steps: StepRecord[],
   ): Promise<{ ok: true; data: unknown } | { ok: false; error: Failure }> {
+    if (job.operation === 'creditDeposit') return this.runCreditDeposit(job, signal)
     if (!service) return this.permanent(`Service ${job.serviceId} is not in the store`)
     if (job.operation === 'writeBack') {
-      if (!this.billing) return { ok: true, data: { skipped: 'no billing source' } }
-      await this.billing.writeBack(service.serviceId, job.payload as Record<string, never>)
-      return { ok: true, data: job.payload }
+      if (!this.whmcs) return { ok: true, data: { skipped: 'no WHMCS connection' } }
+      const p = job.payload as { username?: string; dedicatedIp?: string; assignedIps?: string[] }
+      const update: Parameters<typeof writeBackService>[1] = { serviceId: service.serviceId }
+      if (p.username !== undefined) update.username = p.username
+      if (p.dedicatedIp !== undefined) update.dedicatedIp = p.dedicatedIp
+      if (p.assignedIps !== undefined) update.assignedIps = p.assignedIps
+      const out = await writeBackService(this.whmcs, update, { signal })
+      return out.ok ? { ok: true, data: { written: out.written } } : { ok: false, error: out.error }
     }
     const entry = this.connectors.get(service.connector)
     if (!entry) {
@@ -466,7 +884,7 @@ export class Engine {
     const server = this.server(serverId)
     if (!server) return this.permanent(`Server ${serverId} of service ${service.serviceId} is not configured`)
     const settings =
-      job.operation === 'changePackage' && job.payload.settings
+      (job.operation === 'changePackage' || job.operation === 'create') && job.payload.settings
         ? (job.payload.settings as Record<string, unknown>)
         : service.settings
     const serviceInput: Record<string, unknown> = {
@@ -474,8 +892,18 @@ export class Engine {
       settings,
       server: serverInput(server),
     }
+    delete serviceInput.password
     if (service.username) serviceInput.username = service.username
-    if (serviceInput.password === undefined || serviceInput.password === null) delete serviceInput.password
+    // The password is opened only for the operations that send it, and only in this process's memory.
+    if (job.operation === 'create' || job.operation === 'changePassword') {
+      const password = await this.passwordFor(job, service)
+      if (password) {
+        this.redactor.addValue(password)
+        serviceInput.password = password
+      } else if (job.operation === 'changePassword') {
+        return this.permanent(`Job ${job.key} has no password to set`)
+      }
+    }
     const invokeOptions = {
       runKey: job.key,
       signal,
@@ -487,7 +915,7 @@ export class Engine {
     const started = performance.now()
     let result: Result<unknown>
     if (job.operation === 'pushUsage') {
-      return this.pushUsage(job, service, entry.instance, serviceInput, invokeOptions)
+      return this.runPushUsage(job, service, entry.instance, serviceInput, invokeOptions)
     }
     if (job.operation === 'changePackage') {
       const input: Record<string, unknown> = { service: serviceInput }
@@ -528,7 +956,40 @@ export class Engine {
     return { ok: true, data: { ...data, serverId } }
   }
 
-  private async pushUsage(
+  /** The job's own sealed password, else (a create) the service's current one. */
+  private async passwordFor(job: Job, service: ServiceRecord): Promise<string | undefined> {
+    if (job.secretEnc) return this.store.open(job.secretEnc, `job:${job.key}`)
+    if (job.operation !== 'create' || !service.hasPassword) return undefined
+    const row = await this.store.db
+      .selectFrom('services')
+      .select('password_enc')
+      .where('service_id', '=', service.serviceId)
+      .executeTakeFirst()
+    return row?.password_enc ? this.store.open(row.password_enc, `service:${service.serviceId}`) : undefined
+  }
+
+  /** The library's ledger outcome as the job's outcome. */
+  private ledgerOutcome(
+    what: string,
+    out: LedgerWriteResult,
+  ): { ok: true; data: unknown } | { ok: false; error: Failure } {
+    switch (out.status) {
+      case 'written':
+        return { ok: true, data: { key: out.key, result: out.result, sent: true } }
+      case 'already-done':
+        return { ok: true, data: { key: out.key, result: out.result ?? null, sent: false } }
+      case 'uncertain':
+        // Never sent again automatically: billing twice is worse than asking an operator.
+        return this.permanent(
+          `${what} may or may not have reached WHMCS (ledger ${out.key} is ${out.entry.state}${out.entry.reason ? `: ${out.entry.reason}` : ''}). Check WHMCS, then \`provisioner settle --key ${out.key} --as done\` (it is there) or \`--as release\` (it is not; it will be sent once).`,
+          'CONFLICT',
+        )
+      case 'failed':
+        return { ok: false, error: { ...out.error, retryable: out.retryable && out.error.retryable } }
+    }
+  }
+
+  private async runPushUsage(
     job: Job,
     service: ServiceRecord,
     instance: ConnectorInstance,
@@ -537,61 +998,49 @@ export class Engine {
   ): Promise<{ ok: true; data: unknown } | { ok: false; error: Failure }> {
     const product = this.productFor(service.productId)
     const pricing = product?.usageBilling
-    if (!pricing || !this.billing) return { ok: true, data: { skipped: 'no usage billing configured' } }
-    const ledger = this.store.ledger('usage')
-    let entry = await ledger.get(job.key)
-    if (!entry) {
-      const usage = (await instance.invoke(
-        'usage',
-        { service: serviceInput } as never,
-        invokeOptions,
-      )) as Result<OperationResult<'usage'>>
-      if (!usage.ok) return { ok: false, error: usage.error }
-      const metric = usage.data.metrics.find((m) => m.name === pricing.metric)
-      const quantity = Number(metric?.value ?? 0)
-      const amount = (Math.round(quantity * Number(pricing.unitPrice) * 100) / 100).toFixed(2)
-      entry = await ledger.reserve({
-        key: job.key,
+    if (!pricing || !this.whmcs) return { ok: true, data: { skipped: 'no usage billing configured' } }
+    const period = String(job.payload.period)
+    const usage = (await instance.invoke(
+      'usage',
+      { service: serviceInput } as never,
+      invokeOptions,
+    )) as Result<OperationResult<'usage'>>
+    if (!usage.ok) return { ok: false, error: usage.error }
+    const metric = usage.data.metrics.find((m) => m.name === pricing.metric)
+    const quantity = Number(metric?.value ?? 0)
+    const amount = (Math.round(quantity * Number(pricing.unitPrice) * 100) / 100).toFixed(2)
+    const out = await pushUsage(
+      this.whmcs,
+      this.store.ledger,
+      {
         serviceId: service.serviceId,
-        amount,
+        clientId: service.clientId,
+        period: period.replace(/[^A-Za-z0-9_.:-]/g, '-'),
         description:
-          `${pricing.description ?? pricing.metric} ${job.payload.period}: ${quantity} ${metric?.unit ?? ''}`.trim(),
-      })
-    }
-    if (entry.status === 'pushed') return { ok: true, data: { ...entry, pushed: false } }
-    const item = {
-      clientId: service.clientId,
-      serviceId: service.serviceId,
-      description: entry.description,
-      amount: entry.amount,
-      key: job.key,
-    }
-    let existing: string | undefined
-    if (entry.status === 'sending') {
-      // A push was started and its outcome never recorded (a crash, a lost answer). Ask billing when it
-      // can tell; otherwise stop rather than risk billing the customer twice.
-      if (!this.billing.findBillableItem) {
-        return this.permanent(
-          `Usage item ${job.key} may or may not have reached billing (interrupted push). Check for "${entry.description}" in billing, and settle it there by hand: this job stays parked so the item is never pushed twice.`,
-        )
-      }
-      existing = await this.billing.findBillableItem(item)
-    }
-    if (existing === undefined) {
-      await ledger.markSending(job.key)
-      existing = undefined
-    }
-    const remoteId = existing ?? (await this.billing.addBillableItem(item))
-    await ledger.markPushed(job.key, remoteId)
-    return { ok: true, data: { ...entry, status: 'pushed', remoteId, pushed: existing === undefined } }
+          `${pricing.description ?? pricing.metric} ${period}: ${quantity} ${metric?.unit ?? ''} (service ${service.serviceId})`.trim(),
+        amount,
+      },
+      { signal: invokeOptions.signal },
+    )
+    return this.ledgerOutcome(`Usage of service ${service.serviceId} for ${period}`, out)
   }
 
-  private permanent(detail: string): { ok: false; error: Failure } {
+  private async runCreditDeposit(
+    job: Job,
+    signal: AbortSignal,
+  ): Promise<{ ok: true; data: unknown } | { ok: false; error: Failure }> {
+    if (!this.whmcs) return this.permanent('No WHMCS connection is configured (the `whmcs` section)')
+    const d = job.payload as unknown as DepositCredit
+    const out = await creditDeposit(this.whmcs, this.store.ledger, d, { signal })
+    return this.ledgerOutcome(`Deposit ${d.depositId} of client ${d.clientId}`, out)
+  }
+
+  private permanent(detail: string, code: Failure['code'] = 'VALIDATION'): { ok: false; error: Failure } {
     return {
       ok: false,
       error: {
-        code: 'VALIDATION',
-        message: 'The service is not set up correctly.',
+        code,
+        message: code === 'VALIDATION' ? 'The service is not set up correctly.' : 'An operator must decide.',
         detail,
         retryable: false,
       },
@@ -623,13 +1072,21 @@ export class Engine {
         updated_at: Date.now(),
       }
       if (next) patch.actual = next
+      // What the connector now confirms: the reverse sync's view for the drift report.
+      if (job.operation === 'create' || job.operation === 'changePackage') {
+        if (typeof job.payload.plan === 'string') patch.confirmed_plan = job.payload.plan
+      }
+      if (job.operation === 'create' || job.operation === 'changePassword') {
+        if (typeof job.payload.passwordFingerprint === 'string')
+          patch.confirmed_password_fp = job.payload.passwordFingerprint
+      }
       if (job.operation === 'create') {
         if (typeof d.serverId === 'string') patch.server_id = d.serverId
         if (typeof d.accountId === 'string') patch.account_id = d.accountId
         if (typeof d.username === 'string') patch.username = d.username
         if (Array.isArray(d.ips)) patch.ips_json = JSON.stringify(d.ips)
-        if (this.billing) {
-          const fields: Record<string, unknown> = { serverId: d.serverId, accountId: d.accountId }
+        if (this.whmcs) {
+          const fields: Record<string, unknown> = {}
           if (typeof d.username === 'string') fields.username = d.username
           if (Array.isArray(d.ips) && d.ips.length > 0) {
             fields.dedicatedIp = d.ips[0]
@@ -648,7 +1105,11 @@ export class Engine {
         await trx.deleteFrom('assignments').where('service_id', '=', job.serviceId).execute()
         patch.server_id = null
       }
-      if (job.operation !== 'writeBack' && job.operation !== 'pushUsage') {
+      if (
+        job.operation !== 'writeBack' &&
+        job.operation !== 'pushUsage' &&
+        job.operation !== 'creditDeposit'
+      ) {
         await trx.updateTable('services').set(patch).where('service_id', '=', job.serviceId).execute()
       }
       return true
@@ -713,7 +1174,7 @@ export class Engine {
   async close(): Promise<void> {
     await this.moduleLog.flush().catch(() => undefined)
     for (const { instance } of this.connectors.values()) await instance.close()
-    await this.billing?.close?.()
+    await this.whmcs?.close()
   }
 }
 
@@ -724,6 +1185,41 @@ const OPERATION_LABELS: Record<string, string> = {
   terminate: 'Terminate',
   changePassword: 'Change password',
   changePackage: 'Change package',
-  writeBack: 'Write back to billing',
+  writeBack: 'Write back to WHMCS',
   pushUsage: 'Push usage',
+  creditDeposit: 'Credit deposit',
+}
+
+/** Counts the services of each page the reverse sync looks up (for a progress bar). */
+function wrapView(view: StoreProvisionedView, onPage: (n: number) => void): ProvisionedView {
+  return {
+    get: (id) => view.get(id),
+    getMany: async (ids) => {
+      const out = await view.getMany(ids)
+      onPage(ids.length)
+      return out
+    },
+    list: () => view.list(),
+  }
+}
+
+/** The operations an operator's change of state asks for, from the state queued so far. */
+function operatorOps(from: ServiceState, change: ServiceChange): JobOperation[] {
+  const to = change.desired ?? from
+  const exists = (s: ServiceState) => s === 'active' || s === 'suspended'
+  const ops: JobOperation[] = []
+  if (!exists(from) && exists(to)) ops.push('create')
+  if (to === 'suspended' && from !== 'suspended') ops.push('suspend')
+  if (to === 'active' && from === 'suspended') ops.push('unsuspend')
+  if (to === 'terminated' && exists(from)) ops.push('terminate')
+  return ops
+}
+
+/** The job that pushes a ledger key's item (usage: `usage:<service>:<period>`; credit: `credit:<id>`). */
+function jobKeyOfLedgerKey(key: string): string | undefined {
+  const usage = /^whmcs:usage:([^:]+):(.+):[^:]+$/.exec(key)
+  if (usage) return `usage:${usage[1]}:${usage[2]}`
+  const credit = /^whmcs:credit:(.+)$/.exec(key)
+  if (credit) return `credit:${credit[1]}`
+  return undefined
 }

@@ -1,6 +1,7 @@
 import { ValidationError } from '@panelkit/core'
+import { sameId } from '@panelkit/whmcs'
 import type { App } from '../app.ts'
-import { applyIntent, fingerprint, getService } from './services.ts'
+import { getService, settingsFor } from './services.ts'
 
 export interface ImportReport {
   listed: number
@@ -8,21 +9,29 @@ export interface ImportReport {
   already: number
   unmatched: number
   adoptedServices: string[]
+  /** Jobs the follow-up sync queued for adopted services (e.g. a suspension WHMCS asks for). */
+  jobsQueued: number
 }
 
 /**
- * Adopts accounts that already exist on a server: each is matched to a billing service (by the service
- * id the connector reports, else by username), recorded as existing on that server — so no create runs —
- * and then reconciled like any sync (an account billing wants suspended gets a suspend job).
+ * Adopts accounts that already exist on a server: each is matched to a WHMCS service of a product
+ * mapped to this server's connector (by the service id the connector reports, else by username),
+ * recorded as provisioned on that server — intended and confirmed, with WHMCS's plan and password
+ * fingerprint — so no create runs; then a sync of each adopted service queues whatever else WHMCS
+ * asks for (a suspension, a termination, another plan).
  */
-export async function importAccounts(app: App, serverId: string): Promise<ImportReport> {
+export async function importAccounts(
+  app: App,
+  serverId: string,
+  options: { onProgress?: (done: number, total: number) => void } = {},
+): Promise<ImportReport> {
   const { engine, store } = app
   const server = engine.server(serverId)
   if (!server)
     throw new ValidationError(`No server ${serverId} in the config`, [{ path: 'server', message: 'unknown' }])
   const connector = engine.connector(server.connector)
   if (!connector) throw new ValidationError(`Connector ${server.connector} is not available`)
-  if (!engine.billing) throw new ValidationError('No billing source is configured (the `whmcs` section)')
+  if (!engine.whmcs) throw new ValidationError('No WHMCS connection is configured (the `whmcs` section)')
   const listed = await connector.invoke('listAccounts', {
     server: {
       id: server.id,
@@ -38,51 +47,79 @@ export async function importAccounts(app: App, serverId: string): Promise<Import
   if (!listed.ok)
     throw new Error(`listAccounts on ${serverId} failed: ${listed.error.code}: ${listed.error.detail}`)
   const products = app.config.products.filter((p) => p.connector === server.connector)
-  const billingServices = await engine.billing.listServices({
-    productIds: products.map((p) => p.whmcsProductId),
-  })
+  const reverse = engine.reverseSync('intended')
+  const whmcsServices = []
+  for (const p of products)
+    for await (const page of engine.whmcs.syncServicePages({ pid: p.whmcsProductId }))
+      whmcsServices.push(...page.items)
   const report: ImportReport = {
     listed: listed.data.accounts.length,
     adopted: 0,
     already: 0,
     unmatched: 0,
     adoptedServices: [],
+    jobsQueued: 0,
   }
+  let done = 0
   for (const account of listed.data.accounts) {
+    options.onProgress?.(++done, listed.data.accounts.length)
     const match =
-      billingServices.find((s) => account.serviceId !== undefined && s.serviceId === account.serviceId) ??
-      billingServices.find((s) => account.username !== undefined && s.username === account.username)
+      whmcsServices.find((s) => account.serviceId !== undefined && sameId(s.id, account.serviceId)) ??
+      whmcsServices.find(
+        (s) => account.username !== undefined && account.username !== '' && s.username === account.username,
+      )
     if (!match) {
       report.unmatched++
       continue
     }
-    if (await getService(store.db, match.serviceId)) {
+    const serviceId = String(match.id)
+    if (await getService(store.db, serviceId)) {
       report.already++
       continue
     }
-    const intent = engine.intentFor(match, 'import')
-    if (!intent) {
+    // What a create would have been: the plan, settings and password WHMCS has for it.
+    const evaluation = reverse.evaluate(match, undefined)
+    const would = evaluation.intents.find((i) => i.kind === 'create')
+    const product = engine.productFor(String(match.pid))
+    if (!product) {
       report.unmatched++
       continue
     }
     const remote = account.status === 'suspended' ? 'suspended' : 'active'
     const now = Date.now()
+    const client = await engine.whmcs.getClientsDetails({ clientid: String(match.clientid) })
+    const context: Record<string, unknown> = {
+      serviceId,
+      clientId: String(match.clientid),
+      configOptions: would?.configOptions ?? {},
+      customFields: would?.customFields ?? {},
+      status: match.status,
+      client: {
+        id: String(match.clientid),
+        email: String(client.client.email),
+        firstName: String(client.client.firstname ?? ''),
+        lastName: String(client.client.lastname ?? ''),
+      },
+    }
+    if (match.username) context.username = match.username
+    if (match.domain) context.domain = match.domain
+    if (would?.password) app.redactor.addValue(would.password)
     await store.tx(async (trx) => {
       await trx
         .insertInto('services')
         .values({
-          service_id: match.serviceId,
-          client_id: match.clientId,
-          product_id: match.productId,
-          connector: intent.connector,
-          server_group: intent.serverGroup,
+          service_id: serviceId,
+          client_id: String(match.clientid),
+          product_id: String(match.pid),
+          connector: server.connector,
+          server_group: product.serverGroup,
           desired: remote,
           version: 1,
           actual: remote,
-          settings_json: JSON.stringify(intent.settings),
-          settings_hash: fingerprint(intent.settings),
-          password_hash: fingerprint(intent.password ?? ''),
-          context_json: JSON.stringify({ ...intent.context, password: intent.password }),
+          settings_json: JSON.stringify(settingsFor(product, would?.plan)),
+          settings_hash: '',
+          password_hash: '',
+          context_json: JSON.stringify(context),
           server_id: serverId,
           account_id: account.accountId,
           username: account.username ?? null,
@@ -92,18 +129,24 @@ export async function importAccounts(app: App, serverId: string): Promise<Import
           last_error: null,
           created_at: now,
           updated_at: now,
+          plan: would?.plan ?? null,
+          password_fp: would?.passwordFingerprint ?? null,
+          password_enc: would?.password ? store.seal(would.password, `service:${serviceId}`) : null,
+          confirmed_plan: would?.plan ?? null,
+          confirmed_password_fp: would?.passwordFingerprint ?? null,
         })
         .execute()
       await trx
         .insertInto('assignments')
-        .values({ service_id: match.serviceId, server_id: serverId, updated_at: now })
+        .values({ service_id: serviceId, server_id: serverId, updated_at: now })
         .onConflict((oc) => oc.column('service_id').doUpdateSet({ server_id: serverId, updated_at: now }))
         .execute()
-      // Anything billing wants beyond what exists (a suspension, a termination) becomes a job as usual.
-      await applyIntent(trx, intent)
     })
     report.adopted++
-    report.adoptedServices.push(match.serviceId)
+    report.adoptedServices.push(serviceId)
+    // Anything WHMCS wants beyond what exists (a suspension, a termination) becomes a job as usual.
+    const follow = await engine.sync({ serviceId })
+    report.jobsQueued += follow.jobsCreated
   }
   app.logger.info('import finished', { serverId, ...report })
   return report

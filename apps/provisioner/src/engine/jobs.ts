@@ -25,6 +25,7 @@ export type JobOperation =
   | 'changePackage'
   | 'writeBack'
   | 'pushUsage'
+  | 'creditDeposit'
 
 export const LIFECYCLE_OPERATIONS = [
   'create',
@@ -53,6 +54,8 @@ export interface Job {
   createdAt: number
   updatedAt: number
   finishedAt: number | null
+  /** The sealed password this job sets (create, changePassword); opened only when it runs. */
+  secretEnc: string | null
 }
 
 export interface NewJob {
@@ -63,6 +66,8 @@ export interface NewJob {
   /** sync | api | cli | engine */
   source: string
   runAfter?: number
+  /** A password, already sealed for `job:<key>`. */
+  secretEnc?: string
 }
 
 type Row = {
@@ -83,6 +88,7 @@ type Row = {
   created_at: number
   updated_at: number
   finished_at: number | null
+  secret_enc: string | null
 }
 
 export function jobFromRow(row: Row): Job {
@@ -104,6 +110,7 @@ export function jobFromRow(row: Row): Job {
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
     finishedAt: row.finished_at === null ? null : Number(row.finished_at),
+    secretEnc: row.secret_enc,
   }
 }
 
@@ -129,6 +136,7 @@ export async function enqueue(db: Db, job: NewJob): Promise<{ job: Job; created:
       created_at: now,
       updated_at: now,
       finished_at: null,
+      secret_enc: job.secretEnc ?? null,
     })
     .onConflict((oc) => oc.column('key').doNothing())
     .returningAll()
@@ -232,8 +240,9 @@ export async function finishJob(
         : {}),
       ...(update.result !== undefined ? { result_json: JSON.stringify(update.result) } : {}),
       ...(update.steps !== undefined ? { steps_json: JSON.stringify(update.steps.slice(-100)) } : {}),
+      // A finished job's password is not needed again: the sealed copy goes.
       ...(update.status === JobStatus.DONE || update.status === JobStatus.CANCELLED
-        ? { finished_at: now }
+        ? { finished_at: now, secret_enc: null }
         : {}),
     })
     .where('id', '=', job.id)

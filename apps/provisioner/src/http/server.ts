@@ -20,6 +20,7 @@ export const API_ERROR = {
   METHOD: 'PANELKIT_ERR_METHOD_NOT_ALLOWED',
   TOO_LARGE: 'PANELKIT_ERR_PAYLOAD_TOO_LARGE',
   INTERNAL: 'PANELKIT_ERR_INTERNAL',
+  NO_WHMCS: 'PANELKIT_ERR_NO_WHMCS',
 } as const
 
 class ApiError extends Error {
@@ -49,8 +50,23 @@ const ActionBodySchema = z
   })
 
 const SyncBodySchema = z
-  .object({ clientId: z.string().regex(/^\d{1,12}$/, 'must be a WHMCS client id') })
+  .object({
+    clientId: z.string().regex(/^\d{1,12}$/, 'must be a WHMCS client id'),
+    email: z.email().max(254),
+    serviceId: z.string().regex(/^\d{1,12}$/, 'must be a WHMCS service id'),
+  })
   .partial()
+  .strict()
+  .refine((b) => Object.keys(b).length <= 1, { message: 'give at most one of clientId, email, serviceId' })
+const SettleBodySchema = z
+  .object({ key: z.string().min(1).max(200), outcome: z.enum(['done', 'release']) })
+  .strict()
+const CreditBodySchema = z
+  .object({
+    depositId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, 'must be a plain id'),
+    amount: z.string().regex(/^\d{1,9}(\.\d{1,2})?$/, 'must be a decimal such as 12.50'),
+    description: z.string().min(1).max(200),
+  })
   .strict()
 const RetryBodySchema = z
   .object({ jobId: z.number().int().positive(), serviceId: z.string().min(1).max(64) })
@@ -176,13 +192,45 @@ export function createApiHandler(app: App) {
       case 'status': {
         allow('GET')
         const jobs = await listJobs(store.db, { status: ['queued', 'running', 'parked'], limit: 10_000 })
+        const uncertain = await store.ledger.list({ state: 'uncertain' })
         send(200, {
           ok: true,
           store: store.dialect,
           connectors: engine.connectorIds,
+          whmcs: engine.whmcs !== undefined,
           openJobs: jobs.filter((j) => j.status !== 'parked').length,
           parkedJobs: jobs.filter((j) => j.status === 'parked').length,
+          // Usage pushes or credits whose outcome is unknown: an operator settles them (POST /v1/ledger/settle).
+          uncertainLedger: uncertain,
         })
+        return
+      }
+      case 'ledger': {
+        if (id === 'settle') {
+          allow('POST')
+          const body = parse(SettleBodySchema, await readJson(req))
+          const out = await engine.settle(body.key, body.outcome)
+          if (!out.settled) throw new ApiError(404, API_ERROR.NOT_FOUND, `No open ledger entry ${body.key}`)
+          send(200, out)
+          return
+        }
+        if (id !== undefined) throw new ApiError(404, API_ERROR.NOT_FOUND, `No endpoint ${path}`)
+        allow('GET')
+        const state = parse(
+          z.enum(['pending', 'done', 'uncertain']).optional(),
+          url.searchParams.get('state') ?? undefined,
+        )
+        send(200, { entries: await store.ledger.list(state ? { state } : {}) })
+        return
+      }
+      case 'clients': {
+        if (id === undefined || sub !== 'credit')
+          throw new ApiError(404, API_ERROR.NOT_FOUND, `No endpoint ${path}`)
+        allow('POST')
+        const clientId = parse(z.string().regex(/^\d{1,12}$/, 'must be a WHMCS client id'), id)
+        const body = parse(CreditBodySchema, await readJson(req))
+        const out = await engine.creditDeposit({ clientId, ...body }, 'api')
+        send(202, { accepted: true, created: out.created, job: { id: out.job.id, key: out.job.key } })
         return
       }
       case 'services': {
@@ -288,7 +336,17 @@ export function createApiHandler(app: App) {
       case 'sync': {
         allow('POST')
         const body = parse(SyncBodySchema, await readJson(req))
-        const report = await engine.sync(body.clientId ? { clientId: body.clientId } : {})
+        if (!engine.whmcs)
+          throw new ApiError(
+            409,
+            API_ERROR.NO_WHMCS,
+            'No WHMCS connection is configured (the `whmcs` section)',
+          )
+        const report = await engine.sync({
+          ...(body.clientId ? { clientId: body.clientId } : {}),
+          ...(body.email ? { email: body.email } : {}),
+          ...(body.serviceId ? { serviceId: body.serviceId } : {}),
+        })
         send(200, { report })
         return
       }
@@ -324,7 +382,15 @@ export function createApiHandler(app: App) {
       }
       case 'drift': {
         allow('GET')
-        send(200, { drift: await engine.drift() })
+        const clientId = url.searchParams.get('clientId')
+        const q = parse(
+          z
+            .string()
+            .regex(/^\d{1,12}$/, 'must be a WHMCS client id')
+            .optional(),
+          clientId ?? undefined,
+        )
+        send(200, await engine.drift(q ? { clientId: q } : {}))
         return
       }
       default:

@@ -1,11 +1,12 @@
 import type { Kysely, Migration } from 'kysely'
 import { sql } from 'kysely'
+import type { SecretBox } from '../secrets.ts'
 
 /**
  * Versioned migrations, applied in name order at start by Kysely's migrator (which takes a lock so two
  * processes starting together do not both migrate). Never edit a migration that has shipped: add one.
  */
-export function migrations(dialect: 'sqlite' | 'postgres'): Record<string, Migration> {
+export function migrations(dialect: 'sqlite' | 'postgres', box?: SecretBox): Record<string, Migration> {
   const serial = dialect === 'sqlite' ? 'integer' : 'bigserial'
   const big = dialect === 'sqlite' ? 'integer' : 'bigint'
   return {
@@ -137,6 +138,79 @@ export function migrations(dialect: 'sqlite' | 'postgres'): Record<string, Migra
           .addColumn('value', 'text', (c) => c.notNull())
           .execute()
         await sql`select 1`.execute(db)
+      },
+    },
+    '0002_reverse_sync_ledger_sealed_secrets': {
+      async up(db: Kysely<unknown>) {
+        // What the WHMCS reverse sync's provisioned view needs: the intended plan and password
+        // fingerprint (what was queued) and the confirmed ones (what a connector reported done).
+        for (const column of [
+          'plan',
+          'password_fp',
+          'password_enc',
+          'confirmed_plan',
+          'confirmed_password_fp',
+        ])
+          await db.schema.alterTable('services').addColumn(column, 'text').execute()
+        // A create or changePassword job carries its own password, sealed.
+        await db.schema.alterTable('jobs').addColumn('secret_enc', 'text').execute()
+        // The library's exactly-once ledger (claim, complete, release, uncertain).
+        await db.schema
+          .createTable('ledger_entries')
+          .addColumn('key', 'text', (c) => c.primaryKey())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('service_id', 'text')
+          .addColumn('client_id', 'text')
+          .addColumn('state', 'text', (c) => c.notNull())
+          .addColumn('result', 'text')
+          .addColumn('reason', 'text')
+          .addColumn('created_at', big, (c) => c.notNull())
+          .addColumn('updated_at', big, (c) => c.notNull())
+          .execute()
+        await db.schema.createIndex('ledger_entries_state').on('ledger_entries').columns(['state']).execute()
+        // Entries of the first ledger carry over: pushed → done, an interrupted push → uncertain (its
+        // outcome is unknown); reserved ones were never sent and need no entry.
+        const old = await sql<{
+          kind: string
+          key: string
+          service_id: string
+          status: string
+          remote_id: string | null
+          created_at: number
+        }>`select kind, key, service_id, status, remote_id, created_at from ledger`.execute(db)
+        for (const row of old.rows) {
+          if (row.status === 'reserved') continue
+          const m = /^usage:(.+):([^:]+)$/.exec(row.key)
+          const key =
+            row.kind === 'usage' && m ? `whmcs:usage:${m[1]}:${m[2]}:usage` : `whmcs:credit:${row.key}`
+          const state = row.status === 'pushed' ? 'done' : 'uncertain'
+          await sql`insert into ledger_entries (key, kind, service_id, client_id, state, result, reason, created_at, updated_at)
+            values (${key}, ${row.kind}, ${row.service_id}, ${null}, ${state}, ${row.remote_id},
+              ${state === 'uncertain' ? 'interrupted push carried over from the first ledger' : null},
+              ${Number(row.created_at)}, ${Date.now()})`.execute(db)
+        }
+        await db.schema.dropTable('ledger').execute()
+        // Service passwords leave the plain-text context and are sealed under the configured key.
+        const rows = await sql<{
+          service_id: string
+          context_json: string
+        }>`select service_id, context_json from services`.execute(db)
+        for (const row of rows.rows) {
+          const context = JSON.parse(row.context_json) as Record<string, unknown>
+          if (!('password' in context)) continue
+          const password = context.password
+          delete context.password
+          let sealed: string | null = null
+          if (typeof password === 'string' && password !== '') {
+            if (!box)
+              throw new Error(
+                'The store holds service passwords in plain text from an earlier version; set store.encryptionKey so they can be encrypted',
+              )
+            sealed = box.seal(password, `service:${row.service_id}`)
+          }
+          await sql`update services set context_json = ${JSON.stringify(context)}, password_enc = ${sealed}
+            where service_id = ${row.service_id}`.execute(db)
+        }
       },
     },
   }

@@ -19,8 +19,9 @@ export interface ServicesTable {
   actual: string
   settings_json: string
   settings_hash: string
+  /** Unused since migration 0002 (kept: migrations only add). */
   password_hash: string
-  /** The service context the connector gets (includes the service password; never logged). */
+  /** The service context the connector gets (client, options, fields); never the password. */
   context_json: string
   server_id: string | null
   account_id: string | null
@@ -31,6 +32,15 @@ export interface ServicesTable {
   last_error: string | null
   created_at: number
   updated_at: number
+  /** The plan last queued (the reverse sync's provisioned view, intended). */
+  plan: string | null
+  /** `fingerprintPassword()` (HMAC) of the WHMCS password last queued; never the password. */
+  password_fp: string | null
+  /** The service's current password, AES-256-GCM sealed under `store.encryptionKey`. */
+  password_enc: string | null
+  /** The plan and password fingerprint a connector confirmed (the view for the drift report). */
+  confirmed_plan: string | null
+  confirmed_password_fp: string | null
 }
 
 export interface JobsTable {
@@ -53,6 +63,8 @@ export interface JobsTable {
   created_at: number
   updated_at: number
   finished_at: number | null
+  /** The password a create or changePassword job sets, sealed. */
+  secret_enc: string | null
 }
 
 export interface CheckpointsTable {
@@ -101,19 +113,20 @@ export interface VmidReservationsTable {
   reserved_at: number
 }
 
-export interface LedgerTable {
+/** `@panelkit/whmcs`'s exactly-once ledger (usage pushes, deposit credits). */
+export interface LedgerEntriesTable {
+  /** The library's key: `whmcs:usage:<service>:<period>:<metric>`, `whmcs:credit:<deposit>`. */
+  key: string
   /** `usage` or `credit`. */
   kind: string
-  /** The idempotency key (`usage:<service>:<period>`, `credit:<invoice>`). */
-  key: string
-  service_id: string
-  amount: string
-  description: string
-  /** reserved | pushed */
-  status: string
-  remote_id: string | null
+  service_id: string | null
+  client_id: string | null
+  /** pending (claimed, call under way) | done | uncertain (outcome unknown: an operator decides). */
+  state: string
+  result: string | null
+  reason: string | null
   created_at: number
-  pushed_at: number | null
+  updated_at: number
 }
 
 export interface MetaTable {
@@ -130,6 +143,6 @@ export interface Database {
   module_log: ModuleLogTable
   ip_addresses: IpAddressesTable
   vmid_reservations: VmidReservationsTable
-  ledger: LedgerTable
+  ledger_entries: LedgerEntriesTable
   meta: MetaTable
 }

@@ -8,9 +8,11 @@ import type {
   ModuleLogSink,
   Redactor,
 } from '@panelkit/core'
+import type { Ledger, LedgerEntry, ProvisionedService, ProvisionedView } from '@panelkit/whmcs'
 import BetterSqlite3 from 'better-sqlite3'
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely'
 import pg from 'pg'
+import { createSecretBox, type SecretBox } from '../secrets.ts'
 import { migrations } from './migrations.ts'
 import type { Database } from './schema.ts'
 
@@ -28,6 +30,8 @@ export interface StoreOptions {
   schema?: string
   /** PostgreSQL pool size. */
   poolSize?: number
+  /** The 32-byte key service passwords are sealed under (AES-256-GCM). */
+  encryptionKey?: Buffer | undefined
 }
 
 /**
@@ -40,12 +44,21 @@ export class Store {
   readonly checkpoints: DurableCheckpointStore
   readonly assignments: DurableAssignmentStore
   readonly location: string
+  /** Seals and opens service passwords; undefined when no key was given (then none can be stored). */
+  readonly box: SecretBox | undefined
   private readonly sqlite: BetterSqlite3.Database | undefined
 
-  private constructor(db: Db, dialect: DialectName, location: string, sqlite?: BetterSqlite3.Database) {
+  private constructor(
+    db: Db,
+    dialect: DialectName,
+    location: string,
+    box: SecretBox | undefined,
+    sqlite?: BetterSqlite3.Database,
+  ) {
     this.db = db
     this.dialect = dialect
     this.location = location
+    this.box = box
     this.sqlite = sqlite
     this.checkpoints = new DurableCheckpointStore(this)
     this.assignments = new DurableAssignmentStore(this)
@@ -53,6 +66,7 @@ export class Store {
 
   static async open(options: StoreOptions = {}): Promise<Store> {
     let store: Store
+    const box = options.encryptionKey ? createSecretBox(options.encryptionKey) : undefined
     if (options.url) {
       const schema = options.schema
       if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
@@ -85,6 +99,7 @@ export class Store {
         db,
         'postgres',
         `postgresql://${url.host}${url.pathname}${schema ? `#${schema}` : ''}`,
+        box,
       )
     } else {
       const file = options.file ?? 'provisioner.sqlite'
@@ -102,7 +117,7 @@ export class Store {
       sqlite.pragma('busy_timeout = 10000')
       sqlite.pragma('foreign_keys = ON')
       const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) })
-      store = new Store(db, 'sqlite', path, sqlite)
+      store = new Store(db, 'sqlite', path, box, sqlite)
     }
     await store.migrate()
     return store
@@ -111,7 +126,7 @@ export class Store {
   async migrate(): Promise<string[]> {
     const migrator = new Migrator({
       db: this.db,
-      provider: { getMigrations: async () => migrations(this.dialect) },
+      provider: { getMigrations: async () => migrations(this.dialect, this.box) },
     })
     const { error, results } = await migrator.migrateToLatest()
     if (error) throw new Error(`Store migration failed: ${(error as Error).message}`, { cause: error })
@@ -175,8 +190,31 @@ export class Store {
     return new DurableVmidReservations(this)
   }
 
-  ledger(kind: 'usage' | 'credit'): DurableLedger {
-    return new DurableLedger(this, kind)
+  /** `@panelkit/whmcs`'s `Ledger`, durable: usage pushes and deposit credits exactly once. */
+  get ledger(): DurableLedger {
+    return new DurableLedger(this)
+  }
+
+  /**
+   * The reverse sync's provisioned view. `intended`: what is queued (sync plans against it, so a
+   * change is queued once); `confirmed`: what the connectors reported done (the drift report).
+   * `observed` receives the revision seen for each service, for the stale-intent check.
+   */
+  provisionedView(mode: 'intended' | 'confirmed', observed?: Map<string, number>): StoreProvisionedView {
+    return new StoreProvisionedView(this, mode, observed)
+  }
+
+  /** Seals a secret for `context`; refuses when no encryption key is configured. */
+  seal(plain: string, context: string): string {
+    if (!this.box)
+      throw new Error('No encryption key is configured (store.encryptionKey): cannot store a password')
+    return this.box.seal(plain, context)
+  }
+
+  open(sealed: string, context: string): string {
+    if (!this.box)
+      throw new Error('No encryption key is configured (store.encryptionKey): cannot read a password')
+    return this.box.open(sealed, context)
   }
 
   async close(): Promise<void> {
@@ -513,96 +551,214 @@ export class DurableVmidReservations {
   }
 }
 
-export interface LedgerEntry {
-  key: string
-  serviceId: string
-  amount: string
-  description: string
-  /** reserved: not sent; sending: a push started (outcome unknown until pushed); pushed: confirmed. */
-  status: 'reserved' | 'sending' | 'pushed'
-  remoteId: string | null
+const STATE_OF: Record<string, ProvisionedService['state'] | undefined> = {
+  active: 'active',
+  suspended: 'suspended',
+  terminated: 'terminated',
+}
+
+/** `@panelkit/whmcs`'s `ProvisionedView` over the services table. */
+export class StoreProvisionedView implements ProvisionedView {
+  private readonly store: Store
+  readonly mode: 'intended' | 'confirmed'
+  private readonly observed: Map<string, number> | undefined
+  constructor(store: Store, mode: 'intended' | 'confirmed', observed?: Map<string, number>) {
+    this.store = store
+    this.mode = mode
+    this.observed = observed
+  }
+
+  private toView(row: {
+    service_id: string
+    connector: string
+    desired: string
+    actual: string
+    version: number
+    plan: string | null
+    password_fp: string | null
+    confirmed_plan: string | null
+    confirmed_password_fp: string | null
+  }): ProvisionedService | undefined {
+    this.observed?.set(row.service_id, Number(row.version))
+    const intended = this.mode === 'intended'
+    const state = STATE_OF[intended ? row.desired : row.actual]
+    if (!state) return undefined
+    const out: ProvisionedService = {
+      serviceId: row.service_id,
+      connector: row.connector,
+      state,
+      revision: Number(row.version),
+    }
+    const plan = intended ? row.plan : row.confirmed_plan
+    const fp = intended ? row.password_fp : row.confirmed_password_fp
+    if (plan !== null) out.plan = plan
+    if (fp !== null) out.passwordFingerprint = fp
+    return out
+  }
+
+  private query() {
+    return this.store.db
+      .selectFrom('services')
+      .select([
+        'service_id',
+        'connector',
+        'desired',
+        'actual',
+        'version',
+        'plan',
+        'password_fp',
+        'confirmed_plan',
+        'confirmed_password_fp',
+      ])
+  }
+
+  async get(serviceId: string): Promise<ProvisionedService | undefined> {
+    const row = await this.query().where('service_id', '=', serviceId).executeTakeFirst()
+    return row ? this.toView(row) : undefined
+  }
+
+  async getMany(serviceIds: readonly string[]): Promise<Map<string, ProvisionedService>> {
+    const out = new Map<string, ProvisionedService>()
+    for (let i = 0; i < serviceIds.length; i += 500) {
+      const chunk = serviceIds.slice(i, i + 500)
+      if (chunk.length === 0) continue
+      for (const row of await this.query().where('service_id', 'in', chunk).execute()) {
+        const v = this.toView(row)
+        if (v) out.set(row.service_id, v)
+      }
+    }
+    return out
+  }
+
+  async *list(): AsyncIterable<ProvisionedService> {
+    let after = ''
+    for (;;) {
+      const rows = await this.query()
+        .where('service_id', '>', after)
+        .orderBy('service_id')
+        .limit(1000)
+        .execute()
+      for (const row of rows) {
+        const v = this.toView(row)
+        if (v) yield v
+      }
+      const last = rows.at(-1)
+      if (!last || rows.length < 1000) return
+      after = last.service_id
+    }
+  }
+}
+
+/** What a ledger key says about itself: `whmcs:usage:<service>:…` or `whmcs:credit:<deposit>`. */
+function ledgerKeyParts(key: string): { kind: string; serviceId: string | null } {
+  const usage = /^whmcs:usage:([^:]+):/.exec(key)
+  if (usage) return { kind: 'usage', serviceId: usage[1] as string }
+  if (key.startsWith('whmcs:credit:')) return { kind: 'credit', serviceId: null }
+  return { kind: 'other', serviceId: null }
+}
+
+export interface LedgerRow extends LedgerEntry {
+  kind: string
+  serviceId: string | null
+  createdAt: string
 }
 
 /**
- * The usage and credit ledgers: an item is reserved under its idempotency key before it is pushed to
- * billing and marked pushed after. A crash in between leaves it `reserved`, and the next attempt asks
- * billing whether the item exists before pushing — so an item is pushed exactly once.
+ * `@panelkit/whmcs`'s `Ledger` on the `ledger_entries` table. `claim` is one insert that only one
+ * caller can win (a primary key), so two workers never both send the same usage item or credit.
  */
-export class DurableLedger {
+export class DurableLedger implements Ledger {
   private readonly store: Store
-  readonly kind: 'usage' | 'credit'
-  constructor(store: Store, kind: 'usage' | 'credit') {
+  constructor(store: Store) {
     this.store = store
-    this.kind = kind
   }
 
-  async reserve(entry: Omit<LedgerEntry, 'status' | 'remoteId'>): Promise<LedgerEntry> {
-    await this.store.db
-      .insertInto('ledger')
+  async claim(key: string): Promise<LedgerEntry | undefined> {
+    const now = Date.now()
+    const { kind, serviceId } = ledgerKeyParts(key)
+    const inserted = await this.store.db
+      .insertInto('ledger_entries')
       .values({
-        kind: this.kind,
-        key: entry.key,
-        service_id: entry.serviceId,
-        amount: entry.amount,
-        description: entry.description,
-        status: 'reserved',
-        remote_id: null,
-        created_at: Date.now(),
-        pushed_at: null,
+        key,
+        kind,
+        service_id: serviceId,
+        client_id: null,
+        state: 'pending',
+        result: null,
+        reason: null,
+        created_at: now,
+        updated_at: now,
       })
-      .onConflict((oc) => oc.columns(['kind', 'key']).doNothing())
+      .onConflict((oc) => oc.column('key').doNothing())
+      .returning('key')
+      .executeTakeFirst()
+    if (inserted) return undefined
+    return (await this.get(key)) ?? { key, state: 'pending', updatedAt: new Date(now).toISOString() }
+  }
+
+  private async set(key: string, patch: { state: string; result?: string | null; reason?: string | null }) {
+    await this.store.db
+      .updateTable('ledger_entries')
+      .set({ ...patch, updated_at: Date.now() })
+      .where('key', '=', key)
       .execute()
-    return (await this.get(entry.key)) as LedgerEntry
+  }
+
+  async complete(key: string, result: string): Promise<void> {
+    await this.set(key, { state: 'done', result, reason: null })
+  }
+
+  async release(key: string): Promise<void> {
+    await this.store.db.deleteFrom('ledger_entries').where('key', '=', key).execute()
+  }
+
+  async markUncertain(key: string, reason: string): Promise<void> {
+    await this.set(key, { state: 'uncertain', reason })
   }
 
   async get(key: string): Promise<LedgerEntry | undefined> {
     const row = await this.store.db
-      .selectFrom('ledger')
+      .selectFrom('ledger_entries')
       .selectAll()
-      .where('kind', '=', this.kind)
       .where('key', '=', key)
       .executeTakeFirst()
-    if (!row) return undefined
-    return {
-      key: row.key,
-      serviceId: row.service_id,
-      amount: row.amount,
-      description: row.description,
-      status: row.status as LedgerEntry['status'],
-      remoteId: row.remote_id,
-    }
+    return row ? ledgerEntryOf(row).entry : undefined
   }
 
-  async markSending(key: string): Promise<void> {
-    await this.store.db
-      .updateTable('ledger')
-      .set({ status: 'sending' })
-      .where('kind', '=', this.kind)
-      .where('key', '=', key)
-      .where('status', '=', 'reserved')
+  /** Entries, optionally only one state (`uncertain`: what an operator must settle). */
+  async list(filter: { state?: string; serviceId?: string; limit?: number } = {}): Promise<LedgerRow[]> {
+    let q = this.store.db.selectFrom('ledger_entries').selectAll()
+    if (filter.state !== undefined) q = q.where('state', '=', filter.state)
+    if (filter.serviceId !== undefined) q = q.where('service_id', '=', filter.serviceId)
+    const rows = await q
+      .orderBy('created_at')
+      .limit(filter.limit ?? 1000)
       .execute()
+    return rows.map((r) => {
+      const { entry } = ledgerEntryOf(r)
+      return {
+        ...entry,
+        kind: r.kind,
+        serviceId: r.service_id,
+        createdAt: new Date(Number(r.created_at)).toISOString(),
+      }
+    })
   }
+}
 
-  async markPushed(key: string, remoteId: string | null): Promise<void> {
-    await this.store.db
-      .updateTable('ledger')
-      .set({ status: 'pushed', remote_id: remoteId, pushed_at: Date.now() })
-      .where('kind', '=', this.kind)
-      .where('key', '=', key)
-      .execute()
+function ledgerEntryOf(row: {
+  key: string
+  state: string
+  result: string | null
+  reason: string | null
+  updated_at: number
+}): { entry: LedgerEntry } {
+  const entry: LedgerEntry = {
+    key: row.key,
+    state: row.state as LedgerEntry['state'],
+    updatedAt: new Date(Number(row.updated_at)).toISOString(),
   }
-
-  async list(serviceId?: string): Promise<LedgerEntry[]> {
-    let q = this.store.db.selectFrom('ledger').selectAll().where('kind', '=', this.kind)
-    if (serviceId !== undefined) q = q.where('service_id', '=', serviceId)
-    const rows = await q.orderBy('created_at').execute()
-    return rows.map((row) => ({
-      key: row.key,
-      serviceId: row.service_id,
-      amount: row.amount,
-      description: row.description,
-      status: row.status as LedgerEntry['status'],
-      remoteId: row.remote_id,
-    }))
-  }
+  if (row.result !== null) entry.result = row.result
+  if (row.reason !== null) entry.reason = row.reason
+  return { entry }
 }

@@ -6,4 +6,3 @@ export {
   type PanelIpPool,
   startHttpPanel,
 } from './http-panel.ts'
-export { MemoryBilling } from './memory-billing.ts'
