@@ -1,6 +1,10 @@
 import { z } from 'zod'
 
 /**
+ * Every schema here except `WhmcsIdSchema` also accepts a missing key (`.optional()` before the
+ * transform, so the transform still runs and the output is never `undefined`): WHMCS versions add and
+ * drop fields (`qty` since 8.12, `owner_user_id` since 8.0, `invoiceid` absent with `noinvoice`).
+ *
  * Normalising schemas for WHMCS's loosely typed JSON. The same field arrives as `"1"` from one action
  * and `1` from another (GetClientsProducts and GetOrders come from legacy row fetches and send every
  * number as a string), money is a decimal string, "no date" is `0000-00-00`, and lists are wrapped
@@ -14,12 +18,14 @@ export const WhmcsIdSchema = z
 
 /** An optional id: missing, null, `""` and `"0"` mean none. */
 export const OptionalIdSchema = z
-  .union([z.string(), z.number().int(), z.null(), z.undefined()])
+  .union([z.string(), z.number().int(), z.null()])
+  .optional()
   .transform((v) => (v === null || v === undefined || v === '' || v === 0 || v === '0' ? null : String(v)))
 
 /** An integer from a number or a numeric string (`""` and missing are 0). */
 export const WhmcsIntSchema = z
-  .union([z.number(), z.string(), z.null(), z.undefined()])
+  .union([z.number(), z.string(), z.null()])
+  .optional()
   .transform((v, ctx) => {
     if (v === null || v === undefined || v === '') return 0
     const n = typeof v === 'number' ? v : Number(v.trim())
@@ -47,29 +53,35 @@ export function normaliseMoney(value: string | number): string | null {
   return `${whole}.${frac.padEnd(2, '0')}`
 }
 
-export const MoneySchema = z.union([z.string(), z.number(), z.null(), z.undefined()]).transform((v, ctx) => {
-  const out = normaliseMoney(v ?? '0')
-  if (out === null) {
-    ctx.addIssue({ code: 'custom', message: `expected a decimal amount, got ${JSON.stringify(v)}` })
-    return z.NEVER
-  }
-  return out
-})
+export const MoneySchema = z
+  .union([z.string(), z.number(), z.null()])
+  .optional()
+  .transform((v, ctx) => {
+    const out = normaliseMoney(v ?? '0')
+    if (out === null) {
+      ctx.addIssue({ code: 'custom', message: `expected a decimal amount, got ${JSON.stringify(v)}` })
+      return z.NEVER
+    }
+    return out
+  })
 
 const DATE = /^\d{4}-\d{2}-\d{2}$/
 const DATE_TIME = /^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?$/
 
 function dateOrNull(pattern: RegExp, what: string) {
-  return z.union([z.string(), z.null(), z.undefined()]).transform((v, ctx) => {
-    if (v === null || v === undefined) return null
-    const t = v.trim()
-    if (t === '' || t.startsWith('0000-00-00')) return null
-    if (!pattern.test(t)) {
-      ctx.addIssue({ code: 'custom', message: `expected ${what}, got ${JSON.stringify(v)}` })
-      return z.NEVER
-    }
-    return t
-  })
+  return z
+    .union([z.string(), z.null()])
+    .optional()
+    .transform((v, ctx) => {
+      if (v === null || v === undefined) return null
+      const t = v.trim()
+      if (t === '' || t.startsWith('0000-00-00')) return null
+      if (!pattern.test(t)) {
+        ctx.addIssue({ code: 'custom', message: `expected ${what}, got ${JSON.stringify(v)}` })
+        return z.NEVER
+      }
+      return t
+    })
 }
 
 /** `YYYY-MM-DD`, or null for `0000-00-00`, empty or missing. */
@@ -79,7 +91,8 @@ export const WhmcsDateTimeSchema = dateOrNull(new RegExp(`${DATE_TIME.source}|${
 
 /** A boolean from `true`, `1`, `"1"`, `"true"`, `"on"`, `"yes"` (and their negatives, `""`, missing). */
 export const WhmcsBoolSchema = z
-  .union([z.boolean(), z.number(), z.string(), z.null(), z.undefined()])
+  .union([z.boolean(), z.number(), z.string(), z.null()])
+  .optional()
   .transform((v) => {
     if (typeof v === 'boolean') return v
     if (typeof v === 'number') return v !== 0
@@ -89,7 +102,8 @@ export const WhmcsBoolSchema = z
 
 /** Text that may arrive as a number or null. */
 export const TextSchema = z
-  .union([z.string(), z.number(), z.null(), z.undefined()])
+  .union([z.string(), z.number(), z.null()])
+  .optional()
   .transform((v) => (v === null || v === undefined ? '' : String(v)))
 
 function unwrapList(singular: string) {
