@@ -1,6 +1,7 @@
 import {
   ConflictError,
   defineConnector,
+  hasErrorCode,
   NotFoundError,
   type OptionChoice,
   type ServiceContext,
@@ -15,6 +16,8 @@ import { ClientCache, diagnoseConnection } from './shared.ts'
 
 const ACCOUNT_NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/
 const SERVICE_WORD = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
+/** Before a domain is chosen, the class dropdown reads the classes of at most this many domains. */
+const MAX_DOMAINS_FOR_CLASSES = 50
 
 export const accountSettings = {
   domain: setting.dropdown({
@@ -35,22 +38,40 @@ export const accountSettings = {
   }),
   accountClass: setting.dropdown({
     label: 'Account class',
-    description: 'Account class of the mailbox; the list shows the classes of every domain on the server.',
+    description:
+      'Account class of the mailbox, from the classes of the chosen target domain (pick the domain first; ' +
+      'before that the list shows the classes of every domain, labelled with their domains).',
     default: '',
-    loader: async ({ server, calls, signal }) => {
+    loader: async ({ server, calls, signal, settings }) => {
       const cache = new ClientCache()
       try {
         const client = cache.get(server, calls, signal)
+        const chosen = typeof settings.domain === 'string' ? settings.domain.trim().toLowerCase() : ''
+        const inherit: OptionChoice = { value: '', label: "The domain's default class" }
+        if (chosen !== '') {
+          // One script: UPDATE Domain fails when the domain is gone, and only then is it looked up.
+          try {
+            const classes = await client.classes.list(chosen)
+            return [inherit, ...classes.map((c): OptionChoice => ({ value: c, label: c }))]
+          } catch (error) {
+            if (hasErrorCode(error, 'COMMAND')) await requireDomain(client, chosen)
+            throw error
+          }
+        }
+        // No domain chosen yet: every domain's classes, labelled with where they exist.
         const seen = new Map<string, string[]>()
-        for (const d of (await client.domains.list()).slice(0, 50)) {
+        for (const d of (await client.domains.list()).slice(0, MAX_DOMAINS_FOR_CLASSES)) {
           for (const c of await client.classes.list(d.name)) seen.set(c, [...(seen.get(c) ?? []), d.name])
         }
-        return [...seen].map(
-          ([c, ds]): OptionChoice => ({
-            value: c,
-            label: `${c} (${ds.slice(0, 3).join(', ')}${ds.length > 3 ? ', …' : ''})`,
-          }),
-        )
+        return [
+          inherit,
+          ...[...seen].map(
+            ([c, ds]): OptionChoice => ({
+              value: c,
+              label: `${c} (${ds.slice(0, 3).join(', ')}${ds.length > 3 ? ', …' : ''})`,
+            }),
+          ),
+        ]
       } finally {
         await cache.close()
       }

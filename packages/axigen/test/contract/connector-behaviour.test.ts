@@ -120,6 +120,33 @@ describe('mailbox package, usage and import', () => {
     expect(r.ok && r.data.map((c) => c.value)).toContain('corp.example')
   })
 
+  it('the class dropdown lists the classes of the chosen domain only', async () => {
+    const other = sim.addDomain('other.example')
+    other.classes.set('archive', { name: 'archive', services: ['imap'], quotas: {} })
+    const corp = await accounts.loadOptions('accountClass', server, { settings: { domain: 'corp.example' } })
+    const corpValues = corp.ok ? corp.data.map((c) => c.value) : []
+    expect(corpValues).toContain('premium')
+    expect(corpValues).not.toContain('archive')
+    expect(corpValues[0]).toBe('')
+    const picked = await accounts.loadOptions('accountClass', server, {
+      settings: { domain: 'Other.Example' },
+    })
+    const pickedValues = picked.ok ? picked.data.map((c) => c.value) : []
+    expect(pickedValues).toContain('archive')
+    expect(pickedValues).not.toContain('premium')
+    // No domain chosen yet: every domain's classes, each labelled with its domains.
+    const all = await accounts.loadOptions('accountClass', server)
+    expect(all.ok && all.data.find((c) => c.value === 'archive')?.label).toBe('archive (other.example)')
+    expect(all.ok && all.data.find((c) => c.value === 'premium')?.label).toBe('premium (corp.example)')
+    const gone = await accounts.loadOptions('accountClass', server, { settings: { domain: 'gone.example' } })
+    expect(gone.ok).toBe(false)
+    if (!gone.ok) {
+      expect(gone.error.code).toBe('NOT_FOUND')
+      expect(gone.error.detail).toMatch(/pick the target domain again/)
+    }
+    sim.domains.delete('other.example')
+  })
+
   it('a missing target domain is NOT_FOUND with the fix', async () => {
     const r = await accounts.invoke('create', { service: mailbox(6, { domain: 'gone.example' }) })
     expect(r.ok).toBe(false)
