@@ -184,6 +184,8 @@ export function socketTransportFactory(options: SocketTransportOptions): Transpo
       }
       let socket: net.Socket
       let settled = false
+      // Set once TCP is up, so a stalled TLS handshake is told apart from a dropped SYN.
+      let tcpUp = false
       const finish = (error: PanelkitError | undefined) => {
         if (settled) return
         settled = true
@@ -203,11 +205,18 @@ export function socketTransportFactory(options: SocketTransportOptions): Transpo
       const timer = setTimeout(
         () =>
           finish(
-            new TimeoutError(
-              `No answer from ${where} within ${connectTimeoutMs} ms: a firewall is probably dropping the ` +
-                'packets, or the host is down. Check that the Axigen CLI port is open from this machine.',
-              { details: { diagnosis: 'timeout', connectTimeoutMs } },
-            ),
+            tcpUp
+              ? new TimeoutError(
+                  `${where} accepted the TCP connection but did not complete the TLS handshake within ` +
+                    `${connectTimeoutMs} ms: the port is probably not a TLS listener. Check the port, or turn ` +
+                    'Secure off if this is the plain CLI listener.',
+                  { details: { diagnosis: 'tls-handshake-timeout', connectTimeoutMs } },
+                )
+              : new TimeoutError(
+                  `No answer from ${where} within ${connectTimeoutMs} ms: a firewall is probably dropping the ` +
+                    'packets, or the host is down. Check that the Axigen CLI port is open from this machine.',
+                  { details: { diagnosis: 'timeout', connectTimeoutMs } },
+                ),
           ),
         connectTimeoutMs,
       )
@@ -245,5 +254,8 @@ export function socketTransportFactory(options: SocketTransportOptions): Transpo
         socket = net.connect({ host: options.host, port: options.port }, () => finish(undefined))
       }
       socket.on('error', onError)
+      socket.once('connect', () => {
+        tcpUp = true
+      })
     })
 }
