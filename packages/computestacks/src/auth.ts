@@ -26,6 +26,22 @@ export interface OAuth2Options {
   apiSecret?: string
   /** Space-separated scopes; defaults to `public` (client credentials) or `admin_read admin_write` (password). */
   scope?: string
+  /**
+   * Where the token lives. Pass one cache to every client made for the same server and credentials
+   * (the connector keeps one per server), so a token is fetched once and reused until shortly before
+   * it expires instead of once per client.
+   */
+  tokenCache?: OAuth2TokenCache
+}
+
+/** A token shared by the clients of one server and credential set; see `createOAuth2TokenCache`. */
+export interface OAuth2TokenCache {
+  current: { header: string; token: string; expiresAt: number; accepted: boolean } | undefined
+  pending: Promise<string> | undefined
+}
+
+export function createOAuth2TokenCache(): OAuth2TokenCache {
+  return { current: undefined, pending: undefined }
 }
 
 export type ComputeStacksAuth = BasicAuthOptions | OAuth2Options
@@ -67,8 +83,7 @@ export function createOAuth2Auth(options: OAuth2Options, ctx: OAuth2Context): Au
   const clientHeader = basicHeader(options.clientId, options.clientSecret)
   const known = new Set<string>([options.clientSecret, clientHeader, clientHeader.slice(6)])
   if (options.apiSecret) known.add(options.apiSecret)
-  let current: { header: string; expiresAt: number; accepted: boolean } | undefined
-  let pending: Promise<string> | undefined
+  const cache = options.tokenCache ?? createOAuth2TokenCache()
 
   async function fetchToken(signal?: AbortSignal): Promise<string> {
     const body: Record<string, string> = { grant_type: grant, scope }
@@ -141,33 +156,43 @@ export function createOAuth2Auth(options: OAuth2Options, ctx: OAuth2Context): Au
     )
     // Renew a little early so that a token never expires in flight; Doorkeeper's default life is 2 h.
     const life = (token.expiresIn ?? 7200) * 1000
-    current = {
+    cache.current = {
       header: `Bearer ${token.accessToken}`,
+      token: token.accessToken,
       expiresAt: started + Math.max(0, life - Math.min(60_000, life / 10)),
       accepted: false,
     }
-    return current.header
+    return cache.current.header
   }
 
   return {
     async header(signal) {
-      if (current && now() < current.expiresAt) return current.header
-      pending ??= fetchToken(signal).finally(() => {
-        pending = undefined
+      const current = cache.current
+      if (current && now() < current.expiresAt) {
+        // A token fetched by another client of this cache: this client's log must mask it too.
+        if (!known.has(current.token)) {
+          known.add(current.token)
+          ctx.recorder.redactor.addValue(current.token)
+        }
+        return current.header
+      }
+      cache.pending ??= fetchToken(signal).finally(() => {
+        cache.pending = undefined
       })
-      return pending
+      return cache.pending
     },
     accepted(header) {
-      if (current?.header === header) current.accepted = true
+      if (cache.current?.header === header) cache.current.accepted = true
     },
     invalidate(header) {
+      const current = cache.current
       // Another request already renewed it: try again with the new one.
-      if (current?.header !== header) return current !== undefined
+      if (current?.header !== header) return current !== undefined || cache.pending !== undefined
       // A token the server never accepted will not start working on a retry (a scope or user problem).
       const wasGood = current.accepted
-      current = undefined
+      cache.current = undefined
       return wasGood
     },
-    secrets: () => [...known],
+    secrets: () => (cache.current ? [...known, cache.current.token] : [...known]),
   }
 }

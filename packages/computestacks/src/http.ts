@@ -1,6 +1,7 @@
 import {
   AbortedError,
   AuthError,
+  type CallInfo,
   type CallRecorder,
   CommandError,
   ConflictError,
@@ -48,6 +49,8 @@ export interface HttpRequest<T> {
   /** Turns the response body into what the caller wants, or throws (a ProtocolError) when it cannot. */
   parse?: (body: unknown, response: RawResponse) => T
   signal?: AbortSignal
+  /** False drops the parsed wire body from the response once `parse` has run (page listings). */
+  keepBody?: boolean
 }
 
 export interface RawResponse {
@@ -240,133 +243,152 @@ function transportError(error: unknown, method: string, path: string, signal?: A
   })
 }
 
+/** undici already lower-cases header names; only repeated headers (arrays) need joining. */
 function flattenHeaders(
   raw: Record<string, string | string[] | undefined>,
 ): Record<string, string | undefined> {
-  const out: Record<string, string | undefined> = {}
-  for (const [key, value] of Object.entries(raw))
-    out[key.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value
-  return out
+  for (const key in raw) {
+    if (Array.isArray(raw[key])) {
+      const out: Record<string, string | undefined> = {}
+      for (const [k, value] of Object.entries(raw))
+        out[k.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value
+      return out
+    }
+  }
+  return raw as Record<string, string | undefined>
 }
+
+/** A 401 on a bearer token the server used to accept: fetch a new token and send once more. */
+class TokenRefresh extends AuthError {}
 
 export function createHttp(options: HttpOptions): Http {
   const now = options.now ?? Date.now
   const accept = acceptHeader(options.apiVersion)
   let warnedDeprecated = false
+  // Header objects are built once: undici reads them and never keeps or changes them.
+  const staticAuth = options.auth.staticHeader
+  const plainHeaders = staticAuth
+    ? { accept, authorization: staticAuth, 'user-agent': options.userAgent }
+    : undefined
+  const jsonHeaders = plainHeaders ? { ...plainHeaders, 'content-type': 'application/json' } : undefined
 
-  async function attempt<T>(req: HttpRequest<T>, path: string): Promise<HttpResponse<T>> {
+  async function send<T>(
+    req: HttpRequest<T>,
+    path: string,
+    where: string,
+    bodyText: string | undefined,
+    mayRefresh: boolean,
+  ): Promise<HttpResponse<T>> {
     const signal = req.signal
-    const bodyText = req.body === undefined ? undefined : JSON.stringify(req.body)
-    const send = async (): Promise<HttpResponse<T>> => {
-      const authorization = options.auth.staticHeader ?? (await options.auth.header(signal))
-      let response: Dispatcher.ResponseData
-      let text: string
-      // undici's own timers tick coarsely (limits under a second may not fire in time), so short limits
-      // and caller signals get a timer of our own; otherwise undici's headers/body timeouts suffice and
-      // the request path stays free of per-request timers and signals.
-      const ownTimer = signal !== undefined || options.timeoutMs < 1000
-      const timer = ownTimer ? new AbortController() : undefined
-      const timeout = timer
-        ? setTimeout(
-            () => timer.abort(new TimeoutError(`no answer within ${options.timeoutMs} ms`)),
-            options.timeoutMs,
-          )
-        : undefined
-      const attemptSignal = timer
-        ? signal
-          ? AbortSignal.any([signal, timer.signal])
-          : timer.signal
-        : undefined
-      try {
-        const headers: Record<string, string> = {
-          accept,
-          authorization,
-          'user-agent': options.userAgent,
-        }
-        if (bodyText !== undefined) headers['content-type'] = 'application/json'
-        response = await request(`${options.origin}${path}`, {
-          method: req.method,
-          headers,
-          dispatcher: options.dispatcher,
-          headersTimeout: options.timeoutMs,
-          bodyTimeout: options.timeoutMs,
-          ...(bodyText !== undefined ? { body: bodyText } : {}),
-          ...(attemptSignal ? { signal: attemptSignal } : {}),
-        })
-        text = await response.body.text()
-      } catch (error) {
-        if (timer?.signal.aborted && !signal?.aborted) {
-          throw new TimeoutError(
-            `ComputeStacks ${req.method} ${path.split('?')[0]}: no answer within ${options.timeoutMs} ms`,
-            { cause: error },
-          )
-        }
-        throw transportError(error, req.method, path, signal)
-      } finally {
-        if (timeout) clearTimeout(timeout)
-      }
-      const headers = flattenHeaders(response.headers)
-      let body: unknown
-      if (text.length > 0 && /json/i.test(headers['content-type'] ?? 'application/json')) {
-        try {
-          body = JSON.parse(text)
-        } catch (error) {
-          if (response.statusCode < 300) {
-            throw new ProtocolError(
-              `ComputeStacks ${req.method} ${path.split('?')[0]}: ${response.statusCode} with a body that is not JSON`,
-              { cause: error },
-            )
-          }
-        }
-      }
-      if (headers['api-deprecated'] === 'true' && !warnedDeprecated) {
-        warnedDeprecated = true
-        options.onDeprecated?.({ apiVersion: options.apiVersion, path: path.split('?')[0] as string })
-      }
-      if (response.statusCode !== 401) options.auth.accepted?.(authorization)
-      else if (options.auth.invalidate?.(authorization)) {
-        // A bearer token the server no longer accepts: fetch a new one and let the retry loop try again.
-        throw new AuthError(`ComputeStacks ${req.method} ${path.split('?')[0]}: 401 token expired`, {
-          retryable: true,
-          details: { tokenRefresh: true },
-        })
-      }
-      if (response.statusCode < 200 || response.statusCode >= 300) {
-        throw errorForResponse({
-          method: req.method,
-          path,
-          status: response.statusCode,
-          headers,
-          body,
-          text,
-          now: now(),
-        })
-      }
-      const raw: RawResponse = { status: response.statusCode, headers, body }
-      let data: T
-      try {
-        data = req.parse ? req.parse(body, raw) : (body as T)
-      } catch (error) {
-        if (isPanelkitError(error)) throw error
-        throw new ProtocolError(
-          `ComputeStacks ${req.method} ${path.split('?')[0]}: unexpected response: ${(error as Error).message}`,
-          { cause: error },
-        )
-      }
-      return { ...raw, data }
+    const authorization = staticAuth ?? (await options.auth.header(signal))
+    let headers: Record<string, string>
+    if (plainHeaders && jsonHeaders) headers = bodyText === undefined ? plainHeaders : jsonHeaders
+    else {
+      headers = { accept, authorization, 'user-agent': options.userAgent }
+      if (bodyText !== undefined) headers['content-type'] = 'application/json'
     }
-    return options.recorder.call<HttpResponse<T>>(
-      {
-        system: SYSTEM,
-        action: req.action ?? `${req.method} ${path.split('?')[0]}`,
-        access: req.method === 'GET' ? 'read' : 'write',
-        target: req.target ?? options.origin,
-        request: { method: req.method, path, ...(req.body !== undefined ? { body: req.body } : {}) },
-        ...(req.dryRunResult ? { dryRunResult: req.dryRunResult } : {}),
-        summarize: (r) => summarize(r),
-      },
-      send,
-    )
+    let response: Dispatcher.ResponseData
+    let text: string
+    // undici's own timers tick coarsely (limits under a second may not fire in time), so short limits
+    // and caller signals get a timer of our own; otherwise undici's headers/body timeouts suffice and
+    // the request path stays free of per-request timers and signals.
+    const ownTimer = signal !== undefined || options.timeoutMs < 1000
+    const timer = ownTimer ? new AbortController() : undefined
+    const timeout = timer
+      ? setTimeout(
+          () => timer.abort(new TimeoutError(`no answer within ${options.timeoutMs} ms`)),
+          options.timeoutMs,
+        )
+      : undefined
+    const attemptSignal = timer
+      ? signal
+        ? AbortSignal.any([signal, timer.signal])
+        : timer.signal
+      : undefined
+    try {
+      response = await request(options.origin + path, {
+        method: req.method,
+        headers,
+        dispatcher: options.dispatcher,
+        headersTimeout: options.timeoutMs,
+        bodyTimeout: options.timeoutMs,
+        body: bodyText ?? null,
+        signal: attemptSignal ?? null,
+      })
+      text = await response.body.text()
+    } catch (error) {
+      if (timer?.signal.aborted && !signal?.aborted) {
+        throw new TimeoutError(`${where}: no answer within ${options.timeoutMs} ms`, { cause: error })
+      }
+      throw transportError(error, req.method, path, signal)
+    } finally {
+      if (timeout) clearTimeout(timeout)
+    }
+    const status = response.statusCode
+    const responseHeaders = flattenHeaders(response.headers)
+    let body: unknown
+    if (text.length > 0 && /json/i.test(responseHeaders['content-type'] ?? 'application/json')) {
+      try {
+        body = JSON.parse(text)
+      } catch (error) {
+        if (status < 300) {
+          throw new ProtocolError(`${where}: ${status} with a body that is not JSON`, { cause: error })
+        }
+      }
+    }
+    if (!warnedDeprecated && responseHeaders['api-deprecated'] === 'true') {
+      warnedDeprecated = true
+      options.onDeprecated?.({ apiVersion: options.apiVersion, path: path.split('?')[0] as string })
+    }
+    if (status !== 401) options.auth.accepted?.(authorization)
+    else if (options.auth.invalidate?.(authorization) && mayRefresh) {
+      throw new TokenRefresh(`${where}: 401 token expired`, { details: { tokenRefresh: true } })
+    }
+    if (status < 200 || status >= 300) {
+      throw errorForResponse({
+        method: req.method,
+        path,
+        status,
+        headers: responseHeaders,
+        body,
+        text,
+        now: now(),
+      })
+    }
+    let data: T
+    try {
+      data = req.parse ? req.parse(body, { status, headers: responseHeaders, body }) : (body as T)
+    } catch (error) {
+      if (isPanelkitError(error)) throw error
+      throw new ProtocolError(`${where}: unexpected response: ${(error as Error).message}`, { cause: error })
+    }
+    // Collections drop the wire body once parsed, so a page is held once, not twice.
+    return { status, headers: responseHeaders, body: req.keepBody === false ? undefined : body, data }
+  }
+
+  function attempt<T>(req: HttpRequest<T>, path: string): Promise<HttpResponse<T>> {
+    const bare = path.split('?')[0] as string
+    const where = `ComputeStacks ${req.method} ${bare}`
+    const bodyText = req.body === undefined ? undefined : JSON.stringify(req.body)
+    const info: CallInfo<HttpResponse<T>> = {
+      system: SYSTEM,
+      action: req.action ?? `${req.method} ${bare}`,
+      access: req.method === 'GET' ? 'read' : 'write',
+      target: req.target ?? options.origin,
+      request:
+        req.body === undefined ? { method: req.method, path } : { method: req.method, path, body: req.body },
+      summarize,
+    }
+    if (req.dryRunResult) info.dryRunResult = req.dryRunResult
+    return options.recorder.call(info, async () => {
+      try {
+        return await send(req, path, where, bodyText, true)
+      } catch (error) {
+        // One fresh token and one more try, whatever the retry policy: a 401 means nothing was done.
+        if (error instanceof TokenRefresh) return send(req, path, where, bodyText, false)
+        throw error
+      }
+    })
   }
 
   return {
@@ -400,6 +422,7 @@ export function createHttp(options: HttpOptions): Http {
               const wait = (error as RateLimitedError).retryAfterMs
               return wait === undefined || wait <= options.maxRetryAfterMs
             }
+            // Only a token request that failed in transit; a refused credential stays refused.
             if (error.kind === 'AUTH') return error.retryable
             // A 5xx, a reset or a timeout may have happened after the server acted: repeat only what is safe to repeat.
             return error.retryable && idempotent
@@ -412,6 +435,9 @@ export function createHttp(options: HttpOptions): Http {
 
 /** What the module log keeps of a response: status, size and the facts, not a 50,000-user page. */
 function summarize(response: HttpResponse<unknown>): unknown {
+  if (Array.isArray(response.data) && response.body === undefined) {
+    return { status: response.status, items: response.data.length, total: response.headers.total }
+  }
   const body = response.body
   if (body && typeof body === 'object' && !Array.isArray(body)) {
     const keys = Object.keys(body)

@@ -10,7 +10,9 @@ export {
   type BasicAuthOptions,
   basicHeader,
   type ComputeStacksAuth,
+  createOAuth2TokenCache,
   type OAuth2Options,
+  type OAuth2TokenCache,
 } from './auth.ts'
 export {
   type ComputeStacksClient,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import {
   type CallRecorder,
   ConflictError,
@@ -14,6 +15,7 @@ import {
 } from '@panelkit/core'
 import { Agent, type Dispatcher } from 'undici'
 import { z } from 'zod'
+import { createOAuth2TokenCache, type OAuth2TokenCache } from '../auth.ts'
 import { type ComputeStacksClient, createComputeStacksClient } from '../client.ts'
 import type { User } from '../schemas.ts'
 
@@ -41,6 +43,8 @@ export const ServerOptionsSchema = z.object({
 
 interface Resources {
   dispatchers: Map<string, Agent>
+  /** OAuth2 tokens per server and credential set, so invocations reuse a token until it nearly expires. */
+  tokens: Map<string, OAuth2TokenCache>
 }
 
 const settings = {
@@ -126,6 +130,28 @@ export function clientForServer(
   }
   if (options.oauthClientSecret) calls.redactor.addValue(options.oauthClientSecret)
   const dispatcher = dispatcherFor(resources, server, options.ca)
+  let tokenCache: OAuth2TokenCache | undefined
+  if (options.auth === 'oauth2' && resources) {
+    // Keyed by a digest, so the map holds no secret in the clear.
+    const key = createHash('sha256')
+      .update(
+        JSON.stringify([
+          server.hostname,
+          server.port ?? 443,
+          options.oauthClientId,
+          options.oauthClientSecret,
+          options.oauthGrant,
+          server.username,
+          server.password,
+        ]),
+      )
+      .digest('hex')
+    tokenCache = resources.tokens.get(key)
+    if (!tokenCache) {
+      tokenCache = createOAuth2TokenCache()
+      resources.tokens.set(key, tokenCache)
+    }
+  }
   return createComputeStacksClient({
     host: server.hostname,
     ...(server.port !== undefined ? { port: server.port } : {}),
@@ -138,6 +164,7 @@ export function clientForServer(
             grant: options.oauthGrant,
             apiKey: server.username,
             apiSecret: server.password,
+            ...(tokenCache ? { tokenCache } : {}),
           }
         : { type: 'basic', apiKey: server.username, apiSecret: server.password },
     recorder: calls,
@@ -442,10 +469,11 @@ export const computestacksAccountConnector = defineConnector({
   },
   settings,
   secretKeys: ['api_secret', 'oauthClientSecret', 'password_confirmation', 'auth_token'],
-  resources: (): Resources => ({ dispatchers: new Map() }),
+  resources: (): Resources => ({ dispatchers: new Map(), tokens: new Map() }),
   async dispose(resources) {
     await Promise.all([...resources.dispatchers.values()].map((a) => a.close()))
     resources.dispatchers.clear()
+    resources.tokens.clear()
   },
   operations: {
     async create(ctx) {

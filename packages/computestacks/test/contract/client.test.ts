@@ -1,5 +1,6 @@
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createOAuth2TokenCache } from '../../src/index.ts'
 import { type ComputeStacksSimulator, startComputeStacksSimulator } from '../../src/testing/index.ts'
 import { clientFor, raw, visit } from './helpers.ts'
 
@@ -339,6 +340,36 @@ describe('OAuth2', () => {
     for (const token of sim.tokens.keys()) expect(log).not.toContain(token)
     expect(log).not.toContain(sim.oauthClientSecret)
     await client.close()
+  })
+
+  it('refreshes a refused token once even with retries off, and shares a token cache between clients', async () => {
+    const tokenCache = createOAuth2TokenCache()
+    const auth = {
+      type: 'oauth2' as const,
+      clientId: sim.oauthClientId,
+      clientSecret: sim.oauthClientSecret,
+      grant: 'password' as const,
+      apiKey: sim.apiKey,
+      apiSecret: sim.apiSecret,
+      tokenCache,
+    }
+    const tokenRequests = () => sim.requests.filter((r) => r.path.startsWith('/api/oauth/token')).length
+    const before = tokenRequests()
+    const a = clientFor(sim, { auth, retry: false })
+    const b = clientFor(sim, { auth, retry: false })
+    expect(await a.client.locations.list()).toHaveLength(1)
+    expect(await b.client.locations.list()).toHaveLength(1)
+    expect(tokenRequests() - before).toBe(1)
+    sim.tokens.clear()
+    expect(await b.client.locations.list()).toHaveLength(1)
+    expect(tokenRequests() - before).toBe(2)
+    // The token b fetched is masked in a's log as well.
+    expect(await a.client.locations.list()).toHaveLength(1)
+    const token = tokenCache.current?.token ?? 'missing'
+    expect(JSON.stringify(a.sink.entries)).not.toContain(token)
+    expect(a.client.http.options.recorder.redactor.redact(`x ${token} y`)).not.toContain(token)
+    await a.client.close()
+    await b.client.close()
   })
 
   it('a wrong client secret is an AUTH error naming the OAuth error', async () => {

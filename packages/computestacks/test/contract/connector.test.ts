@@ -345,6 +345,44 @@ describe('server operations', () => {
     expect(JSON.stringify(sink.entries)).not.toContain(sim.oauthClientSecret)
   })
 
+  it('OAuth2 tokens are cached per server across invocations and refreshed once on a 401', async () => {
+    const local = createConnector(computestacksAccountConnector)
+    const oauth = {
+      ...server,
+      options: {
+        ...server.options,
+        auth: 'oauth2',
+        oauthClientId: sim.oauthClientId,
+        oauthClientSecret: sim.oauthClientSecret,
+      },
+    }
+    const tokenRequests = () => sim.requests.filter((r) => r.path.startsWith('/api/oauth/token')).length
+    const before = tokenRequests()
+    const s = service({ server: oauth })
+    await ok(local.invoke('testConnection', { server: oauth }))
+    await ok(local.invoke('create', { service: s }))
+    await ok(local.invoke('suspend', { service: s }))
+    expect(tokenRequests() - before).toBe(1)
+    // The server forgets every token (a restart, a revocation): one 401, one new token, done.
+    sim.tokens.clear()
+    await ok(local.invoke('unsuspend', { service: s }))
+    expect(tokenRequests() - before).toBe(2)
+    expect(accountOf(s)?.active).toBe(true)
+    // A fresh token that is refused as well is not fetched again and again.
+    const admin = sim.users.get(sim.adminUserId)
+    if (!admin) throw new Error('no admin')
+    sim.tokens.clear()
+    admin.isAdmin = false
+    try {
+      const refused = await local.invoke('suspend', { service: s })
+      expect(refused.ok ? null : refused.error.code).toBe('AUTH')
+      expect(tokenRequests() - before).toBe(3)
+    } finally {
+      admin.isAdmin = true
+      await local.close()
+    }
+  })
+
   it('loads every user group into the dropdown', async () => {
     for (let i = 0; i < 130; i++) sim.addUserGroup(`tier-${String(i).padStart(3, '0')}`)
     const result = await connector.loadOptions('userGroup', server)
