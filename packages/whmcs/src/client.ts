@@ -104,6 +104,8 @@ export interface PageOptions {
   pageSize?: number
   concurrency?: number
   signal?: AbortSignal
+  /** The offset to start at (default 0), e.g. to resume after a page failed. */
+  startAt?: number
 }
 
 /** Values WHMCS takes as `base64(serialize(...))`: `{fieldId: value}` or `{optionId: subOptionId}`. */
@@ -298,6 +300,8 @@ const READ_PREFIX = /^(Get|Validate|Decrypt|WhmcsDetails$|GetHealthStatus$)/
 
 export interface WhmcsClient {
   readonly recorder: CallRecorder
+  /** Rows per page the iterators ask for (the `pageSize` option). */
+  readonly pageSize?: number
   /** The typed escape hatch: any action, validated by `schema` when given. */
   call<T = Record<string, unknown>>(
     action: string,
@@ -546,6 +550,7 @@ export function createWhmcsClient(options: WhmcsClientOptions): WhmcsClient {
         pageSize: pageOptions.pageSize ?? pageSize,
         concurrency: pageOptions.concurrency ?? pageConcurrency,
         signal: pageOptions.signal,
+        start: pageOptions.startAt,
       },
     )
   }
@@ -572,6 +577,7 @@ export function createWhmcsClient(options: WhmcsClientOptions): WhmcsClient {
 
   const client: WhmcsClient = {
     recorder,
+    pageSize,
     call,
     pages,
     getClients: (params = {}, o) =>

@@ -77,6 +77,7 @@ export type {
   SyncError,
   SyncIntent,
   SyncReport,
+  UnreadRange,
 } from './sync/types.ts'
 export {
   creditDeposit,

@@ -12,6 +12,8 @@ export interface PaginateOptions {
   /** Pages fetched at once after the first has told the total. */
   concurrency: number
   signal?: AbortSignal | undefined
+  /** The offset of the first page (default 0): where a pass resumes after a page failed. */
+  start?: number | undefined
 }
 
 export type FetchPage<T> = (limitstart: number, limitnum: number, signal: AbortSignal) => Promise<Page<T>>
@@ -32,7 +34,7 @@ export async function* paginate<T>(
   const inFlight: Promise<Page<T>>[] = []
   try {
     if (options.signal?.aborted) throw new AbortedError('Paging was aborted')
-    const first = await fetchPage(0, options.pageSize, controller.signal)
+    const first = await fetchPage(Math.max(0, options.start ?? 0), options.pageSize, controller.signal)
     yield first
     let total = first.totalresults
     let end = first.startnumber + first.numreturned

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { hasErrorCode, NotFoundError, toFailure, ValidationError } from '@panelkit/core'
+import { hasErrorCode, isPanelkitError, NotFoundError, toFailure, ValidationError } from '@panelkit/core'
 import type { WhmcsClient } from '../client.ts'
 import type { Page } from '../pagination.ts'
 import type { WhmcsSyncService as WhmcsService } from '../protocol/schemas.ts'
@@ -12,6 +12,7 @@ import type {
   SyncError,
   SyncIntent,
   SyncReport,
+  UnreadRange,
 } from './types.ts'
 
 export interface ReverseSyncOptions {
@@ -34,6 +35,14 @@ export interface ReverseSyncOptions {
   onIntent?: (intent: SyncIntent) => void | Promise<void>
   /** Receives each drift entry instead of collecting it (counted in `driftCount`). */
   onDrift?: (entry: DriftEntry) => void
+  /**
+   * When a page still fails after the client's own retries, the pass resumes from that page's offset
+   * this many times (with a growing pause) before it skips the page, records it in `unread` and goes
+   * on with the next. Progress resets the count. Default 3; 0 skips at once.
+   */
+  resumeAttempts?: number
+  /** The pause before the first resume; doubled for each further one. Default 1000 ms. */
+  resumeDelayMs?: number
   /** Look up users (WHMCS 8 logins) when an email is not a client email. Default true. */
   resolveUserEmails?: boolean
   now?: () => Date
@@ -328,6 +337,9 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
       driftCount: 0,
       errors: [],
       alreadyQueued: 0,
+      resumes: 0,
+      unread: [],
+      notEvaluated: [],
       started: performance.now(),
     }
   }
@@ -364,6 +376,7 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
     } catch (error) {
       report.complete = false
       report.errors.push({ stage: 'view', error: toFailure(error) })
+      for (const s of fresh) report.notEvaluated?.push(canonicalId(s.id))
       return
     }
     for (const s of fresh) {
@@ -384,6 +397,7 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
           else report.drift.push(d)
         }
       } catch (error) {
+        report.notEvaluated?.push(id)
         report.errors.push({
           serviceId: id,
           clientId: canonicalId(s.clientid),
@@ -395,21 +409,91 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
     }
   }
 
+  const resumeAttempts = Math.max(0, options.resumeAttempts ?? 3)
+  const resumeDelayMs = Math.max(0, options.resumeDelayMs ?? 1000)
+
+  function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise((resolve) => {
+      if (signal?.aborted) return resolve()
+      const done = () => {
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', done)
+        resolve()
+      }
+      const timer = setTimeout(done, ms)
+      signal?.addEventListener('abort', done, { once: true })
+    })
+  }
+
+  /**
+   * Reads every page of one list (a product's or a client's services) into the report. A page that
+   * still fails after the client's retries is read again from its own offset (pages before it are
+   * not re-read), up to `resumeAttempts` times; then it is skipped and recorded in `unread`, and the
+   * pass goes on with the next page. Credential refusals and aborts end the list at once: every
+   * further call would fail the same way.
+   */
   async function consume(
     report: SyncReport,
-    pages: AsyncGenerator<Page<WhmcsService>>,
+    params: { pid: string } | { clientid: string },
     seen: Set<string>,
     context: Partial<SyncError>,
+    signal: AbortSignal | undefined,
     onService?: (s: WhmcsService) => void,
   ): Promise<void> {
-    try {
-      for await (const page of pages) {
-        if (onService) for (const s of page.items) onService(s)
-        await process(report, page.items, seen)
+    const pageSize = options.pageSize ?? client.pageSize ?? 250
+    let offset = 0
+    let total: number | undefined
+    let failures = 0
+    const unread = (count: number | null, error: unknown) => {
+      const range: UnreadRange = { offset, count, error: toFailure(error) }
+      if (context.productId !== undefined) range.productId = context.productId
+      if (context.clientId !== undefined) range.clientId = context.clientId
+      report.unread?.push(range)
+    }
+    for (;;) {
+      try {
+        const pages: AsyncGenerator<Page<WhmcsService>> = client.syncServicePages(params, {
+          pageSize,
+          startAt: offset,
+          ...(signal ? { signal } : {}),
+        })
+        for await (const page of pages) {
+          if (onService) for (const s of page.items) onService(s)
+          await process(report, page.items, seen)
+          total = page.totalresults
+          offset = page.startnumber + page.numreturned
+          failures = 0
+        }
+        return
+      } catch (error) {
+        const final =
+          signal?.aborted === true ||
+          (isPanelkitError(error) && (error.kind === 'AUTH' || error.kind === 'ABORTED'))
+        const rest = total === undefined ? null : Math.max(0, total - offset)
+        if (final) {
+          report.complete = false
+          report.errors.push({ ...context, stage: 'read', error: toFailure(error) })
+          unread(rest, error)
+          return
+        }
+        const retryable = isPanelkitError(error) ? error.retryable : true
+        if (retryable && failures < resumeAttempts) {
+          failures++
+          report.resumes = (report.resumes ?? 0) + 1
+          await pause(resumeDelayMs * 2 ** (failures - 1), signal)
+          continue
+        }
+        report.complete = false
+        report.errors.push({ ...context, stage: 'read', error: toFailure(error) })
+        if (total === undefined || offset + pageSize >= total) {
+          // The first page (total unknown) or the last one: nothing after it to go on with.
+          unread(rest === null ? null : Math.min(rest, pageSize), error)
+          return
+        }
+        unread(pageSize, error)
+        offset += pageSize
+        failures = 0
       }
-    } catch (error) {
-      report.complete = false
-      report.errors.push({ ...context, stage: 'read', error: toFailure(error) })
     }
   }
 
@@ -420,18 +504,7 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
       const report = newReport('full')
       const seen = new Set<string>()
       for (const [productId] of mappings) {
-        await consume(
-          report,
-          client.syncServicePages(
-            { pid: productId },
-            {
-              ...(options.pageSize ? { pageSize: options.pageSize } : {}),
-              ...(passOptions.signal ? { signal: passOptions.signal } : {}),
-            },
-          ),
-          seen,
-          { productId },
-        )
+        await consume(report, { pid: productId }, seen, { productId }, passOptions.signal)
       }
       if (report.complete && view.list) {
         try {
@@ -500,17 +573,11 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
       let bestActive: WhmcsService | undefined
       const seen = new Set<string>()
       for (const clientId of clientIds) {
-        await consume(
-          report,
-          client.syncServicePages({ clientid: clientId }, signal),
-          seen,
-          { clientId },
-          (s) => {
-            if (!mappings.has(canonicalId(s.pid))) return
-            if (!best || newer(s, best)) best = s
-            if (s.status === 'Active' && (!bestActive || newer(s, bestActive))) bestActive = s
-          },
-        )
+        await consume(report, { clientid: clientId }, seen, { clientId }, passOptions.signal, (s) => {
+          if (!mappings.has(canonicalId(s.pid))) return
+          if (!best || newer(s, best)) best = s
+          if (s.status === 'Active' && (!bestActive || newer(s, bestActive))) bestActive = s
+        })
       }
       const primary = bestActive ?? best
       if (primary)

@@ -111,6 +111,21 @@ export interface SyncError {
   error: Failure
 }
 
+/**
+ * A stretch of a list a pass could not read, even after resuming from the failed offset. WHMCS never
+ * sent those rows, so their service ids are unknown: the range (product or client, offset, count) is
+ * what identifies them.
+ */
+export interface UnreadRange {
+  productId?: string
+  clientId?: string
+  /** `limitstart` of the first row not read. */
+  offset: number
+  /** Rows not read; null when the failing page was the first, so WHMCS never told the total. */
+  count: number | null
+  error: Failure
+}
+
 export interface SyncReport {
   pass: 'full' | 'client' | 'service'
   /** Every page of every mapped product was read. Only then is "unknown to WHMCS" reported. */
@@ -127,6 +142,18 @@ export interface SyncReport {
   errors: SyncError[]
   /** Intents left out because `isQueued` said their key is already waiting. */
   alreadyQueued: number
+  /** Page reads that failed and were resumed from the failed offset within this pass. */
+  resumes?: number
+  /**
+   * Parts of lists that could not be read after every resume (the pass skipped past them and went on).
+   * Their services were not evaluated. Empty when every page was read.
+   */
+  unread?: UnreadRange[]
+  /**
+   * Services that were read but not evaluated (the view lookup failed for their page, or their own
+   * evaluation failed; see `errors`), by id. With `unread`, exactly what this pass did not evaluate.
+   */
+  notEvaluated?: string[]
   /** Client pass: the client accounts looked at. */
   clientIds?: string[]
   /**

@@ -315,8 +315,8 @@ describe('reverse sync: full pass, idempotency and drift', () => {
       '9999': 'unknown-to-whmcs',
     })
     expect(kinds(report)).toEqual([`suspend:${susp.id}`])
-    sim.injectFault({ kind: 'status', status: 500, times: 5 })
-    const partial = await sync.fullPass()
+    sim.injectFault({ kind: 'status', status: 500, times: 1000 })
+    const partial = await makeSync({ resumeAttempts: 1, resumeDelayMs: 1 }).fullPass()
     expect(partial.complete).toBe(false)
     expect(partial.drift.some((d) => d.kind === 'unknown-to-whmcs')).toBe(false)
   })
