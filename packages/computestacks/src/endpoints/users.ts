@@ -9,6 +9,8 @@ import {
   BillingUsageSchema,
   type CreateUserInput,
   CreateUserInputSchema,
+  parseUser,
+  parseUsers,
   type SsoToken,
   SsoTokenSchema,
   type UpdateUserInput,
@@ -80,8 +82,7 @@ function parseInput<S extends z.ZodType>(schema: S, input: unknown, root: string
   )
 }
 
-const userEnvelope = (body: unknown) => UserSchema.parse((body as { user?: unknown } | undefined)?.user)
-const usersEnvelope = z.object({ users: z.array(UserSchema) })
+const userEnvelope = (body: unknown) => parseUser((body as { user?: unknown } | undefined)?.user)
 const usagesEnvelope = z.object({ billing_usages: z.array(BillingUsageSchema) })
 
 export interface ListOptions {
@@ -108,6 +109,7 @@ export async function* pages<T>(
       path,
       query: { ...options.query, page: current, per_page: perPage },
       parse: parseItems,
+      keepBody: false,
       ...(options.signal ? { signal: options.signal } : {}),
     })
     const info = pageInfo(response.data, current, perPage, response.headers)
@@ -116,8 +118,16 @@ export async function* pages<T>(
   }
 }
 
+/** Item by item; each item is let go of once handed out, so a page is not held until its end. */
 export async function* items<T>(source: AsyncIterable<PageInfo<T>>): AsyncGenerator<T> {
-  for await (const page of source) yield* page.items
+  for await (const page of source) {
+    const list = page.items
+    for (let i = 0; i < list.length; i++) {
+      const item = list[i] as T
+      list[i] = undefined as T
+      yield item
+    }
+  }
 }
 
 function fakeUser(id: number, fields: Record<string, unknown>): User {
@@ -168,7 +178,7 @@ export function usersEndpoint(http: Http, defaultPerPage: number) {
       return items(this.pages(options))
     },
     pages(options: ListOptions & { balance?: boolean } = {}): AsyncGenerator<PageInfo<User>> {
-      return pages(http, 'admin/users', (body) => usersEnvelope.parse(body).users, {
+      return pages(http, 'admin/users', parseUsers, {
         ...options,
         defaultPerPage,
         ...(options.balance ? { query: { include: 'balance' } } : {}),
