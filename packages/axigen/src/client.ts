@@ -1,4 +1,4 @@
-import { type CallRecorder, createCallRecorder, ValidationError } from '@panelkit/core'
+import { type CallInfo, type CallRecorder, createCallRecorder, ValidationError } from '@panelkit/core'
 import { z } from 'zod'
 import { accountCommands } from './commands/accounts.ts'
 import { classCommands, groupCommands, mailingListCommands } from './commands/collections.ts'
@@ -7,6 +7,7 @@ import type { CliExecutor, CliScript } from './commands/script.ts'
 import { serverCommands } from './commands/server.ts'
 import { SessionPool } from './pool.ts'
 import { assertSafe } from './protocol/encoder.ts'
+import type { Reply } from './protocol/framer.ts'
 import { CliSession } from './session/session.ts'
 import { socketTransportFactory } from './transport/socket.ts'
 import type { TransportFactory } from './transport/transport.ts'
@@ -87,8 +88,14 @@ function bindCommands<C extends Record<string, (...args: never[]) => CliScript<u
 ): { [K in keyof C]: Bound<C[K]> } {
   const out: Record<string, unknown> = {}
   for (const [name, build] of Object.entries(commands)) {
-    out[name] = async (...args: unknown[]) =>
-      executor.run((build as (...a: unknown[]) => CliScript<unknown>)(...args))
+    out[name] = (...args: unknown[]) => {
+      // A validation error while building the script is a rejection, like any other failure.
+      try {
+        return executor.run((build as (...a: unknown[]) => CliScript<unknown>)(...args))
+      } catch (error) {
+        return Promise.reject(error)
+      }
+    }
   }
   return out as { [K in keyof C]: Bound<C[K]> }
 }
@@ -100,37 +107,45 @@ interface Shared {
   secure: boolean
 }
 
+/** What one script run hands the recorder: the parsed value and the raw replies (for the log). */
+interface ScriptRun {
+  value: unknown
+  replies: readonly Reply[]
+}
+
+const statusOf = (r: Reply) => `${r.status?.ok ? '+OK' : '-ERR'}: ${r.status?.text ?? ''}`
+/** The log keeps the status lines only: listings can be large and are not worth redacting. */
+const summarizeRun = (run: ScriptRun) => run.replies.map(statusOf)
+const NOT_SENT: readonly Reply[] = []
+
 function makeClient(shared: Shared, recorder: CallRecorder, signal?: AbortSignal): AxigenClient {
   const executor: CliExecutor = {
-    async run<T>(script: CliScript<T>, options: RunOptions = {}): Promise<T> {
+    run<T>(script: CliScript<T>, options: RunOptions = {}): Promise<T> {
       const runSignal = options.signal ?? signal
-      const info: Parameters<CallRecorder['call']>[0] = {
+      const info: CallInfo<ScriptRun> = {
         system: 'axigen',
         action: script.action,
         access: script.access,
         request: { commands: script.steps.map((s) => s.command.masked) },
-        summarize: (r: unknown) => (r as { statuses: string[] }).statuses,
+        summarize: summarizeRun,
       }
       if (script.target !== undefined) info.target = script.target
       if (script.access === 'write') {
-        info.dryRunResult = () => ({
-          value: script.dryRun ? script.dryRun() : undefined,
-          statuses: ['dry-run: not sent'],
-        })
+        info.dryRunResult = () => ({ value: script.dryRun ? script.dryRun() : undefined, replies: NOT_SENT })
       }
-      const result = (await recorder.call(info, () =>
-        shared.pool.use(
-          async (session) => {
-            const replies = await session.runScript(script.steps, { signal: runSignal, recorder })
-            return {
-              value: script.parse(replies),
-              statuses: replies.map((r) => `${r.status?.ok ? '+OK' : '-ERR'}: ${r.status?.text ?? ''}`),
-            }
-          },
-          { signal: runSignal },
-        ),
-      )) as { value: T }
-      return result.value
+      const sendOptions = { signal: runSignal, recorder }
+      const poolOptions = { signal: runSignal }
+      return recorder
+        .call(info, () =>
+          shared.pool.use(
+            (session) =>
+              session
+                .runScript(script.steps, sendOptions)
+                .then((replies): ScriptRun => ({ value: script.parse(replies), replies })),
+            poolOptions,
+          ),
+        )
+        .then((run) => run.value as T)
     },
   }
   const client: AxigenClient = {

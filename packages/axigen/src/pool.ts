@@ -60,7 +60,9 @@ export class SessionPool {
     fn: (session: CliSession) => Promise<T>,
     options: { signal?: AbortSignal | undefined; recorder?: CallRecorder } = {},
   ): Promise<T> {
-    const session = await this.acquire(options.signal)
+    const acquired = this.acquire(options.signal)
+    // A free, recently used session is handed over without an extra promise turn.
+    const session = acquired instanceof Promise ? await acquired : acquired
     let healthy = false
     try {
       const result = await fn(session)
@@ -74,29 +76,33 @@ export class SessionPool {
     }
   }
 
-  private async acquire(signal: AbortSignal | undefined): Promise<CliSession> {
+  private acquire(signal: AbortSignal | undefined): CliSession | Promise<CliSession> {
     if (this.closed) throw new AbortedError('The Axigen session pool is closed')
     if (signal?.aborted) throw new AbortedError('The Axigen command was aborted', { cause: signal.reason })
-    for (;;) {
-      const session = this.idle.pop()
-      if (!session) break
-      if (!session.ready) {
-        // Closed by the server while idle: reuse the object, runScript reconnects it.
-        return session
-      }
-      if (Date.now() - session.lastUsed > this.healthCheckAfterMs) {
-        try {
-          const reply = await session.send(PING, { signal, timeoutMs: 5_000 })
-          if (reply.status?.ok && session.atRoot) return session
-        } catch {
-          // fall through: the session is dropped and another one tried
-        }
-        session.destroy()
-        this.size--
-        continue
-      }
+    const session = this.idle.pop()
+    if (session) {
+      // Closed by the server while idle: reuse the object, runScript reconnects it.
+      if (!session.ready) return session
+      if (Date.now() - session.lastUsed > this.healthCheckAfterMs) return this.checked(session, signal)
       return session
     }
+    return this.fresh(signal)
+  }
+
+  /** Pings a session that has been idle a while; a dead one is dropped and another acquired. */
+  private async checked(session: CliSession, signal: AbortSignal | undefined): Promise<CliSession> {
+    try {
+      const reply = await session.send(PING, { signal, timeoutMs: 5_000 })
+      if (reply.status?.ok && session.atRoot) return session
+    } catch {
+      // fall through: the session is dropped and another one tried
+    }
+    session.destroy()
+    this.size--
+    return this.acquire(signal)
+  }
+
+  private fresh(signal: AbortSignal | undefined): CliSession | Promise<CliSession> {
     if (this.size < this.max) {
       this.size++
       this.created++

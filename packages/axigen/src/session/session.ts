@@ -41,6 +41,15 @@ export interface SendOptions {
 
 type SessionState = 'new' | 'opening' | 'ready' | 'closed'
 
+interface Waiter {
+  resolve: (r: Reply) => void
+  reject: (e: PanelkitError) => void
+  /** When the wait expires (performance.now() milliseconds). */
+  deadline: number
+  onTimeout: () => PanelkitError
+  signal: AbortSignal | undefined
+}
+
 const BACK = encodeCommand('BACK')
 const EXIT = encodeCommand('EXIT')
 const GET_VERSION = encodeCommand('GET', 'VERSION')
@@ -63,8 +72,13 @@ export class CliSession {
   private state: SessionState = 'new'
   private transport: Transport | undefined
   private framer: ReplyFramer
-  private waiter: { resolve: (r: Reply) => void; reject: (e: PanelkitError) => void } | undefined
-  private queue: Promise<unknown> = Promise.resolve()
+  /** The reply being waited for (at most one: one command in flight). */
+  private waiter: Waiter | undefined
+  /** One timer per session, re-armed lazily, instead of a setTimeout/clearTimeout pair per command. */
+  private timer: NodeJS.Timeout | undefined
+  private timerAt = 0
+  private busy = false
+  private readonly lockWaiters: (() => void)[] = []
   private closeReason: PanelkitError | undefined
 
   constructor(options: SessionOptions) {
@@ -175,11 +189,18 @@ export class CliSession {
     return this.options.commandTimeoutMs ?? 30_000
   }
 
-  /** Runs `fn` with the session to itself (one command in flight). */
-  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn)
-    this.queue = run.catch(() => undefined)
-    return run
+  /** Runs `fn` with the session to itself (one command in flight); callers queue in order. */
+  private async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.busy) await new Promise<void>((resolve) => this.lockWaiters.push(resolve))
+    this.busy = true
+    try {
+      return await fn()
+    } finally {
+      // Hand the session straight to the next caller, or mark it free.
+      const next = this.lockWaiters.shift()
+      if (next) next()
+      else this.busy = false
+    }
   }
 
   /** Sends one command and returns its reply; `-ERR` is a reply, not an exception, here. */
@@ -206,7 +227,7 @@ export class CliSession {
     return reply
   }
 
-  private async exchange(
+  private exchange(
     line: string,
     timeoutMs: number,
     signal: AbortSignal | undefined,
@@ -214,25 +235,24 @@ export class CliSession {
   ): Promise<Reply> {
     const transport = this.transport
     if (!transport || transport.closed) {
-      throw this.closeReason ?? new ConnectionError(`The connection to ${this.description} is closed`)
+      return Promise.reject(
+        this.closeReason ?? new ConnectionError(`The connection to ${this.description} is closed`),
+      )
     }
-    if (signal?.aborted) throw new AbortedError('The Axigen command was aborted', { cause: signal.reason })
-    const shown = command?.masked ?? line.split(' ')[0]
-    const pending = this.wait(
-      timeoutMs,
-      signal,
-      () =>
-        new TimeoutError(
-          `The Axigen CLI at ${transport.description} did not answer ${shown} within ${timeoutMs} ms; ` +
-            'the connection was closed (raise commandTimeoutMs for long jobs).',
-          { details: { diagnosis: 'command-timeout' } },
-        ),
-    )
+    if (signal?.aborted) {
+      return Promise.reject(new AbortedError('The Axigen command was aborted', { cause: signal.reason }))
+    }
+    const pending = this.wait(timeoutMs, signal, () => {
+      const shown = command?.masked ?? line.split(' ')[0]
+      return new TimeoutError(
+        `The Axigen CLI at ${transport.description} did not answer ${shown} within ${timeoutMs} ms; ` +
+          'the connection was closed (raise commandTimeoutMs for long jobs).',
+        { details: { diagnosis: 'command-timeout' } },
+      )
+    })
     transport.write(line + CRLF)
     this.commands++
-    const reply = await pending
-    this.lastUsed = Date.now()
-    return reply
+    return pending
   }
 
   private wait(
@@ -242,40 +262,58 @@ export class CliSession {
   ): Promise<Reply> {
     return new Promise<Reply>((resolve, reject) => {
       if (signal?.aborted) {
-        this.fail(new AbortedError('The Axigen command was aborted', { cause: signal.reason }))
-        reject(new AbortedError('The Axigen command was aborted', { cause: signal.reason }))
+        const error = new AbortedError('The Axigen command was aborted', { cause: signal.reason })
+        this.fail(error)
+        reject(error)
         return
       }
-      const cleanup = () => {
-        clearTimeout(timer)
-        signal?.removeEventListener('abort', onAbort)
-        this.waiter = undefined
-      }
-      const onAbort = () => {
-        const error = new AbortedError('The Axigen command was aborted', { cause: signal?.reason })
-        cleanup()
-        reject(error)
-        // The reply may still come; the connection cannot be trusted to be in step any more.
-        this.fail(error)
-      }
-      const timer = setTimeout(() => {
-        const error = onTimeout()
-        cleanup()
-        reject(error)
-        this.fail(error)
-      }, timeoutMs)
-      signal?.addEventListener('abort', onAbort, { once: true })
-      this.waiter = {
-        resolve: (r) => {
-          cleanup()
-          resolve(r)
-        },
-        reject: (e) => {
-          cleanup()
-          reject(e)
-        },
-      }
+      const deadline = performance.now() + timeoutMs
+      this.waiter = { resolve, reject, deadline, onTimeout, signal }
+      signal?.addEventListener('abort', this.onAbort, { once: true })
+      // The armed timer must fire at or before this deadline; when it fires early it re-arms itself.
+      if (this.timer === undefined || this.timerAt > deadline) this.armTimer(timeoutMs)
     })
+  }
+
+  /** Ends the current wait (the reply came, or it failed) and returns its waiter. */
+  private takeWaiter(): Waiter | undefined {
+    const waiter = this.waiter
+    if (!waiter) return undefined
+    this.waiter = undefined
+    waiter.signal?.removeEventListener('abort', this.onAbort)
+    return waiter
+  }
+
+  private armTimer(ms: number): void {
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timerAt = performance.now() + ms
+    this.timer = setTimeout(this.onTimer, ms)
+    // A pending command always has an open socket holding the process; an idle session must not.
+    this.timer.unref()
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = undefined
+    const waiter = this.waiter
+    if (!waiter) return
+    const left = waiter.deadline - performance.now()
+    if (left > 0) {
+      this.armTimer(Math.ceil(left))
+      return
+    }
+    this.takeWaiter()
+    const error = waiter.onTimeout()
+    waiter.reject(error)
+    this.fail(error)
+  }
+
+  private readonly onAbort = (): void => {
+    const waiter = this.takeWaiter()
+    if (!waiter) return
+    const error = new AbortedError('The Axigen command was aborted', { cause: waiter.signal?.reason })
+    waiter.reject(error)
+    // The reply may still come; the connection cannot be trusted to be in step any more.
+    this.fail(error)
   }
 
   private onData(chunk: Buffer): void {
@@ -287,11 +325,12 @@ export class CliSession {
       return
     }
     for (const reply of replies) {
-      const waiter = this.waiter
+      const waiter = this.takeWaiter()
       if (!waiter) {
         this.fail(new ProtocolError(`${this.description} sent a reply nobody asked for`))
         return
       }
+      this.lastUsed = Date.now()
       waiter.resolve(reply)
     }
   }
@@ -314,22 +353,20 @@ export class CliSession {
           ))
     this.closeReason = reason
     if (this.state === 'ready') this.state = 'closed'
-    const waiter = this.waiter
-    this.waiter = undefined
-    waiter?.reject(reason)
+    this.takeWaiter()?.reject(reason)
   }
 
   /** Marks the session broken and closes the socket. */
   private fail(error: PanelkitError): void {
     this.closeReason ??= error
     this.state = 'closed'
-    const waiter = this.waiter
-    this.waiter = undefined
-    waiter?.reject(error)
+    this.takeWaiter()?.reject(error)
     this.transport?.destroy()
   }
 
   private teardown(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer = undefined
     this.transport?.destroy()
     this.transport = undefined
     this.context = []
@@ -392,10 +429,7 @@ export class CliSession {
           details: { command: step.command.masked, serverText: text, context: reply.prompt.raw },
         })
       }
-      if (
-        step.expect !== undefined &&
-        reply.prompt.path.join('-').toLowerCase() !== step.expect.toLowerCase()
-      ) {
+      if (step.expect !== undefined && !promptIs(reply.prompt.raw, step.expect)) {
         const got = reply.prompt.raw
         await this.recover(options.signal)
         throw new ProtocolError(
@@ -442,4 +476,11 @@ export class CliSession {
     this.state = 'closed'
     this.teardown()
   }
+}
+
+/** Whether a prompt (`<domain-account#>`) shows the context path `domain-account` (any case). */
+function promptIs(raw: string, path: string): boolean {
+  if (raw.length !== path.length + 3 || raw.charCodeAt(raw.length - 2) !== 0x23) return false
+  const shown = raw.slice(1, -2)
+  return shown === path || shown.toLowerCase() === path.toLowerCase()
 }
