@@ -1,11 +1,13 @@
 import { createHash, randomUUID } from 'node:crypto'
 import {
+  AbortedError,
   type ActionResult,
   CapacityError,
   CommandError,
   type ConnectorDefinition,
   defineConnector,
   formatPipelineRun,
+  formatStepLine,
   NotFoundError,
   type PipelineRun,
   type Server,
@@ -49,6 +51,7 @@ import {
   SUSPENDED_TAG,
   serviceIdFromDescription,
   tagsOf,
+  waitUnlocked,
 } from './vm.ts'
 
 export interface ProxmoxKvmConnectorOptions {
@@ -74,10 +77,28 @@ export interface ProxmoxKvmConnectorOptions {
   >
   /** Called when a deploy (or reinstall) reaches ready: the welcome mail with access details. */
   notify?: (event: ReadyEvent) => Promise<void>
+  /**
+   * `complete` (default): `create` returns when the VM is ready, which suits a job runner such as the
+   * provisioner. `accept`: `create` returns as soon as the VMID and addresses are reserved and the clone
+   * task runs; the rest of the deploy continues in this process, visible through progress events and
+   * the `deployStatus` action. Any later write on the service waits for it (or resumes it after a
+   * crash); `terminate` cancels it.
+   */
+  createMode?: 'complete' | 'accept'
+}
+
+/** A deploy that runs on after an accepted `create` returned. */
+interface DeployInFlight {
+  /** Settles (never rejects) when the run ends, whatever its outcome. */
+  done: Promise<void>
+  controller: AbortController
+  vmid?: number
+  node?: string
 }
 
 interface Resources {
   clients: Map<string, ProxmoxClient>
+  deploys: Map<string, DeployInFlight>
 }
 
 /** Credentials from the server record: an API token when the user names one (`user@realm!id`), else a ticket login. */
@@ -124,6 +145,7 @@ export function createProxmoxKvmConnector(
     ...(options.dns ? { dns: options.dns } : {}),
   }
   const id = options.id ?? 'proxmox-kvm'
+  const createMode = options.createMode ?? 'complete'
 
   function clientFor(ctx: {
     server: Server
@@ -195,6 +217,62 @@ export function createProxmoxKvmConnector(
     }
   }
 
+  /**
+   * Runs (or resumes) the deploy in the background and answers once the clone task runs — or at once
+   * when an earlier run got past the clone. A failure before that point is the create's failure.
+   */
+  async function acceptDeploy(
+    ctx: ServiceOperationContext<KvmSettings, Resources>,
+    rt: KvmRuntime,
+    key: string,
+    cloned: { vmid: number; node: string } | undefined,
+  ): Promise<{ vmid: number; node: string }> {
+    const controller = new AbortController()
+    const entry: DeployInFlight = { controller, done: Promise.resolve() }
+    let onClone: (clone: { vmid: number; node: string }) => void = () => {}
+    const started = new Promise<{ vmid: number; node: string }>((resolve) => {
+      onClone = (clone) => {
+        entry.vmid = clone.vmid
+        entry.node = clone.node
+        resolve(clone)
+      }
+    })
+    if (cloned) onClone(cloned)
+    const background: KvmRuntime = {
+      ...rt,
+      signal: AbortSignal.any([rt.signal, controller.signal]),
+      onCloneStarted: onClone,
+    }
+    const run = runTracked<DeployData>(ctx, deployPipeline, {}, background, 'service')
+    entry.done = run.then(
+      () => {},
+      () => {},
+    )
+    ctx.resources.deploys.set(key, entry)
+    void entry.done.then(() => {
+      if (ctx.resources.deploys.get(key) === entry) ctx.resources.deploys.delete(key)
+    })
+    const first = await Promise.race([started, run])
+    if ('vmid' in first) return first
+    const data = first.checkpoint.data
+    return { vmid: data.vmid as number, node: data.node as string }
+  }
+
+  /**
+   * Before a write on a service: waits for a deploy still running in this process and, in accept mode,
+   * resumes an unfinished one (a crash, or a failed background run) so that nothing races the deploy.
+   */
+  async function settleDeploy(ctx: ServiceOperationContext<KvmSettings, Resources>): Promise<void> {
+    if (ctx.dryRun) return
+    const key = pipelineKey(ctx, deployPipeline.name)
+    const inFlight = ctx.resources.deploys.get(key)
+    if (inFlight) await inFlight.done
+    if (createMode !== 'accept') return
+    const checkpoint = await ctx.checkpoints.load(key)
+    if (checkpoint && !checkpoint.completed)
+      await runTracked<DeployData>(ctx, deployPipeline, {}, runtime(ctx), 'service')
+  }
+
   async function owned(ctx: ServiceOperationContext<KvmSettings, Resources>) {
     const rt = runtime(ctx)
     const vm = await requireServiceVm(rt)
@@ -209,6 +287,29 @@ export function createProxmoxKvmConnector(
     const d = new Date()
     const p = (n: number) => String(n).padStart(2, '0')
     return `pk${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}${String(d.getUTCMilliseconds()).padStart(3, '0')}`
+  }
+
+  /**
+   * Deletes snapshots past the product's lifetime, then the oldest ones until `room` more fit under
+   * the limit. Returns the names deleted, oldest first.
+   */
+  async function pruneSnapshots(rt: KvmRuntime, node: string, vmid: number, room: number): Promise<string[]> {
+    const list = (await rt.client.api.snapshotList({ node, vmid }, { signal: rt.signal }))
+      .filter((s) => s.name !== 'current')
+      .sort((a, b) => (toNumber(a.snaptime) ?? 0) - (toNumber(b.snaptime) ?? 0))
+    const cutoff = Date.now() / 1000 - rt.settings.snapshotLifetimeDays * 86400
+    const expired = list.filter((s) => (toNumber(s.snaptime) ?? Number.POSITIVE_INFINITY) < cutoff)
+    const kept = list.filter((s) => !expired.includes(s))
+    const over = Math.max(0, kept.length + room - rt.settings.snapshotLimit)
+    const doomed = [...expired, ...kept.slice(0, over)]
+    for (const snap of doomed) {
+      await rt.client.run(
+        ENDPOINTS.snapshotDelete,
+        { node, vmid, snapname: snap.name },
+        { signal: rt.signal },
+      )
+    }
+    return doomed.map((s) => s.name)
   }
 
   async function backupsOf(rt: KvmRuntime, node: string, vmid: number) {
@@ -236,6 +337,7 @@ export function createProxmoxKvmConnector(
     access,
     params,
     async run(ctx: ServiceOperationContext<KvmSettings, Resources>, raw: Record<string, unknown>) {
+      if (access === 'write') await settleDeploy(ctx)
       const { rt, vm } = await owned(ctx)
       return run(rt, vm, raw as z.infer<P>, ctx)
     },
@@ -263,8 +365,14 @@ export function createProxmoxKvmConnector(
     },
     settings: kvmSettings,
     secretKeys: ['cipassword', 'PVEAuthCookie', 'CSRFPreventionToken'],
-    resources: () => ({ clients: new Map<string, ProxmoxClient>() }),
+    resources: () => ({
+      clients: new Map<string, ProxmoxClient>(),
+      deploys: new Map<string, DeployInFlight>(),
+    }),
     async dispose(resources) {
+      const running = [...resources.deploys.values()]
+      for (const deploy of running) deploy.controller.abort(new AbortedError('The connector was closed'))
+      await Promise.all(running.map((d) => d.done))
       await Promise.all([...resources.clients.values()].map((c) => c.close()))
       resources.clients.clear()
     },
@@ -272,6 +380,21 @@ export function createProxmoxKvmConnector(
       async create(ctx) {
         const rt = runtime(ctx)
         const key = pipelineKey(ctx, deployPipeline.name)
+        const accept = createMode === 'accept' && !ctx.dryRun
+        const inFlight = accept ? ctx.resources.deploys.get(key) : undefined
+        if (inFlight?.vmid !== undefined) {
+          // A repeated create while the accepted deploy runs: the same account, not a new one.
+          const leases = await stores.ipPool.leases(rt.serviceId)
+          return {
+            accountId: String(inFlight.vmid),
+            created: false,
+            username: rt.ciUser,
+            serverId: ctx.server.id ?? ctx.server.hostname,
+            ips: leases.map((l) => l.address),
+            details: { vmid: inFlight.vmid, node: inFlight.node, hostname: rt.hostname, deploy: 'running' },
+          }
+        }
+        if (inFlight) await inFlight.done
         const checkpoint = await ctx.checkpoints.load(key)
         const existing = await findServiceVm(rt.client, rt.serviceId, rt.hostname, rt.signal)
         const unfinished = checkpoint !== undefined && !checkpoint.completed
@@ -284,6 +407,32 @@ export function createProxmoxKvmConnector(
             serverId: ctx.server.id ?? ctx.server.hostname,
             ips: leases.map((l) => l.address),
             details: { vmid: existing.vmid, node: existing.node, hostname: rt.hostname },
+          }
+        }
+        if (accept) {
+          const past = checkpoint?.data as DeployData | undefined
+          const vm = await acceptDeploy(
+            ctx,
+            rt,
+            key,
+            past?.vmid !== undefined && past.node !== undefined
+              ? { vmid: past.vmid, node: past.node }
+              : undefined,
+          )
+          const leases = await stores.ipPool.leases(rt.serviceId)
+          const running = ctx.resources.deploys.has(key)
+          return {
+            accountId: String(vm.vmid),
+            created: !existing || unfinished,
+            username: rt.ciUser,
+            serverId: ctx.server.id ?? ctx.server.hostname,
+            ips: leases.map((l) => l.address),
+            details: {
+              vmid: vm.vmid,
+              node: vm.node,
+              hostname: rt.hostname,
+              deploy: running ? 'running' : 'ready',
+            },
           }
         }
         const run = await runTracked<DeployData>(ctx, deployPipeline, {}, rt, 'service')
@@ -306,6 +455,7 @@ export function createProxmoxKvmConnector(
       },
 
       async suspend(ctx) {
+        await settleDeploy(ctx)
         const { rt, vm } = await owned(ctx)
         const tagged = vm.tags.includes(SUSPENDED_TAG)
         if (tagged && vm.status !== 'running') return { changed: false }
@@ -315,6 +465,7 @@ export function createProxmoxKvmConnector(
       },
 
       async unsuspend(ctx) {
+        await settleDeploy(ctx)
         const { rt, vm } = await owned(ctx)
         const tagged = vm.tags.includes(SUSPENDED_TAG)
         if (!tagged && vm.status === 'running') return { changed: false }
@@ -330,10 +481,21 @@ export function createProxmoxKvmConnector(
       },
 
       async terminate(ctx) {
+        // A deploy still running here is cancelled rather than awaited: the VM goes anyway.
+        const inFlight = ctx.dryRun
+          ? undefined
+          : ctx.resources.deploys.get(pipelineKey(ctx, deployPipeline.name))
+        if (inFlight) {
+          inFlight.controller.abort(new AbortedError('The service is being terminated'))
+          await inFlight.done
+        }
         const rt = runtime(ctx)
         const vm = await findServiceVm(rt.client, rt.serviceId, rt.hostname, rt.signal)
         const leases = await stores.ipPool.leases(rt.serviceId)
         if (vm) {
+          // A clone or backup still holding the VM (a cancelled deploy's clone runs on server-side)
+          // would refuse the destroy for its whole duration: wait for the lock to go first.
+          if (vm.lock && !ctx.dryRun) await waitUnlocked(rt.client, vm.node, vm.vmid, rt.signal)
           await ensureStopped(rt.client, vm.node, vm.vmid, rt.signal, 'stop')
           await rt.client.run(
             ENDPOINTS.vmDestroy,
@@ -365,6 +527,7 @@ export function createProxmoxKvmConnector(
       },
 
       async changePassword(ctx) {
+        await settleDeploy(ctx)
         const { rt, vm } = await owned(ctx)
         if (!rt.password)
           throw new ValidationError('A new password is required', [
@@ -383,6 +546,7 @@ export function createProxmoxKvmConnector(
       },
 
       async changePackage(ctx) {
+        await settleDeploy(ctx)
         const { rt, vm } = await owned(ctx)
         const leases = await stores.ipPool.leases(rt.serviceId)
         const run = await runTracked(ctx, changePackagePipeline, { vmid: vm.vmid, node: vm.node, leases }, rt)
@@ -523,6 +687,7 @@ export function createProxmoxKvmConnector(
         access: 'write',
         params: z.object({ template: z.string().max(64).optional() }),
         async run(ctx, raw) {
+          await settleDeploy(ctx)
           const { rt, vm } = await owned(ctx)
           const params = raw as { template?: string }
           if (params.template) {
@@ -554,6 +719,52 @@ export function createProxmoxKvmConnector(
           }
         },
       },
+      deployStatus: {
+        label: 'Deploy status',
+        audience: ['admin', 'client'],
+        access: 'read',
+        params: z.object({ wait: z.boolean().optional() }),
+        async run(ctx, raw) {
+          const key = pipelineKey(ctx, deployPipeline.name)
+          const inFlight = ctx.resources.deploys.get(key)
+          if ((raw as { wait?: boolean }).wait && inFlight) await inFlight.done
+          const checkpoint = await ctx.checkpoints.load(key)
+          const running = ctx.resources.deploys.has(key)
+          if (!checkpoint)
+            return { message: 'No deploy recorded', data: { status: 'none', state: 'none', running } }
+          const data = checkpoint.data as DeployData
+          const total = deployPipeline.steps.length
+          const status = checkpoint.completed
+            ? 'ready'
+            : running
+              ? 'running'
+              : checkpoint.lastError && checkpoint.lastError.code !== 'ABORTED'
+                ? 'failed'
+                : 'interrupted'
+          return {
+            message: `Deploy ${status} at ${checkpoint.state} (${checkpoint.nextStep}/${total} steps)`,
+            data: {
+              status,
+              state: checkpoint.state,
+              completed: checkpoint.completed,
+              running,
+              stepsDone: checkpoint.nextStep,
+              steps: total,
+              ...(data.vmid !== undefined ? { vmid: data.vmid, node: data.node } : {}),
+              ...(checkpoint.lastError
+                ? {
+                    lastError: {
+                      code: checkpoint.lastError.code,
+                      detail: checkpoint.lastError.detail,
+                      retryable: checkpoint.lastError.retryable,
+                    },
+                  }
+                : {}),
+              log: checkpoint.history.map((r) => formatStepLine(r)),
+            },
+          }
+        },
+      },
       start: vmAction('Start', ['admin', 'client'], 'write', none, async (rt, vm) => {
         if (vm.tags.includes(SUSPENDED_TAG)) throw new CommandError('The service is suspended')
         const changed = await ensureRunning(rt.client, vm.node, vm.vmid, rt.signal)
@@ -579,24 +790,23 @@ export function createProxmoxKvmConnector(
         'write',
         z.object({ description: z.string().max(200).optional() }),
         async (rt, vm, params) => {
-          const list = (
-            await rt.client.api.snapshotList({ node: vm.node, vmid: vm.vmid }, { signal: rt.signal })
-          ).filter((s) => s.name !== 'current')
-          if (list.length >= rt.settings.snapshotLimit) {
-            throw new CapacityError(
-              `The snapshot limit (${rt.settings.snapshotLimit}) is reached; delete one first`,
-              {
-                customerMessage: `You already have ${list.length} snapshots, the most your plan allows.`,
-              },
-            )
-          }
+          if (rt.settings.snapshotLimit <= 0)
+            throw new CapacityError('The plan allows no snapshots', {
+              customerMessage: 'Your plan does not include snapshots.',
+            })
+          // Lifetime clean-up is part of taking a snapshot: expired ones go first, then the oldest
+          // until there is room for the new one, so the limit never blocks a customer.
+          const pruned = await pruneSnapshots(rt, vm.node, vm.vmid, 1)
           const name = snapshotName()
           await rt.client.run(
             ENDPOINTS.snapshotCreate,
             { node: vm.node, vmid: vm.vmid, snapname: name, description: params.description ?? '' },
             { signal: rt.signal },
           )
-          return { message: `Snapshot ${name} created`, data: { name } }
+          return {
+            message: `Snapshot ${name} created${pruned.length ? ` (${pruned.length} older deleted)` : ''}`,
+            data: { name, deleted: pruned },
+          }
         },
       ),
       deleteSnapshot: vmAction(
@@ -628,21 +838,9 @@ export function createProxmoxKvmConnector(
         },
       ),
       cleanupSnapshots: vmAction('Delete expired snapshots', ['admin'], 'write', none, async (rt, vm) => {
-        const cutoff = Date.now() / 1000 - rt.settings.snapshotLifetimeDays * 86400
-        const list = (
-          await rt.client.api.snapshotList({ node: vm.node, vmid: vm.vmid }, { signal: rt.signal })
-        ).filter((s) => s.name !== 'current' && (toNumber(s.snaptime) ?? Number.POSITIVE_INFINITY) < cutoff)
-        for (const snap of list) {
-          await rt.client.run(
-            ENDPOINTS.snapshotDelete,
-            { node: vm.node, vmid: vm.vmid, snapname: snap.name },
-            { signal: rt.signal },
-          )
-        }
-        return {
-          message: `${list.length} expired snapshots deleted`,
-          data: { deleted: list.map((s) => s.name) },
-        }
+        // Also trims a list that is over a lowered limit; the app calls this on its own schedule.
+        const deleted = await pruneSnapshots(rt, vm.node, vm.vmid, 0)
+        return { message: `${deleted.length} expired snapshots deleted`, data: { deleted } }
       }),
       listBackups: vmAction('Backups', ['admin', 'client'], 'read', none, async (rt, vm) => {
         return { data: { backups: await backupsOf(rt, vm.node, vm.vmid), slots: rt.settings.backupSlots } }

@@ -157,6 +157,7 @@ export async function cloneStep(rt: KvmRuntime, data: DeployData, fixedVmid?: nu
       const existing = await isOurs(rt, vmid)
       if (existing) {
         // An earlier attempt cloned it (its answer may have been lost): wait for the clone to finish.
+        rt.onCloneStarted?.({ vmid, node: existing.node })
         await waitUnlocked(rt.client, existing.node, vmid, rt.signal)
         return { status: 'done', note: `VM ${vmid} already cloned`, data: { vmid, node: existing.node } }
       }
@@ -178,6 +179,7 @@ export async function cloneStep(rt: KvmRuntime, data: DeployData, fixedVmid?: nu
         ...(full ? { storage: rt.settings.storage } : {}),
       }
       const upid = await rt.client.call(ENDPOINTS.vmClone, params, { signal: rt.signal })
+      rt.onCloneStarted?.({ vmid, node: templateNode })
       await rt.client.waitForTask(upid, { signal: rt.signal })
       await rt.client.run(
         ENDPOINTS.vmConfigUpdate,
@@ -189,6 +191,7 @@ export async function cloneStep(rt: KvmRuntime, data: DeployData, fixedVmid?: nu
       if (isPveFailure(error, PveFailureKind.EXISTS)) {
         const owner = await isOurs(rt, vmid)
         if (owner) {
+          rt.onCloneStarted?.({ vmid, node: owner.node })
           await waitUnlocked(rt.client, owner.node, vmid, rt.signal)
           return { status: 'done', note: `VM ${vmid} already cloned`, data: { vmid, node: owner.node } }
         }

@@ -63,6 +63,11 @@ export interface KvmRuntime {
   signal: AbortSignal
   /** Called when a VM is ready (the welcome mail with access details). */
   notify?: (event: ReadyEvent) => Promise<void>
+  /**
+   * Called once the clone task runs (or an earlier attempt's clone is found): the moment an accepted
+   * create may answer, since the VMID, the addresses and the VM itself now exist.
+   */
+  onCloneStarted?: (clone: { vmid: number; node: string }) => void
 }
 
 export interface ReadyEvent {

@@ -310,26 +310,47 @@ describe('lifecycle after deploy', () => {
     expect(JSON.stringify(sink.entries)).not.toContain('Second-Password-9')
   })
 
-  it('snapshots: create up to the limit, delete, roll back, expire by lifetime', async () => {
+  it('snapshots: past the limit the oldest goes, expired ones go first, roll back, clean up', async () => {
     const act = (action: string, params: Record<string, unknown> = {}) =>
       connector.invoke('action', { service: s, action, params, audience: 'client' })
-    const a = ok(await act('createSnapshot', { description: 'before upgrade' }))
+    const names = () => (vmOf(String(s.serviceId))?.snapshots ?? []).map((x) => x.name)
+    const a = ok(await act('createSnapshot', { description: 'before upgrade' })).data as { name: string }
     await new Promise((r) => setTimeout(r, 5))
-    ok(await act('createSnapshot'))
-    const over = await act('createSnapshot')
-    expect(over.ok).toBe(false)
-    if (!over.ok) expect(over.error.code).toBe('CAPACITY')
+    const b = ok(await act('createSnapshot')).data as { name: string }
+    await new Promise((r) => setTimeout(r, 5))
+    // The limit is 2: a third snapshot deletes the oldest instead of refusing.
+    const c = ok(await act('createSnapshot')).data as { name: string; deleted: string[] }
+    expect(c.deleted).toEqual([a.name])
+    expect(names()).toEqual([b.name, c.name])
     const list = ok(await act('listSnapshots')).data as { snapshots: { name: string }[] }
-    expect(list.snapshots).toHaveLength(2)
-    ok(await act('rollbackSnapshot', { name: (a.data as { name: string }).name }))
-    expect(vmOf(String(s.serviceId))?.status).toBe('running')
+    expect(list.snapshots.map((x) => x.name)).toEqual([b.name, c.name])
+    // Expired snapshots are deleted before a new one is taken, even under the limit.
     const vm = vmOf(String(s.serviceId))
-    for (const snap of vm?.snapshots ?? []) snap.snaptime -= 30 * 86400
+    const first = vm?.snapshots.find((x) => x.name === b.name)
+    if (first) first.snaptime -= 30 * 86400
+    await new Promise((r) => setTimeout(r, 5))
+    const d = ok(await act('createSnapshot')).data as { name: string; deleted: string[] }
+    expect(d.deleted).toEqual([b.name])
+    expect(names()).toEqual([c.name, d.name])
+    ok(await act('rollbackSnapshot', { name: d.name }))
+    expect(vmOf(String(s.serviceId))?.status).toBe('running')
+    for (const snap of vmOf(String(s.serviceId))?.snapshots ?? []) snap.snaptime -= 30 * 86400
     const cleaned = ok(
       await connector.invoke('action', { service: s, action: 'cleanupSnapshots', audience: 'admin' }),
     )
-    expect((cleaned.data as { deleted: string[] }).deleted.length).toBeGreaterThan(0)
+    expect((cleaned.data as { deleted: string[] }).deleted).toEqual([c.name, d.name])
     expect(vmOf(String(s.serviceId))?.snapshots).toHaveLength(0)
+  })
+
+  it('snapshots: a plan without snapshots refuses with CAPACITY', async () => {
+    const none = { ...s, settings: { ...s.settings, snapshotLimit: 0 } }
+    const r = await connector.invoke('action', {
+      service: none,
+      action: 'createSnapshot',
+      audience: 'client',
+    })
+    expect(r.ok).toBe(false)
+    if (!r.ok) expect(r.error.code).toBe('CAPACITY')
   })
 
   it('backups: slots keep the newest, restore re-applies the package', async () => {
