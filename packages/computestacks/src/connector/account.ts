@@ -459,6 +459,75 @@ export async function loadUserGroupChoices(ctx: {
   }
 }
 
+const LinkParamsSchema = z
+  .object({
+    /** The ComputeStacks user id, as `listAccounts` gives it in `accountId`. */
+    accountId: z
+      .union([z.string().regex(/^\d+$/, 'must be a user id'), z.number().int().positive()])
+      .optional(),
+    /** Or the account's email (looked up lower-cased first, as ComputeStacks stores it). */
+    email: z.email().optional(),
+  })
+  .refine((p) => p.accountId !== undefined || p.email !== undefined, 'give accountId or email')
+
+/**
+ * Ties an imported account (one `listAccounts` returned without a service id) to this service: sets
+ * `external_id` and `labels.whmcs`, the same tie create writes, so every later operation finds it.
+ */
+async function linkAccount(
+  ctx: { server: Server; calls: CallRecorder; resources: Resources; service: Service; signal: AbortSignal },
+  params: z.output<typeof LinkParamsSchema>,
+) {
+  const client = clientForServer(ctx.server, ctx.calls, ctx.resources)
+  const serviceId = ctx.service.serviceId
+  const user =
+    params.accountId !== undefined
+      ? await client.users.find(Number(params.accountId), { signal: ctx.signal })
+      : await client.users.findByEmail(params.email as string, { signal: ctx.signal })
+  if (!user) {
+    throw new NotFoundError(
+      `There is no ComputeStacks account ${params.accountId !== undefined ? `with id ${params.accountId}` : params.email}`,
+    )
+  }
+  if (user.isAdmin) {
+    throw new ConflictError(`ComputeStacks user ${user.id} is an admin; admins are not tied to services`)
+  }
+  const owner = user.whmcs.serviceId ?? user.externalId ?? undefined
+  if (owner !== undefined && owner !== null && owner !== serviceId) {
+    throw new ConflictError(
+      `The ComputeStacks account ${user.email} (user ${user.id}) is tied to service ${owner}, not ${serviceId}`,
+      { details: { userId: user.id, ownerServiceId: owner } },
+    )
+  }
+  // One account per service: another account already tied to it would make lookups ambiguous.
+  const current = await locateAccount(client, ctx.service, accountEmail(ctx.service, ctx.server), {
+    signal: ctx.signal,
+  })
+  if (current.user && current.user.id !== user.id) {
+    throw new ConflictError(
+      `Service ${serviceId} already has the ComputeStacks account ${current.user.email} (user ${current.user.id})`,
+      { details: { userId: current.user.id } },
+    )
+  }
+  const tied =
+    user.whmcs.serviceId === serviceId &&
+    user.externalId === serviceId &&
+    user.whmcs.clientId === String(ctx.service.clientId)
+  if (!tied) {
+    await client.users.update(
+      user.id,
+      { externalId: serviceId, whmcs: tie(ctx.service) },
+      { signal: ctx.signal },
+    )
+  }
+  return {
+    message: tied
+      ? `Account ${user.email} was already linked to service ${serviceId}`
+      : `Linked account ${user.email} (user ${user.id}) to service ${serviceId}`,
+    data: { accountId: String(user.id), username: user.email, changed: !tied },
+  }
+}
+
 export const computestacksAccountConnector = defineConnector({
   id: 'computestacks-account',
   metadata: {
@@ -474,6 +543,15 @@ export const computestacksAccountConnector = defineConnector({
     await Promise.all([...resources.dispatchers.values()].map((a) => a.close()))
     resources.dispatchers.clear()
     resources.tokens.clear()
+  },
+  actions: {
+    linkAccount: {
+      label: 'Link an imported ComputeStacks account to this service',
+      audience: ['admin'],
+      access: 'write',
+      params: LinkParamsSchema,
+      run: (ctx, params) => linkAccount(ctx, params as z.output<typeof LinkParamsSchema>),
+    },
   },
   operations: {
     async create(ctx) {

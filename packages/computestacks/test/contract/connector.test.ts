@@ -237,6 +237,106 @@ describe('lifecycle', () => {
   })
 })
 
+describe('linking an imported account', () => {
+  it('ties an account listed without a service to the service, after which every operation finds it', async () => {
+    const imported = sim.addUser({ email: `imported${n}@example.com`, fname: 'Ivy', lname: 'Imported' })
+    const s = service()
+    const listed = await ok<{ accounts: { accountId: string; serviceId?: string }[] }>(
+      connector.invoke('listAccounts', { server }),
+    )
+    expect(listed.accounts.find((a) => a.accountId === String(imported.id))?.serviceId).toBeUndefined()
+    // Before the link the service has no account.
+    const before = await connector.invoke('suspend', { service: s })
+    expect(before.ok ? null : before.error.code).toBe('NOT_FOUND')
+
+    const dry = await connector.invoke(
+      'action',
+      { service: s, action: 'linkAccount', params: { accountId: String(imported.id) } },
+      { dryRun: true },
+    )
+    expect(dry.ok).toBe(true)
+    expect(imported.externalId).toBeNull()
+
+    const linked = await ok<{ message: string; data: { changed: boolean; username: string } }>(
+      connector.invoke('action', { service: s, action: 'linkAccount', params: { accountId: imported.id } }),
+    )
+    expect(linked.data).toMatchObject({ changed: true, username: imported.email })
+    expect(imported.externalId).toBe(String(s.serviceId))
+    expect(imported.labels).toEqual({
+      whmcs: { client_id: Number(s.clientId), service_id: Number(s.serviceId) },
+    })
+    const again = await ok<{ data: { changed: boolean } }>(
+      connector.invoke('action', {
+        service: s,
+        action: 'linkAccount',
+        params: { email: imported.email.toUpperCase() },
+      }),
+    )
+    expect(again.data.changed).toBe(false)
+    const relisted = await ok<{ accounts: { accountId: string; serviceId?: string }[] }>(
+      connector.invoke('listAccounts', { server }),
+    )
+    expect(relisted.accounts.find((a) => a.accountId === String(imported.id))?.serviceId).toBe(
+      String(s.serviceId),
+    )
+    // The service username is not the account's email, yet the tie finds it.
+    expect((await ok<{ changed: boolean }>(connector.invoke('suspend', { service: s }))).changed).toBe(true)
+    expect(imported.active).toBe(false)
+  })
+
+  it('refuses accounts tied to another service, a second account for the service, admins and unknown ids', async () => {
+    const other = sim.addUser({
+      email: `other${n}@example.com`,
+      externalId: '777001',
+      labels: { whmcs: { client_id: 1, service_id: 777001 } },
+    })
+    const s = service()
+    const taken = await connector.invoke('action', {
+      service: s,
+      action: 'linkAccount',
+      params: { accountId: other.id },
+    })
+    expect(taken.ok ? null : taken.error.code).toBe('CONFLICT')
+    expect(other.externalId).toBe('777001')
+
+    await ok(connector.invoke('create', { service: s }))
+    const spare = sim.addUser({ email: `spare${n}@example.com` })
+    const second = await connector.invoke('action', {
+      service: s,
+      action: 'linkAccount',
+      params: { accountId: spare.id },
+    })
+    expect(second.ok ? null : second.error.code).toBe('CONFLICT')
+    expect(spare.externalId).toBeNull()
+
+    const admin = await connector.invoke('action', {
+      service: service(),
+      action: 'linkAccount',
+      params: { accountId: sim.adminUserId },
+    })
+    expect(admin.ok ? null : admin.error.code).toBe('CONFLICT')
+    const missing = await connector.invoke('action', {
+      service: service(),
+      action: 'linkAccount',
+      params: { accountId: 999999 },
+    })
+    expect(missing.ok ? null : missing.error.code).toBe('NOT_FOUND')
+    const neither = await connector.invoke('action', {
+      service: service(),
+      action: 'linkAccount',
+      params: {},
+    })
+    expect(neither.ok ? null : neither.error.code).toBe('VALIDATION')
+    const client = await connector.invoke('action', {
+      service: service(),
+      action: 'linkAccount',
+      audience: 'client',
+      params: { accountId: spare.id },
+    })
+    expect(client.ok ? null : client.error.code).toBe('UNSUPPORTED')
+  })
+})
+
 describe('sso, client area and usage', () => {
   it('gives client and admin login URLs that sign in once', async () => {
     const s = service()
