@@ -142,6 +142,14 @@ export function migrations(dialect: 'sqlite' | 'postgres', box?: SecretBox): Rec
     },
     '0002_reverse_sync_ledger_sealed_secrets': {
       async up(db: Kysely<unknown>) {
+        // Checked before any change: SQLite runs a migration's DDL outside a transaction, so a
+        // migration that fails half-way could not simply be run again.
+        const plain = await sql<{ n: number }>`select count(*) as n from services
+          where context_json like '%"password":%'`.execute(db)
+        if (!box && Number(plain.rows[0]?.n ?? 0) > 0)
+          throw new Error(
+            'The store holds service passwords in plain text from an earlier version; set store.encryptionKey so they can be encrypted',
+          )
         // What the WHMCS reverse sync's provisioned view needs: the intended plan and password
         // fingerprint (what was queued) and the confirmed ones (what a connector reported done).
         for (const column of [

@@ -46,6 +46,8 @@ export class Store {
   readonly location: string
   /** Seals and opens service passwords; undefined when no key was given (then none can be stored). */
   readonly box: SecretBox | undefined
+  /** The PostgreSQL schema, when one was given. */
+  schema: string | undefined
   private readonly sqlite: BetterSqlite3.Database | undefined
 
   private constructor(
@@ -101,6 +103,7 @@ export class Store {
         `postgresql://${url.host}${url.pathname}${schema ? `#${schema}` : ''}`,
         box,
       )
+      store.schema = schema
     } else {
       const file = options.file ?? 'provisioner.sqlite'
       let path = file
@@ -126,6 +129,9 @@ export class Store {
   async migrate(): Promise<string[]> {
     const migrator = new Migrator({
       db: this.db,
+      // Kysely looks for its bookkeeping tables across every schema unless told which one: another
+      // schema's tables (a second provisioner, a parallel test) must not count as this one's.
+      ...(this.schema ? { migrationTableSchema: this.schema } : {}),
       provider: { getMigrations: async () => migrations(this.dialect, this.box) },
     })
     const { error, results } = await migrator.migrateToLatest()
