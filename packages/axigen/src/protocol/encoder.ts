@@ -71,6 +71,18 @@ export function quote(v: string): string {
   return `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`
 }
 
+/** Keywords already checked: scripts repeat the same few dozen, so each is tested once. */
+const knownKeywords = new Set<string>()
+
+function checkKeyword(token: string): void {
+  if (!KEYWORD.test(token)) {
+    throw new ValidationError(`Not a CLI keyword: ${JSON.stringify(token)}`, [
+      { path: 'keyword', message: 'keywords are letters, digits and dashes; wrap data in value()' },
+    ])
+  }
+  if (knownKeywords.size < 1024) knownKeywords.add(token)
+}
+
 /** Encodes a command from keywords (plain strings), numbers, values and lists. */
 export function encodeCommand(...tokens: CliToken[]): EncodedCommand {
   const line: string[] = []
@@ -82,11 +94,7 @@ export function encodeCommand(...tokens: CliToken[]): EncodedCommand {
       line.push(s)
       masked.push(s)
     } else if (typeof token === 'string') {
-      if (!KEYWORD.test(token)) {
-        throw new ValidationError(`Not a CLI keyword: ${JSON.stringify(token)}`, [
-          { path: 'keyword', message: 'keywords are letters, digits and dashes; wrap data in value()' },
-        ])
-      }
+      if (!knownKeywords.has(token)) checkKeyword(token)
       line.push(token)
       masked.push(token)
     } else if (token.kind === 'list') {
