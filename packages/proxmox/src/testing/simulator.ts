@@ -132,6 +132,8 @@ interface RequestFault {
 
 interface TaskFault {
   exitstatus: string
+  /** The task does its work and ends with `WARNINGS: n` (a success) instead of failing. */
+  warnings?: number
   count: number
   type?: string
   id?: string
@@ -377,6 +379,18 @@ export class ProxmoxSimulator {
     this.faults.tasks.push(fault)
   }
 
+  /** The next `count` tasks of this type (and id) do their work but end with `WARNINGS: n`, which is a success. */
+  warnTask(options: { warnings: number; type?: string; id?: string | number; count?: number }): void {
+    const fault: TaskFault = {
+      exitstatus: `WARNINGS: ${options.warnings}`,
+      warnings: options.warnings,
+      count: options.count ?? 1,
+    }
+    if (options.type) fault.type = options.type
+    if (options.id !== undefined) fault.id = String(options.id)
+    this.faults.tasks.push(fault)
+  }
+
   /** For `durationMs`, config writes fail with `can't lock file … got timeout` with this probability. */
   lockStorm(options: { probability: number; durationMs: number; vmids?: number[] }): void {
     this.faults.lockStorm = { probability: options.probability, until: Date.now() + options.durationMs }
@@ -539,13 +553,14 @@ export class ProxmoxSimulator {
       if (task.status === 'stopped') return
       task.timer = undefined
       try {
-        if (faultIndex !== -1) {
-          const fault = this.faults.tasks[faultIndex] as TaskFault
+        const fault = faultIndex === -1 ? undefined : (this.faults.tasks[faultIndex] as TaskFault)
+        if (fault) {
           fault.count--
-          if (fault.count <= 0) this.faults.tasks.splice(faultIndex, 1)
-          throw new Error(fault.exitstatus)
+          if (fault.count <= 0) this.faults.tasks.splice(this.faults.tasks.indexOf(fault), 1)
+          if (fault.warnings === undefined) throw new Error(fault.exitstatus)
         }
-        const warnings = work(task) as number | undefined
+        const done = work(task) as number | undefined
+        const warnings = fault?.warnings ?? done
         task.exitstatus = typeof warnings === 'number' && warnings > 0 ? `WARNINGS: ${warnings}` : 'OK'
         task.log.push(`TASK ${task.exitstatus}`)
       } catch (error) {

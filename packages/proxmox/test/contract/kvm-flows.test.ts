@@ -437,6 +437,8 @@ describe('lifecycle after deploy', () => {
     const after = vmOf(String(s.serviceId))
     expect(after?.vmid).toBe(vmid)
     expect(parseNet(after?.config.net0 as string).macaddr).toBe(mac)
+    expect(parseNet(vm?.config.net0 as string).tag).toBe(20)
+    expect(parseNet(after?.config.net0 as string).tag).toBe(20)
     expect(after?.config.ipconfig0).toBe(ip)
     expect(after?.snapshots).toHaveLength(0)
     expect(after?.status).toBe('running')

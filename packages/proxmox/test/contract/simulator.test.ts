@@ -183,6 +183,12 @@ describe('simulator protocol', () => {
     const next = await raw('GET', '/cluster/nextid', cookie)
     expect(JSON.parse(next.text).data).toMatch(/^\d+$/)
     expect(typeof (await client().nextId())).toBe('number')
+    // nextid reserves nothing: parallel callers get the same id, and only the clone settles who wins.
+    const c = client()
+    const [x, y] = await Promise.all([c.nextId(), c.nextId()])
+    expect(x).toBe(y)
+    const taken = await c.call(ENDPOINTS.nextId, { vmid: 9000 }).catch((e: unknown) => e)
+    expect(taken).toMatchObject({ status: 400, errors: { vmid: 'VM 9000 already exists' } })
   })
 
   it('errors carry the reason phrase on old servers and the body message on new ones', async () => {
@@ -284,6 +290,16 @@ describe('simulator protocol', () => {
       sim.faults.slowTaskFactor = 1
       sim.finishAllTasks()
     }
+  })
+
+  it('a task ending in "WARNINGS: n" is a success that reports its warning count', async () => {
+    const c = client()
+    await c.run(ENDPOINTS.vmClone, { node: 'pve1', vmid: 9000, newid: 987, full: true, storage: 'local-lvm' })
+    sim.warnTask({ type: 'qmstart', id: 987, warnings: 2 })
+    const result = await c.run(ENDPOINTS.vmStart, { node: 'pve1', vmid: 987 })
+    expect(result).toMatchObject({ exitstatus: 'WARNINGS: 2', warnings: 2 })
+    expect(sim.vms.get(987)?.status).toBe('running')
+    await c.run(ENDPOINTS.vmStop, { node: 'pve1', vmid: 987 })
   })
 
   it('5xx and dropped connections: reads are repeated, a clone is not', async () => {
