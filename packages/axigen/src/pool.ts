@@ -51,6 +51,11 @@ export class SessionPool {
     this.maxWaiting = options.maxWaiting ?? 1000
   }
 
+  /** Most sessions this pool opens to its server. */
+  get capacity(): number {
+    return this.max
+  }
+
   get stats() {
     return { open: this.size, idle: this.idle.length, waiting: this.waiting.length, created: this.created }
   }

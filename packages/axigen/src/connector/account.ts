@@ -9,10 +9,10 @@ import {
   ValidationError,
 } from '@panelkit/core'
 import type { AxigenClient } from '../client.ts'
-import type { AccountDetails } from '../commands/accounts.ts'
+import { type AccountDetails, OWNERSHIP_BATCH } from '../commands/accounts.ts'
 import type { AccountQuotas } from '../commands/domains.ts'
 import { formatMarker, MARKER_ATTRIBUTE, type Marker, parseMarker } from './marker.ts'
-import { ClientCache, diagnoseConnection } from './shared.ts'
+import { ClientCache, diagnoseConnection, mapBounded } from './shared.ts'
 
 const ACCOUNT_NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/
 const SERVICE_WORD = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
@@ -194,7 +194,7 @@ async function requireOwned(client: AxigenClient, id: Identity, serviceId: strin
   return found
 }
 
-const isSuspended = (d: AccountDetails, m: Marker | undefined) =>
+const isSuspended = (d: Pick<AccountDetails, 'services' | 'servicesExplicit'>, m: Marker | undefined) =>
   m?.suspended !== undefined || (d.servicesExplicit && d.services.length === 0)
 
 /**
@@ -437,11 +437,23 @@ export const axigenAccountConnector = defineConnector({
       const domains = ctx.settings.domain
         ? [ctx.settings.domain.toLowerCase()]
         : (await client.domains.list()).map((d) => d.name)
-      const accounts = []
+      // Batches of accounts, one script each (the domain entered once), run on every pooled session.
+      const batches: { domain: string; names: string[] }[] = []
       for (const domain of domains) {
-        for (const name of await client.accounts.list(domain)) {
-          const details = await client.accounts.show(domain, name)
-          const marker = parseMarker(details.notes)
+        const names = await client.accounts.list(domain)
+        for (let i = 0; i < names.length; i += OWNERSHIP_BATCH) {
+          batches.push({ domain, names: names.slice(i, i + OWNERSHIP_BATCH) })
+        }
+      }
+      const read = await mapBounded(batches, client.pool.capacity, async (b) => ({
+        domain: b.domain,
+        owners: await client.accounts.ownership(b.domain, b.names),
+      }))
+      const accounts = []
+      for (const { domain, owners } of read) {
+        for (const owner of owners) {
+          const name = owner.name
+          const marker = parseMarker(owner.notes)
           const account: {
             accountId: string
             username: string
@@ -454,7 +466,7 @@ export const axigenAccountConnector = defineConnector({
             username: name,
             domain,
             email: `${name}@${domain}`,
-            status: isSuspended(details, marker) ? 'suspended' : 'active',
+            status: isSuspended(owner, marker) ? 'suspended' : 'active',
           }
           if (marker) account.serviceId = marker.serviceId
           accounts.push(account)

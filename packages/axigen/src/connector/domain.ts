@@ -11,7 +11,7 @@ import type { AxigenClient } from '../client.ts'
 import type { DomainAdminLimits } from '../commands/domains.ts'
 import { showString } from '../protocol/output.ts'
 import { formatMarker, MARKER_ATTRIBUTE, type Marker, parseMarker } from './marker.ts'
-import { ClientCache, diagnoseConnection } from './shared.ts'
+import { ClientCache, diagnoseConnection, mapBounded } from './shared.ts'
 
 const DOMAIN_NAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/
 const PATH = /^(file:\/\/)?\/[^?"]*$/
@@ -392,8 +392,13 @@ export const axigenDomainConnector = defineConnector({
     async listAccounts(ctx) {
       const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
       const accounts = []
-      for (const d of await client.domains.list()) {
-        const marker = await ownerMarker(client, d.name).catch(() => undefined)
+      const list = await client.domains.list()
+      // One marker read per domain (the postmaster's notes), on every pooled session at once.
+      const markers = await mapBounded(list, client.pool.capacity, (d) =>
+        ownerMarker(client, d.name).catch(() => undefined),
+      )
+      for (const [i, d] of list.entries()) {
+        const marker = markers[i]
         const account: {
           accountId: string
           domain: string

@@ -148,3 +148,24 @@ export async function diagnoseConnection(
     await cache.close()
   }
 }
+
+/**
+ * Maps with at most `limit` calls in flight, keeping the order of `items`. Import reads many accounts:
+ * bounded by the pool size, they use every pooled session without queueing hundreds of callers.
+ */
+export async function mapBounded<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const results = new Array<R>(items.length)
+  let next = 0
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++
+      results[i] = await fn(items[i] as T)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker))
+  return results
+}

@@ -115,6 +115,37 @@ describe('mailbox package, usage and import', () => {
     expect(m1).toMatchObject({ serviceId: '1', status: 'active', email: 'm1@corp.example' })
   })
 
+  it('import reads accounts in batched scripts spread over the pooled sessions', async () => {
+    sim.addDomain('bulk.example')
+    for (let i = 0; i < 60; i++) {
+      const a = sim.addAccount('bulk.example', `u${i}`)
+      if (i === 7) a.contact.notes = 'panelkit:v1 service=907'
+      if (i === 8) {
+        a.contact.notes = 'panelkit:v1 service=908 suspended=inherit'
+        a.services = []
+      }
+    }
+    const clientLines = () => sim.transcripts.flat().filter((e) => e.from === 'client')
+    const fullShowsBefore = clientLines().filter((e) => e.text === 'SHOW RegistryInformation').length
+    const r = await accounts.invoke('listAccounts', { server, settings: { domain: 'bulk.example' } })
+    expect(r.ok).toBe(true)
+    const found = r.ok ? r.data.accounts : []
+    expect(found).toHaveLength(61) // and the postmaster
+    expect(found.find((a) => a.username === 'u7')).toMatchObject({ serviceId: '907', status: 'active' })
+    expect(found.find((a) => a.username === 'u8')).toMatchObject({ serviceId: '908', status: 'suspended' })
+    expect(found.find((a) => a.username === 'u9')?.serviceId).toBeUndefined()
+    // No full SHOW per account; 61 accounts in batches of 25 = three scripts entering the domain once
+    // each, plus the listing itself.
+    expect(clientLines().filter((e) => e.text === 'SHOW RegistryInformation')).toHaveLength(fullShowsBefore)
+    expect(clientLines().filter((e) => e.text === 'UPDATE Domain name "bulk.example"')).toHaveLength(4)
+    // The batches ran side by side on more than one pooled session.
+    const sessionsUsed = sim.transcripts.filter((t) =>
+      t.some((e) => e.from === 'client' && /^UPDATE Account name "u\d+"$/.test(e.text)),
+    )
+    expect(sessionsUsed.length).toBeGreaterThan(1)
+    sim.domains.delete('bulk.example')
+  })
+
   it('loads the target domain dropdown from the server', async () => {
     const r = await accounts.loadOptions('domain', server)
     expect(r.ok && r.data.map((c) => c.value)).toContain('corp.example')
