@@ -927,11 +927,12 @@ export class ComputeStacksSimulator {
     const total = all.length
     const last = Math.max(1, Math.ceil(total / perPage))
     const slice = all.slice((page - 1) * perPage, page * perPage)
+    // api-pagination merges `page` into the request's own query and Rails' to_param sorts the keys.
     const link = (p: number) => {
-      const u = new URL(url.href)
-      u.searchParams.set('page', String(p))
-      u.searchParams.set('per_page', String(perPage))
-      return u.href
+      const params = new URLSearchParams(url.searchParams)
+      params.set('page', String(p))
+      params.sort()
+      return `${url.origin}${url.pathname}?${params.toString()}`
     }
     const links: string[] = []
     if (page > 1) {

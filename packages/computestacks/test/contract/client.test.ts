@@ -170,7 +170,8 @@ describe('pagination', () => {
     expect(first.json?.users).toHaveLength(30)
     expect(first.headers['per-page']).toBe('30')
     expect(first.headers.total).toBe(String(local.users.size - 2))
-    expect(first.headers.link).toMatch(/page=2&per_page=30>; rel="next"/)
+    // api-pagination only merges `page` into the query the request had.
+    expect(first.headers.link).toMatch(/\/api\/admin\/users\?page=2>; rel="next"/)
     const last = await raw(local, '/api/admin/users?page=3')
     expect(last.headers.link).not.toMatch(/rel="next"/)
     await local.close()
