@@ -23,6 +23,7 @@ import { ENDPOINTS } from '../endpoints/catalog.ts'
 import type { RrdPoint } from '../endpoints/types.ts'
 import type { TlsOptions } from '../http.ts'
 import { groupIsos } from './iso.ts'
+import { withOptionLoaders } from './option-loaders.ts'
 import {
   applyAdditionalDisk,
   applyAdditionalDiskIo,
@@ -123,6 +124,10 @@ export function credentialsFor(server: Server): ProxmoxCredentials {
   }
 }
 
+function baseUrlOf(server: Server): string {
+  return `${server.secure === false ? 'http' : 'https'}://${server.hostname}:${server.port ?? 8006}`
+}
+
 export function tlsFor(server: Server): TlsOptions {
   const o = server.options
   const tls: TlsOptions = {}
@@ -155,8 +160,7 @@ export function createProxmoxKvmConnector(
     const { server } = ctx
     const credentials = credentialsFor(server)
     const tls = tlsFor(server)
-    const port = server.port ?? 8006
-    const baseUrl = `${server.secure === false ? 'http' : 'https'}://${server.hostname}:${port}`
+    const baseUrl = baseUrlOf(server)
     const key = createHash('sha256')
       .update(JSON.stringify([baseUrl, credentials, tls]))
       .digest('hex')
@@ -363,7 +367,22 @@ export function createProxmoxKvmConnector(
       defaultPort: 8006,
       defaultSecurePort: 8006,
     },
-    settings: kvmSettings,
+    settings: withOptionLoaders(kvmSettings, async (server, calls, use) => {
+      const clientOptions: ProxmoxClientOptions = {
+        baseUrl: baseUrlOf(server),
+        credentials: credentialsFor(server),
+        tls: tlsFor(server),
+        recorder: calls,
+        ...options.client,
+      }
+      if (options.dispatcher) clientOptions.dispatcher = options.dispatcher
+      const client = createProxmoxClient(clientOptions)
+      try {
+        return await use(client)
+      } finally {
+        await client.close()
+      }
+    }),
     secretKeys: ['cipassword', 'PVEAuthCookie', 'CSRFPreventionToken'],
     resources: () => ({
       clients: new Map<string, ProxmoxClient>(),

@@ -2,23 +2,23 @@ import { type SettingsOf, setting } from '@panelkit/core'
 
 /** The product settings of the KVM connector (WHMCS's ConfigOptions, in order). */
 export const kvmSettings = {
-  template: setting.text({
+  // Dropdowns without fixed options accept any value; their choices come from the cluster (option-loaders.ts).
+  template: setting.dropdown({
     label: 'Template',
     description: 'VMID or name of the cloud-init template to clone',
     required: true,
-    maxLength: 64,
   }),
   templates: setting.text({
     label: 'Reinstall templates',
     description: 'OS choices for reinstall: `debian-12=9000, ubuntu-24.04=9001`',
     default: '',
   }),
-  node: setting.text({
+  node: setting.dropdown({
     label: 'Target node',
     description: '`auto` places by free RAM, CPU and storage',
     default: 'auto',
   }),
-  storage: setting.text({ label: 'Storage', default: 'local-lvm' }),
+  storage: setting.dropdown({ label: 'Storage', default: 'local-lvm' }),
   linkedClone: setting.yesNo({ label: 'Linked clone', default: false }),
   sockets: setting.number({ label: 'CPU sockets', integer: true, min: 1, max: 4, default: 1 }),
   cores: setting.number({ label: 'CPU cores', integer: true, min: 1, max: 128, default: 1 }),
@@ -35,7 +35,7 @@ export const kvmSettings = {
     min: 0,
     default: 0,
   }),
-  additionalDiskStorage: setting.text({
+  additionalDiskStorage: setting.dropdown({
     label: 'Additional disk storage',
     description: 'empty: same as the system disk',
     default: '',
@@ -93,8 +93,8 @@ export const kvmSettings = {
     default: 7,
   }),
   backupSlots: setting.number({ label: 'Backup slots', integer: true, min: 0, max: 50, default: 2 }),
-  backupStorage: setting.text({ label: 'Backup storage', default: 'local' }),
-  isoStorage: setting.text({
+  backupStorage: setting.dropdown({ label: 'Backup storage', default: 'local' }),
+  isoStorage: setting.dropdown({
     label: 'ISO storage',
     description: 'empty: every storage with ISO content',
     default: '',

@@ -466,3 +466,30 @@ describe('lifecycle after deploy', () => {
     expect(ipPool.allocated()).not.toContain(ips[0]?.address)
   })
 })
+
+describe('product settings', () => {
+  it('dropdowns list the cluster: nodes, templates, and storages of the node chosen so far', async () => {
+    const server = service().server
+    const choices = async (key: string, settings: Record<string, unknown> = {}) => {
+      const r = await connector.loadOptions(key, server, { settings })
+      if (!r.ok) throw new Error(`${key}: ${r.error.detail}`)
+      return r.data
+    }
+    const nodes = await choices('node')
+    expect(nodes.map((c) => c.value)).toEqual(['auto', 'pve1', 'pve2', 'pve3'])
+    const templates = await choices('template')
+    expect(templates.map((c) => c.value)).toContain('9000')
+    expect(templates.find((c) => c.value === '9000')?.label).toMatch(/\(9000 on pve\d\)/)
+    const everywhere = await choices('storage')
+    const onPve1 = await choices('storage', { node: 'pve1' })
+    expect(onPve1.length).toBeGreaterThan(0)
+    expect(onPve1.every((c) => everywhere.some((e) => e.value === c.value))).toBe(true)
+    for (const c of onPve1) {
+      const row = sim.storages.find((st) => st.id === c.value)
+      expect(row?.content).toContain('images')
+    }
+    const backups = await choices('backupStorage', { node: 'pve1' })
+    expect(backups.map((c) => c.value)).toContain('local')
+    expect((await choices('isoStorage'))[0]).toEqual({ value: '', label: 'Every storage with ISO images' })
+  })
+})
