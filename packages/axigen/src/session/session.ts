@@ -9,7 +9,7 @@ import {
   ProtocolError,
   TimeoutError,
 } from '@panelkit/core'
-import { type EncodedCommand, encodeCommand, encodePasswordLine } from '../protocol/encoder.ts'
+import { type EncodedCommand, encodeCommand, encodePasswordLine, value } from '../protocol/encoder.ts'
 import { CRLF, type FramerOptions, type Reply, ReplyFramer } from '../protocol/framer.ts'
 import { parseVersion, type VersionInfo } from '../protocol/output.ts'
 import type { Transport, TransportFactory } from '../transport/transport.ts'
@@ -138,7 +138,7 @@ export class CliSession {
       const name = this.options.username
       const user = /^[A-Za-z0-9._@+-]+$/.test(name)
         ? { line: `USER ${name}`, masked: `USER ${name}` }
-        : encodeCommand('USER', { kind: 'value', value: name, secret: false })
+        : encodeCommand('USER', value(name, 'username'))
       const afterUser = await this.exchange(user.line, this.commandTimeout(), signal)
       if (afterUser.prompt.kind !== 'password') throw this.authError(afterUser)
       const afterPassword = await this.exchange(

@@ -1,7 +1,10 @@
+import { hasErrorCode } from '@panelkit/core'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { encodeCommand, encodePasswordLine, list, secret, value } from '../../src/protocol/encoder.ts'
 import { tokenize } from '../../src/protocol/parser.ts'
+import { CliSession } from '../../src/session/session.ts'
+import { ScriptedTransport } from '../helpers/memory-transport.ts'
 
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/
 
@@ -64,5 +67,26 @@ describe('value encoder', () => {
     expect(encodeCommand('SET', 'services', list(['imap', 'pop3'])).line).toBe('SET services (imap pop3)')
     expect(encodeCommand('SET', 'services', list([])).line).toBe('SET services ()')
     expect(() => list(['imap) DELETE'])).toThrow(/plain word/)
+  })
+})
+
+describe('the login line of a bare session', () => {
+  it('refuses a control character in a username that needs quoting, and sends nothing after the banner', async () => {
+    const transport = new ScriptedTransport(
+      [{ client: null, server: "Welcome to AXIGEN's Command Line Interface\r\n<login> " }],
+      'pw',
+    )
+    const session = new CliSession({
+      connect: async () => transport,
+      username: 'ad min\r\nDELETE Domain name "victim.example"',
+      password: 'pw',
+      probeVersion: false,
+    })
+    const error = await session.open().then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(hasErrorCode(error, 'VALIDATION')).toBe(true)
+    expect(transport.sent).toEqual([])
   })
 })
