@@ -95,14 +95,12 @@ class Recorder implements CallRecorder {
       this.emit(entry)
       return info.dryRunResult ? info.dryRunResult() : (undefined as T)
     }
-    // Nothing records the call: no entry to build, no clock to read.
+    // Without a sink nobody reads an entry: building one (and summarising a large answer) would be pure
+    // cost on every call.
     if (this.options.sink === undefined) return send()
     const started = this.now()
     try {
       const response = await send()
-      // Without a sink nobody reads the entry: building it (and summarising a large answer) would be
-      // pure cost on every call.
-      if (this.options.sink === undefined) return response
       const entry = this.entry(info as CallInfo<unknown>, this.now() - started)
       entry.response = info.summarize ? info.summarize(response) : response
       this.emit(entry)
