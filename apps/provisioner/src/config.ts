@@ -25,6 +25,8 @@ export const ServerConfigSchema = z.object({
   accessHash: z.string().optional(),
   /** At most this many services are placed here. */
   maxAccounts: z.number().int().positive().optional(),
+  /** This server's id in WHMCS (Setup → Servers): written back to each service placed here. */
+  whmcsServerId: z.number().int().positive().optional(),
   enabled: z.boolean().default(true),
   options: z.record(z.string(), z.unknown()).default({}),
 })

@@ -26,8 +26,10 @@ async function setup(kind: StoreKind) {
   const { config } = parseConfig(
     {
       whmcs: whmcs.config,
-      // biome-ignore lint/suspicious/noTemplateCurlyInString: an environment reference in the config
-      servers: [{ id: 's1', connector: 'memory-panel', hostname: host, password: '${PANEL_PW}' }],
+      servers: [
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: an environment reference in the config
+        { id: 's1', connector: 'memory-panel', hostname: host, password: '${PANEL_PW}', whmcsServerId: 1 },
+      ],
       serverGroups: [{ id: 'g1', servers: ['s1'] }],
       products: [
         {
@@ -74,6 +76,7 @@ describe.each(STORE_KINDS)('engine with the in-memory example connector (%s)', (
     const { panel, store, whmcs, engine, order } = await setup(kind)
     const a = order()
     const b = order('Pro')
+    whmcs.sim.service(Number(a)).serverId = 0
     const first = await engine.sync()
     expect(first).toMatchObject({ pass: 'full', complete: true, servicesSeen: 2, jobsCreated: 2 })
     expect(first.intentsByKind).toEqual({ create: 2 })
@@ -87,6 +90,7 @@ describe.each(STORE_KINDS)('engine with the in-memory example connector (%s)', (
     expect((await getService(store.db, a))?.actual).toBe('active')
     // Written back to WHMCS through the library's writeBackService.
     expect(whmcs.sim.service(Number(a)).username).toBe(`svc${a}`)
+    expect(whmcs.sim.service(Number(a)).serverId).toBe(1)
 
     whmcs.sim.setStatus(Number(a), 'Suspended')
     whmcs.sim.upgrade(Number(b), { options: { Plan: 'Basic' } })

@@ -838,8 +838,14 @@ export class Engine {
     if (!service) return this.permanent(`Service ${job.serviceId} is not in the store`)
     if (job.operation === 'writeBack') {
       if (!this.whmcs) return { ok: true, data: { skipped: 'no WHMCS connection' } }
-      const p = job.payload as { username?: string; dedicatedIp?: string; assignedIps?: string[] }
+      const p = job.payload as {
+        username?: string
+        dedicatedIp?: string
+        assignedIps?: string[]
+        serverId?: number
+      }
       const update: Parameters<typeof writeBackService>[1] = { serviceId: service.serviceId }
+      if (p.serverId !== undefined) update.serverId = p.serverId
       if (p.username !== undefined) update.username = p.username
       if (p.dedicatedIp !== undefined) update.dedicatedIp = p.dedicatedIp
       if (p.assignedIps !== undefined) update.assignedIps = p.assignedIps
@@ -1087,6 +1093,8 @@ export class Engine {
         if (Array.isArray(d.ips)) patch.ips_json = JSON.stringify(d.ips)
         if (this.whmcs) {
           const fields: Record<string, unknown> = {}
+          const placed = typeof d.serverId === 'string' ? this.server(d.serverId) : undefined
+          if (placed?.whmcsServerId !== undefined) fields.serverId = placed.whmcsServerId
           if (typeof d.username === 'string') fields.username = d.username
           if (Array.isArray(d.ips) && d.ips.length > 0) {
             fields.dedicatedIp = d.ips[0]

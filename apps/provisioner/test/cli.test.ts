@@ -1,0 +1,97 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import {
+  MemoryPanel,
+  memoryPanelConnector,
+  registerMemoryPanel,
+  unregisterMemoryPanel,
+} from '@panelkit/core/testing'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { main } from '../src/cli.ts'
+import { TEST_KEY } from './helpers.ts'
+import { startWhmcs, type WhmcsWorld } from './whmcs.ts'
+
+const host = `cli-panel-${process.pid}`
+let whmcs: WhmcsWorld
+let panel: MemoryPanel
+let dir = ''
+let file = ''
+const saved = { ...process.env }
+
+async function cli(...argv: string[]) {
+  const lines: string[] = []
+  const code = await main(
+    [...argv, '-c', file, '--log-level', 'error'],
+    { connectors: [{ definition: memoryPanelConnector }] },
+    { out: (l) => lines.push(l), err: (l) => lines.push(l) },
+  )
+  return { code, text: lines.join('\n') }
+}
+
+beforeAll(async () => {
+  panel = registerMemoryPanel(host, new MemoryPanel({ apiPassword: 'Cli-Panel-Pw-1' }))
+  whmcs = await startWhmcs()
+  dir = mkdtempSync(join(tmpdir(), 'provisioner-cli-'))
+  file = join(dir, 'provisioner.json')
+  writeFileSync(
+    file,
+    JSON.stringify({
+      whmcs: whmcs.config,
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: an environment reference in the config
+      servers: [{ id: 's1', connector: 'memory-panel', hostname: host, password: '${CLI_PANEL_PW}' }],
+      serverGroups: [{ id: 'g1', servers: ['s1'] }],
+      products: [{ whmcsProductId: whmcs.pid, connector: 'memory-panel', serverGroup: 'g1' }],
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: an environment reference in the config
+      store: { dataDir: join(dir, 'data'), encryptionKey: '${CLI_KEY}' },
+      worker: { backoffMs: 5, maxBackoffMs: 10 },
+    }),
+  )
+  Object.assign(process.env, { CLI_PANEL_PW: 'Cli-Panel-Pw-1', CLI_KEY: TEST_KEY, ...whmcs.env })
+})
+
+afterAll(async () => {
+  for (const k of ['CLI_PANEL_PW', 'CLI_KEY', 'WHMCS_SECRET']) {
+    if (saved[k] === undefined) delete process.env[k]
+    else process.env[k] = saved[k]
+  }
+  await whmcs.close()
+  unregisterMemoryPanel(host)
+  rmSync(dir, { recursive: true, force: true })
+})
+
+describe('the CLI', () => {
+  it('checks, syncs, works, shows status, drift and the log, and refuses bad arguments', async () => {
+    const a = whmcs.order({ password: 'Cli-Service-Pw-1' })
+    const check = await cli('check')
+    expect(check.code).toBe(0)
+    expect(check.text).toMatch(/server s1: ok/)
+    expect(check.text).toMatch(/whmcs: ok \(WHMCS [\d.]+, 1 services of the mapped products\)/)
+    const sync = await cli('sync')
+    expect(sync.code).toBe(0)
+    expect(sync.text).toMatch(/sync \(full\): 1 WHMCS services read, 1 intents \(create 1\), 1 jobs queued/)
+    expect((await cli('sync', '--email', 'customer@example.com')).text).toMatch(
+      /sync \(client\): 1 WHMCS services read, 0 intents.*\n.*primary service: 1 /,
+    )
+    expect((await cli('worker', '--once')).code).toBe(0)
+    expect(panel.find(`svc${a}`)).toBeDefined()
+    const status = await cli('status')
+    expect(status.text).toMatch(new RegExp(`${a}\\s+memory-panel\\s+s1\\s+active\\s+active`))
+    const json = await cli('status', '--json')
+    expect(JSON.parse(json.text).services[0]).toMatchObject({
+      serviceId: a,
+      actual: 'active',
+      hasPassword: true,
+    })
+    whmcs.sim.setStatus(Number(a), 'Suspended')
+    expect((await cli('drift')).text).toMatch(/suspended-in-whmcs-active-on-server/)
+    expect((await cli('log', '--service', a)).text).toMatch(/memory-panel create/)
+    for (const out of [check, sync, status, json])
+      expect(out.text).not.toMatch(/Cli-Service-Pw-1|Cli-Panel-Pw-1/)
+    expect((await cli('settle', '--key', 'whmcs:usage:1:x:usage', '--as', 'done')).code).toBe(1)
+    expect((await cli('settle', '--key', 'k')).code).toBe(2)
+    expect((await cli('credit', '--client', '1', '--deposit', 'd', '--amount', 'lots')).code).toBe(2)
+    expect((await cli('import')).code).toBe(2)
+    expect((await cli('frobnicate')).code).toBe(2)
+  })
+})

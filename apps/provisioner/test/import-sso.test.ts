@@ -1,0 +1,110 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { serviceIdFromDescription } from '@panelkit/proxmox'
+import { describe, expect, it } from 'vitest'
+import { type App, createApp } from '../src/app.ts'
+import { startDemoWorld } from '../src/demo/world.ts'
+import { importAccounts } from '../src/engine/import.ts'
+import { listJobs } from '../src/engine/jobs.ts'
+import { getService } from '../src/engine/services.ts'
+import { startApiServer } from '../src/http/server.ts'
+
+const TOKEN = 'import-test-token-0123456789'
+
+describe('import and single sign-on against the four simulators', () => {
+  it('adopts every connector’s existing accounts without re-creating them, then manages them', {
+    timeout: 60_000,
+  }, async () => {
+    const dirA = mkdtempSync(join(tmpdir(), 'provisioner-import-a-'))
+    const dirB = mkdtempSync(join(tmpdir(), 'provisioner-import-b-'))
+    const world = await startDemoWorld({ store: { dataDir: dirA } })
+    const { whmcs, cs, pve, axigen, sid } = world
+    let fresh: App | undefined
+    try {
+      // The accounts exist: provisioned by another installation (here: the world's own app).
+      await world.app.engine.sync()
+      await world.app.engine.runWorker({ untilIdle: true, pollMs: 5 })
+      const vmsBefore = pve.vms.size
+      const csWrites = cs.writeCount
+      // A new provisioner with an empty store adopts them.
+      fresh = await createApp({
+        config: {
+          ...world.app.config,
+          store: { ...world.app.config.store, dataDir: dirB },
+          http: { listen: '127.0.0.1:0', tokens: [TOKEN] },
+        },
+        secrets: world.secrets,
+        logStream: null,
+      })
+      const adopted: Record<string, string[]> = {}
+      for (const server of fresh.config.servers) {
+        const report = await importAccounts(fresh, server.id)
+        adopted[server.id] = report.adoptedServices
+      }
+      expect(adopted).toEqual({
+        'axigen-1': [String(sid.domain)],
+        'axigen-1-boxes': [String(sid.mailbox)],
+        'pve-1': [String(sid.vm)],
+        'cs-1': [String(sid.containers)],
+      })
+      // Importing again adopts nothing new.
+      expect((await importAccounts(fresh, 'pve-1')).already).toBe(1)
+      for (const id of Object.values(sid)) {
+        const s = await getService(fresh.store.db, String(id))
+        expect({ id, desired: s?.desired, actual: s?.actual }).toEqual({
+          id,
+          desired: 'active',
+          actual: 'active',
+        })
+      }
+      // Nothing to create: a sync finds every service provisioned, and nothing was written anywhere.
+      expect((await fresh.engine.sync()).intents).toBe(0)
+      expect(await listJobs(fresh.store.db)).toEqual([])
+      expect(pve.vms.size).toBe(vmsBefore)
+      expect(cs.writeCount).toBe(csWrites)
+      expect(
+        [...pve.vms.values()].filter(
+          (v) => serviceIdFromDescription(v.config.description) === String(sid.vm),
+        ),
+      ).toHaveLength(1)
+      // Adopted services are managed like any other: WHMCS suspends one, the new provisioner follows.
+      whmcs.suspendForNonPayment(sid.containers)
+      whmcs.upgrade(sid.mailbox, { options: { Plan: 'Pro' } })
+      expect((await fresh.engine.sync()).intentsByKind).toEqual({ suspend: 1, changePackage: 1 })
+      await fresh.engine.runWorker({ untilIdle: true, pollMs: 5 })
+      expect(cs.usersForService(String(sid.containers))[0]?.active).toBe(false)
+      expect(cs.usersForService(String(sid.containers))).toHaveLength(1)
+      expect(axigen.account('mail.demo.example', 'ada')).toBeDefined()
+
+      // Single sign-on through the API: ComputeStacks has it, Axigen does not (a JSON error, not a crash).
+      whmcs.unsuspend(sid.containers)
+      await fresh.engine.sync()
+      await fresh.engine.runWorker({ untilIdle: true, pollMs: 5 })
+      const api = await startApiServer(fresh)
+      try {
+        const get = (path: string) =>
+          fetch(`${api.url}${path}`, { headers: { authorization: `Bearer ${TOKEN}` }, redirect: 'manual' })
+        const client = await get(`/v1/services/${sid.containers}/sso?audience=client`)
+        expect(client.status).toBe(302)
+        const location = client.headers.get('location') ?? ''
+        expect(location).toMatch(new RegExp(`^https://127\\.0\\.0\\.1:${cs.port}/`))
+        const admin = await get(`/v1/services/${sid.containers}/sso?audience=admin&format=json`)
+        expect(admin.status).toBe(200)
+        expect(((await admin.json()) as { url: string }).url).toMatch(/^https:\/\//)
+        const none = await get(`/v1/services/${sid.domain}/sso?audience=client`)
+        expect(none.status).toBe(501)
+        expect(((await none.json()) as { error: { code: string } }).error.code).toBe(
+          'PANELKIT_ERR_UNSUPPORTED',
+        )
+      } finally {
+        await api.close()
+      }
+    } finally {
+      await fresh?.close()
+      await world.close()
+      rmSync(dirA, { recursive: true, force: true })
+      rmSync(dirB, { recursive: true, force: true })
+    }
+  })
+})
