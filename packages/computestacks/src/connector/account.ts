@@ -413,7 +413,13 @@ const createPipeline = definePipeline<CreateData, CreateContext>({
       async run({ data, context }) {
         const { client, wantedGroup, signal } = context
         if (wantedGroup === undefined || data.userGroupId === wantedGroup || data.accountId === undefined) {
-          return { status: 'skipped', reason: 'no change' }
+          return {
+            status: 'skipped',
+            reason:
+              wantedGroup === undefined
+                ? 'the product names no user group'
+                : 'already in the product user group',
+          }
         }
         await client.users.update(Number(data.accountId), { userGroupId: wantedGroup }, { signal })
         return { status: 'done', data: { userGroupId: wantedGroup } }
