@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import { availableParallelism, loadavg } from 'node:os'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { Agent, request } from 'undici'
@@ -12,7 +13,7 @@ import { createReverseSync, createWhmcsClient, encodeForm, MemoryProvisionedView
  */
 
 const SERVICES = Number(process.env.WHMCS_BENCH_SERVICES ?? 100_000)
-const LATENCY_RUNS = Number(process.env.WHMCS_BENCH_RUNS ?? 300)
+const LATENCY_RUNS = Number(process.env.WHMCS_BENCH_RUNS ?? 400)
 
 interface SimInfo {
   url: string
@@ -45,6 +46,8 @@ const sim = JSON.parse(line) as SimInfo
 const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(0)
 const rssPeak = () => process.resourceUsage().maxRSS * 1024
 
+const ROUNDS = Math.max(1, Number(process.env.WHMCS_BENCH_ROUNDS ?? 3))
+
 const client = createWhmcsClient({
   url: sim.url,
   identifier: sim.identifier,
@@ -53,41 +56,29 @@ const client = createWhmcsClient({
   pageSize: 250,
   pageConcurrency: 4,
 })
-const view = new MemoryProvisionedView()
-// Intents stream to the app as they are found (its engine enqueues them); here the "engine" marks them
-// done in the view at once, which is what the second pass then compares against.
-const intentsByKind: Record<string, number> = {}
-const sync = createReverseSync({
-  client,
-  view,
-  onIntent: (intent) => {
-    intentsByKind[intent.kind] = (intentsByKind[intent.kind] ?? 0) + 1
-    view.apply(intent)
-  },
-  onDrift: () => {},
-  mappings: sim.productIds.map((productId) => ({
-    productId,
-    connector: 'bench-panel',
-    planOption: sim.planOption,
-    passwordField: sim.passwordField,
-  })),
-})
+const mappings = sim.productIds.map((productId) => ({
+  productId,
+  connector: 'bench-panel',
+  planOption: sim.planOption,
+  passwordField: sim.passwordField,
+}))
 
-// Warm up connections and code paths so the first measured page is not a cold start.
-await client.getClientsProducts({ serviceid: 1 })
+/** The RSS high-water mark while `run` runs, sampled every 10 ms (maxRSS only ever grows). */
+async function sampledPeak<T>(run: () => Promise<T>): Promise<{ value: T; peak: number; ms: number }> {
+  let peak = process.memoryUsage().rss
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss)
+  }, 10)
+  const started = performance.now()
+  try {
+    const value = await run()
+    return { value, peak: Math.max(peak, process.memoryUsage().rss), ms: performance.now() - started }
+  } finally {
+    clearInterval(timer)
+  }
+}
 
-const rssBefore = process.memoryUsage().rss
-let started = performance.now()
-const first = await sync.fullPass()
-const firstMs = performance.now() - started
-const firstPeak = rssPeak()
-
-started = performance.now()
-const second = await sync.fullPass()
-const secondMs = performance.now() - started
-
-// Baseline: the same pages with bare undici and JSON.parse (no validation, no sync logic), measured
-// after the passes so that its garbage does not count in their peak memory.
+// Baseline: the same pages with bare undici and JSON.parse (no validation, no sync logic).
 const bareAgent = new Agent({ connect: { ca: sim.ca }, connections: 8 })
 const endpoint = new URL('includes/api.php', sim.url)
 async function barePost(params: Record<string, string | number>): Promise<Record<string, unknown>> {
@@ -99,24 +90,92 @@ async function barePost(params: Record<string, string | number>): Promise<Record
   })
   return (await res.body.json()) as Record<string, unknown>
 }
-started = performance.now()
-let bareRows = 0
-for (const pid of sim.productIds) {
-  const first = await barePost({ action: 'GetClientsProducts', pid, limitstart: 0, limitnum: 250 })
-  const total = Number(first.totalresults)
-  bareRows += Number(first.numreturned)
-  const offsets: number[] = []
-  for (let o = 250; o < total; o += 250) offsets.push(o)
-  for (let i = 0; i < offsets.length; i += 4) {
-    const pages = await Promise.all(
-      offsets
-        .slice(i, i + 4)
-        .map((o) => barePost({ action: 'GetClientsProducts', pid, limitstart: o, limitnum: 250 })),
-    )
-    for (const p of pages) bareRows += Number(p.numreturned)
+async function bareFullRead(): Promise<number> {
+  let rows = 0
+  for (const pid of sim.productIds) {
+    const first = await barePost({ action: 'GetClientsProducts', pid, limitstart: 0, limitnum: 250 })
+    const total = Number(first.totalresults)
+    rows += Number(first.numreturned)
+    const offsets: number[] = []
+    for (let o = 250; o < total; o += 250) offsets.push(o)
+    for (let i = 0; i < offsets.length; i += 4) {
+      const pages = await Promise.all(
+        offsets
+          .slice(i, i + 4)
+          .map((o) => barePost({ action: 'GetClientsProducts', pid, limitstart: o, limitnum: 250 })),
+      )
+      for (const p of pages) rows += Number(p.numreturned)
+    }
+  }
+  return rows
+}
+
+interface Round {
+  firstMs: number
+  firstPeak: number
+  rssBefore: number
+  secondMs: number
+  secondPeak: number
+  bareMs: number
+  bareRows: number
+  seen: number
+  intents: number
+  secondIntents: number
+  secondDrift: number
+  errors: number
+}
+const intentsByKind: Record<string, number> = {}
+
+async function syncRound(round: number): Promise<Omit<Round, 'bareMs' | 'bareRows'>> {
+  // A fresh view per round: intents stream to the "engine" (`onIntent`), which marks them done at
+  // once; the second pass then compares against that.
+  const view = new MemoryProvisionedView()
+  const sync = createReverseSync({
+    client,
+    view,
+    mappings,
+    onDrift: () => {},
+    onIntent: (intent) => {
+      if (round === 0) intentsByKind[intent.kind] = (intentsByKind[intent.kind] ?? 0) + 1
+      view.apply(intent)
+    },
+  })
+  const rssBefore = process.memoryUsage().rss
+  const first = await sampledPeak(() => sync.fullPass())
+  const second = await sampledPeak(() => sync.fullPass())
+  return {
+    firstMs: first.ms,
+    firstPeak: first.peak,
+    rssBefore,
+    secondMs: second.ms,
+    secondPeak: second.peak,
+    seen: first.value.servicesSeen,
+    intents: first.value.intentCount,
+    secondIntents: second.value.intentCount,
+    secondDrift: second.value.driftCount,
+    errors: first.value.errors.length + second.value.errors.length,
   }
 }
-const bareMs = performance.now() - started
+
+// Warm up connections and code paths so the first measured page is not a cold start.
+await client.getClientsProducts({ serviceid: 1 })
+await barePost({ action: 'GetClientsProducts', serviceid: 1 })
+
+// Interleaved rounds, the order swapped every round, so drift in the machine's load hits both alike.
+const rounds: Round[] = []
+for (let r = 0; r < ROUNDS; r++) {
+  let bareMs = 0
+  let bareRows = 0
+  const bare = async () => {
+    const t = performance.now()
+    bareRows = await bareFullRead()
+    bareMs = performance.now() - t
+  }
+  if (r % 2 === 1) await bare()
+  const s = await syncRound(r)
+  if (r % 2 === 0) await bare()
+  rounds.push({ ...s, bareMs, bareRows })
+}
 
 // Latency of one small call: the client (validation, logging, retry wrapper) vs bare undici.
 const latencyAgent = new Agent({ connect: { ca: sim.ca } })
@@ -144,51 +203,87 @@ async function bareDetails() {
   const body = (await res.body.json()) as { result?: string }
   if (body.result !== 'success') throw new Error('bare call failed')
 }
-for (let i = 0; i < 20; i++) {
+for (let i = 0; i < 50; i++) {
   await timedClient.getClientsProducts({ serviceid: 1 })
   await bareDetails()
 }
-for (let i = 0; i < LATENCY_RUNS; i++) {
-  // Interleaved so that drift in the machine's load hits both sides alike.
-  let t = performance.now()
-  await timedClient.getClientsProducts({ serviceid: 1 })
-  clientTimes.push(performance.now() - t)
-  t = performance.now()
-  await bareDetails()
-  bareTimes.push(performance.now() - t)
-}
+const blockRatios: number[] = []
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b)
   return s[Math.floor(s.length / 2)] as number
 }
+for (let block = 0; block < ROUNDS; block++) {
+  const c: number[] = []
+  const b: number[] = []
+  for (let i = 0; i < LATENCY_RUNS; i++) {
+    // Interleaved, and the first of each pair alternates.
+    const clientFirst = i % 2 === 0
+    if (!clientFirst) {
+      const t0 = performance.now()
+      await bareDetails()
+      b.push(performance.now() - t0)
+    }
+    const t = performance.now()
+    await timedClient.getClientsProducts({ serviceid: 1 })
+    c.push(performance.now() - t)
+    if (clientFirst) {
+      const t0 = performance.now()
+      await bareDetails()
+      b.push(performance.now() - t0)
+    }
+  }
+  blockRatios.push(median(c) / median(b))
+  clientTimes.push(...c)
+  bareTimes.push(...b)
+}
 const clientMedian = median(clientTimes)
 const bareMedian = median(bareTimes)
 
+const med = (f: (r: Round) => number) => median(rounds.map(f))
+const range = (xs: number[], digits = 2, unit = '') =>
+  xs.length > 1
+    ? ` (rounds: ${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)}${unit})`
+    : ''
+const firstMs = med((r) => r.firstMs)
+const bareMs = med((r) => r.bareMs)
+const secondMs = med((r) => r.secondMs)
+const peak = Math.max(...rounds.map((r) => Math.max(r.firstPeak, r.secondPeak)))
+const first = rounds[0] as Round
+const load = loadavg()
+
 const rows: [string, string, string, string][] = [
-  ['measure', 'result', 'baseline (same run)', 'ratio / target'],
+  ['measure', `result (median of ${ROUNDS} interleaved rounds)`, 'baseline (same run)', 'ratio / target'],
   [
     `full pass, ${SERVICES.toLocaleString('en')} services`,
-    `${(firstMs / 1000).toFixed(2)} s, ${first.servicesSeen} seen, ${first.intentCount} intents`,
-    `bare undici + JSON.parse of the same pages: ${(bareMs / 1000).toFixed(2)} s (${bareRows} rows)`,
-    `${(firstMs / bareMs).toFixed(2)}× · target < 10 s`,
+    `${(firstMs / 1000).toFixed(2)} s${range(
+      rounds.map((r) => r.firstMs / 1000),
+      2,
+      ' s',
+    )}, ${first.seen} seen, ${first.intents} intents`,
+    `bare undici + JSON.parse of the same pages: ${(bareMs / 1000).toFixed(2)} s (${first.bareRows} rows)`,
+    `${(firstMs / bareMs).toFixed(2)}×${range(
+      rounds.map((r) => r.firstMs / r.bareMs),
+      2,
+      '×',
+    )} · target < 10 s`,
   ],
   [
-    'peak RSS during the pass',
-    `${mb(firstPeak)} MB`,
-    `RSS before the pass: ${mb(rssBefore)} MB`,
+    'peak RSS during a pass (sampled every 10 ms)',
+    `${mb(peak)} MB (process maxRSS ${mb(rssPeak())} MB)`,
+    `RSS before the first pass: ${mb(first.rssBefore)} MB`,
     'target < 300 MB',
   ],
   [
     'unchanged second pass',
-    `${(secondMs / 1000).toFixed(2)} s, ${second.intentCount} intents, ${second.driftCount} drift`,
-    `first pass: ${first.intentCount} intents`,
+    `${(secondMs / 1000).toFixed(2)} s, ${rounds.map((r) => r.secondIntents).join('/')} intents, ${rounds.map((r) => r.secondDrift).join('/')} drift`,
+    `first pass: ${first.intents} intents`,
     'target: 0 intents',
   ],
   [
     'median request latency (GetClientsProducts, 1 service)',
-    `${clientMedian.toFixed(2)} ms`,
-    `bare undici.request: ${bareMedian.toFixed(2)} ms`,
-    `${(clientMedian / bareMedian).toFixed(2)}× · target ≤ 1.25×`,
+    `${clientMedian.toFixed(3)} ms`,
+    `bare undici.request: ${bareMedian.toFixed(3)} ms`,
+    `${(clientMedian / bareMedian).toFixed(2)}×${range(blockRatios, 2, '×')} · target ≤ 1.25×`,
   ],
 ]
 const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => r[c]?.length ?? 0))) ?? []
@@ -200,7 +295,7 @@ console.log(fmt(rows[0] as string[]))
 console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`)
 for (const r of rows.slice(1)) console.log(fmt(r))
 console.log(
-  `\nfirst-pass intents by kind: ${JSON.stringify(intentsByKind)}; errors: ${first.errors.length + second.errors.length}`,
+  `\nfirst-pass intents by kind: ${JSON.stringify(intentsByKind)}; errors: ${rounds.reduce((a, r) => a + r.errors, 0)}; load average at the end: ${load.map((l) => l.toFixed(1)).join(' ')} on ${availableParallelism()} cores`,
 )
 
 await client.close()

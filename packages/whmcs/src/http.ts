@@ -14,6 +14,37 @@ import { type Dispatcher, request } from 'undici'
 import { actionError, httpError, protocolError } from './errors.ts'
 import { encodeForm, type FormValue } from './protocol/form.ts'
 
+/**
+ * The abort source of one request. undici's `request()` takes an AbortSignal or an EventEmitter
+ * (`once`/`removeListener`); this minimal emitter costs a fraction of an AbortController (whose
+ * signal undici listens to through EventTarget) and, unlike `AbortSignal.timeout()`, leaves no timer
+ * behind: at a few hundred microseconds per WHMCS call that difference is measurable.
+ */
+class CallAbort {
+  aborted = false
+  reason: unknown
+  private listener: (() => void) | undefined
+  on(_event: 'abort', listener: () => void): this {
+    this.listener = listener
+    return this
+  }
+  once(event: 'abort', listener: () => void): this {
+    return this.on(event, listener)
+  }
+  removeListener(_event: 'abort', _listener: () => void): this {
+    this.listener = undefined
+    return this
+  }
+  abort(reason: unknown): void {
+    if (this.aborted) return
+    this.aborted = true
+    this.reason = reason
+    const listener = this.listener
+    this.listener = undefined
+    listener?.()
+  }
+}
+
 /** How the client authenticates. */
 export type WhmcsAuth =
   | { type: 'credentials'; identifier: string; secret: string }
@@ -114,8 +145,19 @@ export class WhmcsTransport {
       )
     }
     const body = encodeForm({ ...params, action, responsetype: 'json', ...this.credentials })
-    const timeout = AbortSignal.timeout(this.options.timeoutMs)
-    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout
+    // The time limit and the caller's signal abort the request through one CallAbort, whose timer is
+    // cleared as soon as the answer is in (see CallAbort for why not an AbortSignal per call).
+    const abort = new CallAbort()
+    let timedOut = false
+    const timer = setTimeout(() => {
+      timedOut = true
+      abort.abort(undefined)
+    }, this.options.timeoutMs)
+    const onAbort = () => abort.abort(signal?.reason)
+    if (signal) {
+      if (signal.aborted) abort.abort(signal.reason)
+      else signal.addEventListener('abort', onAbort, { once: true })
+    }
     let status: number
     let text: string
     let contentType: string
@@ -129,7 +171,7 @@ export class WhmcsTransport {
           'user-agent': this.options.userAgent,
         },
         // undici's own header/body timers are coarse (about a second), so the limit is a signal.
-        signal: combined,
+        signal: abort,
         ...(this.options.dispatcher ? { dispatcher: this.options.dispatcher } : {}),
       })
       status = response.statusCode
@@ -138,7 +180,7 @@ export class WhmcsTransport {
       text = await response.body.text()
     } catch (error) {
       if (signal?.aborted) throw new AbortedError(`WHMCS ${action} was aborted`, { cause: error })
-      if (timeout.aborted)
+      if (timedOut)
         throw new TimeoutError(`WHMCS ${action}: no answer within ${this.options.timeoutMs} ms`, {
           cause: error,
         })
@@ -153,6 +195,9 @@ export class WhmcsTransport {
         }
       }
       throw wrapped
+    } finally {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
     }
     let json: unknown
     try {

@@ -57,10 +57,13 @@ function maskItem(value: unknown, options: LogShapeOptions, parentKey: string): 
     (parentKey === 'customfields' || parentKey === 'customfield'
       ? !('name' in record) || isSecretField(record.name, options)
       : false)
-  for (const [k, v] of Object.entries(record)) {
+  // for…in over parsed JSON (no inherited keys) and primitives copied inline: this runs on every
+  // answer, so it avoids the entry arrays and calls Object.entries and recursion would make.
+  for (const k in record) {
+    const v = record[k]
     if (k === 'password' || k === 'password2' || k === 'servicepassword') out[k] = v === '' ? v : REDACTED
     else if (k === 'value' && secretValue && v !== '') out[k] = REDACTED
-    else out[k] = maskItem(v, options, k)
+    else out[k] = v === null || typeof v !== 'object' ? v : maskItem(v, options, k)
   }
   return out
 }

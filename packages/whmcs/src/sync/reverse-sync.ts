@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHash, hash } from 'node:crypto'
 import { hasErrorCode, isPanelkitError, NotFoundError, toFailure, ValidationError } from '@panelkit/core'
 import type { WhmcsClient } from '../client.ts'
 import type { Page } from '../pagination.ts'
@@ -71,8 +71,10 @@ export function fingerprintPassword(password: string, key = 'panelkit-whmcs'): s
 }
 
 /**
- * HMAC-SHA256 with the key schedule done once: the inner and outer hash states are copied per
- * password, which is several times cheaper than a new Hmac object for each of 100 000 services.
+ * HMAC-SHA256 (RFC 2104) with the padded keys computed once and each hash done by the one-shot
+ * `crypto.hash`, which skips making a Hash object: over 100 000 services per pass, several times
+ * cheaper than a new Hmac (or copies of prepared Hash objects) per password. Same output as
+ * `createHmac('sha256', key)`, so fingerprints already stored stay valid.
  */
 function fingerprinter(key: string): (password: string) => string {
   const cached = fingerprinters.get(key)
@@ -81,10 +83,12 @@ function fingerprinter(key: string): (password: string) => string {
   if (k.length > 64) k = createHash('sha256').update(k).digest()
   const block = Buffer.alloc(64)
   k.copy(block)
-  const inner = createHash('sha256').update(block.map((b) => b ^ 0x36))
-  const outer = createHash('sha256').update(block.map((b) => b ^ 0x5c))
-  const fn = (password: string) =>
-    outer.copy().update(inner.copy().update(password, 'utf8').digest()).digest('base64url').slice(0, 32)
+  const ipad = block.map((b) => b ^ 0x36)
+  const opad = block.map((b) => b ^ 0x5c)
+  const fn = (password: string) => {
+    const inner = hash('sha256', Buffer.concat([ipad, Buffer.from(password, 'utf8')]), 'buffer')
+    return hash('sha256', Buffer.concat([opad, inner]), 'base64url').slice(0, 32)
+  }
   if (fingerprinters.size > 16) fingerprinters.clear()
   fingerprinters.set(key, fn)
   return fn
@@ -110,10 +114,7 @@ function canonicalId(id: string | number): string {
 }
 
 function intentKey(kind: IntentKind, serviceId: string, parts: readonly unknown[]): string {
-  const digest = createHash('sha256')
-    .update(JSON.stringify([kind, serviceId, ...parts]))
-    .digest('base64url')
-    .slice(0, 16)
+  const digest = hash('sha256', JSON.stringify([kind, serviceId, ...parts]), 'base64url').slice(0, 16)
   return `whmcs:${serviceId}:${kind}:${digest}`
 }
 
