@@ -1010,7 +1010,12 @@ export function createProxmoxKvmConnector(
         // The ticket lives about 40 seconds and is bound to this VM and port. The parameter is not
         // called `…ticket`: the result passes the redactor, which masks values of secret-looking keys.
         url.searchParams.set('session', ticket.ticket)
-        return { data: { url: url.toString(), expiresAt: new Date(Date.now() + 40_000).toISOString() } }
+        // The ticket is bound to this user: the proxy opens `vncwebsocket` with that user's API
+        // credentials (its own; they never travel in the URL).
+        url.searchParams.set('user', ticket.user)
+        // The ticket is valid for 40 s, but the vncproxy process waits only about 10 s for the
+        // WebSocket, so the link is good for that long.
+        return { data: { url: url.toString(), expiresAt: new Date(Date.now() + 10_000).toISOString() } }
       }),
       systemDisk: vmAction('System disk', ['admin'], 'read', none, async (rt, vm) => {
         const config = await readConfig(rt, vm.node, vm.vmid)

@@ -402,6 +402,9 @@ describe('lifecycle after deploy', () => {
     expect(url.origin).toBe('https://console.example.net')
     expect(url.searchParams.get('session')).toMatch(/:PVEVNC:/)
     expect(Number(url.searchParams.get('vncport'))).toBeGreaterThanOrEqual(5900)
+    expect(url.searchParams.get('user')).toBe('root@pam')
+    expect(url.searchParams.get('host')).toBe('127.0.0.1')
+    expect(url.searchParams.get('node')).toBe(vmOf(String(s.serviceId))?.node)
   })
 
   it('usage integrates rrddata; clientArea and listAccounts show the VM', async () => {

@@ -302,6 +302,21 @@ describe('simulator protocol', () => {
     await c.run(ENDPOINTS.vmStop, { node: 'pve1', vmid: 987 })
   })
 
+  it('a clone refused with a lock error is resent; the lost answer to the resend is not', async () => {
+    const c = client()
+    const route = 'POST /nodes/{node}/qemu/{vmid}/clone'
+    const before = sim.stats.byRoute.get(route) ?? 0
+    const isClone = (m: string, p: string) => m === 'POST' && p.endsWith('/clone')
+    sim.failNext({ status: 500, message: 'VM is locked (backup)', match: isClone })
+    sim.dropResponseNext({ match: isClone })
+    const error = await c.api.vmClone({ node: 'pve1', vmid: 9000, newid: 986 }).catch((e: unknown) => e)
+    // The refusal means nothing happened, so one resend is safe; after a lost answer, nobody knows.
+    expect(error).toMatchObject({ code: 'PANELKIT_ERR_CONNECTION' })
+    expect(sim.stats.byRoute.get(route)).toBe(before + 2)
+    expect(sim.vms.has(986)).toBe(true)
+    sim.finishAllTasks()
+  })
+
   it('5xx and dropped connections: reads are repeated, a clone is not', async () => {
     const c = client()
     sim.failNext({
