@@ -427,7 +427,8 @@ export class Engine {
     if (!LIFECYCLE.has(intent.kind)) throw new ValidationError(`Unknown intent kind ${intent.kind}`)
     const product = this.productFor(intent.productId)
     if (!product) throw new ValidationError(`Product ${intent.productId} is not mapped`)
-    if (intent.password) this.redactor.addValue(intent.password)
+    // The password is not added to the app's redactor (a first pass over 100 000 services would grow
+    // it without bound): it is only sealed here, and core masks it in the invocation that sends it.
     const client = intent.kind === 'create' ? await this.clientDetails(intent.clientId, clients) : undefined
     const settings =
       intent.kind === 'create' || intent.kind === 'changePackage'
@@ -903,10 +904,9 @@ export class Engine {
     // The password is opened only for the operations that send it, and only in this process's memory.
     if (job.operation === 'create' || job.operation === 'changePassword') {
       const password = await this.passwordFor(job, service)
-      if (password) {
-        this.redactor.addValue(password)
-        serviceInput.password = password
-      } else if (job.operation === 'changePassword') {
+      // Core adds it to the invocation's own redactor, so the module log and failures mask it.
+      if (password) serviceInput.password = password
+      else if (job.operation === 'changePassword') {
         return this.permanent(`Job ${job.key} has no password to set`)
       }
     }

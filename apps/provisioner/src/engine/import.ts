@@ -103,7 +103,6 @@ export async function importAccounts(
     }
     if (match.username) context.username = match.username
     if (match.domain) context.domain = match.domain
-    if (would?.password) app.redactor.addValue(would.password)
     await store.tx(async (trx) => {
       await trx
         .insertInto('services')
