@@ -2,7 +2,8 @@
  * Benchmarks against the in-process simulator (not tests; never run in CI):
  *  (a) request latency: this client vs a bare `undici.request` of the same GET, and the `proxmox-api` package;
  *  (b) 1,000 VM deploys at concurrency 50 on a 3-node cluster: all ready, no VMID/IP collisions, peak memory;
- *  (c) 200 concurrent config changes on 10 VMs under a lock storm: all converge, none surfaces an error.
+ *  (c) 200 concurrent config changes on 10 VMs under a lock storm: all converge, none surfaces an error;
+ *  (d) how soon `create` answers: `createMode: 'complete'` (baseline) against `'accept'`.
  * Run with `pnpm bench` (tsx with the source condition). `BENCH_DEPLOYS` shrinks (b) for a quick look.
  */
 import { createConnector, MemoryCheckpointStore, type Result } from '@panelkit/core'
@@ -215,6 +216,89 @@ async function deploys(): Promise<void> {
   await sim.close()
 }
 
+/** (d) The same deploys in both create modes, with clones that take half a second as real ones take longer. */
+async function acceptMode(): Promise<void> {
+  const total = 100
+  const concurrency = 10
+  const rows: (string | number)[][] = []
+  let base = 0
+  for (const mode of ['complete', 'accept'] as const) {
+    const sim = await new ProxmoxSimulator({
+      nodeMemoryGb: 1024,
+      taskDurations: { default: 5, qmclone: 500, qmstart: 20 },
+    }).start()
+    const definition = createProxmoxKvmConnector({
+      createMode: mode,
+      ipPool: new MemoryIpPool({ main: { ipv4: { network: '10.30.0.0/22', gateway: '10.30.0.1' } } }),
+      vmids: new MemoryVmidReservations(),
+      client: { tasks: { pollMs: 5, maxPollMs: 50 }, connections: 32 },
+    })
+    const connector = createConnector(definition, { checkpoints: new MemoryCheckpointStore() })
+    const server = {
+      hostname: '127.0.0.1',
+      port: sim.port,
+      username: 'root@pam',
+      password: 'sim-root-password',
+      options: { fingerprint: sim.fingerprint256 },
+    }
+    const answers: number[] = []
+    const readies: number[] = []
+    let failed = 0
+    let next = 0
+    const started = performance.now()
+    async function worker() {
+      while (next < total) {
+        const i = next++
+        const service = {
+          serviceId: 300_000 + i,
+          clientId: 7,
+          password: `Accept-${i}-pw!`,
+          server,
+          settings: { template: '9000', ipPool: 'main', diskGb: 2, node: 'pve1' },
+          client: { email: `a${i}@example.com` },
+        }
+        const t = performance.now()
+        const result = await connector.invoke('create', { service })
+        answers.push(performance.now() - t)
+        if (!result.ok) failed++
+        const status = await connector.invoke('action', {
+          service,
+          action: 'deployStatus',
+          params: { wait: true },
+          audience: 'admin',
+        })
+        if (!status.ok || (status.data as { data?: { status?: string } }).data?.status !== 'ready') failed++
+        readies.push(performance.now() - t)
+      }
+    }
+    await Promise.all(Array.from({ length: concurrency }, worker))
+    const wall = performance.now() - started
+    if (mode === 'complete') base = median(answers)
+    rows.push([
+      mode,
+      `${median(answers).toFixed(0)} ms`,
+      `${(median(answers) / base).toFixed(2)}×`,
+      `${median(readies).toFixed(0)} ms`,
+      failed,
+      `${(wall / 1000).toFixed(1)} s`,
+    ])
+    await connector.close()
+    await sim.close()
+  }
+  table(
+    `(d) ${total} creates at concurrency ${concurrency}, clone task 500 ms: when create answers, when the VM is ready`,
+    [
+      'createMode',
+      'create answers (median)',
+      'ratio to complete',
+      'VM ready (median)',
+      'failures',
+      'wall time',
+    ],
+    rows,
+  )
+}
+
 async function lockStorm(): Promise<void> {
   const sim = await new ProxmoxSimulator({
     taskDurations: { default: 2, qmconfig: 10 },
@@ -286,3 +370,4 @@ console.log(`@panelkit/proxmox benchmark — Node ${process.version}, ${new Date
 await latency()
 await deploys()
 await lockStorm()
+await acceptMode()
