@@ -97,6 +97,8 @@ interface DeployInFlight {
   node?: string
 }
 
+const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const
+
 interface Resources {
   clients: Map<string, ProxmoxClient>
   deploys: Map<string, DeployInFlight>
@@ -322,6 +324,39 @@ export function createProxmoxKvmConnector(
       { signal: rt.signal },
     )
     return list.sort((a, b) => (toNumber(a.ctime) ?? 0) - (toNumber(b.ctime) ?? 0))
+  }
+
+  /** A backup within the plan's slots: the oldest ones go first to make room. */
+  async function takeBackup(
+    rt: KvmRuntime,
+    node: string,
+    vmid: number,
+    known?: Awaited<ReturnType<typeof backupsOf>>,
+  ): Promise<{ deleted: string[] }> {
+    if (rt.settings.backupSlots <= 0) throw new CapacityError('The plan has no backup slots')
+    const existing = known ?? (await backupsOf(rt, node, vmid))
+    const deleted: string[] = []
+    for (const old of existing.slice(0, Math.max(0, existing.length - rt.settings.backupSlots + 1))) {
+      await rt.client.run(
+        ENDPOINTS.storageDeleteVolume,
+        { node, storage: rt.settings.backupStorage, volume: old.volid },
+        { signal: rt.signal },
+      )
+      deleted.push(old.volid)
+    }
+    await rt.client.run(
+      ENDPOINTS.vzdump,
+      {
+        node,
+        vmid: String(vmid),
+        storage: rt.settings.backupStorage,
+        mode: 'snapshot',
+        compress: 'zstd',
+        'notes-template': '{{guestname}} (panelkit)',
+      },
+      { signal: rt.signal },
+    )
+    return { deleted }
   }
 
   const vmAction = <P extends z.ZodType>(
@@ -865,32 +900,37 @@ export function createProxmoxKvmConnector(
         return { data: { backups: await backupsOf(rt, vm.node, vm.vmid), slots: rt.settings.backupSlots } }
       }),
       createBackup: vmAction('Create backup', ['admin', 'client'], 'write', none, async (rt, vm) => {
-        if (rt.settings.backupSlots <= 0) throw new CapacityError('The plan has no backup slots')
-        const existing = await backupsOf(rt, vm.node, vm.vmid)
-        const deleted: string[] = []
-        // Make room by deleting the oldest backups first.
-        for (const old of existing.slice(0, Math.max(0, existing.length - rt.settings.backupSlots + 1))) {
-          await rt.client.run(
-            ENDPOINTS.storageDeleteVolume,
-            { node: vm.node, storage: rt.settings.backupStorage, volume: old.volid },
-            { signal: rt.signal },
-          )
-          deleted.push(old.volid)
-        }
-        await rt.client.run(
-          ENDPOINTS.vzdump,
-          {
-            node: vm.node,
-            vmid: String(vm.vmid),
-            storage: rt.settings.backupStorage,
-            mode: 'snapshot',
-            compress: 'zstd',
-            'notes-template': '{{guestname}} (panelkit)',
-          },
-          { signal: rt.signal },
-        )
+        const { deleted } = await takeBackup(rt, vm.node, vm.vmid)
         return { message: 'Backup created', data: { deleted } }
       }),
+      scheduledBackup: vmAction(
+        'Scheduled backup',
+        ['admin'],
+        'write',
+        z.object({
+          days: z.array(z.enum(WEEKDAYS)).min(1),
+          after: z
+            .string()
+            .regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be HH:MM')
+            .optional(),
+        }),
+        async (rt, vm, params) => {
+          // Seed 003's cron tick, made idempotent so an app can call it as often as it likes: due on
+          // the chosen days (UTC) from the chosen time on, once a day, within the slots.
+          const now = new Date()
+          const today = WEEKDAYS[(now.getUTCDay() + 6) % 7] as (typeof WEEKDAYS)[number]
+          const midnight = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()) / 1000
+          const [hh, mm] = (params.after ?? '00:00').split(':').map(Number)
+          const dueAt = midnight + (hh ?? 0) * 3600 + (mm ?? 0) * 60
+          if (!params.days.includes(today) || now.getTime() / 1000 < dueAt)
+            return { message: 'No backup due now', data: { created: false } }
+          const existing = await backupsOf(rt, vm.node, vm.vmid)
+          if (existing.some((b) => (toNumber(b.ctime) ?? 0) >= midnight))
+            return { message: "Today's backup exists", data: { created: false } }
+          const { deleted } = await takeBackup(rt, vm.node, vm.vmid, existing)
+          return { message: 'Backup created', data: { created: true, deleted } }
+        },
+      ),
       deleteBackup: vmAction(
         'Delete backup',
         ['admin', 'client'],

@@ -381,6 +381,35 @@ describe('lifecycle after deploy', () => {
     expect(vmOf(String(s.serviceId))?.status).toBe('running')
   })
 
+  it('scheduled backups: due on the chosen days from the chosen time, once a day, within the slots', async () => {
+    const act = (params: Record<string, unknown>) =>
+      connector.invoke('action', { service: s, action: 'scheduledBackup', params, audience: 'admin' })
+    const days = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun']
+    const today = days[(new Date().getUTCDay() + 6) % 7] as string
+    const vmid = vmOf(String(s.serviceId))?.vmid
+    const backups = () =>
+      sim.storages
+        .flatMap((st) => [...st.volumes.values()])
+        .filter((v) => v.content === 'backup' && v.vmid === vmid)
+    // Earlier backups now date from two days ago, so today's is missing.
+    for (const b of backups()) b.ctime -= 2 * 86400
+    const before = backups().length
+    expect(ok(await act({ days: days.filter((d) => d !== today) })).data).toEqual({ created: false })
+    const hour = new Date().getUTCHours()
+    if (hour < 23) {
+      const later = `${String(hour + 1).padStart(2, '0')}:00`
+      expect(ok(await act({ days: [today], after: later })).message).toBe('No backup due now')
+    }
+    const made = ok(await act({ days: [today] })).data as { created: boolean; deleted: string[] }
+    expect(made.created).toBe(true)
+    expect(made.deleted).toHaveLength(Math.max(0, before + 1 - 2))
+    expect(backups()).toHaveLength(Math.min(2, before + 1))
+    expect(ok(await act({ days: [today] })).message).toBe("Today's backup exists")
+    const bad = await act({ days: ['someday'] })
+    expect(bad.ok).toBe(false)
+    if (!bad.ok) expect(bad.error.code).toBe('VALIDATION')
+  })
+
   it('ISOs are grouped by name prefix and can be mounted and ejected', async () => {
     const groups = (
       ok(await connector.invoke('action', { service: s, action: 'listIsos' })).data as {
