@@ -220,7 +220,12 @@ async function run(
       const stop = () => controller.abort()
       process.once('SIGINT', stop)
       process.once('SIGTERM', stop)
-      const { ran } = await engine.runWorker({ signal: controller.signal, untilIdle: v.once === true })
+      const { ran } = await engine
+        .runWorker({ signal: controller.signal, untilIdle: v.once === true })
+        .finally(() => {
+          process.off('SIGINT', stop)
+          process.off('SIGTERM', stop)
+        })
       io.out(`worker: ${ran} job runs`)
       return 0
     }
@@ -249,6 +254,8 @@ async function run(
         await engine.runWorker({ signal: controller.signal })
       } finally {
         clearInterval(timer)
+        process.off('SIGINT', stop)
+        process.off('SIGTERM', stop)
         await api.close()
       }
       return 0

@@ -18,6 +18,7 @@ let panel: MemoryPanel
 let dir = ''
 let file = ''
 const saved = { ...process.env }
+const TOKEN = 'cli-serve-token-0123456789'
 
 async function cli(...argv: string[]) {
   const lines: string[] = []
@@ -45,13 +46,20 @@ beforeAll(async () => {
       // biome-ignore lint/suspicious/noTemplateCurlyInString: an environment reference in the config
       store: { dataDir: join(dir, 'data'), encryptionKey: '${CLI_KEY}' },
       worker: { backoffMs: 5, maxBackoffMs: 10 },
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: an environment reference in the config
+      http: { listen: '127.0.0.1:0', tokens: ['${CLI_TOKEN}'] },
     }),
   )
-  Object.assign(process.env, { CLI_PANEL_PW: 'Cli-Panel-Pw-1', CLI_KEY: TEST_KEY, ...whmcs.env })
+  Object.assign(process.env, {
+    CLI_PANEL_PW: 'Cli-Panel-Pw-1',
+    CLI_KEY: TEST_KEY,
+    CLI_TOKEN: TOKEN,
+    ...whmcs.env,
+  })
 })
 
 afterAll(async () => {
-  for (const k of ['CLI_PANEL_PW', 'CLI_KEY', 'WHMCS_SECRET']) {
+  for (const k of ['CLI_PANEL_PW', 'CLI_KEY', 'CLI_TOKEN', 'WHMCS_SECRET']) {
     if (saved[k] === undefined) delete process.env[k]
     else process.env[k] = saved[k]
   }
@@ -93,5 +101,50 @@ describe('the CLI', () => {
     expect((await cli('credit', '--client', '1', '--deposit', 'd', '--amount', 'lots')).code).toBe(2)
     expect((await cli('import')).code).toBe(2)
     expect((await cli('frobnicate')).code).toBe(2)
+  })
+
+  it('`serve` runs the API, the periodic sync and a worker in one process, and stops on SIGTERM', async () => {
+    const b = whmcs.order({ password: 'Cli-Service-Pw-2' })
+    const lines: string[] = []
+    let listening: (url: string) => void = () => undefined
+    const url = new Promise<string>((resolve) => {
+      listening = resolve
+    })
+    const served = main(
+      ['serve', '-c', file, '--log-level', 'error'],
+      { connectors: [{ definition: memoryPanelConnector }] },
+      {
+        out: (l) => {
+          lines.push(l)
+          const m = /API on (http:\/\/\S+),/.exec(l)
+          if (m) listening(m[1] as string)
+        },
+        err: (l) => lines.push(l),
+      },
+    )
+    const base = await url
+    const headers = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }
+    // The start-up pass has already picked up the new order; the worker provisions it.
+    let actual = ''
+    for (let i = 0; i < 100 && actual !== 'active'; i++) {
+      const r = await fetch(`${base}/v1/services/${b}`, { headers })
+      actual = r.status === 200 ? ((await r.json()) as { service: { actual: string } }).service.actual : ''
+      if (actual !== 'active') await new Promise((r) => setTimeout(r, 50))
+    }
+    expect(actual).toBe('active')
+    // The login hook: a sync for one client through the API, while the worker keeps running.
+    whmcs.sim.setStatus(Number(b), 'Suspended')
+    const sync = await fetch(`${base}/v1/sync`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ email: 'customer@example.com' }),
+    })
+    expect(((await sync.json()) as { report: { jobsCreated: number } }).report.jobsCreated).toBe(1)
+    for (let i = 0; i < 100 && !panel.find(`svc${b}`)?.suspended; i++)
+      await new Promise((r) => setTimeout(r, 50))
+    expect(panel.find(`svc${b}`)?.suspended).toBe(true)
+    process.emit('SIGTERM')
+    expect(await served).toBe(0)
+    expect(lines.join('\n')).toMatch(/--- Suspend complete: service=/)
   })
 })
