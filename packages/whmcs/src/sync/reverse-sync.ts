@@ -252,8 +252,17 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
       case 'Active': {
         const plan = planOf(service, m)
         const password = passwordOf(service, m)
+        const fp = password === '' ? undefined : fingerprintPassword(password, passwordKey)
+        // The service password itself, tracked apart from the mapped first-password field: a client or
+        // admin changing it in WHMCS (ModuleChangePw, the client area) leaves that field as it was.
+        const servicePassword = service.password
+        const serviceFp =
+          servicePassword === ''
+            ? undefined
+            : servicePassword === password
+              ? fp
+              : fingerprintPassword(servicePassword, passwordKey)
         if (!present) {
-          const fp = password === '' ? undefined : fingerprintPassword(password, passwordKey)
           drifted(
             o ? 'terminated-on-server-active-in-whmcs' : 'missing-on-server',
             o ? 'Active in WHMCS, terminated on the server' : 'Active in WHMCS, not provisioned',
@@ -262,6 +271,7 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
           if (plan !== undefined) extra.plan = plan
           if (password !== '') extra.password = password
           if (fp !== undefined) extra.passwordFingerprint = fp
+          if (serviceFp !== undefined) extra.servicePasswordFingerprint = serviceFp
           intent('create', 'Active in WHMCS and not provisioned', extra, [plan ?? '', fp ?? ''])
           break
         }
@@ -275,12 +285,25 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
             plan,
           ])
         }
-        if (password !== '' && o.passwordFingerprint !== undefined) {
-          const fp = fingerprintPassword(password, passwordKey)
-          if (fp !== o.passwordFingerprint) {
-            drifted('password-differs', 'The password in WHMCS changed since it was last applied')
-            intent('changePassword', 'Password changed in WHMCS', { password, passwordFingerprint: fp }, [fp])
+        if (fp !== undefined && o.passwordFingerprint !== undefined && fp !== o.passwordFingerprint) {
+          drifted('password-differs', 'The password in WHMCS changed since it was last applied')
+          const extra: Partial<SyncIntent> = { password, passwordFingerprint: fp }
+          if (serviceFp !== undefined) extra.servicePasswordFingerprint = serviceFp
+          intent('changePassword', 'Password changed in WHMCS', extra, [fp])
+        } else if (
+          serviceFp !== undefined &&
+          o.servicePasswordFingerprint !== undefined &&
+          serviceFp !== o.servicePasswordFingerprint
+        ) {
+          drifted('password-differs', 'The service password in WHMCS changed since it was last applied')
+          // passwordFingerprint stays that of the mapped field, so applying this does not make the
+          // next pass "change back" to the first password.
+          const extra: Partial<SyncIntent> = {
+            password: servicePassword,
+            servicePasswordFingerprint: serviceFp,
           }
+          if (o.passwordFingerprint !== undefined) extra.passwordFingerprint = o.passwordFingerprint
+          intent('changePassword', 'Service password changed in WHMCS', extra, ['service', serviceFp])
         }
         break
       }
@@ -642,6 +665,8 @@ export class MemoryProvisionedView implements ProvisionedView {
         next.state = 'active'
         if (intent.plan !== undefined) next.plan = intent.plan
         if (intent.passwordFingerprint !== undefined) next.passwordFingerprint = intent.passwordFingerprint
+        if (intent.servicePasswordFingerprint !== undefined)
+          next.servicePasswordFingerprint = intent.servicePasswordFingerprint
         break
       case 'suspend':
         next.state = 'suspended'
@@ -657,6 +682,8 @@ export class MemoryProvisionedView implements ProvisionedView {
         break
       case 'changePassword':
         if (intent.passwordFingerprint !== undefined) next.passwordFingerprint = intent.passwordFingerprint
+        if (intent.servicePasswordFingerprint !== undefined)
+          next.servicePasswordFingerprint = intent.servicePasswordFingerprint
         break
     }
     this.services.set(intent.serviceId, next)

@@ -32,6 +32,13 @@ export interface ProvisionedService {
   /** `fingerprintPassword()` of the WHMCS password last applied; never the password itself. */
   passwordFingerprint?: string
   /**
+   * `fingerprintPassword()` of the WHMCS *service* password last seen applied (from the create and
+   * changePassword intents' `servicePasswordFingerprint`). When the view keeps it, a service password
+   * changed in WHMCS (ModuleChangePw, the client area) yields changePassword even when the mapped
+   * first-password field did not change. Optional: without it only the mapped password is compared.
+   */
+  servicePasswordFingerprint?: string
+  /**
    * Anything that changes each time the app applies an intent (a counter, an update time). It makes
    * the next identical transition (suspend, unsuspend, suspend again) get a new idempotency key.
    */
@@ -71,6 +78,8 @@ export interface SyncIntent {
    */
   password?: string
   passwordFingerprint?: string
+  /** Fingerprint of the WHMCS service password at this point; keep it in the view (see ProvisionedService). */
+  servicePasswordFingerprint?: string
   username?: string
   domain?: string
   nextDueDate?: string | null

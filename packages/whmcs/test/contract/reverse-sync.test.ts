@@ -160,6 +160,51 @@ describe('reverse sync: the Ticketz defects', () => {
     expect(await run()).toEqual([])
   })
 
+  it('notices a service password changed in WHMCS even when the first-password field did not change', async () => {
+    const c = sim.createClient({ email: 'pw@example.test' })
+    const s = sim.createService({
+      clientId: c.id,
+      pid: product.id,
+      status: 'Active',
+      password: 'generated-by-whmcs',
+      options: { Plan: 'Basic' },
+      fields: { Password: 'first-login' },
+    })
+    const sync = makeSync()
+    const run = async () => {
+      const r = await sync.servicePass(s.id)
+      expect(r.errors).toEqual([])
+      for (const i of r.intents) view.apply(i)
+      return r.intents
+    }
+    const [created] = await run()
+    expect(created).toMatchObject({ kind: 'create', password: 'first-login' })
+    expect(view.get(String(s.id))?.servicePasswordFingerprint).toBe(fingerprintPassword('generated-by-whmcs'))
+    // The client changes the service password in WHMCS (ModuleChangePw); the custom field stays.
+    const client = createWhmcsClient({
+      url: sim.url,
+      identifier: sim.credential.identifier,
+      secret: sim.credential.secret,
+      ca: sim.ca,
+    })
+    await client.moduleChangePw(s.id, 'chosen-by-client')
+    await client.close()
+    const [changed, ...rest] = await run()
+    expect(rest).toEqual([])
+    expect(changed).toMatchObject({ kind: 'changePassword', password: 'chosen-by-client' })
+    // Applied: no change back to the first password, no repeat.
+    expect(await run()).toEqual([])
+    expect(view.get(String(s.id))?.passwordFingerprint).toBe(fingerprintPassword('first-login'))
+    // A view that does not keep service fingerprints sees only the mapped field, as before.
+    const kept = view.get(String(s.id))
+    if (kept) {
+      const { servicePasswordFingerprint: _dropped, ...plain } = kept
+      view.services.set(String(s.id), plain)
+    }
+    sim.setServicePassword(s.id, 'third')
+    expect(await run()).toEqual([])
+  })
+
   it('keeps a WHMCS outage from blocking anything: typed errors, no throw', async () => {
     const sync = makeSync()
     const c = sim.createClient({ email: 'outage@example.test' })
