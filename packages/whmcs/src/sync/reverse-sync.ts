@@ -245,8 +245,6 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
     const serviceId = canonicalId(service.id)
     const status = service.status
     const e = new Evaluation(service, o, m, serviceId, settingsOf.get(m) ?? {}, intents, drift)
-    const drifted = e.drifted.bind(e)
-    const intent = e.intent.bind(e)
     const present = o !== undefined && o.state !== 'terminated'
     switch (status) {
       case 'Active': {
@@ -263,7 +261,7 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
               ? fp
               : fingerprintPassword(servicePassword, passwordKey)
         if (!present) {
-          drifted(
+          e.drifted(
             o ? 'terminated-on-server-active-in-whmcs' : 'missing-on-server',
             o ? 'Active in WHMCS, terminated on the server' : 'Active in WHMCS, not provisioned',
           )
@@ -272,30 +270,33 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
           if (password !== '') extra.password = password
           if (fp !== undefined) extra.passwordFingerprint = fp
           if (serviceFp !== undefined) extra.servicePasswordFingerprint = serviceFp
-          intent('create', 'Active in WHMCS and not provisioned', extra, [plan ?? '', fp ?? ''])
+          e.intent('create', 'Active in WHMCS and not provisioned', extra, [plan ?? '', fp ?? ''])
           break
         }
         if (o.state === 'suspended') {
-          drifted('active-in-whmcs-suspended-on-server', 'Active in WHMCS, suspended on the server')
-          intent('unsuspend', 'Active in WHMCS, suspended on the server', {}, [])
+          e.drifted('active-in-whmcs-suspended-on-server', 'Active in WHMCS, suspended on the server')
+          e.intent('unsuspend', 'Active in WHMCS, suspended on the server', {}, [])
         }
         if (plan !== undefined && o.plan !== undefined && plan !== o.plan) {
-          drifted('plan-differs', `Plan ${plan} in WHMCS, ${o.plan} on the server`)
-          intent('changePackage', `Plan changed from ${o.plan} to ${plan}`, { plan, previousPlan: o.plan }, [
-            plan,
-          ])
+          e.drifted('plan-differs', `Plan ${plan} in WHMCS, ${o.plan} on the server`)
+          e.intent(
+            'changePackage',
+            `Plan changed from ${o.plan} to ${plan}`,
+            { plan, previousPlan: o.plan },
+            [plan],
+          )
         }
         if (fp !== undefined && o.passwordFingerprint !== undefined && fp !== o.passwordFingerprint) {
-          drifted('password-differs', 'The password in WHMCS changed since it was last applied')
+          e.drifted('password-differs', 'The password in WHMCS changed since it was last applied')
           const extra: Partial<SyncIntent> = { password, passwordFingerprint: fp }
           if (serviceFp !== undefined) extra.servicePasswordFingerprint = serviceFp
-          intent('changePassword', 'Password changed in WHMCS', extra, [fp])
+          e.intent('changePassword', 'Password changed in WHMCS', extra, [fp])
         } else if (
           serviceFp !== undefined &&
           o.servicePasswordFingerprint !== undefined &&
           serviceFp !== o.servicePasswordFingerprint
         ) {
-          drifted('password-differs', 'The service password in WHMCS changed since it was last applied')
+          e.drifted('password-differs', 'The service password in WHMCS changed since it was last applied')
           // passwordFingerprint stays that of the mapped field, so applying this does not make the
           // next pass "change back" to the first password.
           const extra: Partial<SyncIntent> = {
@@ -303,14 +304,14 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
             servicePasswordFingerprint: serviceFp,
           }
           if (o.passwordFingerprint !== undefined) extra.passwordFingerprint = o.passwordFingerprint
-          intent('changePassword', 'Service password changed in WHMCS', extra, ['service', serviceFp])
+          e.intent('changePassword', 'Service password changed in WHMCS', extra, ['service', serviceFp])
         }
         break
       }
       case 'Suspended':
         if (o?.state === 'active') {
-          drifted('suspended-in-whmcs-active-on-server', 'Suspended in WHMCS, active on the server')
-          intent(
+          e.drifted('suspended-in-whmcs-active-on-server', 'Suspended in WHMCS, active on the server')
+          e.intent(
             'suspend',
             `Suspended in WHMCS${service.suspensionreason ? ` (${service.suspensionreason})` : ''}`,
             {},
@@ -321,18 +322,18 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
       case 'Terminated':
       case 'Cancelled':
         if (present) {
-          drifted(
+          e.drifted(
             'terminated-in-whmcs-present-on-server',
             `${status} in WHMCS, still ${o.state} on the server`,
           )
-          intent('terminate', `${status} in WHMCS`, {}, [])
+          e.intent('terminate', `${status} in WHMCS`, {}, [])
         }
         break
       case 'Pending':
       case 'Fraud':
         // Nothing is provisioned before the order is accepted or paid.
         if (present)
-          drifted(
+          e.drifted(
             status === 'Fraud' ? 'provisioned-while-fraud' : 'provisioned-while-pending',
             `${status} in WHMCS, yet ${o.state} on the server`,
           )

@@ -220,6 +220,23 @@ describe('reverse sync: the Ticketz defects', () => {
     sim = await createWhmcsSimulator()
   })
 
+  it('turns a 403 (IP not allowed) during a login pass into a typed result, asking WHMCS once', async () => {
+    const c = sim.createClient({ email: 'ip@example.test' })
+    sim.createService({ clientId: c.id, pid: product.id, status: 'Active', options: { Plan: 'Basic' } })
+    sim.allowedIps = ['203.0.113.1']
+    const sync = makeSync()
+    const before = sim.requests.length
+    const report = await sync.clientPass({ email: 'ip@example.test' })
+    expect(report.complete).toBe(false)
+    expect(report.errors[0]?.error.code).toBe('AUTH')
+    expect(report.errors[0]?.error.retryable).toBe(false)
+    expect(report.errors[0]?.error.detail).toContain('Invalid IP 127.0.0.1')
+    // Later passes fail fast without asking WHMCS again (failed access counts towards an IP ban).
+    const again = await sync.clientPass({ clientId: c.id })
+    expect(again.errors[0]?.error.code).toBe('AUTH')
+    expect(sim.requests.length - before).toBe(1)
+  })
+
   it('reports a bad service and carries on with the next', async () => {
     const c = sim.createClient({ email: 'mixed@example.test' })
     const broken = sim.createService({ clientId: c.id, pid: product.id, status: 'Active' })
