@@ -788,6 +788,15 @@ export function createProxmoxKvmConnector(
             return { message: 'No deploy recorded', data: { status: 'none', state: 'none', running } }
           const data = checkpoint.data as DeployData
           const total = deployPipeline.steps.length
+          // Align the step lines as core's run log does: the widest label, skip reason included.
+          const labelWidth = Math.max(
+            0,
+            ...checkpoint.history.map(
+              (r) =>
+                r.label.length +
+                (r.outcome === 'skipped' ? ` (skip — ${r.reason ?? 'no change'})`.length : 0),
+            ),
+          )
           const status = checkpoint.completed
             ? 'ready'
             : running
@@ -814,7 +823,7 @@ export function createProxmoxKvmConnector(
                     },
                   }
                 : {}),
-              log: checkpoint.history.map((r) => formatStepLine(r)),
+              log: checkpoint.history.map((r) => formatStepLine(r, { labelWidth })),
             },
           }
         },
