@@ -158,6 +158,18 @@ describe('deploy pipeline', () => {
     expect(JSON.stringify(sink.entries)).not.toContain(s.password)
   })
 
+  it('passes the customer’s SSH keys to cloud-init, encoded as the server accepts them', async () => {
+    const keys = [
+      'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9vZm9vZm9vZm9vZm9vZm9vZm9vZm9vZm9vZm9v ada@laptop',
+      'ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7+/= ada+work@example.com',
+    ]
+    const s = { ...service({ additionalDiskGb: 0 }), customFields: { sshkeys: keys.join('\n') } }
+    ok(await connector.invoke('create', { service: s }))
+    const stored = vmOf(String(s.serviceId))?.config.sshkeys as string
+    expect(stored).toMatch(/^[-%a-zA-Z0-9_.!~*'()]*$/)
+    expect(decodeURIComponent(stored).split('\n')).toEqual(keys)
+  })
+
   it('a failed step pauses the deploy and the next call resumes exactly there', async () => {
     const s = service({ additionalDiskGb: 0 })
     sim.failTask({ type: 'qmstart', exitstatus: 'start failed: QEMU exited with code 1' })
@@ -278,6 +290,23 @@ describe('lifecycle after deploy', () => {
     expect(vm?.status).toBe('running')
     const again = ok(await connector.invoke('changePackage', { service: changed }))
     expect(again).toMatchObject({ changed: false, applied: [] })
+  })
+
+  it('a network change (VLAN, rate) keeps the MAC', async () => {
+    const before = parseNet(vmOf(String(s.serviceId))?.config.net0 as string)
+    const moved = { ...s, settings: { ...s.settings, vlan: 30, rateMbps: 25 } }
+    const data = ok(await connector.invoke('changePackage', { service: moved }))
+    expect(data.applied).toContain('network')
+    const after = parseNet(vmOf(String(s.serviceId))?.config.net0 as string)
+    expect(after.macaddr).toBe(before.macaddr)
+    expect(after.tag).toBe(30)
+    expect(Number(after.rate)).toBe(25)
+    expect(before.tag).toBe(20)
+    ok(await connector.invoke('changePackage', { service: s }))
+    expect(parseNet(vmOf(String(s.serviceId))?.config.net0 as string)).toMatchObject({
+      macaddr: before.macaddr,
+      tag: 20,
+    })
   })
 
   it('each change-package job is its own run, even with job run keys', async () => {
