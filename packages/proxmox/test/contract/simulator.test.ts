@@ -109,6 +109,43 @@ describe('authentication', () => {
     }
   })
 
+  it('401 texts and bodies of both eras: the client re-logs in whatever the reason says', async () => {
+    const t = await ticket()
+    const cookie = { cookie: `PVEAuthCookie=${encodeURIComponent(t.ticket)}` }
+    const saved = { ...sim.behaviour }
+    const eras = [
+      { authFailureText: 'unified', authFailureBody: 'empty', reason: 'Authentication failed!' },
+      {
+        authFailureText: 'legacy',
+        authFailureBody: 'null',
+        reason: 'permission denied - invalid PVE ticket',
+      },
+    ] as const
+    try {
+      for (const era of eras) {
+        sim.behaviour.authFailureText = era.authFailureText
+        sim.behaviour.authFailureBody = era.authFailureBody
+        const c = client()
+        await c.api.version({})
+        sim.clockOffsetMs += 3 * 3600_000
+        try {
+          const refused = await raw('GET', '/nodes', cookie)
+          expect(refused.status).toBe(401)
+          expect(refused.reason).toBe(era.reason)
+          expect(refused.text).toBe(era.authFailureBody === 'empty' ? '' : '{"data":null}')
+          const logins = sim.stats.logins
+          await expect(c.api.nodes({})).resolves.toHaveLength(3)
+          expect(sim.stats.logins).toBe(logins + 1)
+        } finally {
+          sim.clockOffsetMs -= 3 * 3600_000
+        }
+      }
+      expect((await raw('GET', '/nodes')).reason).toBe('No ticket')
+    } finally {
+      Object.assign(sim.behaviour, saved)
+    }
+  })
+
   it('renews an hour-old ticket by posting it as the password', async () => {
     let now = Date.now()
     const c = client({ now: () => now })
