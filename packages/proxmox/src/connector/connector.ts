@@ -5,6 +5,7 @@ import {
   CapacityError,
   CommandError,
   type ConnectorDefinition,
+  type CreateResult,
   defineConnector,
   formatPipelineRun,
   formatStepLine,
@@ -92,6 +93,8 @@ export interface ProxmoxKvmConnectorOptions {
 interface DeployInFlight {
   /** Settles (never rejects) when the run ends, whatever its outcome. */
   done: Promise<void>
+  /** Settles once the clone runs (never rejects; may stay pending when the run fails earlier). */
+  started: Promise<unknown>
   controller: AbortController
   vmid?: number
   node?: string
@@ -102,6 +105,8 @@ const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const
 interface Resources {
   clients: Map<string, ProxmoxClient>
   deploys: Map<string, DeployInFlight>
+  /** Creates of one service in this process run one at a time (the tail of each key's queue). */
+  creates: Map<string, Promise<void>>
 }
 
 /** Credentials from the server record: an API token when the user names one (`user@realm!id`), else a ticket login. */
@@ -234,7 +239,7 @@ export function createProxmoxKvmConnector(
     cloned: { vmid: number; node: string } | undefined,
   ): Promise<{ vmid: number; node: string }> {
     const controller = new AbortController()
-    const entry: DeployInFlight = { controller, done: Promise.resolve() }
+    const entry: DeployInFlight = { controller, done: Promise.resolve(), started: Promise.resolve() }
     let onClone: (clone: { vmid: number; node: string }) => void = () => {}
     const started = new Promise<{ vmid: number; node: string }>((resolve) => {
       onClone = (clone) => {
@@ -243,6 +248,7 @@ export function createProxmoxKvmConnector(
         resolve(clone)
       }
     })
+    entry.started = started
     if (cloned) onClone(cloned)
     const background: KvmRuntime = {
       ...rt,
@@ -422,6 +428,7 @@ export function createProxmoxKvmConnector(
     resources: () => ({
       clients: new Map<string, ProxmoxClient>(),
       deploys: new Map<string, DeployInFlight>(),
+      creates: new Map<string, Promise<void>>(),
     }),
     async dispose(resources) {
       const running = [...resources.deploys.values()]
@@ -432,79 +439,100 @@ export function createProxmoxKvmConnector(
     },
     operations: {
       async create(ctx) {
-        const rt = runtime(ctx)
+        // Two creates of one service at once would run two pipelines on one checkpoint: queue them,
+        // so the second sees what the first did (a VM, or a deploy in flight) and answers created: false.
         const key = pipelineKey(ctx, deployPipeline.name)
-        const accept = createMode === 'accept' && !ctx.dryRun
-        const inFlight = accept ? ctx.resources.deploys.get(key) : undefined
-        if (inFlight?.vmid !== undefined) {
-          // A repeated create while the accepted deploy runs: the same account, not a new one.
-          const leases = await stores.ipPool.leases(rt.serviceId)
-          return {
-            accountId: String(inFlight.vmid),
-            created: false,
-            username: rt.ciUser,
-            serverId: ctx.server.id ?? ctx.server.hostname,
-            ips: leases.map((l) => l.address),
-            details: { vmid: inFlight.vmid, node: inFlight.node, hostname: rt.hostname, deploy: 'running' },
-          }
+        const prior = ctx.resources.creates.get(key)
+        let release: () => void = () => {}
+        const mine = new Promise<void>((resolve) => {
+          release = resolve
+        })
+        const tail = (prior ?? Promise.resolve()).then(() => mine)
+        ctx.resources.creates.set(key, tail)
+        try {
+          if (prior) await prior
+          return await createOnce()
+        } finally {
+          release()
+          if (ctx.resources.creates.get(key) === tail) ctx.resources.creates.delete(key)
         }
-        if (inFlight) await inFlight.done
-        const checkpoint = await ctx.checkpoints.load(key)
-        const existing = await findServiceVm(rt.client, rt.serviceId, rt.hostname, rt.signal)
-        const unfinished = checkpoint !== undefined && !checkpoint.completed
-        if (existing && !unfinished) {
-          const leases = await stores.ipPool.leases(rt.serviceId)
-          return {
-            accountId: String(existing.vmid),
-            created: false,
-            username: rt.ciUser,
-            serverId: ctx.server.id ?? ctx.server.hostname,
-            ips: leases.map((l) => l.address),
-            details: { vmid: existing.vmid, node: existing.node, hostname: rt.hostname },
+
+        async function createOnce(): Promise<CreateResult> {
+          const rt = runtime(ctx)
+          const accept = createMode === 'accept' && !ctx.dryRun
+          const inFlight = accept ? ctx.resources.deploys.get(key) : undefined
+          // A create racing the first one's placement waits for its clone (not for the whole deploy).
+          if (inFlight && inFlight.vmid === undefined) await Promise.race([inFlight.started, inFlight.done])
+          if (inFlight?.vmid !== undefined) {
+            // A repeated create while the accepted deploy runs: the same account, not a new one.
+            const leases = await stores.ipPool.leases(rt.serviceId)
+            return {
+              accountId: String(inFlight.vmid),
+              created: false,
+              username: rt.ciUser,
+              serverId: ctx.server.id ?? ctx.server.hostname,
+              ips: leases.map((l) => l.address),
+              details: { vmid: inFlight.vmid, node: inFlight.node, hostname: rt.hostname, deploy: 'running' },
+            }
           }
-        }
-        if (accept) {
-          const past = checkpoint?.data as DeployData | undefined
-          const vm = await acceptDeploy(
-            ctx,
-            rt,
-            key,
-            past?.vmid !== undefined && past.node !== undefined
-              ? { vmid: past.vmid, node: past.node }
-              : undefined,
-          )
-          const leases = await stores.ipPool.leases(rt.serviceId)
-          const running = ctx.resources.deploys.has(key)
+          if (inFlight) await inFlight.done
+          const checkpoint = await ctx.checkpoints.load(key)
+          const existing = await findServiceVm(rt.client, rt.serviceId, rt.hostname, rt.signal)
+          const unfinished = checkpoint !== undefined && !checkpoint.completed
+          if (existing && !unfinished) {
+            const leases = await stores.ipPool.leases(rt.serviceId)
+            return {
+              accountId: String(existing.vmid),
+              created: false,
+              username: rt.ciUser,
+              serverId: ctx.server.id ?? ctx.server.hostname,
+              ips: leases.map((l) => l.address),
+              details: { vmid: existing.vmid, node: existing.node, hostname: rt.hostname },
+            }
+          }
+          if (accept) {
+            const past = checkpoint?.data as DeployData | undefined
+            const vm = await acceptDeploy(
+              ctx,
+              rt,
+              key,
+              past?.vmid !== undefined && past.node !== undefined
+                ? { vmid: past.vmid, node: past.node }
+                : undefined,
+            )
+            const leases = await stores.ipPool.leases(rt.serviceId)
+            const running = ctx.resources.deploys.has(key)
+            return {
+              accountId: String(vm.vmid),
+              created: !existing || unfinished,
+              username: rt.ciUser,
+              serverId: ctx.server.id ?? ctx.server.hostname,
+              ips: leases.map((l) => l.address),
+              details: {
+                vmid: vm.vmid,
+                node: vm.node,
+                hostname: rt.hostname,
+                deploy: running ? 'running' : 'ready',
+              },
+            }
+          }
+          const run = await runTracked<DeployData>(ctx, deployPipeline, {}, rt, 'service')
+          const data = run.checkpoint.data
           return {
-            accountId: String(vm.vmid),
+            accountId: String(data.vmid ?? ''),
+            // A resumed deploy finishes the account an earlier, failed call started: it is new to the caller.
             created: !existing || unfinished,
             username: rt.ciUser,
             serverId: ctx.server.id ?? ctx.server.hostname,
-            ips: leases.map((l) => l.address),
+            ips: (data.leases ?? []).map((l) => l.address),
             details: {
-              vmid: vm.vmid,
-              node: vm.node,
+              vmid: data.vmid,
+              node: data.node,
               hostname: rt.hostname,
-              deploy: running ? 'running' : 'ready',
+              mac: data.mac,
+              log: formatPipelineRun(run, { subject: `service=${rt.serviceId} vm=${data.vmid ?? '?'}` }),
             },
           }
-        }
-        const run = await runTracked<DeployData>(ctx, deployPipeline, {}, rt, 'service')
-        const data = run.checkpoint.data
-        return {
-          accountId: String(data.vmid ?? ''),
-          // A resumed deploy finishes the account an earlier, failed call started: it is new to the caller.
-          created: !existing || unfinished,
-          username: rt.ciUser,
-          serverId: ctx.server.id ?? ctx.server.hostname,
-          ips: (data.leases ?? []).map((l) => l.address),
-          details: {
-            vmid: data.vmid,
-            node: data.node,
-            hostname: rt.hostname,
-            mac: data.mac,
-            log: formatPipelineRun(run, { subject: `service=${rt.serviceId} vm=${data.vmid ?? '?'}` }),
-          },
         }
       },
 

@@ -96,6 +96,22 @@ describe('create in accept mode', () => {
     expect(third).toMatchObject({ created: false, accountId: data.accountId })
   })
 
+  it('two creates at once: one clone, both answer before the VM is ready, one of them created', async () => {
+    const s = service()
+    const [x, y] = await Promise.all([
+      connector.invoke('create', { service: s }),
+      connector.invoke('create', { service: s }),
+    ])
+    const a = ok(x)
+    const b = ok(y)
+    expect(a.accountId).toBe(b.accountId)
+    expect([a.created, b.created].sort()).toEqual([false, true])
+    expect(a.details?.deploy).toBe('running')
+    expect(b.details?.deploy).toBe('running')
+    expect([...sim.vms.values()].filter((v) => v.config.name === `vps-31-${s.serviceId}`)).toHaveLength(1)
+    expect((await status(s, true)).status).toBe('ready')
+  })
+
   it('a failure before the clone is the create call’s own failure', async () => {
     const s = service({ memoryMb: 4 * 1024 * 1024 })
     const result = await connector.invoke('create', { service: s })

@@ -170,6 +170,18 @@ describe('deploy pipeline', () => {
     expect(decodeURIComponent(stored).split('\n')).toEqual(keys)
   })
 
+  it('two creates of one service at once: one pipeline, one VM, the second answers created: false', async () => {
+    const s = service({ additionalDiskGb: 0 })
+    const progress: string[] = []
+    const create = () =>
+      connector.invoke('create', { service: s }, { onProgress: (e) => progress.push(e.step.name) })
+    const [x, y] = (await Promise.all([create(), create()])).map(ok)
+    expect([x?.created, y?.created].sort()).toEqual([false, true])
+    expect(x?.accountId).toBe(y?.accountId)
+    expect(progress.filter((n) => n === 'clone')).toHaveLength(1)
+    expect([...sim.vms.values()].filter((vm) => vm.config.name === `vps-12-${s.serviceId}`)).toHaveLength(1)
+  })
+
   it('a failed step pauses the deploy and the next call resumes exactly there', async () => {
     const s = service({ additionalDiskGb: 0 })
     sim.failTask({ type: 'qmstart', exitstatus: 'start failed: QEMU exited with code 1' })
