@@ -56,7 +56,7 @@ const client = createWhmcsClient({
   secret: sim.secret,
   ca: sim.ca,
   pageSize: 250,
-  pageConcurrency: 4,
+  pageConcurrency: Number(process.env.WHMCS_BENCH_PAGE_CONCURRENCY ?? 4),
 })
 const mappings = sim.productIds.map((productId) => ({
   productId,

@@ -1,7 +1,12 @@
 import { createCallRecorder, hasErrorCode, MemoryLogSink, type PanelkitError } from '@panelkit/core'
 import { MockAgent } from 'undici'
 import { afterEach, describe, expect, it } from 'vitest'
-import { createWhmcsClient, decodePhpArray, type WhmcsClientOptions } from '../../src/index.ts'
+import {
+  createWhmcsClient,
+  decodePhpArray,
+  GetClientsSchema,
+  type WhmcsClientOptions,
+} from '../../src/index.ts'
 import { parseForm } from '../../src/protocol/form.ts'
 
 /**
@@ -390,6 +395,31 @@ describe('error mapping', () => {
     const p = client.getHealthStatus({ signal: controller.signal })
     controller.abort()
     expect((await failure(p)).code).toBe('PANELKIT_ERR_ABORTED')
+  })
+})
+
+describe('pages', () => {
+  it('validate every row and refuse reserved parameters', async () => {
+    const bad = mocked(() => ok({ totalresults: 1, products: { product: [{ pid: 1 }] } }))
+    const e = await failure(
+      (async () => {
+        for await (const _ of bad.client.iterateClientsProducts()) void _
+      })(),
+    )
+    expect(e.code).toBe('PANELKIT_ERR_PROTOCOL')
+    const reserved = mocked(() => ok())
+    const r = await failure(
+      (async () => {
+        for await (const _ of reserved.client.pages(
+          'GetClients',
+          { secret: 'x' },
+          { key: 'clients', schema: GetClientsSchema },
+        ))
+          void _
+      })(),
+    )
+    expect(r.code).toBe('PANELKIT_ERR_VALIDATION')
+    expect(reserved.sent).toHaveLength(0)
   })
 })
 
