@@ -49,13 +49,14 @@ const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(0)
 const rssPeak = () => process.resourceUsage().maxRSS * 1024
 
 const ROUNDS = Math.max(1, Number(process.env.WHMCS_BENCH_ROUNDS ?? 3))
+const PAGE_SIZE = Number(process.env.WHMCS_BENCH_PAGE_SIZE ?? 250)
 
 const client = createWhmcsClient({
   url: sim.url,
   identifier: sim.identifier,
   secret: sim.secret,
   ca: sim.ca,
-  pageSize: 250,
+  pageSize: PAGE_SIZE,
   pageConcurrency: Number(process.env.WHMCS_BENCH_PAGE_CONCURRENCY ?? 4),
 })
 const mappings = sim.productIds.map((productId) => ({
@@ -111,16 +112,16 @@ async function barePost(params: Record<string, string | number>): Promise<Record
 async function bareFullRead(): Promise<number> {
   let rows = 0
   for (const pid of sim.productIds) {
-    const first = await barePost({ action: 'GetClientsProducts', pid, limitstart: 0, limitnum: 250 })
+    const first = await barePost({ action: 'GetClientsProducts', pid, limitstart: 0, limitnum: PAGE_SIZE })
     const total = Number(first.totalresults)
     rows += Number(first.numreturned)
     const offsets: number[] = []
-    for (let o = 250; o < total; o += 250) offsets.push(o)
+    for (let o = PAGE_SIZE; o < total; o += PAGE_SIZE) offsets.push(o)
     for (let i = 0; i < offsets.length; i += 4) {
       const pages = await Promise.all(
         offsets
           .slice(i, i + 4)
-          .map((o) => barePost({ action: 'GetClientsProducts', pid, limitstart: o, limitnum: 250 })),
+          .map((o) => barePost({ action: 'GetClientsProducts', pid, limitstart: o, limitnum: PAGE_SIZE })),
       )
       for (const p of pages) rows += Number(p.numreturned)
     }
