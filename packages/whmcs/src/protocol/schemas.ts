@@ -171,6 +171,15 @@ export const GetClientsProductsSyncSchema = z.object({
   products: whmcsList('product', SyncServiceSchema),
 })
 
+/**
+ * A page of services whose rows are left unvalidated, for callers that validate each row with
+ * `SyncServiceSchema` themselves so that one malformed service does not cost the whole page.
+ */
+export const GetClientsProductsRowsSchema = z.object({
+  ...PageFields,
+  products: whmcsList('product', z.unknown()),
+})
+
 export const GetClientsProductsSchema = z.object({
   ...PageFields,
   products: whmcsList('product', ServiceSchema),

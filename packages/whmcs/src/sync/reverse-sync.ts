@@ -1,8 +1,19 @@
 import { createHash, hash } from 'node:crypto'
-import { hasErrorCode, isPanelkitError, NotFoundError, toFailure, ValidationError } from '@panelkit/core'
+import {
+  hasErrorCode,
+  isPanelkitError,
+  NotFoundError,
+  ProtocolError,
+  toFailure,
+  ValidationError,
+} from '@panelkit/core'
 import type { WhmcsClient } from '../client.ts'
 import type { Page } from '../pagination.ts'
-import type { WhmcsSyncService as WhmcsService } from '../protocol/schemas.ts'
+import {
+  GetClientsProductsRowsSchema,
+  SyncServiceSchema,
+  type WhmcsSyncService as WhmcsService,
+} from '../protocol/schemas.ts'
 import type {
   DriftEntry,
   IntentKind,
@@ -450,6 +461,42 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
     })
   }
 
+  /** The rows that pass `SyncServiceSchema`; the others go to `errors` and `notEvaluated`. */
+  function validRows(
+    report: SyncReport,
+    rows: readonly unknown[],
+    context: Partial<SyncError>,
+    seen: Set<string>,
+  ): WhmcsService[] {
+    const out: WhmcsService[] = []
+    for (const row of rows) {
+      const parsed = SyncServiceSchema.safeParse(row)
+      if (parsed.success) {
+        out.push(parsed.data)
+        continue
+      }
+      const raw = row !== null && typeof row === 'object' ? (row as Record<string, unknown>).id : undefined
+      const id = typeof raw === 'string' || typeof raw === 'number' ? canonicalId(raw) : undefined
+      const issues = parsed.error.issues
+        .slice(0, 3)
+        .map((i) => `${i.path.join('.')}: ${i.message}`)
+        .join('; ')
+      const error = new ProtocolError(
+        `WHMCS GetClientsProducts: service ${id ?? '(no id)'} is malformed (${issues})`,
+        { cause: parsed.error },
+      )
+      const entry: SyncError = { ...context, stage: 'read', error: toFailure(error) }
+      if (id !== undefined) {
+        // Seen (so it is never "unknown to WHMCS"), but not evaluated.
+        entry.serviceId = id
+        seen.add(id)
+        report.notEvaluated?.push(id)
+      } else report.complete = false
+      report.errors.push(entry)
+    }
+    return out
+  }
+
   /**
    * Reads every page of one list (a product's or a client's services) into the report. A page that
    * still fails after the client's retries is read again from its own offset (pages before it are
@@ -477,14 +524,18 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
     }
     for (;;) {
       try {
-        const pages: AsyncGenerator<Page<WhmcsService>> = client.syncServicePages(params, {
-          pageSize,
-          startAt: offset,
-          ...(signal ? { signal } : {}),
-        })
+        // Rows are validated one by one: a malformed service is reported with its id and the rest
+        // of its page is still evaluated.
+        const pages: AsyncGenerator<Page<unknown>> = client.pages<unknown>(
+          'GetClientsProducts',
+          { ...params },
+          { key: 'products', schema: GetClientsProductsRowsSchema },
+          { pageSize, startAt: offset, ...(signal ? { signal } : {}) },
+        )
         for await (const page of pages) {
-          if (onService) for (const s of page.items) onService(s)
-          await process(report, page.items, seen)
+          const services = validRows(report, page.items, context, seen)
+          if (onService) for (const s of services) onService(s)
+          await process(report, services, seen)
           total = page.totalresults
           offset = page.startnumber + page.numreturned
           failures = 0

@@ -161,4 +161,21 @@ describe('reverse sync: resuming a failed page within the pass', () => {
     expect(report.intentCount).toBe(50 - 11)
     expect(report.errors.map((e) => e.stage).sort()).toEqual(['evaluate', 'view'])
   })
+
+  it('reports a malformed service by id and evaluates the rest of its page', async () => {
+    const bad = serviceIds[13] as string
+    sim.service(Number(bad)).nextduedate = 'soon'
+    const view = new MemoryProvisionedView()
+    view.services.set(bad, { serviceId: bad, state: 'active' })
+    const report = await sync({ view }).fullPass()
+    expect(report.notEvaluated).toEqual([bad])
+    expect(report.errors).toHaveLength(1)
+    expect(report.errors[0]).toMatchObject({ serviceId: bad, stage: 'read' })
+    expect(report.errors[0]?.error.code).toBe('PROTOCOL')
+    expect(report.errors[0]?.error.detail).toContain('nextduedate')
+    expect(report.intentCount).toBe(49)
+    expect(report.complete).toBe(true)
+    // Seen, so never "unknown to WHMCS".
+    expect(report.drift.some((d) => d.serviceId === bad)).toBe(false)
+  })
 })
