@@ -94,22 +94,36 @@ function encodedForms(value: string): string[] {
 class RedactorImpl implements Redactor {
   readonly mask: string
   private readonly keys: Set<string>
-  private readonly values: Set<string>
-  private pattern: RegExp | null = null
+  // ES-private so that neither util.inspect (even with showHidden) nor JSON.stringify can reach them.
+  readonly #values: Set<string>
+  #pattern: RegExp | null = null
   private keyPattern: RegExp | null = null
 
   constructor(mask: string, keys: Iterable<string>, values: Iterable<string>) {
     this.mask = mask
     this.keys = new Set([...keys].map(normaliseKey).filter((k) => k.length > 0))
-    this.values = new Set()
+    this.#values = new Set()
     for (const v of values) this.addValue(v)
+  }
+
+  /** A user who logs a client prints its recorder and this redactor: show counts, never the secrets. */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toString()
+  }
+
+  toJSON(): { mask: string; secretKeys: number; secretValues: number } {
+    return { mask: this.mask, secretKeys: this.keys.size, secretValues: this.#values.size }
+  }
+
+  toString(): string {
+    return `Redactor { ${this.keys.size} secret keys, ${this.#values.size} secret values }`
   }
 
   addValue(value: string | undefined | null): void {
     if (typeof value !== 'string' || value.length === 0) return
-    const before = this.values.size
-    for (const form of encodedForms(value)) this.values.add(form)
-    if (this.values.size !== before) this.pattern = null
+    const before = this.#values.size
+    for (const form of encodedForms(value)) this.#values.add(form)
+    if (this.#values.size !== before) this.#pattern = null
   }
 
   addKey(key: string): void {
@@ -132,18 +146,18 @@ class RedactorImpl implements Redactor {
     return new RedactorImpl(
       this.mask,
       [...this.keys, ...(options.keys ?? [])],
-      [...this.values, ...(options.values ?? [])],
+      [...this.#values, ...(options.values ?? [])],
     )
   }
 
   private valuePattern(): RegExp | null {
-    if (this.values.size === 0) return null
-    if (this.pattern === null) {
+    if (this.#values.size === 0) return null
+    if (this.#pattern === null) {
       // Longest first so that a secret containing another secret is masked whole.
-      const alternatives = [...this.values].sort((a, b) => b.length - a.length).map(escapeRegExp)
-      this.pattern = new RegExp(alternatives.join('|'), 'g')
+      const alternatives = [...this.#values].sort((a, b) => b.length - a.length).map(escapeRegExp)
+      this.#pattern = new RegExp(alternatives.join('|'), 'g')
     }
-    return this.pattern
+    return this.#pattern
   }
 
   /**

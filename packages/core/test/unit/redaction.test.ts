@@ -1,5 +1,7 @@
+import { inspect } from 'node:util'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { createCallRecorder } from '../../src/calls.ts'
 import { createRedactor, REDACTED } from '../../src/redaction.ts'
 
 /** Text the redactor itself adds (error fields, the mask): a secret equal to part of it proves nothing. */
@@ -125,5 +127,27 @@ describe('redactor', () => {
       ),
       { numRuns: 400 },
     )
+  })
+})
+
+describe('a redactor printed by a user', () => {
+  it('never prints the secret values it holds (inspect, JSON, template string)', () => {
+    const r = createRedactor({ values: ['hunter2-Very-Secret'] })
+    r.addValue('tkt-PVE:root@pam:ABCDEF')
+    const recorder = createCallRecorder({ connector: 'probe', redactor: r })
+    for (const printed of [
+      inspect(r, { depth: Number.POSITIVE_INFINITY, showHidden: true }),
+      inspect(recorder, { depth: Number.POSITIVE_INFINITY }),
+      inspect({ client: { recorder } }, { depth: Number.POSITIVE_INFINITY }),
+      JSON.stringify(r),
+      JSON.stringify({ recorder }),
+      `${String(r)}`,
+    ]) {
+      expect(printed).not.toContain('hunter2')
+      expect(printed).not.toContain('PVE:root')
+    }
+    expect(inspect(r)).toMatch(/^Redactor \{ \d+ secret keys, \d+ secret values \}$/)
+    // still works after being printed
+    expect(r.redactString('x hunter2-Very-Secret y')).toBe(`x ${REDACTED} y`)
   })
 })
