@@ -1,7 +1,7 @@
 import { isPanelkitError } from './errors.ts'
 import type { CallAccess, ModuleLogEntry, ModuleLogSink } from './module-log.ts'
 import { nextLogId } from './module-log.ts'
-import { createRedactor, type Redactor } from './redaction.ts'
+import { createRedactor, type Redactor, redactErrorInPlace } from './redaction.ts'
 import type { RecordedWrite } from './result.ts'
 
 /** What a transport tells the recorder about one external call. */
@@ -97,7 +97,15 @@ class Recorder implements CallRecorder {
     }
     // Without a sink nobody reads an entry: building one (and summarising a large answer) would be pure
     // cost on every call.
-    if (this.options.sink === undefined) return send()
+    // Errors leave masked: a server or proxy may echo the request (form body, Authorization header) in
+    // its error body, and a client's user logs what it throws.
+    if (this.options.sink === undefined) {
+      try {
+        return await send()
+      } catch (error) {
+        throw redactErrorInPlace(error, this.redactor)
+      }
+    }
     const started = this.now()
     try {
       const response = await send()
@@ -105,8 +113,8 @@ class Recorder implements CallRecorder {
       entry.response = info.summarize ? info.summarize(response) : response
       this.emit(entry)
       return response
-    } catch (error) {
-      if (this.options.sink === undefined) throw error
+    } catch (caught) {
+      const error = redactErrorInPlace(caught, this.redactor)
       const entry = this.entry(info as CallInfo<unknown>, this.now() - started)
       entry.outcome = 'error'
       entry.error = isPanelkitError(error)

@@ -129,6 +129,7 @@ export {
   REDACTED,
   type Redactor,
   type RedactorOptions,
+  redactErrorInPlace,
 } from './redaction.ts'
 export {
   type FailedResult,

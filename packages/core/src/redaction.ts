@@ -172,8 +172,9 @@ class RedactorImpl implements Redactor {
         .map((k) => [...k].map(escapeRegExp).join('[_\\-]?'))
         .join('|')
       const keyChars = 'A-Za-z0-9_.\\-\\['
+      // A key never follows a `/`: `POST /access/ticket: reason` is a path and its error text.
       this.keyPattern = new RegExp(
-        `(["']?)((?<![${keyChars}])[${keyChars}]*?(?:${loose})(?![A-Za-z0-9_])\\]?)\\1(\\s*[=:]\\s*)` +
+        `(["']?)((?<![${keyChars}/])[${keyChars}]*?(?:${loose})(?![A-Za-z0-9_])\\]?)\\1(\\s*[=:]\\s*)` +
           `("(?:[^"\\\\]|\\\\.)*"|'[^']*'|(?:(?:Basic|Bearer|Digest|Token|PVEAPIToken)\\s+)?[^\\s&,;}"']+)`,
         'gi',
       )
@@ -289,4 +290,45 @@ export function createRedactor(options: RedactorOptions = {}): Redactor {
     [...DEFAULT_SECRET_KEYS, ...(options.keys ?? [])],
     options.values ?? [],
   )
+}
+
+/**
+ * Masks secrets in a thrown error without replacing it: message, stack, every own enumerable field
+ * (`body`, `details`, `issues`, …) and the whole `cause` chain. The instances stay the same, so callers
+ * that check `kind`, `code` or a cause's identity keep working. Error fields are not secret keys, so
+ * they keep their values unless a secret is inside them.
+ */
+export function redactErrorInPlace<E>(error: E, redactor: Redactor): E {
+  scrubError(error, redactor, new Set())
+  return error
+}
+
+function scrubError(error: unknown, redactor: Redactor, seen: Set<object>): void {
+  if (!(error instanceof Error) || seen.has(error)) return
+  seen.add(error)
+  const target = error as unknown as Record<string, unknown>
+  const assign = (key: string, value: unknown) => {
+    try {
+      target[key] = value
+    } catch {
+      // a frozen or getter-only field cannot hold a secret we put there; leave it
+    }
+  }
+  const message = redactor.redactString(error.message)
+  if (message !== error.message) assign('message', message)
+  if (typeof error.stack === 'string') {
+    const stack = redactor.redactString(error.stack)
+    if (stack !== error.stack) assign('stack', stack)
+  }
+  for (const key of Object.keys(error)) {
+    const value = target[key]
+    if (value instanceof Error) scrubError(value, redactor, seen)
+    else if (typeof value === 'string') {
+      const safe = redactor.redactString(value)
+      if (safe !== value) assign(key, safe)
+    } else if (typeof value === 'object' && value !== null) assign(key, redactor.redact(value))
+  }
+  const cause = error.cause
+  if (cause instanceof Error) scrubError(cause, redactor, seen)
+  else if (cause !== undefined && cause !== null) assign('cause', redactor.redact(cause))
 }

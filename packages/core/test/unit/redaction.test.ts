@@ -2,6 +2,8 @@ import { inspect } from 'node:util'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { createCallRecorder } from '../../src/calls.ts'
+import { ConnectionError, HttpError, NotFoundError, ValidationError } from '../../src/errors.ts'
+import { MemoryLogSink } from '../../src/module-log.ts'
 import { createRedactor, REDACTED } from '../../src/redaction.ts'
 
 /** Text the redactor itself adds (error fields, the mask): a secret equal to part of it proves nothing. */
@@ -149,5 +151,83 @@ describe('a redactor printed by a user', () => {
     expect(inspect(r)).toMatch(/^Redactor \{ \d+ secret keys, \d+ secret values \}$/)
     // still works after being printed
     expect(r.redactString('x hunter2-Very-Secret y')).toBe(`x ${REDACTED} y`)
+  })
+})
+
+describe('errors thrown through a call recorder', () => {
+  for (const withSink of [false, true]) {
+    it(`mask declared secrets and key=value secrets in message, body, details, issues and causes (sink: ${withSink})`, async () => {
+      const recorder = createCallRecorder({
+        connector: 'probe',
+        ...(withSink ? { sink: new MemoryLogSink() } : {}),
+      })
+      recorder.redactor.addValue('API-SECRET-42')
+      const root = Object.assign(new Error('socket said API-SECRET-42'), { code: 'ECONNRESET' })
+      const middle = new ConnectionError('proxy echoed Authorization: Basic dXNlcjpodW50ZXI=', {
+        cause: root,
+      })
+      const thrown = new HttpError('HTTP 500: identifier=abc&secret=API-SECRET-42', {
+        status: 500,
+        body: '<pre>identifier=abc&password=hunter2&secret=API-SECRET-42</pre>',
+        details: { echoed: { apiSecret: 'plain', note: 'key API-SECRET-42' } },
+        cause: middle,
+      })
+      const caught = await recorder
+        .call({ system: 'x', action: 'POST /api', access: 'read' }, async () => {
+          throw thrown
+        })
+        .catch((e: unknown) => e)
+      // Same instances (callers check kind, code and cause identity), only their text is masked.
+      expect(caught).toBe(thrown)
+      expect(thrown.cause).toBe(middle)
+      expect(middle.cause).toBe(root)
+      expect(thrown.kind).toBe('HTTP')
+      expect(thrown.status).toBe(500)
+      const printed = [
+        inspect(thrown, { depth: Number.POSITIVE_INFINITY }),
+        JSON.stringify({ m: thrown.message, b: thrown.body, d: thrown.details }),
+        middle.message,
+        root.message,
+        String(thrown.stack),
+      ].join('\n')
+      expect(printed).not.toContain('API-SECRET-42')
+      expect(printed).not.toContain('hunter2')
+      expect(printed).not.toContain('dXNlcjpodW50ZXI=')
+      expect(printed).not.toContain('plain')
+      expect(thrown.message).toBe(`HTTP 500: identifier=abc&secret=${REDACTED}`)
+      expect(root.code).toBe('ECONNRESET')
+    })
+  }
+
+  it('mask validation issues and leave secret-free errors untouched', async () => {
+    const recorder = createCallRecorder({ connector: 'probe' })
+    recorder.redactor.addValue('s3cret-Value')
+    const bad = new ValidationError('password s3cret-Value is too short', [
+      { path: 'password', message: 'value s3cret-Value is too short' },
+    ])
+    const clean = new NotFoundError('VM 100 not found')
+    for (const error of [bad, clean]) {
+      await recorder
+        .call({ system: 'x', action: 'a', access: 'read' }, async () => {
+          throw error
+        })
+        .catch(() => undefined)
+    }
+    expect(bad.message).toBe(`password ${REDACTED} is too short`)
+    expect(bad.issues[0]?.message).toBe(`value ${REDACTED} is too short`)
+    expect(bad.field).toBe('password')
+    expect(clean.message).toBe('VM 100 not found')
+  })
+})
+
+describe('a URL path segment is not a key', () => {
+  it('keeps "POST /access/ticket: reason" readable and still masks ?ticket= and ticket: values', () => {
+    const r = createRedactor()
+    expect(r.redactString('POST /api2/json/access/ticket: TLS verification failed')).toBe(
+      'POST /api2/json/access/ticket: TLS verification failed',
+    )
+    expect(r.redactString('GET /x?ticket=abc&b=1')).toBe(`GET /x?ticket=${REDACTED}&b=1`)
+    expect(r.redactString('ticket: abc')).toBe(`ticket: ${REDACTED}`)
+    expect(r.redactString('{"auth_token":"abc"}')).toBe(`{"auth_token":"${REDACTED}"}`)
   })
 })
