@@ -21,12 +21,14 @@ import {
   createReverseSync,
   creditDeposit,
   type DepositCredit,
+  depositKey,
   type LedgerWriteResult,
   type ProductMapping,
   type ProvisionedView,
   pushUsage,
   type ReverseSync,
   type SyncIntent,
+  usageKey,
   type WhmcsClient,
   type DriftEntry as WhmcsDriftEntry,
   type SyncReport as WhmcsSyncReport,
@@ -34,7 +36,7 @@ import {
 } from '@panelkit/whmcs'
 import type { Config, ProductConfig, ServerConfig } from '../config.ts'
 import type { Logger } from '../logger.ts'
-import type { DurableModuleLog, Store, StoreProvisionedView } from '../store/store.ts'
+import type { DurableLedger, DurableModuleLog, Store, StoreProvisionedView } from '../store/store.ts'
 import {
   claimJobs,
   countPending,
@@ -1015,19 +1017,18 @@ export class Engine {
     const metric = usage.data.metrics.find((m) => m.name === pricing.metric)
     const quantity = Number(metric?.value ?? 0)
     const amount = (Math.round(quantity * Number(pricing.unitPrice) * 100) / 100).toFixed(2)
-    const out = await pushUsage(
-      this.whmcs,
-      this.store.ledger,
-      {
-        serviceId: service.serviceId,
-        clientId: service.clientId,
-        period: period.replace(/[^A-Za-z0-9_.:-]/g, '-'),
-        description:
-          `${pricing.description ?? pricing.metric} ${period}: ${quantity} ${metric?.unit ?? ''} (service ${service.serviceId})`.trim(),
-        amount,
-      },
-      { signal: invokeOptions.signal },
-    )
+    const push = {
+      serviceId: service.serviceId,
+      clientId: service.clientId,
+      period: period.replace(/[^A-Za-z0-9_.:-]/g, '-'),
+      description:
+        `${pricing.description ?? pricing.metric} ${period}: ${quantity} ${metric?.unit ?? ''} (service ${service.serviceId})`.trim(),
+      amount,
+    }
+    const ledger = this.store.ledgerFor(attemptHolder(this.owner, job))
+    const out = await pushUsage(ledgerBoundClient(this.whmcs, ledger, usageKey(push)), ledger, push, {
+      signal: invokeOptions.signal,
+    })
     return this.ledgerOutcome(`Usage of service ${service.serviceId} for ${period}`, out)
   }
 
@@ -1037,7 +1038,10 @@ export class Engine {
   ): Promise<{ ok: true; data: unknown } | { ok: false; error: Failure }> {
     if (!this.whmcs) return this.permanent('No WHMCS connection is configured (the `whmcs` section)')
     const d = job.payload as unknown as DepositCredit
-    const out = await creditDeposit(this.whmcs, this.store.ledger, d, { signal })
+    const ledger = this.store.ledgerFor(attemptHolder(this.owner, job))
+    const out = await creditDeposit(ledgerBoundClient(this.whmcs, ledger, depositKey(d)), ledger, d, {
+      signal,
+    })
     return this.ledgerOutcome(`Deposit ${d.depositId} of client ${d.clientId}`, out)
   }
 
@@ -1221,6 +1225,33 @@ function operatorOps(from: ServiceState, change: ServiceChange): JobOperation[] 
   if (to === 'active' && from === 'suspended') ops.push('unsuspend')
   if (to === 'terminated' && exists(from)) ops.push('terminate')
   return ops
+}
+
+/** One attempt of one job, as a ledger claim's holder (unique: a re-run is a new attempt). */
+function attemptHolder(owner: string, job: Job): string {
+  return `${owner}:job-${job.id}:${job.attempts}:${randomUUID().slice(0, 8)}`
+}
+
+/**
+ * The WHMCS client with AddBillableItem and AddCredit bracketed by the ledger: `sending` is recorded
+ * (durably, fenced on the claim) immediately before the request and `sent` with WHMCS's answer right
+ * after it, so a worker killed before the request leaves a claim the next attempt simply sends.
+ */
+function ledgerBoundClient(client: WhmcsClient, ledger: DurableLedger, key: string): WhmcsClient {
+  const bound = Object.create(client) as WhmcsClient
+  bound.addBillableItem = async (params, options) => {
+    await ledger.beginSend(key)
+    const r = await client.addBillableItem(params, options)
+    await ledger.markSent(key, r.billableid)
+    return r
+  }
+  bound.addCredit = async (params, options) => {
+    await ledger.beginSend(key)
+    const r = await client.addCredit(params, options)
+    await ledger.markSent(key, r.newbalance)
+    return r
+  }
+  return bound
 }
 
 /** The job that pushes a ledger key's item (usage: `usage:<service>:<period>`; credit: `credit:<id>`). */

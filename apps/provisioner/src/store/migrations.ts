@@ -221,5 +221,13 @@ export function migrations(dialect: 'sqlite' | 'postgres', box?: SecretBox): Rec
         }
       },
     },
+    '0003_ledger_holder': {
+      async up(db: Kysely<unknown>) {
+        // Who holds a claim (one attempt of one job), so a claim whose request never left can be taken
+        // over by the next attempt; `claimed` (nothing sent) and `sending` (the request may be out) are
+        // told apart from here on. Earlier `pending` rows keep their meaning: possibly sent.
+        await db.schema.alterTable('ledger_entries').addColumn('holder', 'text').execute()
+      },
+    },
   }
 }

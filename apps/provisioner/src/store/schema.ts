@@ -121,8 +121,15 @@ export interface LedgerEntriesTable {
   kind: string
   service_id: string | null
   client_id: string | null
-  /** pending (claimed, call under way) | done | uncertain (outcome unknown: an operator decides). */
+  /**
+   * claimed (held by a job attempt; nothing sent) | sending (the request may be out) | sent (WHMCS
+   * answered success; `result` holds its answer) | done | uncertain (outcome unknown: an operator
+   * decides) | pending (a claim without a holder, from before 0003 or a caller outside the engine:
+   * treated like sending).
+   */
   state: string
+  /** The job attempt holding a claimed or sending entry (0003). */
+  holder: string | null
   result: string | null
   reason: string | null
   created_at: number

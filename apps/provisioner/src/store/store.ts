@@ -8,6 +8,7 @@ import type {
   ModuleLogSink,
   Redactor,
 } from '@panelkit/core'
+import { ConflictError, ConnectionError } from '@panelkit/core'
 import type { Ledger, LedgerEntry, ProvisionedService, ProvisionedView } from '@panelkit/whmcs'
 import BetterSqlite3 from 'better-sqlite3'
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely'
@@ -199,6 +200,11 @@ export class Store {
   /** `@panelkit/whmcs`'s `Ledger`, durable: usage pushes and deposit credits exactly once. */
   get ledger(): DurableLedger {
     return new DurableLedger(this)
+  }
+
+  /** The ledger as one job attempt sees it (see `DurableLedger`): claims it can hand over. */
+  ledgerFor(holder: string): DurableLedger {
+    return new DurableLedger(this, holder)
   }
 
   /**
@@ -664,6 +670,8 @@ function ledgerKeyParts(key: string): { kind: string; serviceId: string | null }
 }
 
 export interface LedgerRow extends LedgerEntry {
+  /** The stored state: claimed, sending, sent, done, uncertain or pending (see `DurableLedger`). */
+  phase: string
   kind: string
   serviceId: string | null
   createdAt: string
@@ -672,11 +680,21 @@ export interface LedgerRow extends LedgerEntry {
 /**
  * `@panelkit/whmcs`'s `Ledger` on the `ledger_entries` table. `claim` is one insert that only one
  * caller can win (a primary key), so two workers never both send the same usage item or credit.
+ *
+ * Without a holder (`store.ledger`) a claim is `pending`: it may have been sent, so a claim left by a
+ * killed process is uncertain. With a holder (`store.ledgerFor(attempt)`, one attempt of the one job
+ * that owns the key) the entry's life is split where the request actually leaves:
+ * `claimed` → `beginSend` → `sending` → answer → `sent` (with WHMCS's result) → `complete` → `done`.
+ * A later attempt of the job takes a `claimed` entry over (nothing was sent: it sends, once) and
+ * finishes a `sent` one without sending; only a `sending` one is uncertain. Every transition is one
+ * conditional UPDATE, so an earlier attempt that is still alive cannot send after a takeover.
  */
 export class DurableLedger implements Ledger {
   private readonly store: Store
-  constructor(store: Store) {
+  private readonly holder: string | undefined
+  constructor(store: Store, holder?: string) {
     this.store = store
+    this.holder = holder
   }
 
   async claim(key: string): Promise<LedgerEntry | undefined> {
@@ -689,7 +707,8 @@ export class DurableLedger implements Ledger {
         kind,
         service_id: serviceId,
         client_id: null,
-        state: 'pending',
+        state: this.holder === undefined ? 'pending' : 'claimed',
+        holder: this.holder ?? null,
         result: null,
         reason: null,
         created_at: now,
@@ -699,7 +718,99 @@ export class DurableLedger implements Ledger {
       .returning('key')
       .executeTakeFirst()
     if (inserted) return undefined
-    return (await this.get(key)) ?? { key, state: 'pending', updatedAt: new Date(now).toISOString() }
+    // Each transition below is conditional on the row being as read; a lost race reads again.
+    for (let round = 0; round < 5; round++) {
+      const row = await this.row(key)
+      if (!row) return this.claim(key) // released meanwhile
+      if (this.holder === undefined) return ledgerEntryOf(row).entry
+      if (row.state === 'claimed') {
+        if (row.holder === this.holder) return undefined
+        // The attempt that claimed it is over (this one holds the job now) and never began sending.
+        const taken = await this.store.db
+          .updateTable('ledger_entries')
+          .set({ holder: this.holder, updated_at: Date.now() })
+          .where('key', '=', key)
+          .where('state', '=', 'claimed')
+          .where('holder', '=', row.holder)
+          .executeTakeFirst()
+        if (Number(taken.numUpdatedRows) === 1) return undefined
+        continue
+      }
+      if (row.state === 'sent') {
+        // WHMCS answered success; only the completion was not recorded.
+        await this.store.db
+          .updateTable('ledger_entries')
+          .set({ state: 'done', updated_at: Date.now() })
+          .where('key', '=', key)
+          .where('state', '=', 'sent')
+          .execute()
+        continue
+      }
+      if (row.state === 'sending' || row.state === 'pending') {
+        // The request may have reached WHMCS and nobody recorded the answer: an operator decides.
+        // Recorded as uncertain so `status` and the API list it.
+        const reason =
+          row.state === 'sending'
+            ? 'the worker sending it stopped after the request went out and before its answer was recorded'
+            : 'claimed before it was sent by a process that stopped; whether it was sent is unknown'
+        await this.store.db
+          .updateTable('ledger_entries')
+          .set({ state: 'uncertain', reason, updated_at: Date.now() })
+          .where('key', '=', key)
+          .where('state', '=', row.state)
+          .execute()
+        continue
+      }
+      return ledgerEntryOf(row).entry
+    }
+    const row = await this.row(key)
+    return row ? ledgerEntryOf(row).entry : { key, state: 'pending', updatedAt: new Date(now).toISOString() }
+  }
+
+  /**
+   * Called immediately before the request goes out: `claimed` → `sending`, only while this holder
+   * still holds the claim. Throws (a not-sent error: the library frees the claim) when it does not.
+   */
+  async beginSend(key: string): Promise<void> {
+    if (this.holder === undefined) return
+    let updated: bigint
+    try {
+      const r = await this.store.db
+        .updateTable('ledger_entries')
+        .set({ state: 'sending', updated_at: Date.now() })
+        .where('key', '=', key)
+        .where('state', '=', 'claimed')
+        .where('holder', '=', this.holder)
+        .executeTakeFirst()
+      updated = r.numUpdatedRows
+    } catch (error) {
+      throw new ConnectionError(`Not sent: recording ${key} as sending failed`, {
+        cause: error,
+        details: { notSent: true },
+      })
+    }
+    if (Number(updated) !== 1)
+      throw new ConflictError(`Not sent: the claim on ${key} was taken over by a later attempt`, {
+        retryable: true,
+        details: { notSent: true },
+      })
+  }
+
+  /** Called as soon as WHMCS answered success: `sending` → `sent` with its result. Never throws. */
+  async markSent(key: string, result: string): Promise<void> {
+    if (this.holder === undefined) return
+    await this.store.db
+      .updateTable('ledger_entries')
+      .set({ state: 'sent', result, updated_at: Date.now() })
+      .where('key', '=', key)
+      .where('state', '=', 'sending')
+      .where('holder', '=', this.holder)
+      .execute()
+      .catch(() => undefined) // `complete` follows; if both fail the entry stays `sending`: uncertain
+  }
+
+  private async row(key: string) {
+    return this.store.db.selectFrom('ledger_entries').selectAll().where('key', '=', key).executeTakeFirst()
   }
 
   private async set(key: string, patch: { state: string; result?: string | null; reason?: string | null }) {
@@ -714,8 +825,11 @@ export class DurableLedger implements Ledger {
     await this.set(key, { state: 'done', result, reason: null })
   }
 
+  /** Frees a claim; a holder frees only its own (never one a later attempt took over). */
   async release(key: string): Promise<void> {
-    await this.store.db.deleteFrom('ledger_entries').where('key', '=', key).execute()
+    let q = this.store.db.deleteFrom('ledger_entries').where('key', '=', key)
+    if (this.holder !== undefined) q = q.where('holder', '=', this.holder)
+    await q.execute()
   }
 
   async markUncertain(key: string, reason: string): Promise<void> {
@@ -734,7 +848,7 @@ export class DurableLedger implements Ledger {
   /** Entries, optionally only one state (`uncertain`: what an operator must settle). */
   async list(filter: { state?: string; serviceId?: string; limit?: number } = {}): Promise<LedgerRow[]> {
     let q = this.store.db.selectFrom('ledger_entries').selectAll()
-    if (filter.state !== undefined) q = q.where('state', '=', filter.state)
+    if (filter.state !== undefined) q = q.where('state', 'in', STORED_STATES[filter.state] ?? [filter.state])
     if (filter.serviceId !== undefined) q = q.where('service_id', '=', filter.serviceId)
     const rows = await q
       .orderBy('created_at')
@@ -744,12 +858,30 @@ export class DurableLedger implements Ledger {
       const { entry } = ledgerEntryOf(r)
       return {
         ...entry,
+        phase: r.state,
         kind: r.kind,
         serviceId: r.service_id,
         createdAt: new Date(Number(r.created_at)).toISOString(),
       }
     })
   }
+}
+
+/** The stored state as the library's: claimed and sending are `pending`, sent is `done`. */
+const LIBRARY_STATE: Record<string, LedgerEntry['state']> = {
+  claimed: 'pending',
+  sending: 'pending',
+  pending: 'pending',
+  sent: 'done',
+  done: 'done',
+  uncertain: 'uncertain',
+}
+
+/** The stored states behind each library state (for filtering). */
+const STORED_STATES: Record<string, string[]> = {
+  pending: ['pending', 'claimed', 'sending'],
+  done: ['done', 'sent'],
+  uncertain: ['uncertain'],
 }
 
 function ledgerEntryOf(row: {
@@ -761,7 +893,7 @@ function ledgerEntryOf(row: {
 }): { entry: LedgerEntry } {
   const entry: LedgerEntry = {
     key: row.key,
-    state: row.state as LedgerEntry['state'],
+    state: LIBRARY_STATE[row.state] ?? 'uncertain',
     updatedAt: new Date(Number(row.updated_at)).toISOString(),
   }
   if (row.result !== null) entry.result = row.result
