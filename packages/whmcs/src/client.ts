@@ -71,6 +71,8 @@ export interface WhmcsClientOptions {
   recorder?: CallRecorder
   /** Per-request time limit. Default 30 000 ms. */
   timeoutMs?: number
+  /** Largest answer read before giving up with a PROTOCOL error. Default 64 MiB. */
+  maxResponseBytes?: number
   /** Retries of reads on connection errors, timeouts and 5xx. Writes are never retried. */
   retry?: Partial<RetryPolicy> | false
   /** Rows per page for the iterators. Default 250. */
@@ -278,8 +280,24 @@ function requireAmount(action: string, name: string, value: unknown): void {
     ])
 }
 
+const EMAIL = /^[^\s@\u0000-\u001f]+@[^\s@\u0000-\u001f]+\.[^\s@\u0000-\u001f]+$/
+
+function requireEmail(action: string, name: string, value: unknown): void {
+  requireText(action, name, value)
+  if (!EMAIL.test(value as string))
+    throw new ValidationError(`WHMCS ${action}: ${name} must be an email address`, [
+      { path: name, message: 'must be an email address' },
+    ])
+}
+
 function requireDate(action: string, name: string, value: unknown): void {
-  if (value === undefined || value instanceof Date) return
+  if (value === undefined) return
+  if (value instanceof Date) {
+    if (!Number.isNaN(value.getTime())) return
+    throw new ValidationError(`WHMCS ${action}: ${name} is an invalid Date`, [
+      { path: name, message: 'is an invalid Date' },
+    ])
+  }
   if (typeof value !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(value))
     throw new ValidationError(`WHMCS ${action}: ${name} must be YYYY-MM-DD`, [
       { path: name, message: 'must be YYYY-MM-DD' },
@@ -456,6 +474,7 @@ export function createWhmcsClient(options: WhmcsClientOptions): WhmcsClient {
     dispatcher: options.dispatcher ?? ownDispatcher,
     recorder,
     timeoutMs: options.timeoutMs ?? 30_000,
+    maxResponseBytes: options.maxResponseBytes ?? 64 * 1024 * 1024,
     userAgent: options.userAgent ?? 'panelkit-whmcs/0.1',
     authFailureCooldownMs: options.authFailureCooldownMs ?? 5 * 60_000,
     now,
@@ -593,9 +612,10 @@ export function createWhmcsClient(options: WhmcsClientOptions): WhmcsClient {
       items(
         pages<ClientSummary>('GetClients', { ...params }, { key: 'clients', schema: GetClientsSchema }, o),
       ),
-    getClientsDetails: (lookup, o = {}) => {
+    // async: a refused input rejects the promise like any other failure instead of throwing at the call.
+    getClientsDetails: async (lookup, o = {}) => {
       if ('clientid' in lookup) requireId('GetClientsDetails', 'clientid', lookup.clientid)
-      else requireText('GetClientsDetails', 'email', lookup.email)
+      else requireEmail('GetClientsDetails', 'email', lookup.email)
       return call(
         'GetClientsDetails',
         { ...lookup, ...(o.stats ? { stats: true } : {}) },
@@ -637,7 +657,7 @@ export function createWhmcsClient(options: WhmcsClientOptions): WhmcsClient {
     getUsers: (params = {}, o) => call('GetUsers', { ...params }, { schema: GetUsersSchema, ...sig(o) }),
     iterateUsers: (params = {}, o) =>
       items(pages<WhmcsUser>('GetUsers', { ...params }, { key: 'users', schema: GetUsersSchema }, o)),
-    getCredits: (clientid, o) => {
+    getCredits: async (clientid, o) => {
       requireId('GetCredits', 'clientid', clientid)
       return call('GetCredits', { clientid }, { schema: GetCreditsSchema, ...sig(o) })
     },
@@ -702,6 +722,7 @@ export function createWhmcsClient(options: WhmcsClientOptions): WhmcsClient {
         'phonenumber',
       ] as const)
         requireText(A, f, params[f])
+      requireEmail(A, 'email', params.email)
       if (typeof params.password2 === 'string') recorder.redactor.addValue(params.password2)
       const r = await call(A, withPhpArrays(params, ['customfields']), {
         access: 'write',
@@ -714,7 +735,8 @@ export function createWhmcsClient(options: WhmcsClientOptions): WhmcsClient {
     updateClient: async (params, o) => {
       const A = 'UpdateClient'
       if (params.clientid !== undefined) requireId(A, 'clientid', params.clientid)
-      else requireText(A, 'clientemail', params.clientemail)
+      else requireEmail(A, 'clientemail', params.clientemail)
+      if (params.email !== undefined) requireEmail(A, 'email', params.email)
       const r = await call(A, withPhpArrays(params, ['customfields']), {
         access: 'write',
         schema: UpdateClientSchema,
@@ -723,7 +745,7 @@ export function createWhmcsClient(options: WhmcsClientOptions): WhmcsClient {
       })
       return { clientid: r.clientid }
     },
-    addOrder: (params, o) => {
+    addOrder: async (params, o) => {
       const A = 'AddOrder'
       requireId(A, 'clientid', params.clientid)
       requireText(A, 'paymentmethod', params.paymentmethod)
@@ -801,7 +823,7 @@ export function createWhmcsClient(options: WhmcsClientOptions): WhmcsClient {
       moduleCommand('ModuleSuspend', serviceid, o.reason ? { suspendreason: o.reason } : {}, o),
     moduleUnsuspend: (serviceid, o) => moduleCommand('ModuleUnsuspend', serviceid, {}, o),
     moduleTerminate: (serviceid, o) => moduleCommand('ModuleTerminate', serviceid, {}, o),
-    moduleChangePw: (serviceid, password, o) => {
+    moduleChangePw: async (serviceid, password, o) => {
       requireText('ModuleChangePw', 'servicepassword', password)
       recorder.redactor.addValue(password)
       return moduleCommand('ModuleChangePw', serviceid, { servicepassword: password }, o)

@@ -45,6 +45,21 @@ class CallAbort {
   }
 }
 
+/** Reads a body up to `max` bytes; a larger one is dropped (the socket is not reused) and refused. */
+async function readCapped(body: AsyncIterable<Buffer> & { destroy(): void }, max: number, action: string) {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of body) {
+    size += chunk.length
+    if (size > max) {
+      body.destroy()
+      throw protocolError(action, `answered with more than ${max} bytes (maxResponseBytes)`)
+    }
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks, size).toString('utf8')
+}
+
 /** How the client authenticates. */
 export type WhmcsAuth =
   | { type: 'credentials'; identifier: string; secret: string }
@@ -61,6 +76,7 @@ export interface TransportOptions {
   dispatcher: Dispatcher | undefined
   recorder: CallRecorder
   timeoutMs: number
+  maxResponseBytes: number
   userAgent: string
   authFailureCooldownMs: number
   now: () => number
@@ -177,7 +193,7 @@ export class WhmcsTransport {
       status = response.statusCode
       const header = response.headers['content-type']
       contentType = Array.isArray(header) ? (header[0] ?? '') : (header ?? '')
-      text = await response.body.text()
+      text = await readCapped(response.body, this.options.maxResponseBytes, action)
     } catch (error) {
       if (signal?.aborted) throw new AbortedError(`WHMCS ${action} was aborted`, { cause: error })
       if (timedOut)
