@@ -38,6 +38,8 @@ export interface ProxmoxClientOptions {
   recorder?: CallRecorder
   headersTimeoutMs?: number
   bodyTimeoutMs?: number
+  /** Largest response body read; a larger one is a PROTOCOL error. Default 64 MiB. */
+  maxResponseBytes?: number
   connections?: number
   /** Backoff for lock errors (`can't lock file`, `cfs-lock`, `VM is locked`). */
   lockRetry?: Partial<RetryPolicy>
@@ -107,6 +109,11 @@ export function buildPath(definition: EndpointDefinition, params: Params): { pat
   return { path, rest }
 }
 
+/** PVE's `pve-vmid` range. */
+const VMID_KEYS = new Set(['vmid', 'newid'])
+/** PVE's `pve-node` format: a host name label. */
+const NODE_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$/
+
 function checkParams(definition: EndpointDefinition, params: Params): void {
   const issues: { path: string; message: string }[] = []
   for (const [key, value] of Object.entries(params)) {
@@ -116,10 +123,19 @@ function checkParams(definition: EndpointDefinition, params: Params): void {
       issues.push({ path: key, message: `is not a parameter of ${definition.method} ${definition.path}` })
       continue
     }
-    if ((spec.type === 'integer' || spec.type === 'number') && toNumber(value) === undefined)
+    const n = toNumber(value)
+    if ((spec.type === 'integer' || spec.type === 'number') && n === undefined)
       issues.push({ path: key, message: `must be a ${spec.type}` })
+    else if (spec.type === 'integer' && !Number.isInteger(n))
+      issues.push({ path: key, message: 'must be a whole number' })
+    else if (VMID_KEYS.has(key) && ((n as number) < 100 || (n as number) > 999_999_999))
+      issues.push({ path: key, message: 'must be a VMID from 100 to 999999999' })
     if (typeof value === 'string' && /[\r\n\0]/.test(value) && key !== 'description')
       issues.push({ path: key, message: 'must not contain line breaks or NUL' })
+    else if (typeof value === 'string' && /[\u0001-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(value))
+      issues.push({ path: key, message: 'must not contain control characters' })
+    if (key === 'node' && typeof value === 'string' && value !== '' && !NODE_NAME.test(value))
+      issues.push({ path: key, message: 'must be a node name (letters, digits and hyphens)' })
   }
   for (const [key, spec] of Object.entries(definition.params)) {
     if (!spec.optional && !key.endsWith('[n]') && (params[key] === undefined || params[key] === null))
@@ -200,6 +216,7 @@ export function createProxmoxClient(options: ProxmoxClientOptions): ProxmoxClien
   if (options.headersTimeoutMs !== undefined) transportOptions.headersTimeoutMs = options.headersTimeoutMs
   if (options.bodyTimeoutMs !== undefined) transportOptions.bodyTimeoutMs = options.bodyTimeoutMs
   if (options.connections !== undefined) transportOptions.connections = options.connections
+  if (options.maxResponseBytes !== undefined) transportOptions.maxResponseBytes = options.maxResponseBytes
   if (options.warn) transportOptions.warn = options.warn
   const transport = createHttpTransport(transportOptions)
   // The login goes through whichever recorder is current, so the session's secrets reach its redactor.

@@ -28,6 +28,8 @@ export interface HttpTransportOptions {
   headersTimeoutMs?: number
   /** Time to wait between body chunks. */
   bodyTimeoutMs?: number
+  /** Largest response body read before the request fails with a PROTOCOL error. Default 64 MiB. */
+  maxResponseBytes?: number
   /** Connections kept per origin (when the transport builds its own Agent). */
   connections?: number
   /** Where the one-time insecure-TLS warning goes (default: `process.emitWarning`). */
@@ -153,6 +155,7 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
   const dispatcher: Dispatcher = options.dispatcher ?? createTlsAgent(options.tls, agentOptions)
   const headersTimeout = options.headersTimeoutMs ?? 60_000
   const bodyTimeout = options.bodyTimeoutMs ?? 60_000
+  const maxResponseBytes = options.maxResponseBytes ?? 64 * 1024 * 1024
 
   function request(req: HttpRequest): Promise<HttpResponse> {
     const what = `${req.method} ${req.path.split('?')[0]}`
@@ -162,6 +165,7 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
         return
       }
       const chunks: Buffer[] = []
+      let received = 0
       let status = 0
       let reason = ''
       let headers: Record<string, string | string[] | undefined> = {}
@@ -203,7 +207,19 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
               reason = statusMessage ?? ''
               headers = responseHeaders as Record<string, string | string[] | undefined>
             },
-            onResponseData(_c, chunk) {
+            onResponseData(c, chunk) {
+              if (settled) return
+              received += chunk.length
+              if (received > maxResponseBytes) {
+                // The connection is dropped (not reused half-read); the client stays usable.
+                const error = new ProtocolError(
+                  `${what}: the server sent more than ${maxResponseBytes} bytes (maxResponseBytes)`,
+                )
+                chunks.length = 0
+                finish(error)
+                c.abort(error)
+                return
+              }
               chunks.push(chunk)
             },
             onResponseEnd() {
