@@ -28,6 +28,8 @@ export interface ComputeStacksClientOptions {
   recorder?: CallRecorder
   /** Time limit for the headers and for the body of one request. Default 30 s. */
   timeoutMs?: number
+  /** Largest response body read; a larger one is a PROTOCOL error. Default 64 MiB. */
+  maxResponseBytes?: number
   /** Retry policy for 429, 5xx and dropped connections (5xx and drops only for idempotent calls); false disables. */
   retry?: Partial<RetryPolicy> | false
   /** A `Retry-After` longer than this is not waited for; the RateLimitedError goes to the caller. Default 60 s. */
@@ -98,6 +100,7 @@ export function createComputeStacksClient(options: ComputeStacksClientOptions) {
     retry: options.retry ?? {},
     maxRetryAfterMs: options.maxRetryAfterMs ?? 60_000,
     userAgent,
+    ...(options.maxResponseBytes !== undefined ? { maxResponseBytes: options.maxResponseBytes } : {}),
     ...(options.onDeprecated ? { onDeprecated: options.onDeprecated } : {}),
   })
 

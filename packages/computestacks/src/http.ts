@@ -21,6 +21,27 @@ import {
 import { type Dispatcher, request } from 'undici'
 import { acceptHeader } from './api-versions.ts'
 
+const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+
+/** Reads a body up to `max` bytes; a larger one is dropped (its socket is not reused) and refused. */
+async function readCapped(
+  body: Dispatcher.ResponseData['body'],
+  max: number,
+  where: string,
+): Promise<string> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > max) {
+      body.destroy()
+      throw new ProtocolError(`${where}: the server sent more than ${max} bytes (maxResponseBytes)`)
+    }
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks, size).toString('utf8')
+}
+
 /**
  * One `request()` on an injected undici Dispatcher: base URL, version header, authentication, the
  * `{"errors": [...]}` envelope, status mapping onto core's errors, retries and the module log.
@@ -86,6 +107,8 @@ export interface HttpOptions {
   recorder: CallRecorder
   /** Time limit for the headers and for the body of one attempt. */
   timeoutMs: number
+  /** Largest body read before the call fails with a PROTOCOL error (undefined: 64 MiB). */
+  maxResponseBytes?: number
   retry: Partial<RetryPolicy> | false
   /** A server asking us to wait longer than this is not waited for: the RateLimitedError is thrown. */
   maxRetryAfterMs: number
@@ -315,8 +338,9 @@ export function createHttp(options: HttpOptions): Http {
         body: bodyText ?? null,
         signal: attemptSignal ?? null,
       })
-      text = await response.body.text()
+      text = await readCapped(response.body, options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES, where)
     } catch (error) {
+      if (isPanelkitError(error)) throw error
       if (timer?.signal.aborted && !signal?.aborted) {
         throw new TimeoutError(`${where}: no answer within ${options.timeoutMs} ms`, { cause: error })
       }

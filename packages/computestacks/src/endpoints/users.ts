@@ -43,6 +43,7 @@ export function describeSelector(selector: UserSelector): string {
 
 /** Path and query for a selector. Emails go as strict base64 (no line breaks), URL-encoded. */
 export function selectorPath(selector: UserSelector, suffix = ''): { path: string; query: Query } {
+  checkSelector(selector)
   const tail = suffix ? `/${suffix}` : ''
   if (typeof selector === 'number') return { path: `admin/users/${selector}${tail}`, query: {} }
   if ('id' in selector) return { path: `admin/users/${selector.id}${tail}`, query: {} }
@@ -67,6 +68,41 @@ export function selectorPath(selector: UserSelector, suffix = ''): { path: strin
     ])
   }
   return { path: `admin/users/${value}${tail}`, query: { find_by_label: label } }
+}
+
+const CONTROL = /[\u0000-\u001f\u007f]/
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/
+
+function refuseSelector(message: string): never {
+  throw new ValidationError(`Invalid user selector: ${message}`, [{ path: 'selector', message }])
+}
+
+/**
+ * An empty or odd selector would reach another endpoint (`admin/users/` is the list) or another user,
+ * so it is refused before anything is sent.
+ */
+function checkSelector(selector: UserSelector): void {
+  if (
+    typeof selector === 'number' ||
+    (typeof selector === 'object' && selector !== null && 'id' in selector)
+  ) {
+    const id = typeof selector === 'number' ? selector : selector.id
+    if (!Number.isSafeInteger(id) || id <= 0) refuseSelector('the id must be a positive whole number')
+    return
+  }
+  if (typeof selector !== 'object' || selector === null) refuseSelector('must be an id or a lookup object')
+  if ('email' in selector) {
+    const email = selector.email
+    if (typeof email !== 'string' || CONTROL.test(email) || !EMAIL.test(email))
+      refuseSelector('the email must be an email address')
+    return
+  }
+  if ('externalId' in selector) {
+    const value = selector.externalId
+    const text = typeof value === 'number' ? (Number.isFinite(value) ? String(value) : '') : value
+    if (typeof text !== 'string' || text.trim() === '' || CONTROL.test(text))
+      refuseSelector('the external id must be non-empty text without control characters')
+  }
 }
 
 function parseInput<S extends z.ZodType>(schema: S, input: unknown, root: string): z.output<S> {
