@@ -137,6 +137,47 @@ describe.each(STORE_KINDS)('engine with the in-memory example connector (%s)', (
     expect(JSON.stringify(log)).not.toContain('Panel-Secret-1')
   })
 
+  it('a service password changed in WHMCS itself (ModuleChangePw) is applied once', async () => {
+    const { panel, store, whmcs, engine } = await setup(kind)
+    // The first password comes from the mapped custom field; the service password is another one.
+    const a = whmcs.order({ field: 'Field-Pw-first', password: 'Service-Pw-1' })
+    await engine.sync()
+    await engine.runWorker({ untilIdle: true, pollMs: 10 })
+    expect(panel.find(`svc${a}`)?.password).toBe('Field-Pw-first')
+    expect(await engine.sync()).toMatchObject({ intents: 0, jobsCreated: 0 })
+
+    // Changed through WHMCS's API, as the client area or an admin does; the custom field stays.
+    await whmcs.client().call('ModuleChangePw', { serviceid: Number(a), servicepassword: 'Service-Pw-2' })
+    expect(whmcs.sim.service(Number(a)).password).toBe('Service-Pw-2')
+    const changed = await engine.sync()
+    expect(changed).toMatchObject({ intentsByKind: { changePassword: 1 }, jobsCreated: 1 })
+    // Queued, not yet run: the sync plans against what is queued, the drift report against what is done.
+    expect(await engine.sync()).toMatchObject({ intents: 0, jobsCreated: 0 })
+    expect((await engine.drift()).entries).toMatchObject([{ serviceId: a, kind: 'password-differs' }])
+    await engine.runWorker({ untilIdle: true, pollMs: 10 })
+    expect(panel.find(`svc${a}`)?.password).toBe('Service-Pw-2')
+    const jobs = (await listJobs(store.db, { serviceId: a })).filter((j) => j.operation === 'changePassword')
+    expect(jobs.map((j) => j.status)).toEqual(['done'])
+
+    // Applied: further passes queue nothing, the field's password is not "changed back", no drift.
+    expect(await engine.sync()).toMatchObject({ intents: 0, jobsCreated: 0 })
+    expect(await engine.sync()).toMatchObject({ intents: 0, jobsCreated: 0 })
+    expect((await engine.drift()).entries).toEqual([])
+    expect(panel.find(`svc${a}`)?.password).toBe('Service-Pw-2')
+    expect((await listJobs(store.db, { serviceId: a })).map((j) => j.operation).sort()).toEqual(
+      ['changePassword', 'create', 'writeBack'].sort(),
+    )
+    // Only fingerprints are stored for it, never the password.
+    const row = await store.db
+      .selectFrom('services')
+      .select(['service_password_fp', 'confirmed_service_password_fp'])
+      .where('service_id', '=', a)
+      .executeTakeFirstOrThrow()
+    expect(row.service_password_fp).toMatch(/\S/)
+    expect(row.confirmed_service_password_fp).toBe(row.service_password_fp)
+    expect(JSON.stringify(row)).not.toContain('Service-Pw-2')
+  })
+
   it('syncs one client by id or by a login email, and one service', async () => {
     const { whmcs, engine } = await setup(kind)
     const ada = whmcs.customer('ada@example.com')

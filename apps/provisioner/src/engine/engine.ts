@@ -468,6 +468,9 @@ export class Engine {
         ...(settings ? { settings_json: JSON.stringify(settings) } : {}),
         ...(intent.plan !== undefined && settings ? { plan: intent.plan } : {}),
         ...(intent.passwordFingerprint !== undefined ? { password_fp: intent.passwordFingerprint } : {}),
+        ...(intent.servicePasswordFingerprint !== undefined
+          ? { service_password_fp: intent.servicePasswordFingerprint }
+          : {}),
         ...(sealed ? { password_enc: sealed } : {}),
       }
       if (current) {
@@ -502,6 +505,8 @@ export class Engine {
             password_enc: sealed ?? null,
             confirmed_plan: null,
             confirmed_password_fp: null,
+            service_password_fp: intent.servicePasswordFingerprint ?? null,
+            confirmed_service_password_fp: null,
             ...patch,
           })
           .onConflict((oc) => oc.column('service_id').doNothing())
@@ -513,6 +518,8 @@ export class Engine {
       if (intent.plan !== undefined) payload.plan = intent.plan
       if (intent.previousPlan !== undefined) payload.previousPlan = intent.previousPlan
       if (intent.passwordFingerprint !== undefined) payload.passwordFingerprint = intent.passwordFingerprint
+      if (intent.servicePasswordFingerprint !== undefined)
+        payload.servicePasswordFingerprint = intent.servicePasswordFingerprint
       if (settings) payload.settings = settings
       if (intent.kind === 'changePackage' && current) payload.previousSettings = current.settings
       const out = await enqueue(trx, {
@@ -1089,6 +1096,8 @@ export class Engine {
       if (job.operation === 'create' || job.operation === 'changePassword') {
         if (typeof job.payload.passwordFingerprint === 'string')
           patch.confirmed_password_fp = job.payload.passwordFingerprint
+        if (typeof job.payload.servicePasswordFingerprint === 'string')
+          patch.confirmed_service_password_fp = job.payload.servicePasswordFingerprint
       }
       if (job.operation === 'create') {
         if (typeof d.serverId === 'string') patch.server_id = d.serverId

@@ -133,6 +133,8 @@ export async function importAccounts(
           password_enc: would?.password ? store.seal(would.password, `service:${serviceId}`) : null,
           confirmed_plan: would?.plan ?? null,
           confirmed_password_fp: would?.passwordFingerprint ?? null,
+          service_password_fp: would?.servicePasswordFingerprint ?? null,
+          confirmed_service_password_fp: would?.servicePasswordFingerprint ?? null,
         })
         .execute()
       await trx

@@ -229,5 +229,14 @@ export function migrations(dialect: 'sqlite' | 'postgres', box?: SecretBox): Rec
         await db.schema.alterTable('ledger_entries').addColumn('holder', 'text').execute()
       },
     },
+    '0004_service_password_fingerprint': {
+      async up(db: Kysely<unknown>) {
+        // The fingerprint of WHMCS's own service password, apart from the mapped first-password field:
+        // queued (the sync's view) and confirmed (the drift report's). Rows from before stay null, so
+        // a service is compared on it only from its next create or changePassword on.
+        for (const column of ['service_password_fp', 'confirmed_service_password_fp'])
+          await db.schema.alterTable('services').addColumn(column, 'text').execute()
+      },
+    },
   }
 }

@@ -41,6 +41,12 @@ export interface ServicesTable {
   /** The plan and password fingerprint a connector confirmed (the view for the drift report). */
   confirmed_plan: string | null
   confirmed_password_fp: string | null
+  /**
+   * `fingerprintPassword()` of WHMCS's service password (not the mapped first-password field) last
+   * queued, and the one a connector confirmed (0004). Null until a create or changePassword carries it.
+   */
+  service_password_fp: string | null
+  confirmed_service_password_fp: string | null
 }
 
 export interface JobsTable {

@@ -586,6 +586,8 @@ export class StoreProvisionedView implements ProvisionedView {
     password_fp: string | null
     confirmed_plan: string | null
     confirmed_password_fp: string | null
+    service_password_fp: string | null
+    confirmed_service_password_fp: string | null
   }): ProvisionedService | undefined {
     this.observed?.set(row.service_id, Number(row.version))
     const intended = this.mode === 'intended'
@@ -601,6 +603,8 @@ export class StoreProvisionedView implements ProvisionedView {
     const fp = intended ? row.password_fp : row.confirmed_password_fp
     if (plan !== null) out.plan = plan
     if (fp !== null) out.passwordFingerprint = fp
+    const serviceFp = intended ? row.service_password_fp : row.confirmed_service_password_fp
+    if (serviceFp !== null) out.servicePasswordFingerprint = serviceFp
     return out
   }
 
@@ -617,6 +621,8 @@ export class StoreProvisionedView implements ProvisionedView {
         'password_fp',
         'confirmed_plan',
         'confirmed_password_fp',
+        'service_password_fp',
+        'confirmed_service_password_fp',
       ])
   }
 
