@@ -1,4 +1,4 @@
-import { list, secret, value } from '../protocol/encoder.ts'
+import { count, identifier, list, secret, value } from '../protocol/encoder.ts'
 import { parseShow, parseTable, type ShowOutput, showNumber, showString } from '../protocol/output.ts'
 import type { ScriptStep } from '../session/session.ts'
 import type { AccountQuotas } from './domains.ts'
@@ -54,7 +54,8 @@ export interface AccountDetails {
   aliases: string[]
 }
 
-const enterDomain = (domain: string) => step('domain', 'UPDATE', 'Domain', 'name', value(domain, 'domain'))
+const enterDomain = (domain: string) =>
+  step('domain', 'UPDATE', 'Domain', 'name', identifier(domain, 'domain'))
 const QUOTA_KEYS = [
   'totalMessageSize',
   'totalMessageCount',
@@ -74,7 +75,7 @@ function editSteps(changes: AccountChanges): ScriptStep[] {
     if (sets.length) {
       steps.push(step('domain-account-quotas', 'CONFIG', 'Quotas'))
       for (const k of sets)
-        steps.push(step(undefined, 'SET', k, value(changes.quotas[k] as number, `quotas.${k}`)))
+        steps.push(step(undefined, 'SET', k, count(changes.quotas[k] as number, `quotas.${k}`)))
       steps.push(step('domain-account', 'DONE'))
     }
   }
@@ -118,7 +119,7 @@ export const accountCommands = {
     const steps: ScriptStep[] = [enterDomain(domain)]
     for (const name of names) {
       steps.push(
-        step('domain-account', 'UPDATE', 'Account', 'name', value(name, 'account')),
+        step('domain-account', 'UPDATE', 'Account', 'name', identifier(name, 'account')),
         step('domain-account-contactinfo', 'CONFIG', 'ContactInfo'),
         step('domain-account-contactinfo', 'SHOW'),
         step('domain-account', 'BACK'),
@@ -182,7 +183,7 @@ export const accountCommands = {
           'ADD',
           'Account',
           'name',
-          value(name, 'account'),
+          identifier(name, 'account'),
           'password',
           secret(password, 'password'),
         ),
@@ -201,7 +202,7 @@ export const accountCommands = {
       target: `${name}@${domain}`,
       steps: [
         enterDomain(domain),
-        step('domain-account', 'UPDATE', 'Account', 'name', value(name, 'account')),
+        step('domain-account', 'UPDATE', 'Account', 'name', identifier(name, 'account')),
         ...editSteps(changes),
         step('domain', 'COMMIT'),
         step('', 'COMMIT'),
@@ -217,7 +218,7 @@ export const accountCommands = {
       target: `${name}@${domain}`,
       steps: [
         enterDomain(domain),
-        step('domain', 'REMOVE', 'Account', 'name', value(name, 'account')),
+        step('domain', 'REMOVE', 'Account', 'name', identifier(name, 'account')),
         step('', 'COMMIT'),
       ],
       parse: () => undefined,
@@ -232,7 +233,7 @@ export const accountCommands = {
       target: `${name}@${domain}`,
       steps: [
         enterDomain(domain),
-        step('domain-account', 'UPDATE', 'Account', 'name', value(name, 'account')),
+        step('domain-account', 'UPDATE', 'Account', 'name', identifier(name, 'account')),
         step('domain-account', 'SHOW'),
         step('domain-account-contactinfo', 'CONFIG', 'ContactInfo'),
         step('domain-account-contactinfo', 'SHOW'),
@@ -288,7 +289,7 @@ export const accountCommands = {
       target: `${name}@${domain}`,
       steps: [
         enterDomain(domain),
-        step('domain-account', 'UPDATE', 'Account', 'name', value(name, 'account')),
+        step('domain-account', 'UPDATE', 'Account', 'name', identifier(name, 'account')),
         step('domain-account-contactinfo', 'CONFIG', 'ContactInfo'),
         step('domain-account-contactinfo', 'SHOW'),
         step('domain-account', 'BACK'),
@@ -303,7 +304,7 @@ export const accountCommands = {
   registry(domain: string, names: readonly string[]): CliScript<Map<string, RegistryInfo>> {
     const steps: ScriptStep[] = [enterDomain(domain)]
     for (const n of names) {
-      steps.push(step('domain-account', 'UPDATE', 'Account', 'name', value(n, 'account')))
+      steps.push(step('domain-account', 'UPDATE', 'Account', 'name', identifier(n, 'account')))
       steps.push(step('domain-account', 'SHOW', 'RegistryInformation'))
       steps.push(step('domain', 'BACK'))
     }
@@ -336,8 +337,8 @@ export const accountCommands = {
       target: `${name}@${domain}`,
       steps: [
         enterDomain(domain),
-        step('domain-account', 'UPDATE', 'Account', 'name', value(name, 'account')),
-        step('domain-account', 'ADD', 'Alias', value(alias, 'alias')),
+        step('domain-account', 'UPDATE', 'Account', 'name', identifier(name, 'account')),
+        step('domain-account', 'ADD', 'Alias', identifier(alias, 'alias')),
         step('domain', 'COMMIT'),
         step('', 'COMMIT'),
       ],
@@ -352,8 +353,8 @@ export const accountCommands = {
       target: `${name}@${domain}`,
       steps: [
         enterDomain(domain),
-        step('domain-account', 'UPDATE', 'Account', 'name', value(name, 'account')),
-        step('domain-account', 'REMOVE', 'Alias', value(alias, 'alias')),
+        step('domain-account', 'UPDATE', 'Account', 'name', identifier(name, 'account')),
+        step('domain-account', 'REMOVE', 'Alias', identifier(alias, 'alias')),
         step('domain', 'COMMIT'),
         step('', 'COMMIT'),
       ],

@@ -1,11 +1,12 @@
-import { secret, value } from '../protocol/encoder.ts'
+import { identifier, secret, value } from '../protocol/encoder.ts'
 import { parseTable } from '../protocol/output.ts'
 import { shortList } from './domains.ts'
 import { type CliScript, replyAt, step } from './script.ts'
 
 /** Account classes, mailing lists and groups of a domain. */
 
-const enterDomain = (domain: string) => step('domain', 'UPDATE', 'Domain', 'name', value(domain, 'domain'))
+const enterDomain = (domain: string) =>
+  step('domain', 'UPDATE', 'Domain', 'name', identifier(domain, 'domain'))
 
 function names(domain: string, what: 'AccountClasses' | 'Lists' | 'Groups'): CliScript<string[]> {
   return {
@@ -69,7 +70,7 @@ export const mailingListCommands = {
           'ADD',
           'List',
           'name',
-          value(input.name, 'list'),
+          identifier(input.name, 'list'),
           'password',
           secret(input.password, 'password'),
           'adminEmail',
@@ -89,7 +90,7 @@ export const mailingListCommands = {
       target: `${listName}@${domain}`,
       steps: [
         enterDomain(domain),
-        step('domain-list', 'UPDATE', 'List', 'name', value(listName, 'list')),
+        step('domain-list', 'UPDATE', 'List', 'name', identifier(listName, 'list')),
         step(
           'domain-list',
           'ADD',
@@ -112,7 +113,7 @@ export const mailingListCommands = {
       target: `${listName}@${domain}`,
       steps: [
         enterDomain(domain),
-        step('domain-list', 'UPDATE', 'List', 'name', value(listName, 'list')),
+        step('domain-list', 'UPDATE', 'List', 'name', identifier(listName, 'list')),
         step('domain-list', 'REMOVE', 'User', 'email', value(email, 'email')),
         step('domain', 'COMMIT'),
         step('', 'COMMIT'),
@@ -128,7 +129,7 @@ export const mailingListCommands = {
       target: `${listName}@${domain}`,
       steps: [
         enterDomain(domain),
-        step('domain-list', 'UPDATE', 'List', 'name', value(listName, 'list')),
+        step('domain-list', 'UPDATE', 'List', 'name', identifier(listName, 'list')),
         step('domain-list', 'LIST', 'Users'),
         step('domain', 'BACK'),
         step('', 'BACK'),
@@ -153,7 +154,7 @@ export const groupCommands = {
       target: `${name}@${domain}`,
       steps: [
         enterDomain(domain),
-        step('domain-group', 'ADD', 'Group', 'name', value(name, 'group')),
+        step('domain-group', 'ADD', 'Group', 'name', identifier(name, 'group')),
         ...addresses.map((a) => step('domain-group', 'ADD', 'Address', value(a, 'address'))),
         step('domain', 'COMMIT'),
         step('', 'COMMIT'),
@@ -169,7 +170,7 @@ export const groupCommands = {
       target: `${name}@${domain}`,
       steps: [
         enterDomain(domain),
-        step('domain-group', 'UPDATE', 'Group', 'name', value(name, 'group')),
+        step('domain-group', 'UPDATE', 'Group', 'name', identifier(name, 'group')),
         step('domain-group', 'ADD', 'Address', value(address, 'address')),
         step('domain', 'COMMIT'),
         step('', 'COMMIT'),
@@ -184,7 +185,7 @@ export const groupCommands = {
       target: `${name}@${domain}`,
       steps: [
         enterDomain(domain),
-        step('domain-group', 'UPDATE', 'Group', 'name', value(name, 'group')),
+        step('domain-group', 'UPDATE', 'Group', 'name', identifier(name, 'group')),
         step('domain-group', 'REMOVE', 'Address', value(address, 'address')),
         step('domain', 'COMMIT'),
         step('', 'COMMIT'),
@@ -199,7 +200,7 @@ export const groupCommands = {
       target: `${name}@${domain}`,
       steps: [
         enterDomain(domain),
-        step('domain-group', 'UPDATE', 'Group', 'name', value(name, 'group')),
+        step('domain-group', 'UPDATE', 'Group', 'name', identifier(name, 'group')),
         step('domain-group', 'LIST', 'Addresses'),
         step('domain', 'BACK'),
         step('', 'BACK'),

@@ -1,4 +1,4 @@
-import { list, secret, value } from '../protocol/encoder.ts'
+import { count, identifier, list, secret, value } from '../protocol/encoder.ts'
 import { parseShow, parseTable, type ShowOutput, showNumber, showString } from '../protocol/output.ts'
 import { type CliScript, replyAt, step, yesNo } from './script.ts'
 
@@ -66,10 +66,10 @@ export function storageUri(location: StorageLocation): string {
 function setNumbers(record: Record<string, number | undefined>, field: string) {
   return Object.entries(record)
     .filter((e): e is [string, number] => typeof e[1] === 'number')
-    .map(([k, v]) => step(undefined, 'SET', k, value(v, `${field}.${k}`)))
+    .map(([k, v]) => step(undefined, 'SET', k, count(v, `${field}.${k}`)))
 }
 
-const enterDomain = (name: string) => step('domain', 'UPDATE', 'Domain', 'name', value(name, 'domain'))
+const enterDomain = (name: string) => step('domain', 'UPDATE', 'Domain', 'name', identifier(name, 'domain'))
 
 export const domainCommands = {
   /** Every domain, active or not (`LIST AllDomains`). */
@@ -95,7 +95,7 @@ export const domainCommands = {
       action: 'SHOW Domain',
       access: 'read',
       target: name,
-      steps: [step('', 'SHOW', 'Domain', 'name', value(name, 'domain'))],
+      steps: [step('', 'SHOW', 'Domain', 'name', identifier(name, 'domain'))],
       parse: (r) => {
         const raw = parseShow(replyAt(r, 0).lines)
         const gw = showString(raw, 'groupwareSupport')
@@ -116,7 +116,7 @@ export const domainCommands = {
         'CREATE',
         'Domain',
         'name',
-        value(input.name, 'domain'),
+        identifier(input.name, 'domain'),
         'domainLocation',
         value(input.location, 'location'),
         'postmasterPassword',
@@ -144,7 +144,7 @@ export const domainCommands = {
       action: 'ENABLE Domain',
       access: 'write',
       target: name,
-      steps: [step('', 'ENABLE', 'Domain', 'name', value(name, 'domain'))],
+      steps: [step('', 'ENABLE', 'Domain', 'name', identifier(name, 'domain'))],
       parse: () => undefined,
     }
   },
@@ -154,14 +154,14 @@ export const domainCommands = {
       action: 'DISABLE Domain',
       access: 'write',
       target: name,
-      steps: [step('', 'DISABLE', 'Domain', 'name', value(name, 'domain'))],
+      steps: [step('', 'DISABLE', 'Domain', 'name', identifier(name, 'domain'))],
       parse: () => undefined,
     }
   },
 
   /** Deletes a domain; with `keepCopy` the server keeps a copy of its data (the CLI default). */
   delete(name: string, options: { keepCopy?: boolean } = {}): CliScript<void> {
-    const tokens = ['DELETE', 'Domain', 'name', value(name, 'domain')] as const
+    const tokens = ['DELETE', 'Domain', 'name', identifier(name, 'domain')] as const
     return {
       action: 'DELETE Domain',
       access: 'write',
@@ -184,7 +184,7 @@ export const domainCommands = {
       access: 'write',
       target: name,
       steps: [
-        step('domain-edit', 'EDIT', 'Domain', 'name', value(name, 'domain')),
+        step('domain-edit', 'EDIT', 'Domain', 'name', identifier(name, 'domain')),
         step('domain-edit', 'SET', 'groupwareSupport', yesNo(groupware)),
         step('', 'COMMIT'),
       ],
@@ -265,7 +265,11 @@ export const domainCommands = {
       action: 'ADD Alias',
       access: 'write',
       target: name,
-      steps: [enterDomain(name), step('domain', 'ADD', 'Alias', value(alias, 'alias')), step('', 'COMMIT')],
+      steps: [
+        enterDomain(name),
+        step('domain', 'ADD', 'Alias', identifier(alias, 'alias')),
+        step('', 'COMMIT'),
+      ],
       parse: () => undefined,
     }
   },
@@ -277,7 +281,7 @@ export const domainCommands = {
       target: name,
       steps: [
         enterDomain(name),
-        step('domain', 'REMOVE', 'Alias', value(alias, 'alias')),
+        step('domain', 'REMOVE', 'Alias', identifier(alias, 'alias')),
         step('', 'COMMIT'),
       ],
       parse: () => undefined,

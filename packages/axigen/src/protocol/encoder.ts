@@ -41,6 +41,26 @@ export function value(v: string | number, field = 'value'): CliValue {
   return { kind: 'value', value: s, secret: false }
 }
 
+/** A name (domain, account, alias, list, group): non-empty, no whitespace, no control characters. */
+export function identifier(v: string, field: string): CliValue {
+  if (typeof v !== 'string' || v === '' || /\s/.test(v)) {
+    throw new ValidationError(`${field} must be a non-empty name without spaces`, [
+      { path: field, message: 'must be a non-empty name without spaces' },
+    ])
+  }
+  return value(v, field)
+}
+
+/** A quota, limit or size: a whole number, zero or more. */
+export function count(v: number, field: string): CliValue {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
+    throw new ValidationError(`${field} must be a whole number, zero or more`, [
+      { path: field, message: 'must be a whole number, zero or more' },
+    ])
+  }
+  return value(v, field)
+}
+
 export function secret(v: string, field = 'password'): CliValue {
   assertSafe(v, field)
   return { kind: 'value', value: v, secret: true }

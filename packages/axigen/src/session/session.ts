@@ -81,8 +81,12 @@ export class CliSession {
   private readonly lockWaiters: (() => void)[] = []
   private closeReason: PanelkitError | undefined
 
+  /** ES-private, and masked in `options`, so that logging a client or its pool never prints it. */
+  readonly #password: string
+
   constructor(options: SessionOptions) {
-    this.options = options
+    this.#password = options.password
+    this.options = { ...options, password: '***' }
     this.framer = new ReplyFramer(options.framer)
   }
 
@@ -142,7 +146,7 @@ export class CliSession {
       const afterUser = await this.exchange(user.line, this.commandTimeout(), signal)
       if (afterUser.prompt.kind !== 'password') throw this.authError(afterUser)
       const afterPassword = await this.exchange(
-        encodePasswordLine(this.options.password),
+        encodePasswordLine(this.#password),
         this.commandTimeout(),
         signal,
       )

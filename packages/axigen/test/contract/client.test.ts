@@ -1,3 +1,4 @@
+import { inspect } from 'node:util'
 import { createCallRecorder, MemoryLogSink } from '@panelkit/core'
 import { generateTestCertificate, type TestCertificate } from '@panelkit/core/testing'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -251,5 +252,58 @@ describe('TLS', () => {
   it('plain text against the TLS port times out waiting for the banner and says TLS may be expected', async () => {
     const c = client({ port: sim.tlsPort, secure: false, greetingTimeoutMs: 150 })
     await expect(c.domains.list()).rejects.toThrow(/no Axigen banner.*expects TLS/s)
+  })
+})
+
+/** JSON.stringify that skips repeated objects (a pool holds sockets and back references). */
+function safeJson(value: unknown): string {
+  const seen = new WeakSet<object>()
+  return JSON.stringify(value, (_k, v: unknown) => {
+    if (typeof v === 'function') return undefined
+    if (typeof v === 'object' && v !== null) {
+      if (seen.has(v)) return undefined
+      seen.add(v)
+    }
+    return v
+  })
+}
+
+describe('secrets and input at the client surface', () => {
+  it('a logged client, its pool and its sessions never print the admin password', async () => {
+    const c = client()
+    await c.domains.list()
+    const printed = [
+      inspect(c, { depth: Number.POSITIVE_INFINITY, showHidden: true }),
+      inspect(c, { depth: Number.POSITIVE_INFINITY, customInspect: false }),
+      safeJson(c.pool),
+    ].join('\n')
+    expect(printed).toContain('admin')
+    expect(printed).not.toContain(PASSWORD)
+    // and it still logs in after being printed
+    expect(await client().domains.list()).toHaveLength(1)
+  })
+
+  it('empty names, whitespace in names and negative or fractional quotas are VALIDATION naming the field; nothing is sent', async () => {
+    const c = client()
+    await c.domains.list()
+    const before = sim.commands
+    const cases: [Promise<unknown>, string][] = [
+      [c.accounts.add('example.org', { name: '', password: 'Pw-12345' }), 'account'],
+      [c.accounts.add('example.org', { name: 'a b', password: 'Pw-12345' }), 'account'],
+      [c.accounts.remove('', 'bob'), 'domain'],
+      [c.accounts.update('example.org', 'bob', { quotas: { messageSize: -5 } }), 'quotas.messageSize'],
+      [c.accounts.update('example.org', 'bob', { quotas: { mboxCount: 1.5 } }), 'quotas.mboxCount'],
+      [c.domains.configure('example.org', { adminLimits: { maxAccounts: -1 } }), 'adminLimits.maxAccounts'],
+      [c.accounts.addAlias('example.org', 'bob', ' '), 'alias'],
+    ]
+    for (const [p, field] of cases) {
+      const error = await p.then(
+        () => undefined,
+        (e: unknown) => e as { kind?: string; field?: string },
+      )
+      expect(error?.kind, field).toBe('VALIDATION')
+      expect(error?.field, field).toBe(field)
+    }
+    expect(sim.commands).toBe(before)
   })
 })
