@@ -3,6 +3,7 @@ import { createRedactor, toFailure } from '@panelkit/core'
 import { type App, type AppOptions, createApp } from './app.ts'
 import { narrate, progressBar, table } from './cli/output.ts'
 import { ConfigError, type LoadedConfig, loadConfig } from './config.ts'
+import { serverInput } from './engine/engine.ts'
 import { listJobs } from './engine/jobs.ts'
 import { listServices } from './engine/services.ts'
 import { startApiServer } from './http/server.ts'
@@ -373,16 +374,7 @@ async function check(app: App, io: CliIo): Promise<number> {
       continue
     }
     const result = await connector.invoke('testConnection', {
-      server: {
-        id: server.id,
-        hostname: server.hostname,
-        secure: server.secure,
-        options: server.options,
-        ...(server.port ? { port: server.port } : {}),
-        ...(server.username ? { username: server.username } : {}),
-        ...(server.password ? { password: server.password } : {}),
-        ...(server.accessHash ? { accessHash: server.accessHash } : {}),
-      },
+      server: serverInput(server),
     })
     if (result.ok) {
       const d = result.data

@@ -131,7 +131,8 @@ export interface ServiceChange {
   settings?: Record<string, unknown>
 }
 
-function serverInput(server: ServerConfig): ServerInput {
+/** A configured server as core's `ServerInput` (only the fields that are set). */
+export function serverInput(server: ServerConfig): ServerInput {
   const out: ServerInput = {
     id: server.id,
     hostname: server.hostname,

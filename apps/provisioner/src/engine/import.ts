@@ -1,6 +1,7 @@
 import { ValidationError } from '@panelkit/core'
 import { sameId } from '@panelkit/whmcs'
 import type { App } from '../app.ts'
+import { serverInput } from './engine.ts'
 import { getService, settingsFor } from './services.ts'
 
 export interface ImportReport {
@@ -33,16 +34,7 @@ export async function importAccounts(
   if (!connector) throw new ValidationError(`Connector ${server.connector} is not available`)
   if (!engine.whmcs) throw new ValidationError('No WHMCS connection is configured (the `whmcs` section)')
   const listed = await connector.invoke('listAccounts', {
-    server: {
-      id: server.id,
-      hostname: server.hostname,
-      secure: server.secure,
-      options: server.options,
-      ...(server.port ? { port: server.port } : {}),
-      ...(server.username ? { username: server.username } : {}),
-      ...(server.password ? { password: server.password } : {}),
-      ...(server.accessHash ? { accessHash: server.accessHash } : {}),
-    },
+    server: serverInput(server),
   })
   if (!listed.ok)
     throw new Error(`listAccounts on ${serverId} failed: ${listed.error.code}: ${listed.error.detail}`)

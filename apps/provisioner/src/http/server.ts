@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { isPanelkitError, toFailure } from '@panelkit/core'
 import { z } from 'zod'
 import type { App } from '../app.ts'
+import { serverInput } from '../engine/engine.ts'
 import { listJobs } from '../engine/jobs.ts'
 import { getService, listServices, type ServiceRecord } from '../engine/services.ts'
 
@@ -305,16 +306,7 @@ export function createApiHandler(app: App) {
               ...(service.context as Record<string, never>),
               settings: service.settings,
               ...(service.username ? { username: service.username } : {}),
-              server: {
-                id: server.id,
-                hostname: server.hostname,
-                secure: server.secure,
-                options: server.options,
-                ...(server.port ? { port: server.port } : {}),
-                ...(server.username ? { username: server.username } : {}),
-                ...(server.password ? { password: server.password } : {}),
-                ...(server.accessHash ? { accessHash: server.accessHash } : {}),
-              },
+              server: serverInput(server),
             },
           } as never)
           if (!result.ok) {
