@@ -1,4 +1,6 @@
 import type { Failure, StepRecord } from '@panelkit/core'
+import type { Selectable } from 'kysely'
+import type { JobsTable } from '../store/schema.ts'
 import type { Db, Store } from '../store/store.ts'
 
 /**
@@ -70,26 +72,8 @@ export interface NewJob {
   secretEnc?: string
 }
 
-type Row = {
-  id: number
-  key: string
-  service_id: string
-  operation: string
-  payload_json: string
-  status: string
-  attempts: number
-  run_after: number
-  lease_owner: string | null
-  lease_until: number | null
-  last_error: string | null
-  result_json: string | null
-  steps_json: string | null
-  source: string
-  created_at: number
-  updated_at: number
-  finished_at: number | null
-  secret_enc: string | null
-}
+/** A `jobs` row as the store returns it. */
+type Row = Selectable<JobsTable>
 
 export function jobFromRow(row: Row): Job {
   return {
