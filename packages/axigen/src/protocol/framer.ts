@@ -43,6 +43,9 @@ export interface FramerOptions {
   maxReplyBytes?: number
 }
 
+/** Shared, never written to: resetting the leftover buffer after each reply allocates nothing. */
+const EMPTY: Buffer = Buffer.alloc(0)
+
 const PROMPT = /^<(login|password|([A-Za-z0-9-]*)#)> $/
 const STATUS = /^(\+OK|-ERR)(?::\s?(.*))?$/
 
@@ -77,7 +80,7 @@ export function formatPrompt(path: readonly string[] | 'login' | 'password'): st
 export class ReplyFramer {
   private readonly maxLineBytes: number
   private readonly maxReplyBytes: number
-  private buffer: Buffer = Buffer.alloc(0)
+  private buffer: Buffer = EMPTY
   private lines: string[] = []
   private replyBytes = 0
 
@@ -97,7 +100,7 @@ export class ReplyFramer {
   }
 
   reset(): void {
-    this.buffer = Buffer.alloc(0)
+    this.buffer = EMPTY
     this.lines = []
     this.replyBytes = 0
   }
@@ -129,7 +132,7 @@ export class ReplyFramer {
           replies.push({ lines, status, prompt, bytes: this.replyBytes + this.buffer.length })
           this.lines = []
           this.replyBytes = 0
-          this.buffer = Buffer.alloc(0)
+          this.buffer = EMPTY
         }
       }
     }

@@ -638,7 +638,9 @@ export class AxigenSimulator {
               if (pw === undefined) return this.err(t.syntaxError.replace('{detail}', 'password is required'))
               if (hasAccount(name)) return this.err(t.accountExists, name)
               const max = draft.adminLimits.maxAccounts
-              const count = [...live.accounts.keys()].filter((n) => n !== 'postmaster').length
+              // Counted from the map's size, not by listing the names: an O(n) scan per ADD made every
+              // create slower as a benchmark's domain filled up.
+              const count = live.accounts.size - (live.accounts.has('postmaster') ? 1 : 0)
               if (max !== undefined && max > 0 && count >= max) return this.err(t.limitReached, 'maxAccounts')
               account = newAccount(name, pw)
               Object.assign(account.quotas, draft.defaultQuotas)

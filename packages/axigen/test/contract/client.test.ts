@@ -73,6 +73,23 @@ describe('client against the simulator', () => {
     expect(transcript.filter((e) => e.from === 'client').map((e) => e.text)).toContain('BACK')
   })
 
+  it('enforces maxAccounts without counting the postmaster', async () => {
+    const d = sim.addDomain('limited.example')
+    d.adminLimits = { maxAccounts: 2 }
+    const c = client({ pool: { max: 1 } })
+    await c.accounts.add('limited.example', { name: 'one', password: 'Pass-One-1' })
+    await c.accounts.add('limited.example', { name: 'two', password: 'Pass-Two-1' })
+    const third = await c.accounts.add('limited.example', { name: 'three', password: 'Pass-Three-1' }).then(
+      () => undefined,
+      (e: unknown) => e as { code?: string; message?: string },
+    )
+    expect(third?.code).toBe('PANELKIT_ERR_COMMAND')
+    expect(third?.message).toContain('maxAccounts')
+    expect([...d.accounts.keys()].sort()).toEqual(['one', 'postmaster', 'two'])
+    // Other tests expect example.org to be the only domain.
+    sim.domains.delete('limited.example')
+  })
+
   it('discards uncommitted edits when it backs out of a failing script', async () => {
     const c = client()
     sim.faults.failCommand = { match: /^SET totalMessageSize/, text: 'injected', times: 1 }
