@@ -718,29 +718,22 @@ export class AxigenSimulator {
             )
             return this.ok()
           case 'LIST ACCOUNTCLASSES':
-            return this.ok(
-              renderTable(
-                t.classesTitle,
-                t.nameColumn,
-                [...live.classes.keys()].map((n) => [n]),
-              ),
-            )
           case 'LIST LISTS':
+          case 'LIST GROUPS': {
+            const [title, names] =
+              verb === 'LIST ACCOUNTCLASSES'
+                ? [t.classesTitle, live.classes.keys()]
+                : verb === 'LIST LISTS'
+                  ? [t.listsTitle, live.lists.keys()]
+                  : [t.groupsTitle, live.groups.keys()]
             return this.ok(
               renderTable(
-                t.listsTitle,
+                title,
                 t.nameColumn,
-                [...live.lists.keys()].map((n) => [n]),
+                [...names].map((n) => [n]),
               ),
             )
-          case 'LIST GROUPS':
-            return this.ok(
-              renderTable(
-                t.groupsTitle,
-                t.nameColumn,
-                [...live.groups.keys()].map((n) => [n]),
-              ),
-            )
+          }
           case 'ADD ACCOUNTCLASS':
           case 'UPDATE ACCOUNTCLASS': {
             const a = this.args(cmd, 2, ['name'], 'name')

@@ -231,6 +231,14 @@ function leasesOf(data: DeployData): IpLease[] {
 }
 
 /** Reads under dry-run when the VM does not exist yet: the template stands in for it. */
+/** Under dry-run the additional disk was never created, so its size and I/O steps have nothing to change. */
+function onExistingAdditionalDisk(rt: KvmRuntime, apply: () => Promise<Outcome>): Promise<Outcome> {
+  if (rt.dryRun && rt.settings.additionalDiskGb > 0) {
+    return Promise.resolve({ status: 'skipped', reason: 'dry-run: the disk does not exist yet' })
+  }
+  return apply()
+}
+
 function vmRef(rt: KvmRuntime, data: DeployData): { node: string; vmid: number } {
   if (rt.dryRun && data.vmid !== undefined && data.templateVmid !== undefined) {
     return { node: data.templateNode as string, vmid: data.templateVmid }
@@ -268,18 +276,14 @@ const packageSteps = [
     label: 'Resize additional disk',
     state: 'set_additional_disk_size',
     run: (rt: KvmRuntime, d: DeployData) =>
-      rt.dryRun && rt.settings.additionalDiskGb > 0
-        ? Promise.resolve<Outcome>({ status: 'skipped', reason: 'dry-run: the disk does not exist yet' })
-        : applyAdditionalDiskSize(rt, vmRef(rt, d).node, vmRef(rt, d).vmid),
+      onExistingAdditionalDisk(rt, () => applyAdditionalDiskSize(rt, vmRef(rt, d).node, vmRef(rt, d).vmid)),
   },
   {
     name: 'additional-disk-io',
     label: 'Set additional disk I/O',
     state: 'set_additional_disk_bandwidth',
     run: (rt: KvmRuntime, d: DeployData) =>
-      rt.dryRun && rt.settings.additionalDiskGb > 0
-        ? Promise.resolve<Outcome>({ status: 'skipped', reason: 'dry-run: the disk does not exist yet' })
-        : applyAdditionalDiskIo(rt, vmRef(rt, d).node, vmRef(rt, d).vmid),
+      onExistingAdditionalDisk(rt, () => applyAdditionalDiskIo(rt, vmRef(rt, d).node, vmRef(rt, d).vmid)),
   },
   {
     name: 'network',
