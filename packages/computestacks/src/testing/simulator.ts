@@ -286,13 +286,14 @@ export class ComputeStacksSimulator {
     return this.userGroups.values().next().value as SimUserGroup
   }
 
-  /** Adds a user straight into the state (no validation, no HTTP). */
-  addUser(fields: Partial<Omit<SimUser, 'id'>> & { email: string }): SimUser {
-    const now = this.iso()
-    const user: SimUser = {
-      fname: 'Test',
-      lname: 'User',
-      password: randomBytes(9).toString('base64'),
+  /** A user with every field at its default: active, unconfirmed, in the default group, no services. */
+  private newUser(now: string): SimUser {
+    return {
+      id: -1,
+      fname: '',
+      lname: '',
+      email: '',
+      password: '',
       active: true,
       isAdmin: false,
       supportAdmin: false,
@@ -306,7 +307,7 @@ export class ComputeStacksSimulator {
       userGroupId: this.defaultGroup().id,
       createdAt: now,
       updatedAt: now,
-      confirmedAt: now,
+      confirmedAt: null,
       lockedAt: null,
       failedAttempts: 0,
       authToken: null,
@@ -321,6 +322,18 @@ export class ComputeStacksSimulator {
         container_registries: 0,
         dns_zones: 0,
       },
+    }
+  }
+
+  /** Adds a user straight into the state (no validation, no HTTP). */
+  addUser(fields: Partial<Omit<SimUser, 'id'>> & { email: string }): SimUser {
+    const now = this.iso()
+    const user: SimUser = {
+      ...this.newUser(now),
+      fname: 'Test',
+      lname: 'User',
+      password: randomBytes(9).toString('base64'),
+      confirmedAt: now,
       ...fields,
       id: this.nextUserId++,
     }
@@ -1232,39 +1245,10 @@ export class ComputeStacksSimulator {
     const fields = { ...(input as Record<string, unknown>) }
     const now = this.iso()
     const draft: SimUser = {
-      id: -1,
-      fname: '',
-      lname: '',
-      email: '',
-      password: '',
-      active: true,
-      isAdmin: false,
-      supportAdmin: false,
-      externalId: null,
-      currency: this.defaultCurrency,
-      companyName: null,
-      phone: null,
-      country: 'US',
-      locale: 'en',
-      labels: {},
-      userGroupId: this.defaultGroup().id,
-      createdAt: now,
-      updatedAt: now,
+      ...this.newUser(now),
       confirmedAt: fields.skip_email_confirm ? now : null,
-      lockedAt: null,
-      failedAttempts: 0,
       authToken: randomBytes(24).toString('base64url'),
       authTokenExp: this.now() + 10 * 60_000,
-      authTokenUsed: false,
-      runRate: null,
-      services: {
-        deployments: 0,
-        containers: 0,
-        container_services: 0,
-        container_images: 0,
-        container_registries: 0,
-        dns_zones: 0,
-      },
     }
     if (fields.password === undefined || fields.password === null || fields.password === '') {
       fields.password = randomBytes(9).toString('base64').replace(/=/g, '')

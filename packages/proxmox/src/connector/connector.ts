@@ -324,6 +324,16 @@ export function createProxmoxKvmConnector(
     return doomed.map((s) => s.name)
   }
 
+  /** Refuses a volume that is not one of this VM's backups (a client must not touch another VM's). */
+  async function requireBackup(
+    rt: KvmRuntime,
+    vm: { node: string; vmid: number },
+    volid: string,
+  ): Promise<void> {
+    const backups = await backupsOf(rt, vm.node, vm.vmid)
+    if (!backups.some((b) => b.volid === volid)) throw new NotFoundError(`No backup ${volid} of this VM`)
+  }
+
   async function backupsOf(rt: KvmRuntime, node: string, vmid: number) {
     const list = await rt.client.api.storageContent(
       { node, storage: rt.settings.backupStorage, content: 'backup', vmid },
@@ -974,9 +984,7 @@ export function createProxmoxKvmConnector(
         'write',
         volumeParam,
         async (rt, vm, params) => {
-          const backups = await backupsOf(rt, vm.node, vm.vmid)
-          if (!backups.some((b) => b.volid === params.volid))
-            throw new NotFoundError(`No backup ${params.volid} of this VM`)
+          await requireBackup(rt, vm, params.volid)
           await rt.client.run(
             ENDPOINTS.storageDeleteVolume,
             { node: vm.node, storage: rt.settings.backupStorage, volume: params.volid },
@@ -991,9 +999,7 @@ export function createProxmoxKvmConnector(
         'write',
         volumeParam,
         async (rt, vm, params) => {
-          const backups = await backupsOf(rt, vm.node, vm.vmid)
-          if (!backups.some((b) => b.volid === params.volid))
-            throw new NotFoundError(`No backup ${params.volid} of this VM`)
+          await requireBackup(rt, vm, params.volid)
           await ensureStopped(rt.client, vm.node, vm.vmid, rt.signal)
           await rt.client.run(
             ENDPOINTS.vmCreateOrRestore,
