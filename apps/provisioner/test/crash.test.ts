@@ -16,6 +16,8 @@ describe.each(STORE_KINDS)('kill -9 of worker processes at random moments (%s)',
       const ids: string[] = []
       for (let i = 1; i <= n; i++) ids.push(world.order(i % 3 === 0 ? 'Pro' : 'Basic'))
       const id = (i: number) => Number(ids[i - 1])
+      const jobInFlight = async () =>
+        (await listJobs(world.app.store.db, { limit: 10_000 })).some((j) => j.status === 'running')
       await world.app.engine.sync()
       let kills = 0
       for (let round = 0; round < 2; round++) {
@@ -30,11 +32,12 @@ describe.each(STORE_KINDS)('kill -9 of worker processes at random moments (%s)',
           for (let i = 2; i <= n; i += 5) world.whmcs.sim.setStatus(id(i), 'Terminated')
           world.whmcs.sim.upgrade(id(3), { options: { Plan: 'Basic' } })
         }
-        const writesAtSync = world.panel.writes
         await world.app.engine.sync()
-        // Kill while the queued work is being done (not after the workers ran out of it).
-        for (let t = 0; t < 100 && world.panel.writes === writesAtSync; t++) await sleep(20)
-        await sleep(Math.random() * 150)
+        // Kill while a worker holds a job's lease, at a random point inside that job (each panel write
+        // takes 120 ms), so the kill loses work in flight; a pause before looking could land after the
+        // workers ran out of work on a fast machine, or between jobs on a loaded one.
+        for (let t = 0; t < 1000 && !(await jobInFlight()); t++) await sleep(5)
+        await sleep(Math.random() * 60)
         for (const w of workers) {
           w.kill('SIGKILL')
           kills++
