@@ -165,6 +165,13 @@ export function socketTransportFactory(options: SocketTransportOptions): Transpo
   const where = `${options.host}:${options.port}${options.secure ? ' (TLS)' : ''}`
   const connectTimeoutMs = options.connectTimeoutMs ?? 10_000
   const pin = options.fingerprint256 === undefined ? undefined : normaliseFingerprint(options.fingerprint256)
+  // One TLS context per factory, built on first use: a pool's sessions and every reconnect share the
+  // parsed CA list instead of parsing it again (a public-CA bundle takes tens of milliseconds).
+  let secureContext: tls.SecureContext | undefined
+  const contextFor = (ca: NonNullable<SocketTransportOptions['ca']>) => {
+    secureContext ??= tls.createSecureContext({ ca: ca as string | Buffer | (string | Buffer)[] })
+    return secureContext
+  }
   if (options.secure && options.insecure && !insecureWarned) {
     insecureWarned = true
     const warn =
@@ -230,7 +237,7 @@ export function socketTransportFactory(options: SocketTransportOptions): Transpo
         }
         const servername = options.servername ?? (isIp ? undefined : options.host)
         if (servername !== undefined) tlsOptions.servername = servername
-        if (options.ca !== undefined) tlsOptions.ca = options.ca as string | Buffer | (string | Buffer)[]
+        if (options.ca !== undefined) tlsOptions.secureContext = contextFor(options.ca)
         socket = tls.connect(tlsOptions, () => {
           const tlsSocket = socket as tls.TLSSocket
           if (pin !== undefined) {
