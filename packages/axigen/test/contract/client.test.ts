@@ -4,7 +4,7 @@ import { generateTestCertificate, type TestCertificate } from '@panelkit/core/te
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { type AxigenClient, type AxigenClientOptions, createAxigenClient } from '../../src/index.ts'
 import { type AxigenSimulator, startAxigenSimulator } from '../../src/testing/index.ts'
-import { resetInsecureWarning } from '../../src/transport/socket.ts'
+import { resetInsecureWarning, socketTransportFactory } from '../../src/transport/socket.ts'
 
 const PASSWORD = 'Client-Test-Pass'
 let sim: AxigenSimulator
@@ -236,6 +236,31 @@ describe('TLS', () => {
   it('verifies the certificate with a CA', async () => {
     const c = client({ port: sim.tlsPort, secure: true, ca: cert.cert })
     expect(await c.domains.list()).toHaveLength(1)
+  })
+
+  it('one factory builds its TLS context once and still verifies every connection with it', async () => {
+    const trusted = socketTransportFactory({
+      host: '127.0.0.1',
+      port: sim.tlsPort,
+      secure: true,
+      ca: cert.cert,
+    })
+    const first = await trusted()
+    const second = await trusted()
+    expect(first.closed || second.closed).toBe(false)
+    first.destroy()
+    second.destroy()
+    // A CA that did not issue the server certificate is refused on the first and on a later connection.
+    const other = await generateTestCertificate()
+    const untrusted = socketTransportFactory({
+      host: '127.0.0.1',
+      port: sim.tlsPort,
+      secure: true,
+      ca: other.cert,
+    })
+    for (let i = 0; i < 2; i++) {
+      await expect(untrusted()).rejects.toMatchObject({ details: { diagnosis: 'certificate' } })
+    }
   })
 
   it('refuses an untrusted certificate with an actionable message', async () => {
