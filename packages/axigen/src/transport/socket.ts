@@ -9,7 +9,10 @@ export interface SocketTransportOptions {
   port: number
   /** Implicit TLS: the handshake happens right after TCP connect, before the banner. */
   secure: boolean
-  /** Extra trusted CA certificates (PEM) for a private CA or a self-signed server certificate. */
+  /**
+   * Trusted CA certificates (PEM) for a private CA or a self-signed server certificate. They replace
+   * Node's public CA list; pass `tls.rootCertificates` too to trust both.
+   */
   ca?: string | Buffer | readonly (string | Buffer)[]
   /**
    * SHA-256 fingerprint of the server certificate (`AA:BB:…`, colons and case ignored). When set, the
