@@ -712,7 +712,7 @@ export class AxigenSimulator {
                 draft.migration,
                 { text: ['remoteServer', 'defaultAccountClassName'] },
                 (bag) => {
-                  draft.migration = Object.fromEntries(Object.entries(bag).map(([k, v]) => [k, String(v)]))
+                  draft.migration = strings(bag)
                 },
               ),
             )
@@ -891,7 +891,7 @@ export class AxigenSimulator {
           case 'CONFIG CONTACTINFO':
             conn.frames.push(
               this.bagFrame('contactInfo', ['DONE'], account.contact, { anyText: true }, (bag) => {
-                account.contact = Object.fromEntries(Object.entries(bag).map(([k, v]) => [k, String(v)]))
+                account.contact = strings(bag)
               }),
             )
             return this.ok()
@@ -903,7 +903,7 @@ export class AxigenSimulator {
                 account.webmail,
                 { text: ['language', 'timeZone'] },
                 (bag) => {
-                  account.webmail = Object.fromEntries(Object.entries(bag).map(([k, v]) => [k, String(v)]))
+                  account.webmail = strings(bag)
                 },
               ),
             )
@@ -1059,6 +1059,10 @@ const ADMIN_LIMITS = [
 
 function numbers(bag: Record<string, string | number>): Record<string, number> {
   return Object.fromEntries(Object.entries(bag).map(([k, v]) => [k, Number(v)]))
+}
+
+function strings(bag: Record<string, string | number>): Record<string, string> {
+  return Object.fromEntries(Object.entries(bag).map(([k, v]) => [k, String(v)]))
 }
 
 function aliasEdit(sim: AxigenSimulator, aliases: string[], cmd: ParsedCommand): Outcome {

@@ -171,10 +171,8 @@ export function socketTransportFactory(options: SocketTransportOptions): Transpo
   // One TLS context per factory, built on first use: a pool's sessions and every reconnect share the
   // parsed CA list instead of parsing it again (a public-CA bundle takes tens of milliseconds).
   let secureContext: tls.SecureContext | undefined
-  const contextFor = (ca: NonNullable<SocketTransportOptions['ca']>) => {
-    secureContext ??= tls.createSecureContext({ ca: ca as string | Buffer | (string | Buffer)[] })
-    return secureContext
-  }
+  const sharedContext = (ca: string | Buffer | (string | Buffer)[]) =>
+    (secureContext ??= tls.createSecureContext({ ca }))
   if (options.secure && options.insecure && !insecureWarned) {
     insecureWarned = true
     const warn =
@@ -240,7 +238,8 @@ export function socketTransportFactory(options: SocketTransportOptions): Transpo
         }
         const servername = options.servername ?? (isIp ? undefined : options.host)
         if (servername !== undefined) tlsOptions.servername = servername
-        if (options.ca !== undefined) tlsOptions.secureContext = contextFor(options.ca)
+        if (options.ca !== undefined)
+          tlsOptions.secureContext = sharedContext(options.ca as string | Buffer | (string | Buffer)[])
         socket = tls.connect(tlsOptions, () => {
           const tlsSocket = socket as tls.TLSSocket
           if (pin !== undefined) {
