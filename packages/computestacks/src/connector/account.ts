@@ -428,6 +428,25 @@ const createPipeline = definePipeline<CreateData, CreateContext>({
   ],
 })
 
+/**
+ * The service's account read with its balance: lookups by label or external id do not carry the
+ * balance, so the account is read once more with it.
+ */
+async function accountWithBalance(ctx: {
+  server: Server
+  calls: CallRecorder
+  resources: Resources
+  service: Service
+  signal: AbortSignal
+}) {
+  const client = clientForServer(ctx.server, ctx.calls, ctx.resources)
+  const user = await requireAccount(client, ctx.service, accountEmail(ctx.service, ctx.server), {
+    signal: ctx.signal,
+  })
+  const full = await client.users.get(user.id, { balance: true, signal: ctx.signal })
+  return { client, full }
+}
+
 async function setActive(
   ctx: { server: Server; calls: CallRecorder; resources: Resources; service: Service; signal: AbortSignal },
   active: boolean,
@@ -658,12 +677,7 @@ export const computestacksAccountConnector = defineConnector({
       return result
     },
     async clientArea(ctx) {
-      const client = clientForServer(ctx.server, ctx.calls, ctx.resources)
-      const user = await requireAccount(client, ctx.service, accountEmail(ctx.service, ctx.server), {
-        signal: ctx.signal,
-      })
-      // Lookups by label or external id do not carry the balance; read the account once more with it.
-      const full = await client.users.get(user.id, { balance: true, signal: ctx.signal })
+      const { client, full } = await accountWithBalance(ctx)
       const currency = full.currency ?? ''
       const services = full.services
       return {
@@ -681,11 +695,7 @@ export const computestacksAccountConnector = defineConnector({
       }
     },
     async usage(ctx) {
-      const client = clientForServer(ctx.server, ctx.calls, ctx.resources)
-      const user = await requireAccount(client, ctx.service, accountEmail(ctx.service, ctx.server), {
-        signal: ctx.signal,
-      })
-      const full = await client.users.get(user.id, { balance: true, signal: ctx.signal })
+      const { full } = await accountWithBalance(ctx)
       const currency = full.currency ?? ''
       const services = full.services
       return {
