@@ -55,6 +55,13 @@ export const ClientDetailsSchema = z.object({
     .regex(/^[A-Z]{3}$/, 'must be a three-letter currency code')
     .optional(),
   phone: SafeStringSchema.optional(),
+  /** Postal address, named as WHMCS names it (GetClientsDetails); panels that require one get it. */
+  address1: SafeStringSchema.optional(),
+  address2: SafeStringSchema.optional(),
+  city: SafeStringSchema.optional(),
+  /** State, region or province, free text. */
+  state: SafeStringSchema.optional(),
+  postcode: SafeStringSchema.optional(),
 })
 export type ClientDetails = z.output<typeof ClientDetailsSchema>
 
