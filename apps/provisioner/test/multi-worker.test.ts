@@ -1,10 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import { listJobs } from '../src/engine/jobs.ts'
 import { listServices } from '../src/engine/services.ts'
-import { PG_URL } from './helpers.ts'
 import { processWorld } from './processes.ts'
 
-describe.runIf(PG_URL)('two worker processes on PostgreSQL', () => {
+describe('two worker processes on PostgreSQL', () => {
   it('share the work and run no job twice', { timeout: 60_000 }, async () => {
     const world = await processWorld('postgres', { writeDelayMs: 60, concurrency: 3 })
     try {
