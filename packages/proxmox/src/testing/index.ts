@@ -4,6 +4,7 @@ export {
   loadSchema,
   type SchemaMethod,
   type SchemaNode,
+  schemaFacts,
   validateParams,
 } from './schema-validation.ts'
 export {

@@ -2,29 +2,17 @@ import { existsSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { EndpointDefinition } from '../endpoints/define.ts'
 import { specFor } from '../endpoints/define.ts'
+import { PVE_SCHEMA_FACTS } from '../endpoints/pve-schema.generated.ts'
+import type { SchemaMethod, SchemaProperty } from '../endpoints/schema-facts-types.ts'
 
 /**
- * Parameter validation for the simulator, with the server's own messages. Driven by the official
- * schema when the file is present (enums, ranges, lengths, required flags), otherwise by this
- * package's endpoint definitions (names, types, required flags).
+ * Parameter validation for the simulator, with the server's own messages. Driven by the schema facts
+ * generated from the official PVE 9.1 schema (src/endpoints/pve-schema.generated.ts: enums, ranges,
+ * lengths, patterns, required flags), or by a full official schema file when one is named, otherwise
+ * by this package's endpoint definitions (names, types, required flags).
  */
 
-export interface SchemaProperty {
-  type?: string
-  optional?: number | boolean
-  enum?: string[]
-  minimum?: number | string
-  maximum?: number | string
-  maxLength?: number | string
-  format?: string | Record<string, unknown>
-  pattern?: string
-}
-
-export interface SchemaMethod {
-  method: string
-  parameters?: { additionalProperties?: number; properties?: Record<string, SchemaProperty> }
-  returns?: unknown
-}
+export type { SchemaMethod, SchemaProperty } from '../endpoints/schema-facts-types.ts'
 
 export interface SchemaNode {
   path: string
@@ -46,10 +34,17 @@ export function indexSchema(tree: SchemaNode[]): Map<string, SchemaMethod> {
   return out
 }
 
-/** Where the schema sits in a checkout of this monorepo: `../shared/data/pve-apidata.json` from the repo root. */
-export const DEFAULT_SCHEMA_URL = new URL('../../../../../shared/data/pve-apidata.json', import.meta.url)
+/** The generated schema facts as a `METHOD path` → method map (what the simulator validates against). */
+export function schemaFacts(): Map<string, SchemaMethod> {
+  return new Map(Object.entries(PVE_SCHEMA_FACTS))
+}
 
-export function loadSchema(file: string | URL = DEFAULT_SCHEMA_URL): Map<string, SchemaMethod> | undefined {
+/**
+ * The schema to validate against: a full official schema file (`apidata.js` as JSON) when `file` is
+ * given (undefined when that file does not exist), else the generated facts shipped with the package.
+ */
+export function loadSchema(file?: string | URL): Map<string, SchemaMethod> | undefined {
+  if (file === undefined) return schemaFacts()
   const path = typeof file === 'string' ? file : fileURLToPath(file)
   if (!existsSync(path)) return undefined
   return indexSchema(JSON.parse(readFileSync(path, 'utf8')) as SchemaNode[])

@@ -74,7 +74,11 @@ export interface ProxmoxSimulatorOptions {
   /** Task durations in ms by task type (`qmclone`, `qmstart`, …); `default` for the rest. */
   taskDurations?: Partial<Record<string, number>> & { default?: number }
   behaviour?: Partial<SimulatorBehaviour>
-  /** The official schema for parameter validation; `false` to use only this package's definitions. */
+  /**
+   * Parameter validation: by default the schema facts generated from PVE 9.1's official schema; a path
+   * to a full official schema file (apidata.js as JSON) to use that instead; `false` to use only this
+   * package's endpoint definitions.
+   */
   schemaFile?: string | URL | false
   /** ISO file names on the shared ISO storage. */
   isos?: string[]
@@ -310,6 +314,11 @@ export class ProxmoxSimulator {
     const { port } = this.server.address() as AddressInfo
     this.url = `https://127.0.0.1:${port}`
     return this
+  }
+
+  /** `METHOD /path/{param}` of every route the simulator serves. */
+  routeKeys(): string[] {
+    return this.routes.map((r) => `${r.method} ${r.template}`)
   }
 
   get port(): number {
