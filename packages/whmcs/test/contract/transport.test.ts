@@ -1,7 +1,12 @@
 import { X509Certificate } from 'node:crypto'
 import { hasErrorCode, type PanelkitError } from '@panelkit/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createWhmcsClient, type WhmcsClientOptions } from '../../src/index.ts'
+import {
+  createReverseSync,
+  createWhmcsClient,
+  MemoryProvisionedView,
+  type WhmcsClientOptions,
+} from '../../src/index.ts'
 import { createWhmcsSimulator, type WhmcsSimulator } from '../../src/testing/index.ts'
 
 /** The shared HTTP layer as WHMCS uses it, over real HTTPS against the simulator. */
@@ -48,6 +53,25 @@ describe('a maintenance page (HTML at HTTP 200)', () => {
     expect(hasErrorCode(wrongUrl, 'PROTOCOL')).toBe(true)
     expect(wrongUrl.retryable).toBe(false)
     await c.close()
+  })
+
+  it('does not make a reverse-sync pass skip the product', async () => {
+    const product = sim.createProduct({
+      name: 'Maintained',
+      customFields: [{ name: 'Password', type: 'password' }],
+    })
+    const owner = sim.createClient({ email: 'maintenance@example.test' })
+    const service = sim.createService({ clientId: owner.id, pid: product.id, status: 'Active' })
+    const sync = createReverseSync({
+      client: client(),
+      view: new MemoryProvisionedView(),
+      mappings: [{ productId: product.id, connector: 'memory-panel', passwordField: 'Password' }],
+    })
+    sim.injectFault({ kind: 'maintenance', action: 'GetClientsProducts' })
+    const report = await sync.clientPass({ clientId: owner.id })
+    expect(sim.faults).toHaveLength(0) // the page was served
+    expect(report.errors).toEqual([])
+    expect(report.intents.map((i) => String(i.serviceId))).toContain(String(service.id))
   })
 })
 
