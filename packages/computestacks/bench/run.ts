@@ -203,6 +203,8 @@ console.log(
   `\nper-block ratio (${blocks} blocks of ${l.perBlock} interleaved pairs): median ${fmt(l.ratio.median, 2)}×, min ${fmt(l.ratio.min, 2)}×, max ${fmt(l.ratio.max, 2)}×`,
 )
 console.log(`target ≤ 1.25× (median block): ${l.ratio.median <= 1.25 ? 'met' : 'NOT met'}\n`)
+// `BENCH_ONLY=latency` stops after the request-latency table (a quick before/after comparison).
+if (process.env.BENCH_ONLY === 'latency') process.exit(0)
 
 const list = await listing(totalUsers, [100, 500])
 console.log(

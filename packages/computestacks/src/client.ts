@@ -1,5 +1,6 @@
 import { type CallRecorder, createCallRecorder, type RetryPolicy, ValidationError } from '@panelkit/core'
-import { Agent, type Dispatcher } from 'undici'
+import { createHttpTransport, createTlsAgent, type TlsOptions } from '@panelkit/core/http'
+import type { Dispatcher } from 'undici'
 import { DEFAULT_API_VERSION } from './api-versions.ts'
 import { type ComputeStacksAuth, createBasicAuth, createOAuth2Auth } from './auth.ts'
 import {
@@ -17,17 +18,30 @@ export interface ComputeStacksClientOptions {
   host: string
   /** Overrides the port in `host`. */
   port?: number
+  /**
+   * `false` talks plain HTTP (the API key and secret then travel in clear: a warning is emitted once);
+   * default true. An `http://` prefix on `host` means the same.
+   */
+  secure?: boolean
   auth: ComputeStacksAuth
   /** Sent as `Accept: application/json; api_version=NN`. Default 80, the only version not deprecated in 9.3. */
   apiVersion?: number
   /** Bring your own undici dispatcher (pool, proxy, MockAgent). The client never touches the global one. */
   dispatcher?: Dispatcher
-  /** PEM CA certificate(s) to trust for this server (self-signed portals); ignored with `dispatcher`. */
+  /** Certificate trust: `ca`, `fingerprint` (pinning) or `insecure` (warns once); ignored with `dispatcher`. */
+  tls?: TlsOptions
+  /** @deprecated Use `tls.ca`. */
   ca?: string | Buffer | (string | Buffer)[]
+  /** Connections kept to the server (when the client builds its own dispatcher). Default 16. */
+  connections?: number
   /** Module log, timing and dry-run. Defaults to a recorder of its own. */
   recorder?: CallRecorder
-  /** Time limit for the headers and for the body of one request. Default 30 s. */
+  /** Time limit for one request, from sending to the last body byte. Default 30 s. */
   timeoutMs?: number
+  /** Time to wait for the response headers. Default `timeoutMs`. */
+  headersTimeoutMs?: number
+  /** Longest pause between body chunks. Default `timeoutMs`. */
+  bodyTimeoutMs?: number
   /** Largest response body read; a larger one is a PROTOCOL error. Default 64 MiB. */
   maxResponseBytes?: number
   /** Retry policy for 429, 5xx and dropped connections (5xx and drops only for idempotent calls); false disables. */
@@ -39,6 +53,8 @@ export interface ComputeStacksClientOptions {
   /** Called once when the server marks the requested API version as deprecated (`API-Deprecated: true`). */
   onDeprecated?: (info: { apiVersion: number; path: string }) => void
   userAgent?: string
+  /** Where the one-time security warnings go (insecure TLS, plain HTTP). Default `process.emitWarning`. */
+  warn?: (message: string) => void
 }
 
 export interface LoginUrlOptions {
@@ -46,7 +62,15 @@ export interface LoginUrlOptions {
   admin?: boolean
 }
 
-function originOf(host: string, port: number | undefined): string {
+function originOf(host: string, port: number | undefined, secure: boolean | undefined): string {
+  const scheme = /^(https?):\/\//i.exec(host.trim())?.[1]?.toLowerCase()
+  if (scheme === 'https' && secure === false) {
+    throw new ValidationError(
+      `ComputeStacks host ${JSON.stringify(host)} says https:// but secure is false`,
+      [{ path: 'secure', message: 'contradicts the https:// in host' }],
+    )
+  }
+  const plain = secure === false || scheme === 'http'
   const trimmed = host
     .trim()
     .replace(/^https?:\/\//i, '')
@@ -59,17 +83,24 @@ function originOf(host: string, port: number | undefined): string {
   const hasPort = /:\d+$/.test(trimmed) && !trimmed.endsWith(']')
   const bare = hasPort ? trimmed.replace(/:\d+$/, '') : trimmed
   const effectivePort = port ?? (hasPort ? Number(trimmed.split(':').pop()) : undefined)
-  return `https://${bare}${effectivePort !== undefined && effectivePort !== 443 ? `:${effectivePort}` : ''}`
+  const defaultPort = plain ? 80 : 443
+  return `${plain ? 'http' : 'https'}://${bare}${effectivePort !== undefined && effectivePort !== defaultPort ? `:${effectivePort}` : ''}`
 }
 
 export function createComputeStacksClient(options: ComputeStacksClientOptions) {
-  const origin = originOf(options.host, options.port)
+  const origin = originOf(options.host, options.port, options.secure)
+  const tls: TlsOptions =
+    options.ca !== undefined && options.tls?.ca === undefined
+      ? { ...options.tls, ca: options.ca }
+      : (options.tls ?? {})
+  // One dispatcher for the API and the OAuth2 token requests, built by core's TLS layer when not given.
   const ownDispatcher =
     options.dispatcher === undefined
-      ? new Agent({
-          connect: options.ca === undefined ? {} : { ca: options.ca },
-          keepAliveTimeout: 10_000,
-          connections: 16,
+      ? createTlsAgent(origin.startsWith('http:') ? {} : tls, {
+          system: 'ComputeStacks',
+          keepAliveTimeoutMs: 10_000,
+          connections: options.connections ?? 16,
+          ...(options.warn ? { warn: options.warn } : {}),
         })
       : undefined
   const dispatcher = options.dispatcher ?? (ownDispatcher as Dispatcher)
@@ -90,9 +121,21 @@ export function createComputeStacksClient(options: ComputeStacksClientOptions) {
   for (const secret of auth.secrets()) recorder.redactor.addValue(secret)
   const perPage = options.perPage ?? 100
 
-  const http: Http = createHttp({
+  const transport = createHttpTransport({
     origin,
     dispatcher,
+    system: 'ComputeStacks',
+    tlsHint:
+      "give the server's CA certificate (tls.ca), pin its certificate (tls.fingerprint), or, for a test portal only, tls.insecure",
+    timeoutMs,
+    ...(options.headersTimeoutMs !== undefined ? { headersTimeoutMs: options.headersTimeoutMs } : {}),
+    ...(options.bodyTimeoutMs !== undefined ? { bodyTimeoutMs: options.bodyTimeoutMs } : {}),
+    ...(options.maxResponseBytes !== undefined ? { maxResponseBytes: options.maxResponseBytes } : {}),
+    ...(options.warn ? { warn: options.warn } : {}),
+  })
+  const http: Http = createHttp({
+    origin,
+    transport,
     auth,
     apiVersion,
     recorder,
@@ -100,7 +143,6 @@ export function createComputeStacksClient(options: ComputeStacksClientOptions) {
     retry: options.retry ?? {},
     maxRetryAfterMs: options.maxRetryAfterMs ?? 60_000,
     userAgent,
-    ...(options.maxResponseBytes !== undefined ? { maxResponseBytes: options.maxResponseBytes } : {}),
     ...(options.onDeprecated ? { onDeprecated: options.onDeprecated } : {}),
   })
 

@@ -1,11 +1,9 @@
 import {
-  AbortedError,
   AuthError,
   type CallInfo,
   type CallRecorder,
   CommandError,
   ConflictError,
-  ConnectionError,
   HttpError,
   isPanelkitError,
   NotFoundError,
@@ -13,39 +11,20 @@ import {
   ProtocolError,
   RateLimitedError,
   type RetryPolicy,
-  retry,
   TimeoutError,
   UnsupportedError,
   ValidationError,
 } from '@panelkit/core'
-import { type Dispatcher, request } from 'undici'
+import { type HttpTransport, retryAfterMs, retryRequest } from '@panelkit/core/http'
 import { acceptHeader } from './api-versions.ts'
 
-const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
-
-/** Reads a body up to `max` bytes; a larger one is dropped (its socket is not reused) and refused. */
-async function readCapped(
-  body: Dispatcher.ResponseData['body'],
-  max: number,
-  where: string,
-): Promise<string> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    size += chunk.length
-    if (size > max) {
-      body.destroy()
-      throw new ProtocolError(`${where}: the server sent more than ${max} bytes (maxResponseBytes)`)
-    }
-    chunks.push(chunk)
-  }
-  return Buffer.concat(chunks, size).toString('utf8')
-}
-
 /**
- * One `request()` on an injected undici Dispatcher: base URL, version header, authentication, the
- * `{"errors": [...]}` envelope, status mapping onto core's errors, retries and the module log.
+ * ComputeStacks' own part of a request, on core's shared transport (`@panelkit/core/http`: TLS, capped
+ * reads, time limits, socket errors, retries): base URL, version header, authentication, the
+ * `{"errors": [...]}` envelope, status mapping onto core's errors and the module log.
  */
+
+export { retryAfterMs }
 
 export const SYSTEM = 'computestacks'
 
@@ -101,14 +80,13 @@ export interface Authenticator {
 export interface HttpOptions {
   /** `https://host[:port]` without a path. */
   origin: string
-  dispatcher: Dispatcher
+  /** Core's shared transport, on the client's dispatcher. */
+  transport: HttpTransport
   auth: Authenticator
   apiVersion: number
   recorder: CallRecorder
-  /** Time limit for the headers and for the body of one attempt. */
+  /** Time limit of one attempt (enforced by the transport; named in messages). */
   timeoutMs: number
-  /** Largest body read before the call fails with a PROTOCOL error (undefined: 64 MiB). */
-  maxResponseBytes?: number
   retry: Partial<RetryPolicy> | false
   /** A server asking us to wait longer than this is not waited for: the RateLimitedError is thrown. */
   maxRetryAfterMs: number
@@ -122,7 +100,7 @@ export interface Http {
   readonly options: HttpOptions
 }
 
-const IDEMPOTENT = new Set<HttpMethod>(['GET', 'PUT', 'DELETE'])
+const IDEMPOTENT = new Set<string>(['GET', 'PUT', 'DELETE'])
 
 export function buildPath(path: string, query?: Query): string {
   const clean = path.charCodeAt(0) === 47 ? path.replace(/^\/+/, '') : path
@@ -146,23 +124,6 @@ export function envelopeMessages(body: unknown): string[] {
     return Object.entries(errors as Record<string, unknown>).map(([k, v]) => `${k} ${String(v)}`)
   }
   return []
-}
-
-/** Milliseconds to wait from `Retry-After` (seconds or an HTTP date), else from `RateLimit-Reset` (epoch seconds). */
-export function retryAfterMs(headers: Record<string, string | undefined>, now: number): number | undefined {
-  const retryAfter = headers['retry-after']?.trim()
-  if (retryAfter) {
-    if (/^\d+(\.\d+)?$/.test(retryAfter)) return Math.round(Number(retryAfter) * 1000)
-    const date = Date.parse(retryAfter)
-    if (!Number.isNaN(date)) return Math.max(0, date - now)
-  }
-  const reset = headers['ratelimit-reset']?.trim()
-  if (reset && /^\d+$/.test(reset)) {
-    const value = Number(reset)
-    // Rack::Attack sends the epoch second the window ends; small values are delta-seconds (IETF draft).
-    return value > 1_000_000_000 ? Math.max(0, value * 1000 - now) : value * 1000
-  }
-  return undefined
 }
 
 interface ErrorContext {
@@ -237,50 +198,6 @@ function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]
   return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V }
 }
 
-/** Wraps transport failures (refused, reset, TLS, timeouts) into typed errors. */
-function transportError(error: unknown, method: string, path: string, signal?: AbortSignal): PanelkitError {
-  if (isPanelkitError(error)) return error
-  const where = `ComputeStacks ${method} ${path.split('?')[0]}`
-  const err = error as NodeJS.ErrnoException & { cause?: unknown }
-  const code = err?.code ?? (err?.cause as NodeJS.ErrnoException | undefined)?.code
-  if (signal?.aborted || err?.name === 'AbortError') {
-    return new AbortedError(`${where}: aborted`, { cause: error })
-  }
-  if (
-    code === 'UND_ERR_HEADERS_TIMEOUT' ||
-    code === 'UND_ERR_BODY_TIMEOUT' ||
-    code === 'UND_ERR_CONNECT_TIMEOUT' ||
-    code === 'ETIMEDOUT'
-  ) {
-    return new TimeoutError(`${where}: no answer in time (${code})`, { cause: error })
-  }
-  if (typeof code === 'string' && /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|HOSTNAME/i.test(code)) {
-    return new ConnectionError(
-      `${where}: TLS verification failed (${code}); give the server's CA certificate in the ca option`,
-      { cause: error, retryable: false },
-    )
-  }
-  const message = err instanceof Error ? err.message : String(error)
-  return new ConnectionError(`${where}: ${code ?? 'connection failed'}${message ? ` (${message})` : ''}`, {
-    cause: error,
-  })
-}
-
-/** undici already lower-cases header names; only repeated headers (arrays) need joining. */
-function flattenHeaders(
-  raw: Record<string, string | string[] | undefined>,
-): Record<string, string | undefined> {
-  for (const key in raw) {
-    if (Array.isArray(raw[key])) {
-      const out: Record<string, string | undefined> = {}
-      for (const [k, value] of Object.entries(raw))
-        out[k.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value
-      return out
-    }
-  }
-  return raw as Record<string, string | undefined>
-}
-
 /** A 401 on a bearer token the server used to accept: fetch a new token and send once more. */
 class TokenRefresh extends AuthError {}
 
@@ -310,46 +227,17 @@ export function createHttp(options: HttpOptions): Http {
       headers = { accept, authorization, 'user-agent': options.userAgent }
       if (bodyText !== undefined) headers['content-type'] = 'application/json'
     }
-    let response: Dispatcher.ResponseData
-    let text: string
-    // undici's own timers tick coarsely (limits under a second may not fire in time), so short limits
-    // and caller signals get a timer of our own; otherwise undici's headers/body timeouts suffice and
-    // the request path stays free of per-request timers and signals.
-    const ownTimer = signal !== undefined || options.timeoutMs < 1000
-    const timer = ownTimer ? new AbortController() : undefined
-    const timeout = timer
-      ? setTimeout(
-          () => timer.abort(new TimeoutError(`no answer within ${options.timeoutMs} ms`)),
-          options.timeoutMs,
-        )
-      : undefined
-    const attemptSignal = timer
-      ? signal
-        ? AbortSignal.any([signal, timer.signal])
-        : timer.signal
-      : undefined
-    try {
-      response = await request(options.origin + path, {
-        method: req.method,
-        headers,
-        dispatcher: options.dispatcher,
-        headersTimeout: options.timeoutMs,
-        bodyTimeout: options.timeoutMs,
-        body: bodyText ?? null,
-        signal: attemptSignal ?? null,
-      })
-      text = await readCapped(response.body, options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES, where)
-    } catch (error) {
-      if (isPanelkitError(error)) throw error
-      if (timer?.signal.aborted && !signal?.aborted) {
-        throw new TimeoutError(`${where}: no answer within ${options.timeoutMs} ms`, { cause: error })
-      }
-      throw transportError(error, req.method, path, signal)
-    } finally {
-      if (timeout) clearTimeout(timeout)
-    }
-    const status = response.statusCode
-    const responseHeaders = flattenHeaders(response.headers)
+    const response = await options.transport.request({
+      method: req.method,
+      path,
+      headers,
+      body: bodyText ?? null,
+      signal,
+      label: where,
+    })
+    const text = response.text
+    const status = response.status
+    const responseHeaders = response.headers
     let body: unknown
     if (text.length > 0 && /json/i.test(responseHeaders['content-type'] ?? 'application/json')) {
       try {
@@ -420,39 +308,14 @@ export function createHttp(options: HttpOptions): Http {
     async send<T>(req: HttpRequest<T>): Promise<HttpResponse<T>> {
       const path = buildPath(req.path, req.query)
       if (options.retry === false) return attempt(req, path)
-      const idempotent = req.idempotent ?? IDEMPOTENT.has(req.method)
-      // The first attempt runs outside the retry machinery: most requests succeed at once.
-      let firstError: unknown
-      try {
-        return await attempt(req, path)
-      } catch (error) {
-        firstError = error
-      }
-      let first = true
-      return retry(
-        () => {
-          if (first) {
-            first = false
-            return Promise.reject(firstError)
-          }
-          return attempt(req, path)
-        },
-        {
-          policy: options.retry,
-          ...(req.signal ? { signal: req.signal } : {}),
-          shouldRetry: (error) => {
-            if (!isPanelkitError(error)) return false
-            if (error.kind === 'RATE_LIMITED') {
-              const wait = (error as RateLimitedError).retryAfterMs
-              return wait === undefined || wait <= options.maxRetryAfterMs
-            }
-            // Only a token request that failed in transit; a refused credential stays refused.
-            if (error.kind === 'AUTH') return error.retryable
-            // A 5xx, a reset or a timeout may have happened after the server acted: repeat only what is safe to repeat.
-            return error.retryable && idempotent
-          },
-        },
-      )
+      // A 5xx, a reset or a timeout may have happened after the server acted: repeat only what is safe
+      // to repeat (a request that never arrived, a 429 and a token request failed in transit always are).
+      return retryRequest(() => attempt(req, path), {
+        policy: options.retry,
+        idempotent: req.idempotent ?? IDEMPOTENT.has(req.method),
+        signal: req.signal,
+        maxRetryAfterMs: options.maxRetryAfterMs,
+      })
     },
   }
 }

@@ -1,3 +1,5 @@
+/** The TLS options every panelkit REST client takes (`ca`, `fingerprint`, `insecure`). */
+export type { TlsOptions } from '@panelkit/core/http'
 export {
   API_VERSIONS,
   type ApiVersionStatus,
@@ -28,13 +30,7 @@ export {
 export { addDecimals, DecimalSchema, toDecimalString } from './decimal.ts'
 export type { ListOptions } from './endpoints/users.ts'
 export { describeSelector, type UserSelector } from './endpoints/users.ts'
-export {
-  envelopeMessages,
-  errorForResponse,
-  type HttpMethod,
-  type RawResponse,
-  retryAfterMs,
-} from './http.ts'
+export type { HttpMethod } from './http.ts'
 export {
   type LinkRelations,
   type PageInfo,

@@ -368,6 +368,8 @@ async function lockStorm(): Promise<void> {
 
 console.log(`@panelkit/proxmox benchmark — Node ${process.version}, ${new Date().toISOString()}`)
 await latency()
+// `BENCH_ONLY=latency` stops after the request-latency table (a quick before/after comparison).
+if (process.env.BENCH_ONLY === 'latency') process.exit(0)
 await deploys()
 await lockStorm()
 await acceptMode()

@@ -8,6 +8,7 @@ import {
   retry,
   ValidationError,
 } from '@panelkit/core'
+import { isNotSent } from '@panelkit/core/http'
 import type { Dispatcher } from 'undici'
 import { type AuthState, createAuthState, type ProxmoxCredentials, type TicketGrant } from './auth.ts'
 import { encodeForm, type Params, toNumber } from './encoding.ts'
@@ -36,7 +37,11 @@ export interface ProxmoxClientOptions {
   tls?: TlsOptions
   /** Every call goes through it (module log, timing, dry-run). Defaults to a private recorder. */
   recorder?: CallRecorder
+  /** Time limit for one request, from sending to the last body byte. Default none (the two below apply). */
+  timeoutMs?: number
+  /** Time to wait for response headers. Default 60 s. */
   headersTimeoutMs?: number
+  /** Longest pause between body chunks. Default 60 s. */
   bodyTimeoutMs?: number
   /** Largest response body read; a larger one is a PROTOCOL error. Default 64 MiB. */
   maxResponseBytes?: number
@@ -55,6 +60,13 @@ export interface ProxmoxClientOptions {
 
 export interface CallOptions {
   signal?: AbortSignal
+  /**
+   * Whether the request may be sent again after the server may have acted on it (a 5xx, a reset, a
+   * time-out). Defaults to the endpoint's definition (GETs and idempotent writes); pass `false` for a
+   * write that must never be resent, such as a config change that allocates a volume. A request that
+   * never reached the server, and a lock refusal, are retried either way.
+   */
+  idempotent?: boolean
 }
 
 type Api = {
@@ -190,12 +202,6 @@ function isNetworkFailure(error: unknown): boolean {
   return isPanelkitError(error) && (error.kind === 'CONNECTION' || error.kind === 'TIMEOUT')
 }
 
-/** The request was certainly not delivered (nothing could have happened on the server). */
-function neverSent(error: unknown): boolean {
-  const cause = (error as { cause?: { code?: string } })?.cause
-  return cause?.code === 'ECONNREFUSED' || cause?.code === 'UND_ERR_CONNECT_TIMEOUT'
-}
-
 interface Shared {
   transport: HttpTransport
   auth: AuthState
@@ -213,6 +219,7 @@ export function createProxmoxClient(options: ProxmoxClientOptions): ProxmoxClien
   const transportOptions: Parameters<typeof createHttpTransport>[0] = { baseUrl }
   if (options.dispatcher) transportOptions.dispatcher = options.dispatcher
   if (options.tls) transportOptions.tls = options.tls
+  if (options.timeoutMs !== undefined) transportOptions.timeoutMs = options.timeoutMs
   if (options.headersTimeoutMs !== undefined) transportOptions.headersTimeoutMs = options.headersTimeoutMs
   if (options.bodyTimeoutMs !== undefined) transportOptions.bodyTimeoutMs = options.bodyTimeoutMs
   if (options.connections !== undefined) transportOptions.connections = options.connections
@@ -344,7 +351,7 @@ function makeClient(
           }
           throw error
         }
-        const repeatable = method === 'GET' || endpoint.idempotent
+        const repeatable = callOptions.idempotent ?? (method === 'GET' || endpoint.idempotent === true)
         let networkAttempts = 0
         return retry(attempt, {
           policy: {
@@ -360,7 +367,7 @@ function makeClient(
               if (error.retryable && repeatable) return ++networkAttempts < (networkPolicy.maxAttempts ?? 3)
               return false
             }
-            if (isNetworkFailure(error) && (repeatable || neverSent(error))) {
+            if (isNetworkFailure(error) && (repeatable || isNotSent(error))) {
               return ++networkAttempts < (networkPolicy.maxAttempts ?? 3)
             }
             return false
@@ -396,6 +403,7 @@ function makeClient(
     async run(endpoint, params, runOptions = {}) {
       const callOptions: CallOptions = {}
       if (runOptions.signal) callOptions.signal = runOptions.signal
+      if (runOptions.idempotent !== undefined) callOptions.idempotent = runOptions.idempotent
       const result = await call(endpoint, params, callOptions)
       if (result === null || result === undefined) return null
       if (!isUpid(result)) return null

@@ -1,10 +1,4 @@
-export {
-  type AuthState,
-  createAuthState,
-  type ProxmoxCredentials,
-  type TicketGrant,
-  ticketCreatedAt,
-} from './auth.ts'
+export type { AuthState, ProxmoxCredentials, TicketGrant } from './auth.ts'
 export {
   type CallOptions,
   createProxmoxClient,
@@ -32,16 +26,8 @@ export {
   ProxmoxApiError,
   PveFailureKind,
 } from './errors.ts'
-export {
-  createHttpTransport,
-  createTlsAgent,
-  type HttpRequest,
-  type HttpResponse,
-  type HttpTransport,
-  type HttpTransportOptions,
-  normaliseFingerprint,
-  type TlsOptions,
-} from './http.ts'
+// The transport is core's shared HTTP layer; its parts are at `@panelkit/core/http`.
+export type { TlsOptions } from './http.ts'
 export {
   dryRunUpid,
   exitStatusIsOk,

@@ -3,10 +3,10 @@ import {
   createCallRecorder,
   isPanelkitError,
   type RetryPolicy,
-  retry,
   ValidationError,
 } from '@panelkit/core'
-import { Agent, type Dispatcher } from 'undici'
+import { createHttpTransport, retryRequest, type TlsOptions } from '@panelkit/core/http'
+import type { Dispatcher } from 'undici'
 import type { z } from 'zod'
 import { protocolError } from './errors.ts'
 import { isNotSent, type SendOptions, type WhmcsAuth, WhmcsTransport } from './http.ts'
@@ -66,11 +66,19 @@ export interface WhmcsClientOptions {
   legacyAdminLogin?: { username: string; password: string }
   /** undici dispatcher (an Agent with a CA, a ProxyAgent, a MockAgent in unit tests). */
   dispatcher?: Dispatcher
-  /** PEM CA to trust when no dispatcher is given (a self-signed WHMCS, a test simulator). */
+  /** Certificate trust when no dispatcher is given: `ca`, `fingerprint` (pinning) or `insecure` (warns once). */
+  tls?: TlsOptions
+  /** @deprecated Use `tls.ca`. */
   ca?: string | Buffer
+  /** Connections kept to WHMCS (when the client builds its own dispatcher). Default twice `pageConcurrency`, at least 4. */
+  connections?: number
   recorder?: CallRecorder
-  /** Per-request time limit. Default 30 000 ms. */
+  /** Time limit for one request, from sending to the last body byte. Default 30 000 ms. */
   timeoutMs?: number
+  /** Time to wait for the response headers. Default `timeoutMs`. */
+  headersTimeoutMs?: number
+  /** Longest pause between body chunks. Default `timeoutMs`. */
+  bodyTimeoutMs?: number
   /** Largest answer read before giving up with a PROTOCOL error. Default 64 MiB. */
   maxResponseBytes?: number
   /** Retries of reads on connection errors, timeouts and 5xx. Writes are never retried. */
@@ -84,6 +92,9 @@ export interface WhmcsClientOptions {
   /** Custom-field names whose values are secrets in logs (names with "pass", "secret", … always are). */
   secretFieldNames?: readonly string[]
   userAgent?: string
+  /** Where the one-time security warnings go (legacy login, insecure TLS, plain HTTP). Default `process.emitWarning`. */
+  warn?: (message: string) => void
+  /** @deprecated Use `warn`. */
   onWarning?: (message: string) => void
   now?: () => number
 }
@@ -100,6 +111,11 @@ export interface CallOptions<T> {
   signal?: AbortSignal
   /** Log target (a service id, a client id). */
   target?: string
+  /**
+   * Whether the call may be sent again after a 5xx, a reset or a time-out (WHMCS may have acted).
+   * Default: reads yes, writes no. A write WHMCS never received (connection refused) is not resent either.
+   */
+  idempotent?: boolean
 }
 
 export interface PageOptions {
@@ -431,12 +447,12 @@ export function resolveEndpoint(url: string | URL): URL {
 
 export function createWhmcsClient(options: WhmcsClientOptions): WhmcsClient {
   const endpoint = resolveEndpoint(options.url)
+  const onWarning = options.warn ?? options.onWarning
   let auth: WhmcsAuth
   if (options.legacyAdminLogin) {
     auth = { type: 'legacy-admin', ...options.legacyAdminLogin }
     const warn =
-      options.onWarning ??
-      ((message: string) => process.emitWarning(message, { code: 'PANELKIT_WHMCS_LEGACY_AUTH' }))
+      onWarning ?? ((message: string) => process.emitWarning(message, { code: 'PANELKIT_WHMCS_LEGACY_AUTH' }))
     warn(
       'WHMCS legacy admin login chosen: it sends an MD5 of the admin password on every call and may be removed by WHMCS; create API credentials with a role instead',
     )
@@ -447,34 +463,33 @@ export function createWhmcsClient(options: WhmcsClientOptions): WhmcsClient {
       ])
     auth = { type: 'credentials', identifier: options.identifier, secret: options.secret }
   }
-  if (
-    endpoint.protocol !== 'https:' &&
-    endpoint.hostname !== '127.0.0.1' &&
-    endpoint.hostname !== 'localhost'
-  ) {
-    ;(options.onWarning ?? ((m: string) => process.emitWarning(m, { code: 'PANELKIT_WHMCS_PLAIN_HTTP' })))(
-      `WHMCS url ${endpoint.origin} is not HTTPS: the API secret travels in clear text`,
-    )
-  }
   const recorder = options.recorder ?? createCallRecorder({ connector: 'whmcs-client' })
   for (const key of ['servicepassword', 'password2', 'rootpw', 'accesskey']) recorder.redactor.addKey(key)
-  const ownDispatcher =
-    options.dispatcher === undefined
-      ? new Agent({
-          keepAliveTimeout: 10_000,
-          connections: Math.max(4, (options.pageConcurrency ?? 4) * 2),
-          ...(options.ca ? { connect: { ca: options.ca } } : {}),
-        })
-      : undefined
+  const tls: TlsOptions =
+    options.ca !== undefined && options.tls?.ca === undefined
+      ? { ...options.tls, ca: options.ca }
+      : (options.tls ?? {})
+  // Core's shared transport warns once when the URL is plain HTTP (the API secret would travel in clear).
+  const http = createHttpTransport({
+    origin: endpoint.origin,
+    system: 'WHMCS',
+    ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
+    tls,
+    keepAliveTimeoutMs: 10_000,
+    connections: options.connections ?? Math.max(4, (options.pageConcurrency ?? 4) * 2),
+    timeoutMs: options.timeoutMs ?? 30_000,
+    ...(options.headersTimeoutMs !== undefined ? { headersTimeoutMs: options.headersTimeoutMs } : {}),
+    ...(options.bodyTimeoutMs !== undefined ? { bodyTimeoutMs: options.bodyTimeoutMs } : {}),
+    maxResponseBytes: options.maxResponseBytes ?? 64 * 1024 * 1024,
+    ...(onWarning ? { warn: onWarning } : {}),
+  })
   const now = options.now ?? Date.now
   const transport = new WhmcsTransport({
+    http,
     endpoint,
     auth,
     accessKey: options.accessKey,
-    dispatcher: options.dispatcher ?? ownDispatcher,
     recorder,
-    timeoutMs: options.timeoutMs ?? 30_000,
-    maxResponseBytes: options.maxResponseBytes ?? 64 * 1024 * 1024,
     userAgent: options.userAgent ?? 'panelkit-whmcs/0.1',
     authFailureCooldownMs: options.authFailureCooldownMs ?? 5 * 60_000,
     now,
@@ -484,7 +499,6 @@ export function createWhmcsClient(options: WhmcsClientOptions): WhmcsClient {
     options.retry === false ? { maxAttempts: 1 } : { maxAttempts: 3, initialDelayMs: 200, ...options.retry }
   const pageSize = options.pageSize ?? 250
   const pageConcurrency = options.pageConcurrency ?? 4
-  const retryOptions = { policy: retryPolicy }
   const successOnly = () => ({ result: 'success' })
   const summarizeForLog = (response: Record<string, unknown>) => summarizeResponse(response, logShape)
 
@@ -526,12 +540,15 @@ export function createWhmcsClient(options: WhmcsClientOptions): WhmcsClient {
       summarize: summarizeForLog,
     }
     const attempt = () => transport.send(action, params, sendOptions)
+    // Reads are repeated after a 5xx, a reset or a time-out; writes are sent once unless the caller says
+    // the call is idempotent.
     const raw =
-      access === 'read'
-        ? await retry(
-            attempt,
-            callOptions.signal ? { policy: retryPolicy, signal: callOptions.signal } : retryOptions,
-          )
+      (callOptions.idempotent ?? access === 'read')
+        ? await retryRequest(attempt, {
+            policy: retryPolicy,
+            idempotent: true,
+            signal: callOptions.signal,
+          })
         : await attempt()
     if (!schema) return raw as T
     const parsed = schema.safeParse(raw)
@@ -834,7 +851,7 @@ export function createWhmcsClient(options: WhmcsClientOptions): WhmcsClient {
     },
     resetAuthFailure: () => transport.resetAuthFailure(),
     async close() {
-      await ownDispatcher?.close()
+      await http.close()
     },
   }
   return client

@@ -1,64 +1,29 @@
 import { createHash } from 'node:crypto'
 import {
-  AbortedError,
   AuthError,
   type CallInfo,
   type CallRecorder,
+  HttpError,
   isPanelkitError,
   type PanelkitError,
   ProtocolError,
-  TimeoutError,
-  toPanelkitError,
 } from '@panelkit/core'
-import { type Dispatcher, request } from 'undici'
+import type { HttpTransport } from '@panelkit/core/http'
 import { actionError, httpError, protocolError } from './errors.ts'
 import { encodeForm, type FormValue } from './protocol/form.ts'
 
 /**
- * The abort source of one request. undici's `request()` takes an AbortSignal or an EventEmitter
- * (`once`/`removeListener`); this minimal emitter costs a fraction of an AbortController (whose
- * signal undici listens to through EventTarget) and, unlike `AbortSignal.timeout()`, leaves no timer
- * behind: at a few hundred microseconds per WHMCS call that difference is measurable.
+ * WHMCS's own part of a call, on core's shared transport (`@panelkit/core/http`: TLS options and
+ * pinning, capped reads, the time limit, socket and TLS errors with a diagnosis): the form with the
+ * credentials, the `result`/`message` envelope and the fail-fast after a refused credential.
  */
-class CallAbort {
-  aborted = false
-  reason: unknown
-  private listener: (() => void) | undefined
-  on(_event: 'abort', listener: () => void): this {
-    this.listener = listener
-    return this
-  }
-  once(event: 'abort', listener: () => void): this {
-    return this.on(event, listener)
-  }
-  removeListener(_event: 'abort', _listener: () => void): this {
-    this.listener = undefined
-    return this
-  }
-  abort(reason: unknown): void {
-    if (this.aborted) return
-    this.aborted = true
-    this.reason = reason
-    const listener = this.listener
-    this.listener = undefined
-    listener?.()
-  }
-}
 
-/** Reads a body up to `max` bytes; a larger one is dropped (the socket is not reused) and refused. */
-async function readCapped(body: AsyncIterable<Buffer> & { destroy(): void }, max: number, action: string) {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of body) {
-    size += chunk.length
-    if (size > max) {
-      body.destroy()
-      throw protocolError(action, `answered with more than ${max} bytes (maxResponseBytes)`)
-    }
-    chunks.push(chunk)
-  }
-  return Buffer.concat(chunks, size).toString('utf8')
-}
+/**
+ * A maintenance page served instead of the API (WHMCS's upgrade page, a host's "back shortly"): it
+ * passes, so it is retried like a 503. Any other HTML means the URL is not the WHMCS root.
+ */
+const MAINTENANCE =
+  /maintenance|temporarily unavailable|be back (shortly|soon)|try again (later|shortly|in a few)|upgrade in progress/i
 
 /** How the client authenticates. */
 export type WhmcsAuth =
@@ -70,13 +35,12 @@ export type WhmcsAuth =
   | { type: 'legacy-admin'; username: string; password: string }
 
 export interface TransportOptions {
+  /** Core's shared transport, for the origin of `endpoint`. */
+  http: HttpTransport
   endpoint: URL
   auth: WhmcsAuth
   accessKey: string | undefined
-  dispatcher: Dispatcher | undefined
   recorder: CallRecorder
-  timeoutMs: number
-  maxResponseBytes: number
   userAgent: string
   authFailureCooldownMs: number
   now: () => number
@@ -101,9 +65,17 @@ export class WhmcsTransport {
   private readonly credentials: Record<string, string>
   /** The last authentication refusal: further calls fail fast until the cool-down ends. */
   private authFailure: { error: PanelkitError; until: number } | undefined
+  private readonly path: string
+  private readonly headers: Record<string, string>
 
   constructor(options: TransportOptions) {
     this.options = options
+    this.path = options.endpoint.pathname
+    this.headers = {
+      'content-type': 'application/x-www-form-urlencoded',
+      accept: 'application/json',
+      'user-agent': options.userAgent,
+    }
     const auth = options.auth
     this.credentials =
       auth.type === 'credentials'
@@ -161,59 +133,27 @@ export class WhmcsTransport {
       )
     }
     const body = encodeForm({ ...params, action, responsetype: 'json', ...this.credentials })
-    // The time limit and the caller's signal abort the request through one CallAbort, whose timer is
-    // cleared as soon as the answer is in (see CallAbort for why not an AbortSignal per call).
-    const abort = new CallAbort()
-    let timedOut = false
-    const timer = setTimeout(() => {
-      timedOut = true
-      abort.abort(undefined)
-    }, this.options.timeoutMs)
-    const onAbort = () => abort.abort(signal?.reason)
-    if (signal) {
-      if (signal.aborted) abort.abort(signal.reason)
-      else signal.addEventListener('abort', onAbort, { once: true })
-    }
     let status: number
     let text: string
     let contentType: string
     try {
-      const response = await request(this.options.endpoint, {
+      const response = await this.options.http.request({
         method: 'POST',
+        path: this.path,
+        headers: this.headers,
         body,
-        headers: {
-          'content-type': 'application/x-www-form-urlencoded',
-          accept: 'application/json',
-          'user-agent': this.options.userAgent,
-        },
-        // undici's own header/body timers are coarse (about a second), so the limit is a signal.
-        signal: abort,
-        ...(this.options.dispatcher ? { dispatcher: this.options.dispatcher } : {}),
+        signal,
+        label: `WHMCS ${action}`,
       })
-      status = response.statusCode
-      const header = response.headers['content-type']
-      contentType = Array.isArray(header) ? (header[0] ?? '') : (header ?? '')
-      text = await readCapped(response.body, this.options.maxResponseBytes, action)
+      status = response.status
+      text = response.text
+      contentType = response.headers['content-type'] ?? ''
     } catch (error) {
-      if (signal?.aborted) throw new AbortedError(`WHMCS ${action} was aborted`, { cause: error })
-      if (timedOut)
-        throw new TimeoutError(`WHMCS ${action}: no answer within ${this.options.timeoutMs} ms`, {
-          cause: error,
-        })
-      const wrapped = toPanelkitError(error, `WHMCS ${action}`)
-      // A refused connection never reached WHMCS; a reset or a closed socket may have (the write may
-      // have happened), which write-back helpers need to know.
-      if (wrapped.details === undefined && error instanceof Error) {
-        const code = (error as { code?: string }).code
-        ;(wrapped as { details: Record<string, unknown> | undefined }).details = {
-          action,
-          notSent: code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'UND_ERR_CONNECT_TIMEOUT',
-        }
+      // Core's transport says whether the request never left (`notSent`), which write-back helpers need.
+      if (isPanelkitError(error)) {
+        ;(error as { details: Record<string, unknown> | undefined }).details = { action, ...error.details }
       }
-      throw wrapped
-    } finally {
-      clearTimeout(timer)
-      signal?.removeEventListener('abort', onAbort)
+      throw error
     }
     let json: unknown
     try {
@@ -221,10 +161,23 @@ export class WhmcsTransport {
     } catch (error) {
       if (status !== 200) throw httpError(action, status, text.slice(0, 200).trim(), undefined)
       const looksXml = text.trimStart().startsWith('<')
+      const html = /html/i.test(contentType) || /<html/i.test(text)
+      if (html && MAINTENANCE.test(text)) {
+        throw new HttpError(
+          `WHMCS ${action}: answered with a maintenance page instead of the API (HTTP ${status}); retried like a 503`,
+          {
+            status,
+            method: 'POST',
+            path: 'includes/api.php',
+            retryable: true,
+            details: { action, whmcsMessage: 'maintenance page', maintenance: true },
+          },
+        )
+      }
       throw protocolError(
         action,
         looksXml
-          ? `answered with ${/html/i.test(contentType) || /<html/i.test(text) ? 'HTML' : 'XML'} instead of JSON (is the URL the WHMCS root?)`
+          ? `answered with ${html ? 'HTML' : 'XML'} instead of JSON (is the URL the WHMCS root?)`
           : 'answered with a body that is not JSON',
         error,
       )

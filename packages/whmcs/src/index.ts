@@ -1,3 +1,5 @@
+/** The TLS options every panelkit REST client takes (`ca`, `fingerprint`, `insecure`). */
+export type { TlsOptions } from '@panelkit/core/http'
 export {
   type AcceptOrderParams,
   type AddBillableItemParams,
@@ -23,9 +25,8 @@ export {
   type WhmcsClientOptions,
   type WhmcsParams,
 } from './client.ts'
-export { actionError, httpError, type WhmcsErrorDetails } from './errors.ts'
+export type { WhmcsErrorDetails } from './errors.ts'
 export type { WhmcsAuth } from './http.ts'
-export { logRequest, summarizeResponse } from './log-shape.ts'
 export { type FetchPage, type Page, type PaginateOptions, paginate } from './pagination.ts'
 export {
   encodeForm,

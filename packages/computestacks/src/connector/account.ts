@@ -13,7 +13,8 @@ import {
   setting,
   ValidationError,
 } from '@panelkit/core'
-import { Agent, type Dispatcher } from 'undici'
+import { createTlsAgent, type TlsOptions } from '@panelkit/core/http'
+import type { Agent, Dispatcher } from 'undici'
 import { z } from 'zod'
 import { createOAuth2TokenCache, type OAuth2TokenCache } from '../auth.ts'
 import { type ComputeStacksClient, createComputeStacksClient } from '../client.ts'
@@ -30,6 +31,13 @@ import type { User } from '../schemas.ts'
 export const ServerOptionsSchema = z.object({
   /** PEM CA certificate to trust (self-signed portals). */
   ca: z.string().optional(),
+  /** SHA-256 fingerprint of the portal's certificate: only that certificate is trusted. */
+  fingerprint: z.string().optional(),
+  /** Accept any certificate (a test portal only; warns once). */
+  insecure: z
+    .union([z.boolean(), z.enum(['true', '1', 'false', '0', ''])])
+    .optional()
+    .transform((v) => v === true || v === 'true' || v === '1'),
   apiVersion: z.coerce.number().int().positive().optional(),
   /** `basic` (API key and secret, the default) or `oauth2`. */
   auth: z.enum(['basic', 'oauth2']).default('basic'),
@@ -95,16 +103,24 @@ function parseServerOptions(server: Server) {
   return parsed.data
 }
 
+function tlsOf(options: z.infer<typeof ServerOptionsSchema>): TlsOptions {
+  const tls: TlsOptions = {}
+  if (options.ca) tls.ca = options.ca
+  if (options.fingerprint) tls.fingerprint = options.fingerprint
+  if (options.insecure) tls.insecure = true
+  return tls
+}
+
 function dispatcherFor(
   resources: Resources | undefined,
   server: Server,
-  ca: string | undefined,
+  tls: TlsOptions,
 ): Dispatcher | undefined {
   if (!resources) return undefined
-  const key = `${server.hostname}:${server.port ?? 443}:${ca ?? ''}`
+  const key = `${server.hostname}:${server.port ?? 443}:${JSON.stringify(tls)}`
   let agent = resources.dispatchers.get(key)
   if (!agent) {
-    agent = new Agent({ connect: ca ? { ca } : {}, keepAliveTimeout: 10_000, connections: 8 })
+    agent = createTlsAgent(tls, { system: 'ComputeStacks', keepAliveTimeoutMs: 10_000, connections: 8 })
     resources.dispatchers.set(key, agent)
   }
   return agent
@@ -129,7 +145,8 @@ export function clientForServer(
     ])
   }
   if (options.oauthClientSecret) calls.redactor.addValue(options.oauthClientSecret)
-  const dispatcher = dispatcherFor(resources, server, options.ca)
+  const tls = tlsOf(options)
+  const dispatcher = dispatcherFor(resources, server, tls)
   let tokenCache: OAuth2TokenCache | undefined
   if (options.auth === 'oauth2' && resources) {
     // Keyed by a digest, so the map holds no secret in the clear.
@@ -155,6 +172,7 @@ export function clientForServer(
   return createComputeStacksClient({
     host: server.hostname,
     ...(server.port !== undefined ? { port: server.port } : {}),
+    ...(server.secure === false ? { secure: false } : {}),
     auth:
       options.auth === 'oauth2'
         ? {
@@ -168,7 +186,7 @@ export function clientForServer(
           }
         : { type: 'basic', apiKey: server.username, apiSecret: server.password },
     recorder: calls,
-    ...(dispatcher ? { dispatcher } : options.ca ? { ca: options.ca } : {}),
+    ...(dispatcher ? { dispatcher } : { tls }),
     ...(options.apiVersion !== undefined ? { apiVersion: options.apiVersion } : {}),
     ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
     ...(options.perPage !== undefined ? { perPage: options.perPage } : {}),

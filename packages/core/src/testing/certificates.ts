@@ -1,5 +1,4 @@
 import { X509Certificate } from 'node:crypto'
-import { generate } from 'selfsigned'
 
 export interface TestCertificate {
   /** PEM private key. */
@@ -13,8 +12,20 @@ export interface TestCertificate {
 /**
  * A fresh self-signed certificate for a simulator listening on loopback: EC P-256, valid for
  * `localhost`, `127.0.0.1` and `::1`, generated at start so nothing secret is ever committed.
+ *
+ * It needs the `selfsigned` package, an optional peer dependency (`npm i -D selfsigned`) loaded only
+ * here, so a runtime install of `@panelkit/core` does not carry it.
  */
 export async function generateTestCertificate(commonName = 'localhost'): Promise<TestCertificate> {
+  let generate: typeof import('selfsigned').generate
+  try {
+    ;({ generate } = await import('selfsigned'))
+  } catch (error) {
+    throw new Error(
+      'generateTestCertificate needs the selfsigned package (an optional peer dependency of @panelkit/core): npm i -D selfsigned',
+      { cause: error },
+    )
+  }
   const notBeforeDate = new Date(Date.now() - 60_000)
   const pems = await generate([{ name: 'commonName', value: commonName }], {
     keyType: 'ec',

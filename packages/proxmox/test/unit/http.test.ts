@@ -193,6 +193,45 @@ describe('HTTP layer', () => {
     await expect(client.api.version({})).resolves.toMatchObject({ version: '9.1.5' })
   })
 
+  it('a per-call idempotent: false never resends a config write after a reset; the default does', async () => {
+    const { agent, pool, client } = setup({ token: true })
+    agents.push(agent)
+    let writes = 0
+    pool
+      .intercept({
+        path: '/api2/json/nodes/pve1/qemu/100/config',
+        method: 'POST',
+        body: () => {
+          writes++
+          return true
+        },
+      })
+      .replyWithError(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }))
+      .persist()
+    // A write that allocates a volume (scsi1: local-lvm:8) must not run twice.
+    const params = { node: 'pve1', vmid: 100, scsi1: 'local-lvm:8' }
+    const error = await client.api.vmConfigUpdate(params, { idempotent: false }).catch((e: unknown) => e)
+    expect(error).toMatchObject({ code: 'PANELKIT_ERR_CONNECTION' })
+    expect(writes).toBe(1)
+    writes = 0
+    await client.api.vmConfigUpdate(params).catch((e: unknown) => e)
+    expect(writes).toBe(3)
+  })
+
+  it('warns once that credentials travel in clear over plain HTTP (secure: false)', async () => {
+    const warnings: string[] = []
+    const client = createProxmoxClient({
+      baseUrl: 'http://pve.test:8006',
+      dispatcher: new MockAgent(),
+      credentials: { type: 'password', username: 'root@pam', password: 'hunter2-root' },
+      warn: (m) => warnings.push(m),
+    })
+    expect(warnings).toHaveLength(1)
+    expect(warnings[0]).toMatch(/plain HTTP.*clear text/)
+    expect(warnings[0]).not.toContain('hunter2-root')
+    await client.close()
+  })
+
   it('re-logs in once on any 401 and retries; a second 401 is an AuthError', async () => {
     const { agent, pool, client } = setup()
     agents.push(agent)

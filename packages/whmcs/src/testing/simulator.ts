@@ -82,7 +82,11 @@ export interface SimulatorOptions {
   version?: string
 }
 
-export type FaultKind = 'status' | 'slow' | 'drop' | 'drop-after' | 'html' | 'xml'
+/**
+ * `html`: an HTML page at 200 (the URL is not the API: a client-area page); `maintenance`: the
+ * maintenance page a WHMCS under upgrade or a host's front end serves at 200 instead of the API.
+ */
+export type FaultKind = 'status' | 'slow' | 'drop' | 'drop-after' | 'html' | 'maintenance' | 'xml'
 
 export interface Fault {
   kind: FaultKind
@@ -397,7 +401,14 @@ export class WhmcsSimulator {
         case 'html':
           this.record(rec)
           res.writeHead(200, { 'content-type': 'text/html' })
-          res.end('<!DOCTYPE html><html><body>Maintenance</body></html>')
+          res.end('<!DOCTYPE html><html><head><title>Client Area</title></head><body>Login</body></html>')
+          return
+        case 'maintenance':
+          this.record(rec)
+          res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
+          res.end(
+            '<!DOCTYPE html><html><head><title>Down for Maintenance</title></head><body><h1>Down for Maintenance</h1><p>We are currently performing maintenance and will be back shortly.</p></body></html>',
+          )
           return
         case 'xml':
           this.record(rec)
