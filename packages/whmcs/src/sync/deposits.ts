@@ -29,6 +29,8 @@ export interface FindPaidDepositsOptions {
   clientId?: string | number
   /** Only this service. */
   serviceId?: string | number
+  /** Orders already handled by the caller: not read again (one GetOrders call saved per order). */
+  skipOrderIds?: ReadonlySet<string>
   signal?: AbortSignal
 }
 
@@ -90,6 +92,7 @@ export async function findPaidDeposits(
 
   const deposits: PaidDeposit[] = []
   for (const [orderId, services] of orders) {
+    if (options.skipOrderIds?.has(orderId)) continue
     const answer = await client.getOrders({ id: orderId }, signal)
     const order = answer.orders.find((o) => o.id === orderId)
     if (!order || order.invoiceid === null) continue
