@@ -263,9 +263,12 @@ function ownerOf(user: User): string {
 /** The CONFLICT every operation gives for an account that has the service's email but is not its own. */
 function notTiedError(found: User, service: Service, verb: string): ConflictError {
   const labelled = labelledService(found)
+  const external = externalTie(found)
+  const replace =
+    external !== undefined && external !== service.serviceId ? ', "replaceExternalId": true' : ''
   const wayOut =
     labelled === undefined
-      ? ` If it is this service's account, tie it with the linkAccount action ({ "accountId": ${found.id} }) and ${verb} again.`
+      ? ` If it is this service's account, tie it with the linkAccount action ({ "accountId": ${found.id}${replace} }) and ${verb} again.`
       : ''
   return new ConflictError(
     `The ComputeStacks account ${found.email} (user ${found.id}) is not tied to service ${service.serviceId}: it belongs to ${ownerOf(found)}.${wayOut}`,
@@ -483,7 +486,7 @@ async function accountWithBalance(ctx: {
   signal: AbortSignal
 }) {
   const client = clientForServer(ctx.server, ctx.calls, ctx.resources)
-  const user = await requireAccount(client, ctx.service, accountEmail(ctx.service, ctx.server), 'retry', {
+  const user = await requireAccount(client, ctx.service, accountEmail(ctx.service, ctx.server), 'try', {
     signal: ctx.signal,
   })
   const full = await client.users.get(user.id, { balance: true, signal: ctx.signal })

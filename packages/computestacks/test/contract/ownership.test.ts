@@ -155,6 +155,12 @@ describe('proof of ownership', () => {
       expect(error.detail).toContain(`"accountId": ${untied.id}`)
     }
     expect(snapshot(untied)).toEqual(before)
+    // An account whose external_id holds something else is pointed at the replacing link.
+    const t = service()
+    sim.addUser({ email: String(t.username), externalId: '17' })
+    const other = await failure(connector.invoke('terminate', { service: t }))
+    expect(other.code).toBe('CONFLICT')
+    expect(other.detail).toContain('"replaceExternalId": true')
     // The way out works: link, then terminate (suspend-only by default).
     await ok(
       connector.invoke('action', { service: s, action: 'linkAccount', params: { accountId: untied.id } }),
