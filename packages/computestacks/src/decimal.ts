@@ -88,3 +88,16 @@ function fromScaled(n: bigint, scale: number): string {
   const out = scale > 0 ? `${digits.slice(0, -scale)}.${digits.slice(-scale)}` : digits
   return negative ? `-${out}` : out
 }
+
+/** An exact decimal string rounded half away from zero to `places` decimals, always with that many. */
+export function roundDecimal(value: string | number, places = 2): string {
+  const text = toDecimalString(value)
+  const negative = text.startsWith('-')
+  const [whole = '0', fraction = ''] = (negative ? text.slice(1) : text).split('.')
+  const padded = (fraction + '0'.repeat(places + 1)).slice(0, places + 1)
+  let units = BigInt(whole + padded.slice(0, places))
+  if (Number(padded.charAt(places)) >= 5) units += 1n
+  const digits = units.toString().padStart(places + 1, '0')
+  const out = places > 0 ? `${digits.slice(0, -places)}.${digits.slice(-places)}` : digits
+  return negative && units !== 0n ? `-${out}` : out
+}

@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { DecimalSchema, toDecimalString } from './decimal.ts'
+import { isAccountEmail } from './email.ts'
 
 /**
  * Response and request shapes of the admin API (ComputeStacks 9.3, the v51 user templates every
@@ -66,6 +67,11 @@ export const UserWireSchema = z.object({
   company_name: z.string().nullable().optional(),
   phone: z.string().nullable().optional(),
   country: z.string().nullable().optional(),
+  address1: z.string().nullable().optional(),
+  address2: z.string().nullable().optional(),
+  city: z.string().nullable().optional(),
+  state: z.string().nullable().optional(),
+  zip: z.string().nullable().optional(),
   locale: z.string().nullable().optional(),
   labels: Labels,
   user_group_id: z.number().int().nullable().optional(),
@@ -95,6 +101,13 @@ export const UserSchema = UserWireSchema.transform((u) => {
     companyName: u.company_name ?? null,
     phone: u.phone ?? null,
     country: u.country ?? null,
+    address: {
+      address1: u.address1 ?? null,
+      address2: u.address2 ?? null,
+      city: u.city ?? null,
+      state: u.state ?? null,
+      zip: u.zip ?? null,
+    },
     labels: u.labels,
     whmcs: whmcsLabels(u.labels),
     userGroupId: u.user_group_id ?? u.user_group?.id ?? null,
@@ -303,8 +316,13 @@ export const WhmcsLabelInputSchema = z.object({
   serviceId: LabelIdSchema.optional(),
 })
 
+/** What the server takes as an email: Devise's format (see `isAccountEmail`). */
+const Email = z
+  .string()
+  .refine(isAccountEmail, 'must be an email address (one @, no spaces or control characters)')
+
 export const CreateUserInputSchema = z.object({
-  email: z.email(),
+  email: Email,
   firstName: Text.min(1, 'is required'),
   lastName: Text.min(1, 'is required'),
   password: Password.optional(),
@@ -316,6 +334,13 @@ export const CreateUserInputSchema = z.object({
     .string()
     .regex(/^[A-Z]{2}$/)
     .optional(),
+  /** Postal address; required by the server when its `billing_address` setting is on (`User#user_address`). */
+  address1: Text.optional(),
+  address2: Text.optional(),
+  city: Text.optional(),
+  state: Text.optional(),
+  /** Postal code (the API calls it `zip`). */
+  zip: Text.optional(),
   locale: z.string().optional(),
   userGroupId: z.number().int().positive().optional(),
   /** Replaces these top-level label keys (the server does not deep-merge). */
@@ -328,7 +353,7 @@ export type CreateUserInput = z.input<typeof CreateUserInputSchema>
 
 export const UpdateUserInputSchema = z
   .object({
-    email: z.email().optional(),
+    email: Email.optional(),
     firstName: Text.min(1).optional(),
     lastName: Text.min(1).optional(),
     password: Password.optional(),
@@ -368,6 +393,11 @@ export function userWireBody(input: WireInput): { user: Record<string, unknown> 
   set('company_name', input.companyName)
   set('phone', input.phone)
   set('country', input.country)
+  set('address1', input.address1)
+  set('address2', input.address2)
+  set('city', input.city)
+  set('state', input.state)
+  set('zip', input.zip)
   set('locale', input.locale)
   set('user_group_id', input.userGroupId)
   set('active', input.active)
@@ -438,6 +468,11 @@ const OPTIONAL_STRINGS = [
   'company_name',
   'phone',
   'country',
+  'address1',
+  'address2',
+  'city',
+  'state',
+  'zip',
   'locale',
   'locked_at',
   'confirmed_at',
@@ -496,6 +531,13 @@ export function fastUser(raw: unknown): User | undefined {
     companyName: s('company_name'),
     phone: s('phone'),
     country: s('country'),
+    address: {
+      address1: s('address1'),
+      address2: s('address2'),
+      city: s('city'),
+      state: s('state'),
+      zip: s('zip'),
+    },
     labels,
     whmcs: whmcsLabels(labels),
     userGroupId: (u.user_group_id as number | null | undefined) ?? userGroup?.id ?? null,

@@ -58,6 +58,7 @@ export {
   WhmcsIntSchema,
   whmcsList,
 } from './protocol/values.ts'
+export { type FindPaidDepositsOptions, findPaidDeposits, type PaidDeposit } from './sync/deposits.ts'
 export { type Ledger, type LedgerEntry, type LedgerState, MemoryLedger } from './sync/ledger.ts'
 export {
   createReverseSync,

@@ -37,6 +37,7 @@ import {
 import type { Config, ProductConfig, ServerConfig } from '../config.ts'
 import type { Logger } from '../logger.ts'
 import type { DurableLedger, DurableModuleLog, Store, StoreProvisionedView } from '../store/store.ts'
+import { syncDeposits } from './deposits.ts'
 import {
   claimJobs,
   countPending,
@@ -345,6 +346,8 @@ export class Engine {
         : options.email
           ? await reverse.clientPass({ email: options.email }, signal)
           : await reverse.fullPass(signal)
+    // Paid deposits of Apply Credit products become account credit, once (deposits.ts).
+    if (!options.email) summary.queueErrors.push(...(await syncDeposits(this, options)).errors)
     if (summary.jobsCreated > 0) this.wake?.()
     const out: SyncSummary = {
       pass: report.pass,

@@ -18,6 +18,8 @@ import type { Agent, Dispatcher } from 'undici'
 import { z } from 'zod'
 import { createOAuth2TokenCache, type OAuth2TokenCache } from '../auth.ts'
 import { type ComputeStacksClient, createComputeStacksClient } from '../client.ts'
+import { addDecimals, roundDecimal, toDecimalString } from '../decimal.ts'
+import { buildAccountEmail, isAccountEmail } from '../email.ts'
 import type { User } from '../schemas.ts'
 
 /**
@@ -196,36 +198,60 @@ export function clientForServer(
 
 type Service = ServiceContext<ComputeStacksAccountSettings>
 
-const LOOSE_EMAIL = z.email()
-
 /**
- * The account's email: the service username when it already is an email (as ComputeStacks' module
- * does), otherwise `{name}{clientId}-{serviceId}@{domain}`, unique per service.
+ * The account's email: the service username when ComputeStacks takes it as an email (as its own module
+ * does), otherwise `{name}{clientId}-{serviceId}@{emailDomain or server host}` (see `buildAccountEmail`).
  */
 export function accountEmail(service: Service, server: Server): string {
-  const username = service.username?.trim() ?? ''
-  if (username !== '' && LOOSE_EMAIL.safeParse(username).success) return username
-  const base = (username !== '' ? username : (service.client.email.split('@')[0] ?? 'user'))
-    .toLowerCase()
-    .replace(/[^a-z0-9._-]/g, '')
-    .replace(/^[._-]+|[._-]+$/g, '')
-  const domain = (service.settings.emailDomain || server.hostname).toLowerCase()
-  return `${base || 'user'}${service.clientId}-${service.serviceId}@${domain}`
+  return buildAccountEmail({
+    username: service.username,
+    clientEmail: service.client.email,
+    clientId: service.clientId,
+    serviceId: service.serviceId,
+    emailDomain: service.settings.emailDomain,
+    serverHost: server.hostname,
+  })
 }
 
-/** True when the user is tied to this service (by label, or by external id with no other label). */
-export function ownedBy(user: User, serviceId: string): boolean {
-  if (user.whmcs.serviceId !== undefined) return user.whmcs.serviceId === serviceId
-  return user.externalId === serviceId
+/** `external_id` as a tie: null and `""` (the value ComputeStacks' docs show for untied users) mean none. */
+function externalTie(user: User): string | undefined {
+  const value = user.externalId?.trim() ?? ''
+  return value === '' ? undefined : value
+}
+
+/**
+ * Who an account belongs to, as far as it says: its `labels.whmcs.service_id`, or nothing. `external_id`
+ * alone names no owner: it is a free, non-unique text field, and ComputeStacks' own v1 module stored the
+ * WHMCS *client* id there (protocol notes 5.1), so a service id equal to an old client id proves nothing.
+ */
+export function labelledService(user: User): string | undefined {
+  return user.whmcs.serviceId
+}
+
+/**
+ * True only when the account is proven to be this service's:
+ * - its `labels.whmcs.service_id` is the service id (the tie create and `linkAccount` write, and the one
+ *   ComputeStacks' own v2/v3 module writes), or
+ * - it carries no WHMCS label, its `external_id` is the service id **and** its email is the service's
+ *   account email (an account made for this service by a module that wrote only `external_id`).
+ */
+export function ownedBy(user: User, serviceId: string, email: string): boolean {
+  const labelled = labelledService(user)
+  if (labelled !== undefined) return labelled === serviceId
+  return externalTie(user) === serviceId && user.email.toLowerCase() === email.trim().toLowerCase()
 }
 
 export interface Located {
   user?: User
-  /** An account with the service's email that belongs to something else. */
+  /** An account with the service's email that is not proven to be the service's. */
   foreign?: User
 }
 
-/** Finds the service's account: by WHMCS label, then external id, then email (checking ownership). */
+/**
+ * Finds the service's account and proves it is the service's: by WHMCS label (`find_by_label`, which
+ * only matches the JSON number create writes), then by the service's email with `ownedBy`. There is no
+ * lookup by `find_by_external_id`: that field proves nothing on its own (see `labelledService`).
+ */
 export async function locateAccount(
   client: ComputeStacksClient,
   service: Service,
@@ -235,34 +261,56 @@ export async function locateAccount(
   const serviceId = service.serviceId
   if (/^\d{1,15}$/.test(serviceId)) {
     const byLabel = await client.users.find({ whmcsServiceId: serviceId }, options)
-    if (byLabel) return { user: byLabel }
+    if (byLabel && ownedBy(byLabel, serviceId, email)) return { user: byLabel }
   }
-  const byExternal = await client.users.find({ externalId: serviceId }, options)
-  if (byExternal && ownedBy(byExternal, serviceId)) return { user: byExternal }
   const byEmail = await client.users.findByEmail(email, options)
-  if (byEmail) return ownedBy(byEmail, serviceId) ? { user: byEmail } : { foreign: byEmail }
+  if (byEmail) return ownedBy(byEmail, serviceId, email) ? { user: byEmail } : { foreign: byEmail }
   return {}
+}
+
+/** Who the foreign account says it belongs to, for messages. */
+function ownerOf(user: User): string {
+  const labelled = labelledService(user)
+  if (labelled !== undefined) return `service ${labelled}`
+  const external = externalTie(user)
+  return external !== undefined
+    ? `nothing proven (external_id ${JSON.stringify(external)} alone is no tie)`
+    : 'no service'
+}
+
+/** The CONFLICT every operation gives for an account that has the service's email but is not its own. */
+function notTiedError(found: User, service: Service, verb: string): ConflictError {
+  const labelled = labelledService(found)
+  const external = externalTie(found)
+  const replace =
+    external !== undefined && external !== service.serviceId ? ', "replaceExternalId": true' : ''
+  const wayOut =
+    labelled === undefined
+      ? ` If it is this service's account, tie it with the linkAccount action ({ "accountId": ${found.id}${replace} }) and ${verb} again.`
+      : ''
+  return new ConflictError(
+    `The ComputeStacks account ${found.email} (user ${found.id}) is not tied to service ${service.serviceId}: it belongs to ${ownerOf(found)}.${wayOut}`,
+    {
+      details: {
+        userId: found.id,
+        ownerServiceId: labelled ?? null,
+        externalId: found.externalId,
+        ...(labelled === undefined ? { wayOut: 'linkAccount' } : {}),
+      },
+    },
+  )
 }
 
 async function requireAccount(
   client: ComputeStacksClient,
   service: Service,
   email: string,
+  verb: string,
   options: { balance?: boolean; signal?: AbortSignal } = {},
 ): Promise<User> {
   const found = await locateAccount(client, service, email, options)
   if (found.user) return found.user
-  if (found.foreign) {
-    throw new ConflictError(
-      `The ComputeStacks account ${found.foreign.email} (user ${found.foreign.id}) is not tied to service ${service.serviceId}`,
-      {
-        details: {
-          userId: found.foreign.id,
-          ownerServiceId: found.foreign.whmcs.serviceId ?? found.foreign.externalId,
-        },
-      },
-    )
-  }
+  if (found.foreign) throw notTiedError(found.foreign, service, verb)
   throw new NotFoundError(`No ComputeStacks account for service ${service.serviceId} (${email})`)
 }
 
@@ -366,16 +414,7 @@ const createPipeline = definePipeline<CreateData, CreateContext>({
             },
           }
         }
-        if (found.foreign) {
-          throw new ConflictError(
-            `A ComputeStacks account with email ${found.foreign.email} already exists and belongs to ${
-              (found.foreign.whmcs.serviceId ?? found.foreign.externalId)
-                ? `service ${found.foreign.whmcs.serviceId ?? found.foreign.externalId}`
-                : 'no service of this billing system'
-            }`,
-            { details: { userId: found.foreign.id } },
-          )
-        }
+        if (found.foreign) throw notTiedError(found.foreign, service, 'create')
         const client_ = service.client
         try {
           const user = await client.users.create(
@@ -389,6 +428,13 @@ const createPipeline = definePipeline<CreateData, CreateContext>({
               ...(client_.company ? { companyName: client_.company } : {}),
               ...(client_.phone ? { phone: client_.phone } : {}),
               ...(client_.country ? { country: client_.country } : {}),
+              // ComputeStacks' `billing_address` setting makes address1, city, country (and state in
+              // the US and Canada) required on create (`User#user_address`); send whatever we have.
+              ...(client_.address1 ? { address1: client_.address1 } : {}),
+              ...(client_.address2 ? { address2: client_.address2 } : {}),
+              ...(client_.city ? { city: client_.city } : {}),
+              ...(client_.state ? { state: client_.state } : {}),
+              ...(client_.postcode ? { zip: client_.postcode } : {}),
               ...(wantedGroup !== undefined ? { userGroupId: wantedGroup } : {}),
               whmcs: tie(service),
               skipEmailConfirm: true,
@@ -458,7 +504,7 @@ async function accountWithBalance(ctx: {
   signal: AbortSignal
 }) {
   const client = clientForServer(ctx.server, ctx.calls, ctx.resources)
-  const user = await requireAccount(client, ctx.service, accountEmail(ctx.service, ctx.server), {
+  const user = await requireAccount(client, ctx.service, accountEmail(ctx.service, ctx.server), 'try', {
     signal: ctx.signal,
   })
   const full = await client.users.get(user.id, { balance: true, signal: ctx.signal })
@@ -470,9 +516,15 @@ async function setActive(
   active: boolean,
 ) {
   const client = clientForServer(ctx.server, ctx.calls, ctx.resources)
-  const user = await requireAccount(client, ctx.service, accountEmail(ctx.service, ctx.server), {
-    signal: ctx.signal,
-  })
+  const user = await requireAccount(
+    client,
+    ctx.service,
+    accountEmail(ctx.service, ctx.server),
+    active ? 'unsuspend' : 'suspend',
+    {
+      signal: ctx.signal,
+    },
+  )
   if (user.active === active) return { changed: false, details: { userId: user.id } }
   // The same PATCH ComputeStacks' module sends, re-stating the tie so an imported account stays linked.
   await client.users.update(
@@ -481,6 +533,94 @@ async function setActive(
     { signal: ctx.signal },
   )
   return { changed: true, details: { userId: user.id } }
+}
+
+/** ISO time → WHMCS's `Y-m-d H:i:s` (UTC), the `created` form Server Sync imports. */
+export function whmcsDateTime(iso: string | null): string | null {
+  if (iso === null) return null
+  const at = new Date(iso)
+  if (Number.isNaN(at.getTime())) return null
+  return at.toISOString().slice(0, 19).replace('T', ' ')
+}
+
+function currencyName(code: string, symbol: string | null): string {
+  if (code === '') return symbol ?? ''
+  return symbol && symbol !== code ? `${code} (${symbol})` : code
+}
+
+/** `$12.50` as ComputeStacks' module shows money (`currency_symbol` and two decimals); the code without a symbol. */
+function money(value: string, symbol: string | null, code: string): string {
+  const amount = roundDecimal(value, 2)
+  if (symbol) return amount.startsWith('-') ? `-${symbol}${amount.slice(1)}` : `${symbol}${amount}`
+  return code ? `${amount} ${code}` : amount
+}
+
+/**
+ * The label under which panelkit records deposits credited for this account (`recordDeposit`): one top
+ * level key of its own, because the server's `merge_labels` replaces top-level keys (`User#combine_labels`)
+ * and must never touch `whmcs`.
+ */
+export const DEPOSIT_LABEL = 'panelkit_deposits'
+
+/** The deposits recorded on the account: reference → exact amount, and their sum. */
+function depositLabel(user: User): { amount: string; entries: Record<string, string> } | undefined {
+  const raw = user.labels[DEPOSIT_LABEL]
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return undefined
+  const entries: Record<string, string> = {}
+  let amount = '0'
+  for (const [reference, value] of Object.entries(raw as Record<string, unknown>)) {
+    if (typeof value !== 'string' && typeof value !== 'number') continue
+    try {
+      const exact = toDecimalString(value)
+      entries[reference] = exact
+      amount = addDecimals(amount, exact)
+    } catch {
+      // Not a number: someone else's data under our key; shown as nothing rather than guessed.
+    }
+  }
+  return Object.keys(entries).length > 0 ? { amount, entries } : undefined
+}
+
+const RecordDepositParamsSchema = z.object({
+  /** What makes the deposit unique (the ledger's deposit id, e.g. `whmcs-order-42`). */
+  reference: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, 'must be a plain id'),
+  /** The amount credited for this service, an exact decimal. */
+  amount: z.string().regex(/^\d{1,12}(\.\d{1,6})?$/, 'must be a decimal amount like 12.50'),
+})
+
+/**
+ * Records on the account that a deposit was credited (on the billing side: ComputeStacks itself never
+ * learns of the credit, as with its own module), so the client area can show it. Idempotent.
+ */
+async function recordDeposit(
+  ctx: { server: Server; calls: CallRecorder; resources: Resources; service: Service; signal: AbortSignal },
+  params: z.output<typeof RecordDepositParamsSchema>,
+) {
+  const client = clientForServer(ctx.server, ctx.calls, ctx.resources)
+  const user = await requireAccount(
+    client,
+    ctx.service,
+    accountEmail(ctx.service, ctx.server),
+    'record the deposit',
+    { signal: ctx.signal },
+  )
+  const amount = toDecimalString(params.amount)
+  const current = depositLabel(user)?.entries ?? {}
+  if (current[params.reference] === amount) {
+    return {
+      message: `Deposit ${params.reference} was already recorded`,
+      data: { changed: false, userId: user.id },
+    }
+  }
+  await client.users.update(
+    user.id,
+    { mergeLabels: { [DEPOSIT_LABEL]: { ...current, [params.reference]: amount } } },
+    { signal: ctx.signal },
+  )
+  return {
+    message: `Recorded deposit ${params.reference} (${amount}) on account ${user.email}`,
+    data: { changed: true, userId: user.id },
+  }
 }
 
 /** Dropdown choices for the User Group setting: every group on every page. */
@@ -509,7 +649,15 @@ const LinkParamsSchema = z
       .union([z.string().regex(/^\d+$/, 'must be a user id'), z.number().int().positive()])
       .optional(),
     /** Or the account's email (looked up lower-cased first, as ComputeStacks stores it). */
-    email: z.email().optional(),
+    email: z
+      .string()
+      .refine(isAccountEmail, 'must be an email ComputeStacks accepts (one @, no spaces)')
+      .optional(),
+    /**
+     * The account carries another, unlabelled `external_id` (for example a WHMCS client id written by
+     * ComputeStacks' v1 module): replace it. Without this, such an account is a CONFLICT.
+     */
+    replaceExternalId: z.boolean().optional(),
   })
   .refine((p) => p.accountId !== undefined || p.email !== undefined, 'give accountId or email')
 
@@ -535,11 +683,23 @@ async function linkAccount(
   if (user.isAdmin) {
     throw new ConflictError(`ComputeStacks user ${user.id} is an admin; admins are not tied to services`)
   }
-  const owner = user.whmcs.serviceId ?? user.externalId ?? undefined
-  if (owner !== undefined && owner !== null && owner !== serviceId) {
+  const labelled = labelledService(user)
+  if (labelled !== undefined && labelled !== serviceId) {
     throw new ConflictError(
-      `The ComputeStacks account ${user.email} (user ${user.id}) is tied to service ${owner}, not ${serviceId}`,
-      { details: { userId: user.id, ownerServiceId: owner } },
+      `The ComputeStacks account ${user.email} (user ${user.id}) is tied to service ${labelled}, not ${serviceId}`,
+      { details: { userId: user.id, ownerServiceId: labelled } },
+    )
+  }
+  const external = externalTie(user)
+  if (
+    labelled === undefined &&
+    external !== undefined &&
+    external !== serviceId &&
+    !params.replaceExternalId
+  ) {
+    throw new ConflictError(
+      `The ComputeStacks account ${user.email} (user ${user.id}) carries external_id ${JSON.stringify(external)} (another service, or a WHMCS client id written by ComputeStacks' v1 module); link it with replaceExternalId: true if it is this service's account`,
+      { details: { userId: user.id, externalId: external } },
     )
   }
   // One account per service: another account already tied to it would make lookups ambiguous.
@@ -588,6 +748,13 @@ export const computestacksAccountConnector = defineConnector({
     resources.tokens.clear()
   },
   actions: {
+    recordDeposit: {
+      label: 'Record a credited deposit on the account (shown in the client area)',
+      audience: ['admin'],
+      access: 'write',
+      params: RecordDepositParamsSchema,
+      run: (ctx, params) => recordDeposit(ctx, params as z.output<typeof RecordDepositParamsSchema>),
+    },
     linkAccount: {
       label: 'Link an imported ComputeStacks account to this service',
       audience: ['admin'],
@@ -623,6 +790,9 @@ export const computestacksAccountConnector = defineConnector({
         signal: ctx.signal,
       })
       const mode = ctx.settings.terminateAction
+      // An account with the service's email that is not proven ours is a CONFLICT, as for suspend: it is
+      // neither terminated nor reported as gone.
+      if (found.foreign) throw notTiedError(found.foreign, ctx.service, 'terminate')
       if (!found.user) return { changed: false, details: { mode } }
       const user = found.user
       if (mode === 'delete') {
@@ -649,9 +819,15 @@ export const computestacksAccountConnector = defineConnector({
         )
       }
       const client = clientForServer(ctx.server, ctx.calls, ctx.resources)
-      const user = await requireAccount(client, ctx.service, accountEmail(ctx.service, ctx.server), {
-        signal: ctx.signal,
-      })
+      const user = await requireAccount(
+        client,
+        ctx.service,
+        accountEmail(ctx.service, ctx.server),
+        'change the password',
+        {
+          signal: ctx.signal,
+        },
+      )
       await client.users.update(
         user.id,
         {
@@ -665,9 +841,15 @@ export const computestacksAccountConnector = defineConnector({
     },
     async changePackage(ctx) {
       const client = clientForServer(ctx.server, ctx.calls, ctx.resources)
-      const user = await requireAccount(client, ctx.service, accountEmail(ctx.service, ctx.server), {
-        signal: ctx.signal,
-      })
+      const user = await requireAccount(
+        client,
+        ctx.service,
+        accountEmail(ctx.service, ctx.server),
+        'change the package',
+        {
+          signal: ctx.signal,
+        },
+      )
       const wanted =
         (await resolveUserGroup(client, ctx.settings.userGroup, ctx.signal)) ??
         (await defaultUserGroup(client, ctx.signal))
@@ -683,9 +865,15 @@ export const computestacksAccountConnector = defineConnector({
     },
     async sso(ctx) {
       const client = clientForServer(ctx.server, ctx.calls, ctx.resources)
-      const user = await requireAccount(client, ctx.service, accountEmail(ctx.service, ctx.server), {
-        signal: ctx.signal,
-      })
+      const user = await requireAccount(
+        client,
+        ctx.service,
+        accountEmail(ctx.service, ctx.server),
+        'sign in',
+        {
+          signal: ctx.signal,
+        },
+      )
       const token = await client.users.ssoToken(user.id, { signal: ctx.signal })
       ctx.redactor.addValue(token.token)
       const result: { url: string; expiresAt?: string } = {
@@ -698,13 +886,37 @@ export const computestacksAccountConnector = defineConnector({
       const { client, full } = await accountWithBalance(ctx)
       const currency = full.currency ?? ''
       const services = full.services
+      const usage = full.unprocessedUsage ?? '0'
+      const runRate = full.runRate ?? '0'
+      const deposit = depositLabel(full)
       return {
         fields: [
           { key: 'status', label: 'Status', value: full.active ? 'active' : 'suspended' },
           { key: 'email', label: 'Login', value: full.email },
           { key: 'userGroup', label: 'Plan', value: full.userGroup?.name ?? null },
-          { key: 'balance', label: 'Current usage', value: full.unprocessedUsage ?? '0', unit: currency },
-          { key: 'runRate', label: 'Run rate', value: full.runRate ?? '0', unit: `${currency}/month` },
+          { key: 'currency', label: 'Currency', value: currencyName(currency, full.currencySymbol) },
+          { key: 'balance', label: 'Current usage', value: usage, unit: currency },
+          // As ComputeStacks' module shows them: the currency symbol and two decimals.
+          {
+            key: 'balanceDisplay',
+            label: 'Current usage',
+            value: money(usage, full.currencySymbol, currency),
+          },
+          { key: 'runRate', label: 'Run rate', value: runRate, unit: `${currency}/month` },
+          {
+            key: 'runRateDisplay',
+            label: 'Estimated monthly',
+            value: money(runRate, full.currencySymbol, currency),
+          },
+          ...(deposit
+            ? [
+                {
+                  key: 'depositCredit',
+                  label: 'Deposit credited',
+                  value: money(deposit.amount, full.currencySymbol, currency),
+                },
+              ]
+            : []),
           { key: 'projects', label: 'Projects', value: services?.deployments ?? 0 },
           { key: 'services', label: 'Services', value: services?.containerServices ?? 0 },
           { key: 'containers', label: 'Containers', value: services?.containers ?? 0 },
@@ -736,19 +948,27 @@ export const computestacksAccountConnector = defineConnector({
         // Offset pagination can repeat a row when users are added while we walk the pages.
         if (user.isAdmin || seen.has(user.id)) continue
         seen.add(user.id)
-        const serviceId = user.whmcs.serviceId ?? user.externalId ?? undefined
+        // Only the WHMCS label ties an account to a service; external_id alone proves nothing.
+        const serviceId = labelledService(user)
         accounts.push({
           accountId: String(user.id),
           username: user.email,
           email: user.email,
-          ...(serviceId !== undefined && serviceId !== null ? { serviceId } : {}),
+          ...(serviceId !== undefined ? { serviceId } : {}),
           status: user.active ? ('active' as const) : ('suspended' as const),
           details: {
+            // What WHMCS's Server Sync maps, named as ComputeStacks' module returns them from
+            // ListAccounts: `product` is the user group id (matched against the product's User Group
+            // setting) and `created` is `Y-m-d H:i:s`.
+            product: user.userGroupId === null ? null : String(user.userGroupId),
+            created: whmcsDateTime(user.createdAt),
             userGroupId: user.userGroupId,
             userGroup: user.userGroup?.name ?? null,
             createdAt: user.createdAt,
             clientId: user.whmcs.clientId ?? null,
+            externalId: externalTie(user) ?? null,
             currency: user.currency,
+            currencySymbol: user.currencySymbol,
           },
         })
       }

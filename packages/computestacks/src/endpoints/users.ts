@@ -1,5 +1,6 @@
 import { isPanelkitError, ValidationError } from '@panelkit/core'
 import { z } from 'zod'
+import { isAccountEmail } from '../email.ts'
 import type { Http, HttpResponse, Query } from '../http.ts'
 import { type PageInfo, pageInfo } from '../pagination.ts'
 import {
@@ -71,7 +72,6 @@ export function selectorPath(selector: UserSelector, suffix = ''): { path: strin
 }
 
 const CONTROL = /[\u0000-\u001f\u007f]/
-const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/
 
 function refuseSelector(message: string): never {
   throw new ValidationError(`Invalid user selector: ${message}`, [{ path: 'selector', message }])
@@ -93,7 +93,7 @@ function checkSelector(selector: UserSelector): void {
   if (typeof selector !== 'object' || selector === null) refuseSelector('must be an id or a lookup object')
   if ('email' in selector) {
     const email = selector.email
-    if (typeof email !== 'string' || CONTROL.test(email) || !EMAIL.test(email))
+    if (typeof email !== 'string' || !isAccountEmail(email))
       refuseSelector('the email must be an email address')
     return
   }

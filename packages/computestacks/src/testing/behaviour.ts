@@ -12,11 +12,6 @@ export interface SimulatorBehaviour {
   runRateWithoutSubscriptions: 'number' | 'string'
   /** Send `Retry-After` on 429 as well as the `RateLimit-*` headers (Rack::Attack's custom responder does not). Default false. */
   retryAfterOn429: boolean
-  /**
-   * An SSO token may be used again until it expires. The controller does not clear it after use, but the
-   * issue asks for single use; default false (single use).
-   */
-  ssoTokenReusable: boolean
   /** Lifetime of OAuth2 access tokens in seconds (Doorkeeper's default, probably 2 h). Default 7200. */
   oauthTokenLifetimeSeconds: number
   /** Status and body for a PATCH without the `user` root (Rails' exceptions app; body not determined). Default 400 with `{"status":400,"error":"Bad Request"}`. */
@@ -31,7 +26,6 @@ export const DEFAULT_BEHAVIOUR: Readonly<SimulatorBehaviour> = Object.freeze({
   duplicateEmailMessages: 2,
   runRateWithoutSubscriptions: 'number',
   retryAfterOn429: false,
-  ssoTokenReusable: false,
   oauthTokenLifetimeSeconds: 7200,
   missingUserRootStatus: 400,
   suspendedCredentialsWork: true,

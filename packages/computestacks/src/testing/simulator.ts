@@ -6,6 +6,7 @@ import { generateTestCertificate } from '@panelkit/core/testing'
 import { API_VERSIONS, apiVersionStatus, versionFromAccept } from '../api-versions.ts'
 import { addDecimals, toDecimalString } from '../decimal.ts'
 import { DEFAULT_BEHAVIOUR, type SimulatorBehaviour } from './behaviour.ts'
+import { hashToXml, viewToXml } from './xml.ts'
 
 /**
  * A stateful ComputeStacks controller (the admin API slice of 9.3) over HTTPS on 127.0.0.1:0, for
@@ -28,6 +29,11 @@ export interface SimUser {
   companyName: string | null
   phone: string | null
   country: string
+  address1: string
+  address2: string
+  city: string
+  state: string
+  zip: string
   locale: string
   labels: Record<string, unknown>
   userGroupId: number
@@ -38,7 +44,6 @@ export interface SimUser {
   failedAttempts: number
   authToken: string | null
   authTokenExp: number | null
-  authTokenUsed: boolean
   /** Monthly run rate of active subscriptions; null when there are none. */
   runRate: string | null
   services: {
@@ -124,6 +129,13 @@ export interface ComputeStacksSimulatorOptions {
   unlockInMs?: number
   ssoTokenLifetimeMs?: number
   behaviour?: Partial<SimulatorBehaviour>
+  /**
+   * ComputeStacks' `billing_address` setting (off by default): on create, country, address1, city and,
+   * for US and CA, state must be present (`User#user_address`, CTL `app/models/user.rb`).
+   */
+  billingAddress?: boolean
+  /** `billing_phone` (needs `billingAddress`): a phone of 7 to 16 characters is required on create. */
+  billingPhone?: boolean
   /** Extra user groups to seed besides the default one. */
   userGroups?: string[]
   locations?: string[]
@@ -138,22 +150,51 @@ const CURRENCY_SYMBOLS: Record<string, string> = {
   AUD: '$',
   JPY: '¥',
 }
-const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/
+/** Devise 4.9.3's default `email_regexp` (the controller leaves `config.email_regexp` commented out). */
+const EMAIL = /^[^@\s]+@[^@\s]+$/
 
 class HttpReply {
   readonly status: number
   readonly body: unknown
   readonly headers: Record<string, string>
-  constructor(status: number, body: unknown, headers: Record<string, string> = {}) {
+  /** `hash` for `render json:/xml: {...}` in a controller, `view` for a RABL template (its XML root differs). */
+  readonly kind: 'hash' | 'view'
+  constructor(
+    status: number,
+    body: unknown,
+    headers: Record<string, string> = {},
+    kind: 'hash' | 'view' = 'view',
+  ) {
     this.status = status
     this.body = body
     this.headers = headers
+    this.kind = kind
   }
 }
 
 const reply = (status: number, body?: unknown, headers: Record<string, string> = {}) =>
   new HttpReply(status, body, headers)
-const errors = (status: number, ...messages: string[]) => reply(status, { errors: messages })
+/** `render json: {...}` / `render xml: {...}` from a controller (not a RABL view). */
+const rendered = (status: number, body: Record<string, unknown>, headers: Record<string, string> = {}) =>
+  new HttpReply(status, body, headers, 'hash')
+const errors = (status: number, ...messages: string[]) => rendered(status, { errors: messages })
+
+/**
+ * The format Rails picks for an API action from `Accept` (ActionDispatch `MimeNegotiation#formats` and
+ * `respond_to :json, :xml`): JSON for JSON, any type or `application` with any subtype; XML for application/xml or
+ * text/xml; none (→ 406) for anything else, for a missing header (Rails then assumes HTML) and for a
+ * browser-like list that mixes the any-type wildcard with other types (`BROWSER_LIKE_ACCEPTS`, also taken as HTML).
+ */
+export function negotiateFormat(accept: string | undefined): 'json' | 'xml' | undefined {
+  const header = accept?.trim() ?? ''
+  if (header === '' || /,\s*\*\/\*|\*\/\*\s*,/.test(header)) return undefined
+  for (const part of header.split(',')) {
+    const type = part.split(';')[0]?.trim().toLowerCase() ?? ''
+    if (type === 'application/json' || type === '*/*' || type === 'application/*') return 'json'
+    if (type === 'application/xml' || type === 'text/xml') return 'xml'
+  }
+  return undefined
+}
 const notFound = () => reply(404)
 
 export class ComputeStacksSimulator {
@@ -184,6 +225,8 @@ export class ComputeStacksSimulator {
   readonly maxFailedAttempts: number
   readonly unlockInMs: number
   readonly ssoTokenLifetimeMs: number
+  billingAddress: boolean
+  billingPhone: boolean
 
   private faults: (SimFault & { left: number })[] = []
   private nextUserId = 1
@@ -208,6 +251,8 @@ export class ComputeStacksSimulator {
     this.maxFailedAttempts = options.maxFailedAttempts ?? 5
     this.unlockInMs = options.unlockInMs ?? 4 * 3600_000
     this.ssoTokenLifetimeMs = options.ssoTokenLifetimeMs ?? 60_000
+    this.billingAddress = options.billingAddress ?? false
+    this.billingPhone = options.billingPhone ?? false
     this.apiKey = options.apiKey ?? randomBytes(14).toString('base64url')
     this.apiSecret = options.apiSecret ?? randomBytes(30).toString('base64')
     this.oauthClientId = options.oauthClientId ?? randomBytes(16).toString('hex')
@@ -301,7 +346,12 @@ export class ComputeStacksSimulator {
       currency: this.defaultCurrency,
       companyName: null,
       phone: null,
-      country: 'US',
+      country: '',
+      address1: '',
+      address2: '',
+      city: '',
+      state: '',
+      zip: '',
       locale: 'en',
       labels: {},
       userGroupId: this.defaultGroup().id,
@@ -312,7 +362,6 @@ export class ComputeStacksSimulator {
       failedAttempts: 0,
       authToken: null,
       authTokenExp: null,
-      authTokenUsed: false,
       runRate: null,
       services: {
         deployments: 0,
@@ -334,6 +383,7 @@ export class ComputeStacksSimulator {
       lname: 'User',
       password: randomBytes(9).toString('base64'),
       confirmedAt: now,
+      country: 'US',
       ...fields,
       id: this.nextUserId++,
     }
@@ -517,6 +567,7 @@ export class ComputeStacksSimulator {
 
     const apiVersion = versionFromAccept(req.headers.accept)
     const authHeader = req.headers.authorization ?? ''
+    const format = negotiateFormat(req.headers.accept)
     const send = (out: HttpReply) => {
       this.record({
         method,
@@ -534,7 +585,12 @@ export class ComputeStacksSimulator {
       if (out.body !== undefined) {
         if (typeof out.body === 'string') {
           text = out.body
-          headers['content-type'] ??= 'text/plain; charset=utf-8'
+          // Rack::Attack's 429 is sent as the responder builds it, with no Content-Type.
+          if (out.status !== 429) headers['content-type'] ??= 'text/plain; charset=utf-8'
+        } else if (format === 'xml' && path.startsWith('/api/') && path !== '/api/oauth/token') {
+          const body = out.body as Record<string, unknown>
+          text = out.kind === 'hash' ? hashToXml(body) : viewToXml(body)
+          headers['content-type'] = 'application/xml; charset=utf-8'
         } else {
           text = JSON.stringify(out.body)
           headers['content-type'] = 'application/json; charset=utf-8'
@@ -582,6 +638,9 @@ export class ComputeStacksSimulator {
       if (retryAfterSeconds !== undefined) headers['Retry-After'] = String(retryAfterSeconds)
       else if (this.behaviour.retryAfterOn429)
         headers['Retry-After'] = String(Math.max(0, reset - Math.floor(now / 1000)))
+      // The controller's own responder: no Content-Type, no Retry-After (CTL
+      // `config/initializers/rack_attack.rb`; `throttled_response_retry_after_header` only affects
+      // rack-attack's default responder, `lib/rack/attack/configuration.rb`).
       return reply(429, 'Throttled\n', headers)
     }
     if (forced) return throttledReply(forced.retryAfterSeconds)
@@ -630,7 +689,15 @@ export class ComputeStacksSimulator {
     }
     const versionHeaders: Record<string, string> = status === 'deprecated' ? { 'API-Deprecated': 'true' } : {}
     const withVersion = (out: HttpReply) =>
-      new HttpReply(out.status, out.body, { ...versionHeaders, ...out.headers })
+      new HttpReply(out.status, out.body, { ...versionHeaders, ...out.headers }, out.kind)
+    // `respond_to` raises UnknownFormat for any other Accept, rescued as a 406 in text/html
+    // (CTL `app/controllers/concerns/api_missing_route.rb#unknown_format`); even the 401 of a bad
+    // credential goes through `respond_to`, so it is a 406 as well.
+    if (negotiateFormat(headers.accept) === undefined && path !== '/api/oauth/token') {
+      return reply(406, 'Unknown format. Only JSON and XML are permitted.', {
+        'content-type': 'text/html; charset=utf-8',
+      })
+    }
 
     if (path === '/api/auth' && method === 'POST') {
       return withVersion(
@@ -642,11 +709,13 @@ export class ComputeStacksSimulator {
       )
     }
     if (path === '/api/version' && method === 'GET' && !this.behaviour.versionNeedsAuth) {
-      return withVersion(reply(200, this.versionBody()))
+      return withVersion(rendered(200, this.versionBody()))
     }
     const caller = this.authenticate(headers.authorization)
-    if (!caller) return withVersion(errors(401, 'Not Authorized'))
-    if (path === '/api/version' && method === 'GET') return withVersion(reply(200, this.versionBody()))
+    // `auth_request!` (ApiAuth, included first) halts before `include_deprecation` (ApiVersion) runs, so a
+    // failed authentication carries no API-Deprecated header (CTL `api/application_controller.rb`).
+    if (!caller) return errors(401, 'Not Authorized')
+    if (path === '/api/version' && method === 'GET') return withVersion(rendered(200, this.versionBody()))
 
     if (path.startsWith('/api/admin/')) {
       const user = caller.userId === null ? undefined : this.users.get(caller.userId)
@@ -780,10 +849,14 @@ export class ComputeStacksSimulator {
       user.authToken !== null &&
       user.authTokenExp !== null &&
       user.authTokenExp > this.now() &&
-      (this.behaviour.ssoTokenReusable || !user.authTokenUsed) &&
       safeEqual(token, user.authToken)
+    // The token is not cleared after use (CTL `app/controllers/application_controller.rb#auth_from_token!`
+    // only compares it and its expiry), so it signs in again until its minute is over.
     if (!ok || !user) return reply(302, undefined, { location: '/login?sso=invalid' })
-    user.authTokenUsed = true
+    // Devise confirmable with `allow_unconfirmed_access_for = 0.days` (CTL `config/initializers/devise.rb`):
+    // the session `auth_from_token!` stores is refused by Devise's activatable hook on the very next
+    // request, so an unconfirmed user ends on the login page, not signed in.
+    if (user.confirmedAt === null) return reply(302, undefined, { location: '/login?unconfirmed=true' })
     const fromAdmin = url.searchParams.get('from_admin') === 'true'
     this.ssoLogins.push({ userId: user.id, fromAdmin, at: this.now() })
     const target = fromAdmin || user.services.deployments > 0 ? '/deployments' : '/deployments/orders'
@@ -803,6 +876,14 @@ export class ComputeStacksSimulator {
         if (method === 'POST') return this.createUser(body)
         return this.unknown()
       }
+      if (sub === 'billing_usages' && method === 'GET' && subId === undefined) {
+        // `Subscriptions::BaseController#load_parent` finds the user by primary key only (no find_by_*,
+        // no support-admin check) and answers `api_obj_missing(["Unknown User"])`.
+        const owner = /^\s*[+-]?\d/.test(id) ? this.users.get(Number.parseInt(id, 10)) : undefined
+        if (!owner) return rendered(404, { errors: ['Unknown User'] })
+        const rows = this.usages.filter((u) => u.userId === owner.id)
+        return this.paginate(url, rows, 'billing_usages', (u) => this.renderUsage(u, owner))
+      }
       const user = this.locateUser(id, url)
       if (!user) return notFound()
       if (sub === undefined) {
@@ -820,15 +901,14 @@ export class ComputeStacksSimulator {
       if (sub === 'suspension' && subId === undefined) {
         if (method === 'POST' || method === 'DELETE') {
           this.setActive(user, method === 'DELETE')
-          return reply(202, {})
+          return rendered(202, {})
         }
       }
       if (sub === 'user_sso' && method === 'POST' && subId === undefined) {
         user.authToken = randomBytes(24).toString('base64url')
         user.authTokenExp = this.now() + this.ssoTokenLifetimeMs
-        user.authTokenUsed = false
         user.updatedAt = this.iso()
-        return reply(201, {
+        return rendered(201, {
           username: user.email,
           token: user.authToken,
           expires: this.iso(user.authTokenExp),
@@ -840,17 +920,6 @@ export class ComputeStacksSimulator {
         return reply(201, {
           api_credential: { id: credential?.id, username: created.apiKey, password: created.apiSecret },
         })
-      }
-      if (sub === 'billing_usages' && method === 'GET' && subId === undefined) {
-        // The controller loads the parent by primary key only.
-        if (
-          String(user.id) !== id ||
-          (url.searchParams.size > 0 && [...url.searchParams.keys()].some((k) => k.startsWith('find_by')))
-        ) {
-          return notFound()
-        }
-        const rows = this.usages.filter((u) => u.userId === user.id)
-        return this.paginate(url, rows, 'billing_usages', (u) => this.renderUsage(u, user))
       }
       return this.unknown()
     }
@@ -913,14 +982,14 @@ export class ComputeStacksSimulator {
 
   private sortedUsers(): SimUser[] {
     if (!this.sorted) {
-      this.sorted = [...this.users.values()]
-        .filter((u) => !u.supportAdmin)
-        .sort((a, b) => {
-          const l = a.lname.toLowerCase().localeCompare(b.lname.toLowerCase())
-          if (l !== 0) return l
-          const f = a.fname.toLowerCase().localeCompare(b.fname.toLowerCase())
-          return f !== 0 ? f : a.id - b.id
-        })
+      // `User.sorted` has no filter (CTL `users_controller.rb#index`): the support admins are hidden from
+      // single lookups only (`api_admin_find_user.rb#locate_user`).
+      this.sorted = [...this.users.values()].sort((a, b) => {
+        const l = a.lname.toLowerCase().localeCompare(b.lname.toLowerCase())
+        if (l !== 0) return l
+        const f = a.fname.toLowerCase().localeCompare(b.fname.toLowerCase())
+        return f !== 0 ? f : a.id - b.id
+      })
     }
     return this.sorted
   }
@@ -990,11 +1059,11 @@ export class ComputeStacksSimulator {
       reset_password_sent_at: null,
       locked_at: user.lockedAt === null ? null : this.iso(user.lockedAt),
       failed_attempts: user.failedAttempts,
-      address1: '',
-      address2: '',
-      city: '',
-      state: '',
-      zip: '',
+      address1: user.address1,
+      address2: user.address2,
+      city: user.city,
+      state: user.state,
+      zip: user.zip,
       country: user.country,
       vat: null,
       labels: user.labels,
@@ -1200,6 +1269,19 @@ export class ComputeStacksSimulator {
       if (confirmation !== password) messages.push("Password confirmation doesn't match Password")
     } else if (creating && user.password === '') messages.push("Password can't be blank")
     if (!this.userGroups.has(user.userGroupId)) messages.push('User group must exist')
+    // `validate :user_address, on: :create` (CTL `app/models/user.rb#user_address`).
+    if (creating && this.billingAddress && !SUPPORT_EMAILS.includes(user.email)) {
+      if (user.country.trim() === '') messages.push('Country must be present')
+      if (user.state.trim() === '' && ['US', 'CA'].includes(user.country))
+        messages.push('State must be present')
+      if (user.address1.trim() === '') messages.push('Address1 must be present')
+      if (user.city.trim() === '') messages.push('City must be present')
+      if (this.billingPhone) {
+        const phone = user.phone ?? ''
+        if (phone.trim() === '') messages.push('Phone must be present')
+        else if (phone.length < 7 || phone.length > 16) messages.push('Phone must be between 8 and 15 digits')
+      }
+    } else if (creating && user.country.trim() === '') user.country = 'US'
     return messages
   }
 
@@ -1213,7 +1295,13 @@ export class ComputeStacksSimulator {
     if (input.company_name !== undefined)
       user.companyName = input.company_name === null ? null : str(input.company_name)
     if (input.phone !== undefined) user.phone = input.phone === null ? null : str(input.phone)
-    if (input.country !== undefined && str(input.country) !== '') user.country = str(input.country)
+    if (input.country !== undefined) user.country = str(input.country)
+    // Permitted address fields (CTL `users_controller.rb#user_params`).
+    if (input.address1 !== undefined) user.address1 = str(input.address1)
+    if (input.address2 !== undefined) user.address2 = str(input.address2)
+    if (input.city !== undefined) user.city = str(input.city)
+    if (input.state !== undefined) user.state = str(input.state)
+    if (input.zip !== undefined) user.zip = str(input.zip)
     if (input.locale !== undefined && str(input.locale) !== '') user.locale = str(input.locale)
     if (input.active !== undefined) user.active = input.active === true || input.active === 'true'
     if (input.is_admin !== undefined) user.isAdmin = input.is_admin === true || input.is_admin === 'true'
@@ -1225,15 +1313,15 @@ export class ComputeStacksSimulator {
     if (input.user_group_id !== undefined && input.user_group_id !== null && input.user_group_id !== '') {
       user.userGroupId = Number(input.user_group_id)
     }
-    if (input.merge_labels !== undefined) {
-      if (
-        input.merge_labels === null ||
-        typeof input.merge_labels !== 'object' ||
-        Array.isArray(input.merge_labels)
-      ) {
-        return 'Labels must be an object'
-      }
-      // Top-level keys replace; there is no deep merge.
+    // `permit(merge_labels: {})` keeps only a hash: an array (as ComputeStacks' docs show it) or a scalar is
+    // an unpermitted parameter, dropped without an error (CTL `users_controller.rb#user_params`).
+    if (
+      input.merge_labels !== undefined &&
+      input.merge_labels !== null &&
+      typeof input.merge_labels === 'object' &&
+      !Array.isArray(input.merge_labels)
+    ) {
+      // Top-level keys replace; there is no deep merge (`User#combine_labels`).
       user.labels = { ...user.labels, ...(input.merge_labels as Record<string, unknown>) }
     }
     return input

@@ -34,11 +34,13 @@ export async function visit(sim: ComputeStacksSimulator, url: string) {
 export async function raw(
   sim: ComputeStacksSimulator,
   path: string,
-  options: { method?: string; accept?: string; auth?: string | null; body?: unknown } = {},
+  options: { method?: string; accept?: string | null; auth?: string | null; body?: unknown } = {},
 ) {
   const agent = new Agent({ connect: { ca: sim.cert } })
   try {
-    const headers: Record<string, string> = { accept: options.accept ?? 'application/json; api_version=80' }
+    const headers: Record<string, string> = {}
+    const accept = options.accept === undefined ? 'application/json; api_version=80' : options.accept
+    if (accept !== null) headers.accept = accept
     const auth = options.auth === undefined ? `${sim.apiKey}:${sim.apiSecret}` : options.auth
     if (auth !== null) headers.authorization = `Basic ${Buffer.from(auth).toString('base64')}`
     if (options.body !== undefined) headers['content-type'] = 'application/json'
@@ -53,7 +55,10 @@ export async function raw(
       status: response.statusCode,
       headers: response.headers as Record<string, string | undefined>,
       text,
-      json: text ? (JSON.parse(text) as Record<string, unknown>) : undefined,
+      json:
+        text && String(response.headers['content-type'] ?? '').includes('json')
+          ? (JSON.parse(text) as Record<string, unknown>)
+          : undefined,
     }
   } finally {
     await agent.close()
