@@ -638,12 +638,60 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
       for (const s of fresh) report.notEvaluated?.push(canonicalId(s.id))
       return
     }
+    // Evaluate the page first, then read the customers its creates need, a few clients at a time,
+    // then emit in page order.
+    const evaluated: ({ s: WhmcsService; id: string } & (
+      | { ok: true; intents: SyncIntent[]; drift: DriftEntry[]; events: SyncEvent[] }
+      | { ok: false; error: unknown }
+    ))[] = []
     for (const s of fresh) {
       const id = canonicalId(s.id)
       try {
-        const { intents, drift, events } = evaluate(s, known.get(id))
-        if (options.customerDetails !== false)
-          for (const i of intents) if (i.kind === 'create') i.customer = await customerOf(report, i.clientId)
+        evaluated.push({ s, id, ok: true, ...evaluate(s, known.get(id)) })
+      } catch (error) {
+        evaluated.push({ s, id, ok: false, error })
+      }
+    }
+    const customers = new Map<string, SyncCustomer | { error: unknown }>()
+    if (options.customerDetails !== false) {
+      const wanted = new Set<string>()
+      for (const e of evaluated)
+        if (e.ok) for (const i of e.intents) if (i.kind === 'create') wanted.add(i.clientId)
+      const queue = [...wanted]
+      const worker = async () => {
+        for (let clientId = queue.shift(); clientId !== undefined; clientId = queue.shift()) {
+          try {
+            customers.set(clientId, await customerOf(report, clientId))
+          } catch (error) {
+            customers.set(clientId, { error })
+          }
+        }
+      }
+      await Promise.all(Array.from({ length: Math.min(4, queue.length) }, worker))
+    }
+    for (const e of evaluated) {
+      const { s, id } = e
+      const context = { serviceId: id, clientId: canonicalId(s.clientid), productId: canonicalId(s.pid) }
+      if (!e.ok) {
+        report.notEvaluated?.push(id)
+        report.errors.push({ ...context, stage: 'evaluate', error: toFailure(e.error) })
+        continue
+      }
+      try {
+        const { intents, drift, events } = e
+        let unreadCustomer: unknown
+        for (const i of intents) {
+          if (i.kind !== 'create' || options.customerDetails === false) continue
+          const c = customers.get(i.clientId)
+          if (c === undefined || 'error' in c) unreadCustomer = c?.error ?? new Error('client not read')
+          else i.customer = c
+        }
+        if (unreadCustomer !== undefined) {
+          // No create without the customer: the next pass tries again.
+          report.notEvaluated?.push(id)
+          report.errors.push({ ...context, stage: 'read', error: toFailure(unreadCustomer) })
+          continue
+        }
         for (const i of intents) {
           if (options.isQueued && (await options.isQueued(i.key))) report.alreadyQueued++
           else {
@@ -664,13 +712,7 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
         }
       } catch (error) {
         report.notEvaluated?.push(id)
-        report.errors.push({
-          serviceId: id,
-          clientId: canonicalId(s.clientid),
-          productId: canonicalId(s.pid),
-          stage: 'evaluate',
-          error: toFailure(error),
-        })
+        report.errors.push({ ...context, stage: 'evaluate', error: toFailure(error) })
       }
     }
   }
