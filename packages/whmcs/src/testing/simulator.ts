@@ -1227,11 +1227,14 @@ export class WhmcsSimulator {
           lineitems: {
             lineitem: o.serviceIds.map((sid) => {
               const s = this.services.get(sid)
+              const product = this.products.get(s?.pid ?? 0)
+              // The product type spelled out and the product as "Group - Name" (DD getorders.md
+              // example; DEC includes/api/getorders.php).
               return {
                 type: 'product',
                 relid: n(sid),
-                producttype: 'Other',
-                product: this.products.get(s?.pid ?? 0)?.name ?? '',
+                producttype: PRODUCT_TYPE_NAMES[product?.type ?? 'other'],
+                product: product ? `${product.groupname} - ${product.name}` : '',
                 domain: s?.domain ?? '',
                 billingcycle: s?.billingcycle ?? '',
                 amount: money(s?.firstPaymentCents ?? 0),
@@ -2019,6 +2022,13 @@ const COUNTRY_NAMES: Record<string, string> = {
   BR: 'Brazil',
   AU: 'Australia',
   IN: 'India',
+}
+
+const PRODUCT_TYPE_NAMES: Record<SimProduct['type'], string> = {
+  hostingaccount: 'Hosting Account',
+  reselleraccount: 'Reseller Account',
+  server: 'Dedicated/VPS Server',
+  other: 'Other Product/Service',
 }
 
 const OPTION_TYPE_NUMBERS: Record<SimConfigOptionDef['type'], string> = {

@@ -477,6 +477,21 @@ describe('answer fields (DD getproducts.md, getclientsdetails.md, getinvoices.md
     })
   })
 
+  it('GetOrders names each line item as WHMCS does: the product type spelled out, "Group - Name"', async () => {
+    const sim = await start()
+    const { client, product } = seeded(sim)
+    sim.placeOrder({ clientId: client.id, pid: product.id, options: { Plan: 'Silver' } })
+    const r = (await post(sim, { action: 'GetOrders', responsetype: 'json' })).json() as {
+      orders: { order: { lineitems: { lineitem: Record<string, unknown>[] } }[] }
+    }
+    expect(r.orders.order[0]?.lineitems.lineitem[0]).toMatchObject({
+      type: 'product',
+      producttype: 'Other Product/Service',
+      product: 'Hosting - Mail',
+      amount: '10.00',
+    })
+  })
+
   it('GetInvoices carries every column of the invoice row', async () => {
     const sim = await start()
     const { client, product } = seeded(sim)
