@@ -60,6 +60,11 @@ export const ProductConfigSchema = z.object({
     .optional(),
   /** The custom field holding the service password the customer chose. */
   passwordField: z.string().optional(),
+  /**
+   * Overdue policy (off when absent): days after WHMCS's due date after which the service is suspended
+   * even while WHMCS still says Active; shown as `overdue-past-grace` drift.
+   */
+  overdueGraceDays: z.number().int().min(0).max(3650).optional(),
   /** Bill one usage metric per period with `AddBillableItem` (pushed exactly once per period). */
   usageBilling: z
     .object({

@@ -182,9 +182,10 @@ describe.each(STORE_KINDS)('engine with the in-memory example connector (%s)', (
     const { whmcs, engine } = await setup(kind)
     const ada = whmcs.customer('ada@example.com')
     const bob = whmcs.customer('bob@example.com')
-    const a1 = whmcs.order({ clientId: ada, password: 'Ada-Pw-1' })
-    const a2 = whmcs.order({ clientId: ada, password: 'Ada-Pw-2' })
-    const b1 = whmcs.order({ clientId: bob, password: 'Bob-Pw-1' })
+    // The product maps a password field: a service without it is not provisioned with another one.
+    const a1 = whmcs.order({ clientId: ada, field: 'Ada-Pw-1' })
+    const a2 = whmcs.order({ clientId: ada, field: 'Ada-Pw-2' })
+    const b1 = whmcs.order({ clientId: bob, field: 'Bob-Pw-1' })
     // A WHMCS 8 login with its own email that can reach Bob's account.
     const login = whmcs.sim.createUser({ firstname: 'Helper', lastname: 'X', email: 'helper@example.com' })
     whmcs.sim.grantUserAccess(login.id, bob)

@@ -102,6 +102,8 @@ export interface SyncSummary {
   /** Intents dropped because another sync changed the service in between (the next pass redoes them). */
   stale: number
   intentsByKind: Record<string, number>
+  /** Due-date events recorded on services (`renewed`, `due-date-changed`, `due-date-recorded`). */
+  eventsByKind?: Record<string, number>
   errors: { serviceId?: string; clientId?: string; stage: string; code: string; message: string }[]
   clientIds?: string[]
   primaryService?: WhmcsSyncReport['primaryService']
@@ -169,6 +171,7 @@ export function productMappings(config: Config): ProductMapping[] {
       if (p.plans.default !== undefined) m.defaultPlan = p.plans.default
     }
     if (p.passwordField !== undefined) m.passwordField = p.passwordField
+    if (p.overdueGraceDays !== undefined) m.overdueGraceDays = p.overdueGraceDays
     return m
   })
 }
@@ -297,6 +300,7 @@ export class Engine {
       jobsCreated: 0,
       stale: 0,
       intentsByKind: {} as Record<string, number>,
+      eventsByKind: {} as Record<string, number>,
       queueErrors: [] as SyncSummary['errors'],
     }
     let total: number | undefined
@@ -315,6 +319,28 @@ export class Engine {
       },
       passwordKey: this.passwordKey,
       onDrift: () => undefined,
+      // Due dates: kept on the service; a renewal is logged so an operator (or a hook) can act on it.
+      recordDueDates: true,
+      onEvent: async (event) => {
+        try {
+          if (!(await this.store.recordDueDate(event.serviceId, event.nextDueDate))) return
+          summary.eventsByKind[event.kind] = (summary.eventsByKind[event.kind] ?? 0) + 1
+          if (event.kind !== 'due-date-recorded')
+            this.logger.info(event.kind === 'renewed' ? 'service renewed' : 'due date changed', {
+              serviceId: event.serviceId,
+              previousDueDate: event.previousDueDate ?? null,
+              nextDueDate: event.nextDueDate,
+            })
+        } catch (error) {
+          const f = toFailure(error, this.redactor)
+          summary.queueErrors.push({
+            serviceId: event.serviceId,
+            stage: 'event',
+            code: f.code,
+            message: f.detail,
+          })
+        }
+      },
       onIntent: async (intent) => {
         summary.intents++
         summary.intentsByKind[intent.kind] = (summary.intentsByKind[intent.kind] ?? 0) + 1
@@ -357,6 +383,7 @@ export class Engine {
       jobsCreated: summary.jobsCreated,
       stale: summary.stale,
       intentsByKind: summary.intentsByKind,
+      eventsByKind: summary.eventsByKind,
       errors: [
         ...report.errors.map((e) => {
           const x: SyncSummary['errors'][number] = {
@@ -406,6 +433,10 @@ export class Engine {
             lastName: String(c.lastname ?? ''),
           }
           if (c.companyname) out.company = String(c.companyname)
+          for (const key of ['address1', 'address2', 'city', 'state', 'postcode'] as const)
+            if (typeof c[key] === 'string' && c[key] !== '') out[key] = c[key]
+          const phone = c.phonenumberformatted || c.telephoneNumber || c.phonenumber
+          if (typeof phone === 'string' && phone !== '') out.phone = phone
           if (typeof c.countrycode === 'string' && /^[A-Z]{2}$/.test(c.countrycode))
             out.country = c.countrycode
           else if (typeof c.country === 'string' && /^[A-Z]{2}$/.test(c.country)) out.country = c.country
@@ -435,7 +466,11 @@ export class Engine {
     if (!product) throw new ValidationError(`Product ${intent.productId} is not mapped`)
     // The password is not added to the app's redactor (a first pass over 100 000 services would grow
     // it without bound): it is only sealed here, and core masks it in the invocation that sends it.
-    const client = intent.kind === 'create' ? await this.clientDetails(intent.clientId, clients) : undefined
+    // The reverse sync carries the customer in creates; the app's own lookup is the fallback.
+    const client =
+      intent.kind === 'create'
+        ? (intent.customer ?? (await this.clientDetails(intent.clientId, clients)))
+        : undefined
     const settings =
       intent.kind === 'create' || intent.kind === 'changePackage'
         ? settingsFor(product, intent.plan)
@@ -476,6 +511,9 @@ export class Engine {
           ? { service_password_fp: intent.servicePasswordFingerprint }
           : {}),
         ...(sealed ? { password_enc: sealed } : {}),
+        ...(intent.kind === 'create' && intent.nextDueDate !== undefined
+          ? { next_due_date: intent.nextDueDate ?? '' }
+          : {}),
       }
       if (current) {
         const r = await trx

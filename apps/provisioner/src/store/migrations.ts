@@ -238,5 +238,12 @@ export function migrations(dialect: 'sqlite' | 'postgres', box?: SecretBox): Rec
           await db.schema.alterTable('services').addColumn(column, 'text').execute()
       },
     },
+    '0007_service_due_date': {
+      async up(db: Kysely<unknown>) {
+        // WHMCS's due date (`nextduedate`) as last recorded from a create or a due-date event: null
+        // until known, '' for a service without one (one-time, free). A renewal moves it.
+        await db.schema.alterTable('services').addColumn('next_due_date', 'text').execute()
+      },
+    },
   }
 }

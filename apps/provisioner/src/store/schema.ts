@@ -47,6 +47,8 @@ export interface ServicesTable {
    */
   service_password_fp: string | null
   confirmed_service_password_fp: string | null
+  /** WHMCS's due date last recorded (0007): null until known, '' when the service has none. */
+  next_due_date: string | null
 }
 
 export interface JobsTable {

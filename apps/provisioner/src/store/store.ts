@@ -212,6 +212,19 @@ export class Store {
     return new StoreProvisionedView(this, mode, observed)
   }
 
+  /**
+   * Records WHMCS's due date for a service (a renewal or another due-date event from the reverse
+   * sync); `null` is a service without one. Not a state change: the version stays.
+   */
+  async recordDueDate(serviceId: string, nextDueDate: string | null): Promise<boolean> {
+    const r = await this.db
+      .updateTable('services')
+      .set({ next_due_date: nextDueDate ?? '' })
+      .where('service_id', '=', serviceId)
+      .executeTakeFirst()
+    return Number(r.numUpdatedRows) === 1
+  }
+
   /** Seals a secret for `context`; refuses when no encryption key is configured. */
   seal(plain: string, context: string): string {
     if (!this.box)
@@ -588,6 +601,7 @@ export class StoreProvisionedView implements ProvisionedView {
     confirmed_password_fp: string | null
     service_password_fp: string | null
     confirmed_service_password_fp: string | null
+    next_due_date: string | null
   }): ProvisionedService | undefined {
     this.observed?.set(row.service_id, Number(row.version))
     const intended = this.mode === 'intended'
@@ -605,6 +619,7 @@ export class StoreProvisionedView implements ProvisionedView {
     if (fp !== null) out.passwordFingerprint = fp
     const serviceFp = intended ? row.service_password_fp : row.confirmed_service_password_fp
     if (serviceFp !== null) out.servicePasswordFingerprint = serviceFp
+    if (row.next_due_date !== null) out.nextDueDate = row.next_due_date === '' ? null : row.next_due_date
     return out
   }
 
@@ -623,6 +638,7 @@ export class StoreProvisionedView implements ProvisionedView {
         'confirmed_password_fp',
         'service_password_fp',
         'confirmed_service_password_fp',
+        'next_due_date',
       ])
   }
 

@@ -1,4 +1,4 @@
-import { createHash, hash } from 'node:crypto'
+import { createHash, hash, timingSafeEqual } from 'node:crypto'
 import {
   hasErrorCode,
   isPanelkitError,
@@ -9,6 +9,7 @@ import {
 } from '@panelkit/core'
 import type { WhmcsClient } from '../client.ts'
 import type { Page } from '../pagination.ts'
+import type { WhmcsClientDetails } from '../protocol/schemas.ts'
 import {
   GetClientsProductsRowsSchema,
   SyncServiceSchema,
@@ -20,7 +21,9 @@ import type {
   ProductMapping,
   ProvisionedService,
   ProvisionedView,
+  SyncCustomer,
   SyncError,
+  SyncEvent,
   SyncIntent,
   SyncReport,
   UnreadRange,
@@ -46,6 +49,19 @@ export interface ReverseSyncOptions {
   onIntent?: (intent: SyncIntent) => void | Promise<void>
   /** Receives each drift entry instead of collecting it (counted in `driftCount`). */
   onDrift?: (entry: DriftEntry) => void
+  /** Receives each due-date event instead of collecting it in `events` (counted in `eventCount`). */
+  onEvent?: (event: SyncEvent) => void | Promise<void>
+  /**
+   * Also report `due-date-recorded` for a provisioned service whose view has no `nextDueDate` yet (an
+   * app that started keeping due dates after its services were made). Default false: a view that
+   * keeps no due dates gets no events.
+   */
+  recordDueDates?: boolean
+  /**
+   * Read each client's details (GetClientsDetails, once per client per pass) into create intents'
+   * `customer`. Default true; a failed read is a sync error for that service and no create is emitted.
+   */
+  customerDetails?: boolean
   /**
    * When a page still fails after the client's own retries, the pass resumes from that page's offset
    * this many times (with a growing pause) before it skips the page, records it in `unread` and goes
@@ -69,11 +85,46 @@ export interface ReverseSync {
   ): Promise<SyncReport>
   /** One service. Never throws. */
   servicePass(serviceId: string | number, options?: { signal?: AbortSignal }): Promise<SyncReport>
-  /** The intents and drift for one service as WHMCS reports it (pure apart from the view lookup). */
+  /**
+   * The login-time hook (Ticketz's first-login flow, done properly): a SaaS calls it when someone
+   * signs in with an email and password it does not know yet. It runs a client pass for the email
+   * (client or WHMCS 8 user email), takes the newest Active service of a mapped product, and checks the
+   * typed password against that service's password field (or its service password when the mapping
+   * names no field). `allowed` says whether the login may proceed; `report.intents` holds what to
+   * queue (the create of a first login). Never throws; the typed password appears nowhere in the
+   * answer, logs or errors.
+   */
+  checkLogin(
+    login: { email: string; password: string },
+    options?: { signal?: AbortSignal },
+  ): Promise<LoginCheck>
+  /** The intents, drift and due-date events for one service as WHMCS reports it (pure). */
   evaluate(
     service: WhmcsService,
     provisioned: ProvisionedService | undefined,
-  ): { intents: SyncIntent[]; drift: DriftEntry[] }
+  ): { intents: SyncIntent[]; drift: DriftEntry[]; events: SyncEvent[] }
+}
+
+export type LoginCheckReason =
+  | 'ok'
+  | 'not-found'
+  | 'unavailable'
+  | 'no-active-service'
+  | 'not-provisionable'
+  | 'password-field-missing'
+  | 'password-mismatch'
+  | 'overdue'
+
+export interface LoginCheck {
+  allowed: boolean
+  reason: LoginCheckReason
+  /** Safe to log; never contains the password. */
+  message: string
+  clientId?: string
+  serviceId?: string
+  productId?: string
+  /** The client pass behind the answer: queue its intents (a first login's create). */
+  report: SyncReport
 }
 
 /** HMAC-SHA256 of a password, base64url; what the app stores to notice a changed password. */
@@ -141,6 +192,8 @@ class Evaluation {
   readonly settings: Record<string, unknown>
   readonly intents: SyncIntent[]
   readonly drift: DriftEntry[]
+  /** The custom field the password came from, left out of the intent's `customFields`. */
+  passwordFieldName: string | undefined
   constructor(
     service: WhmcsService,
     o: ProvisionedService | undefined,
@@ -170,7 +223,8 @@ class Evaluation {
     const configOptions: Record<string, string> = {}
     for (const c of service.configoptions) configOptions[c.option] = c.value
     const customFields: Record<string, string> = {}
-    for (const f of service.customfields) if (f.name !== m.passwordField) customFields[f.name] = f.value
+    const skip = this.passwordFieldName ?? m.passwordField
+    for (const f of service.customfields) if (f.name !== skip) customFields[f.name] = f.value
     const parts = [...keyParts, this.o?.state ?? 'none', this.o?.revision ?? '']
     this.intents.push({
       serviceId: this.serviceId,
@@ -192,6 +246,74 @@ class Evaluation {
     })
   }
 }
+
+/** The UTC calendar day of a date, `YYYY-MM-DD`. */
+function utcDay(d: Date): string {
+  return d.toISOString().slice(0, 10)
+}
+
+/** `YYYY-MM-DD` plus whole days, in UTC. */
+function addDays(day: string, days: number): string {
+  const d = new Date(`${day}T00:00:00Z`)
+  d.setUTCDate(d.getUTCDate() + days)
+  return utcDay(d)
+}
+
+/**
+ * The product's password custom field as Ticketz finds it: case-insensitively, an exact name first,
+ * else the first field whose name starts with the configured one.
+ */
+function findPasswordField(
+  service: WhmcsService,
+  name: string,
+): WhmcsService['customfields'][number] | undefined {
+  const want = name.trim().toLowerCase()
+  let byPrefix: WhmcsService['customfields'][number] | undefined
+  for (const f of service.customfields) {
+    const have = f.name.trim().toLowerCase()
+    if (have === want) return f
+    if (byPrefix === undefined && have.startsWith(want)) byPrefix = f
+  }
+  return byPrefix
+}
+
+/** Equal strings in time that does not depend on where they differ (digests of equal length). */
+function samePassword(a: string, b: string): boolean {
+  const x = createHash('sha256').update(a, 'utf8').digest()
+  const y = createHash('sha256').update(b, 'utf8').digest()
+  return timingSafeEqual(x, y) && a.length === b.length
+}
+
+/** GetClientsDetails as core's `ClientDetails` fields; empty values left out. */
+function customerFrom(c: WhmcsClientDetails): SyncCustomer {
+  const out: SyncCustomer = {
+    id: canonicalId(c.id),
+    email: c.email,
+    firstName: c.firstname,
+    lastName: c.lastname,
+  }
+  const text = (v: unknown) => (typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined)
+  const company = text(c.companyname)
+  if (company) out.company = company
+  const phone = text(c.phonenumberformatted) ?? text(c.telephoneNumber) ?? text(c.phonenumber)
+  if (phone) out.phone = phone
+  for (const key of ['address1', 'address2', 'city', 'state', 'postcode'] as const) {
+    const v = text(c[key])
+    if (v) out[key] = v
+  }
+  const country = text(c.countrycode) ?? text(c.country)
+  if (country && /^[A-Z]{2}$/.test(country)) out.country = country
+  const currency = text(c.currency_code)
+  if (currency && /^[A-Z]{3}$/.test(currency)) out.currency = currency
+  return out
+}
+
+type PasswordLookup =
+  | { ok: true; password: string; fieldName?: string }
+  | { ok: false; problem: 'missing' | 'empty'; fieldName: string }
+
+/** A report being filled: its start time and the pass's customer cache are dropped by `finish`. */
+type Working = SyncReport & { started: number; customers: Map<string, Promise<SyncCustomer>> }
 
 /** Newest first: by id, which grows with every order (registration dates can be edited). */
 function newer(a: WhmcsService, b: WhmcsService): boolean {
@@ -237,30 +359,115 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
     return mapped
   }
 
-  function passwordOf(service: WhmcsService, m: ProductMapping): string {
-    if (m.passwordField) {
-      const field = service.customfields.find((f) => f.name === m.passwordField)
-      if (field && field.value !== '') return field.value
+  /**
+   * The password to provision with: the mapped field's value (never another password when it is
+   * missing or empty), else the service password.
+   */
+  function passwordOf(service: WhmcsService, m: ProductMapping): PasswordLookup {
+    if (!m.passwordField) return { ok: true, password: service.password }
+    const field = findPasswordField(service, m.passwordField)
+    if (!field) return { ok: false, problem: 'missing', fieldName: m.passwordField }
+    if (field.value === '') return { ok: false, problem: 'empty', fieldName: field.name }
+    return { ok: true, password: field.value, fieldName: field.name }
+  }
+
+  /** With an overdue policy: the last day of grace when it has passed, else undefined. */
+  function overdueUntil(service: WhmcsService, m: ProductMapping): string | undefined {
+    const grace = m.overdueGraceDays
+    if (grace === undefined || service.nextduedate === null) return undefined
+    const last = addDays(service.nextduedate, Math.max(0, Math.floor(grace)))
+    return utcDay(now()) > last ? last : undefined
+  }
+
+  function dueDateEvents(
+    service: WhmcsService,
+    o: ProvisionedService | undefined,
+    events: SyncEvent[],
+  ): void {
+    if (!o || o.state === 'terminated') return
+    const next = service.nextduedate
+    const previous = o.nextDueDate
+    if (previous === undefined && !options.recordDueDates) return
+    if (previous !== undefined && (previous ?? null) === next) return
+    const serviceId = canonicalId(service.id)
+    const kind: SyncEvent['kind'] =
+      previous === undefined
+        ? 'due-date-recorded'
+        : previous !== null && next !== null && next > previous
+          ? 'renewed'
+          : 'due-date-changed'
+    const message =
+      kind === 'renewed'
+        ? `Renewed in WHMCS: due date moved from ${previous} to ${next}`
+        : kind === 'due-date-changed'
+          ? `Due date changed in WHMCS from ${previous ?? 'none'} to ${next ?? 'none'}`
+          : `Due date ${next ?? 'none'} recorded`
+    const event: SyncEvent = {
+      key: `whmcs:${serviceId}:${kind}:${hash('sha256', JSON.stringify([previous ?? null, next]), 'base64url').slice(0, 16)}`,
+      kind,
+      serviceId,
+      clientId: canonicalId(service.clientid),
+      productId: canonicalId(service.pid),
+      nextDueDate: next,
+      billingCycle: service.billingcycle,
+      whmcsStatus: service.status,
+      message,
     }
-    return service.password
+    if (previous !== undefined) event.previousDueDate = previous
+    events.push(event)
   }
 
   function evaluate(
     service: WhmcsService,
     o: ProvisionedService | undefined,
-  ): { intents: SyncIntent[]; drift: DriftEntry[] } {
+  ): { intents: SyncIntent[]; drift: DriftEntry[]; events: SyncEvent[] } {
     const m = mappings.get(canonicalId(service.pid))
     const intents: SyncIntent[] = []
     const drift: DriftEntry[] = []
-    if (!m) return { intents, drift }
+    const events: SyncEvent[] = []
+    if (!m) return { intents, drift, events }
     const serviceId = canonicalId(service.id)
     const status = service.status
     const e = new Evaluation(service, o, m, serviceId, settingsOf.get(m) ?? {}, intents, drift)
     const present = o !== undefined && o.state !== 'terminated'
     switch (status) {
       case 'Active': {
+        const overdue = overdueUntil(service, m)
+        if (overdue !== undefined) {
+          // The overdue policy: suspended after the grace period although WHMCS still says Active.
+          e.drifted(
+            'overdue-past-grace',
+            `Active in WHMCS but overdue: due ${service.nextduedate}, grace ended ${overdue}${present ? '' : '; not provisioned'}`,
+          )
+          if (present && o.state === 'active')
+            e.intent(
+              'suspend',
+              `Overdue since ${service.nextduedate} (grace of ${m.overdueGraceDays} days ended ${overdue})`,
+              {},
+              ['overdue', service.nextduedate],
+            )
+          break
+        }
         const plan = planOf(service, m)
-        const password = passwordOf(service, m)
+        const lookup = passwordOf(service, m)
+        if (!lookup.ok) {
+          const what = `the password field "${lookup.fieldName}" ${lookup.problem === 'missing' ? 'is missing' : 'is empty'}`
+          if (!present)
+            throw new ValidationError(
+              `Service ${serviceId}: ${what}; not provisioned without the password the customer chose`,
+              [
+                {
+                  path: `customfields.${lookup.fieldName}`,
+                  message: lookup.problem === 'missing' ? 'is missing' : 'is empty',
+                },
+              ],
+            )
+          e.drifted(
+            'password-field-missing',
+            `${what[0]?.toUpperCase()}${what.slice(1)}; its password is not compared`,
+          )
+        } else e.passwordFieldName = lookup.fieldName
+        const password = lookup.ok ? lookup.password : ''
         const fp = password === '' ? undefined : fingerprintPassword(password, passwordKey)
         // The service password itself, tracked apart from the mapped first-password field: a client or
         // admin changing it in WHMCS (ModuleChangePw, the client area) leaves that field as it was.
@@ -276,7 +483,7 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
             o ? 'terminated-on-server-active-in-whmcs' : 'missing-on-server',
             o ? 'Active in WHMCS, terminated on the server' : 'Active in WHMCS, not provisioned',
           )
-          const extra: Partial<SyncIntent> = {}
+          const extra: Partial<SyncIntent> = { nextDueDate: service.nextduedate }
           if (plan !== undefined) extra.plan = plan
           if (password !== '') extra.password = password
           if (fp !== undefined) extra.passwordFingerprint = fp
@@ -357,10 +564,11 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
           { path: 'status', message: `unknown status ${status}` },
         ])
     }
-    return { intents, drift }
+    dueDateEvents(service, o, events)
+    return { intents, drift, events }
   }
 
-  function newReport(pass: SyncReport['pass']): SyncReport & { started: number } {
+  function newReport(pass: SyncReport['pass']): Working {
     return {
       pass,
       complete: true,
@@ -371,17 +579,20 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
       drift: [],
       intentCount: 0,
       driftCount: 0,
+      events: [],
+      eventCount: 0,
       errors: [],
       alreadyQueued: 0,
       resumes: 0,
       unread: [],
       notEvaluated: [],
       started: performance.now(),
+      customers: new Map(),
     }
   }
 
-  function finish(report: SyncReport & { started: number }): SyncReport {
-    const { started, ...rest } = report
+  function finish(report: Working): SyncReport {
+    const { started, customers, ...rest } = report
     rest.durationMs = performance.now() - started
     return rest
   }
@@ -396,9 +607,21 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
     return out
   }
 
+  /** The client's details for create intents, read once per client per pass. */
+  function customerOf(report: Working, clientId: string): Promise<SyncCustomer> {
+    let p = report.customers.get(clientId)
+    if (!p) {
+      p = client.getClientsDetails({ clientid: clientId }).then((r) => customerFrom(r.client))
+      // A failed read is not kept: the next service of the same client tries again.
+      p.catch(() => report.customers.delete(clientId))
+      report.customers.set(clientId, p)
+    }
+    return p
+  }
+
   /** Evaluates a batch of services into the report; each failure stays with its service. */
   async function process(
-    report: SyncReport,
+    report: Working,
     services: readonly WhmcsService[],
     seen: Set<string> | undefined,
   ): Promise<void> {
@@ -415,10 +638,60 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
       for (const s of fresh) report.notEvaluated?.push(canonicalId(s.id))
       return
     }
+    // Evaluate the page first, then read the customers its creates need, a few clients at a time,
+    // then emit in page order.
+    const evaluated: ({ s: WhmcsService; id: string } & (
+      | { ok: true; intents: SyncIntent[]; drift: DriftEntry[]; events: SyncEvent[] }
+      | { ok: false; error: unknown }
+    ))[] = []
     for (const s of fresh) {
       const id = canonicalId(s.id)
       try {
-        const { intents, drift } = evaluate(s, known.get(id))
+        evaluated.push({ s, id, ok: true, ...evaluate(s, known.get(id)) })
+      } catch (error) {
+        evaluated.push({ s, id, ok: false, error })
+      }
+    }
+    const customers = new Map<string, SyncCustomer | { error: unknown }>()
+    if (options.customerDetails !== false) {
+      const wanted = new Set<string>()
+      for (const e of evaluated)
+        if (e.ok) for (const i of e.intents) if (i.kind === 'create') wanted.add(i.clientId)
+      const queue = [...wanted]
+      const worker = async () => {
+        for (let clientId = queue.shift(); clientId !== undefined; clientId = queue.shift()) {
+          try {
+            customers.set(clientId, await customerOf(report, clientId))
+          } catch (error) {
+            customers.set(clientId, { error })
+          }
+        }
+      }
+      await Promise.all(Array.from({ length: Math.min(4, queue.length) }, worker))
+    }
+    for (const e of evaluated) {
+      const { s, id } = e
+      const context = { serviceId: id, clientId: canonicalId(s.clientid), productId: canonicalId(s.pid) }
+      if (!e.ok) {
+        report.notEvaluated?.push(id)
+        report.errors.push({ ...context, stage: 'evaluate', error: toFailure(e.error) })
+        continue
+      }
+      try {
+        const { intents, drift, events } = e
+        let unreadCustomer: unknown
+        for (const i of intents) {
+          if (i.kind !== 'create' || options.customerDetails === false) continue
+          const c = customers.get(i.clientId)
+          if (c === undefined || 'error' in c) unreadCustomer = c?.error ?? new Error('client not read')
+          else i.customer = c
+        }
+        if (unreadCustomer !== undefined) {
+          // No create without the customer: the next pass tries again.
+          report.notEvaluated?.push(id)
+          report.errors.push({ ...context, stage: 'read', error: toFailure(unreadCustomer) })
+          continue
+        }
         for (const i of intents) {
           if (options.isQueued && (await options.isQueued(i.key))) report.alreadyQueued++
           else {
@@ -432,15 +705,14 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
           if (options.onDrift) options.onDrift(d)
           else report.drift.push(d)
         }
+        for (const ev of events) {
+          report.eventCount = (report.eventCount ?? 0) + 1
+          if (options.onEvent) await options.onEvent(ev)
+          else report.events?.push(ev)
+        }
       } catch (error) {
         report.notEvaluated?.push(id)
-        report.errors.push({
-          serviceId: id,
-          clientId: canonicalId(s.clientid),
-          productId: canonicalId(s.pid),
-          stage: 'evaluate',
-          error: toFailure(error),
-        })
+        report.errors.push({ ...context, stage: 'evaluate', error: toFailure(error) })
       }
     }
   }
@@ -505,7 +777,7 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
    * further call would fail the same way.
    */
   async function consume(
-    report: SyncReport,
+    report: Working,
     params: { pid: string } | { clientid: string },
     seen: Set<string>,
     context: Partial<SyncError>,
@@ -573,6 +845,71 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
     }
   }
 
+  async function runClientPass(
+    who: { clientId: string | number } | { email: string },
+    abort: AbortSignal | undefined,
+  ): Promise<{ report: Working; primary: WhmcsService | undefined }> {
+    const report = newReport('client')
+    const signal = abort ? { signal: abort } : {}
+    const clientIds: string[] = []
+    try {
+      if ('clientId' in who) clientIds.push(canonicalId(who.clientId))
+      else {
+        const email = who.email.trim()
+        try {
+          const details = await client.getClientsDetails({ email }, signal)
+          const id = canonicalId(details.client.id)
+          clientIds.push(id)
+          report.customers.set(id, Promise.resolve(customerFrom(details.client)))
+        } catch (error) {
+          if (!hasErrorCode(error, 'NOT_FOUND') || options.resolveUserEmails === false) throw error
+        }
+        if (options.resolveUserEmails !== false) {
+          // In WHMCS 8+ the login (a user) can have an email no client account has, and can reach
+          // several client accounts.
+          try {
+            for await (const user of client.iterateUsers({ search: email }, signal)) {
+              if (user.email.toLowerCase() !== email.toLowerCase()) continue
+              for (const c of user.clients) {
+                const id = canonicalId(c.id)
+                if (!clientIds.includes(id)) clientIds.push(id)
+              }
+            }
+          } catch (error) {
+            // Without GetUsers in the API role the client email still works.
+            if (clientIds.length === 0) throw error
+            report.errors.push({ stage: 'read', error: toFailure(error) })
+          }
+        }
+        if (clientIds.length === 0) throw new NotFoundError(`No WHMCS client or user has the email ${email}`)
+      }
+    } catch (error) {
+      report.complete = false
+      report.errors.push({ stage: 'read', error: toFailure(error) })
+      report.clientIds = clientIds
+      return { report, primary: undefined }
+    }
+    report.clientIds = clientIds
+    let best: WhmcsService | undefined
+    let bestActive: WhmcsService | undefined
+    const seen = new Set<string>()
+    for (const clientId of clientIds) {
+      await consume(report, { clientid: clientId }, seen, { clientId }, abort, (s) => {
+        if (!mappings.has(canonicalId(s.pid))) return
+        if (!best || newer(s, best)) best = s
+        if (s.status === 'Active' && (!bestActive || newer(s, bestActive))) bestActive = s
+      })
+    }
+    const primary = bestActive ?? best
+    if (primary)
+      report.primaryService = {
+        serviceId: canonicalId(primary.id),
+        productId: canonicalId(primary.pid),
+        status: primary.status,
+      }
+    return { report, primary }
+  }
+
   return {
     evaluate,
 
@@ -605,64 +942,58 @@ export function createReverseSync(options: ReverseSyncOptions): ReverseSync {
     },
 
     async clientPass(who, passOptions = {}) {
-      const report = newReport('client')
-      const signal = passOptions.signal ? { signal: passOptions.signal } : {}
-      const clientIds: string[] = []
-      try {
-        if ('clientId' in who) clientIds.push(canonicalId(who.clientId))
-        else {
-          const email = who.email.trim()
-          try {
-            const details = await client.getClientsDetails({ email }, signal)
-            clientIds.push(canonicalId(details.client.id))
-          } catch (error) {
-            if (!hasErrorCode(error, 'NOT_FOUND') || options.resolveUserEmails === false) throw error
-          }
-          if (options.resolveUserEmails !== false) {
-            // In WHMCS 8+ the login (a user) can have an email no client account has, and can reach
-            // several client accounts.
-            try {
-              for await (const user of client.iterateUsers({ search: email }, signal)) {
-                if (user.email.toLowerCase() !== email.toLowerCase()) continue
-                for (const c of user.clients) {
-                  const id = canonicalId(c.id)
-                  if (!clientIds.includes(id)) clientIds.push(id)
-                }
-              }
-            } catch (error) {
-              // Without GetUsers in the API role the client email still works.
-              if (clientIds.length === 0) throw error
-              report.errors.push({ stage: 'read', error: toFailure(error) })
-            }
-          }
-          if (clientIds.length === 0)
-            throw new NotFoundError(`No WHMCS client or user has the email ${email}`)
+      return finish((await runClientPass(who, passOptions.signal)).report)
+    },
+
+    async checkLogin(login, passOptions = {}) {
+      const email = login.email.trim()
+      const { report, primary } = await runClientPass({ email }, passOptions.signal)
+      const done = (allowed: boolean, reason: LoginCheckReason, message: string): LoginCheck => {
+        const out: LoginCheck = { allowed, reason, message, report: finish(report) }
+        if (report.clientIds?.[0] !== undefined) out.clientId = report.clientIds[0]
+        if (primary) {
+          out.serviceId = canonicalId(primary.id)
+          out.productId = canonicalId(primary.pid)
+          out.clientId = canonicalId(primary.clientid)
         }
-      } catch (error) {
-        report.complete = false
-        report.errors.push({ stage: 'read', error: toFailure(error) })
-        report.clientIds = clientIds
-        return finish(report)
+        return out
       }
-      report.clientIds = clientIds
-      let best: WhmcsService | undefined
-      let bestActive: WhmcsService | undefined
-      const seen = new Set<string>()
-      for (const clientId of clientIds) {
-        await consume(report, { clientid: clientId }, seen, { clientId }, passOptions.signal, (s) => {
-          if (!mappings.has(canonicalId(s.pid))) return
-          if (!best || newer(s, best)) best = s
-          if (s.status === 'Active' && (!bestActive || newer(s, bestActive))) bestActive = s
-        })
+      if ((report.clientIds ?? []).length === 0) {
+        const notFound = report.errors.some((e) => e.error.code === 'NOT_FOUND')
+        return notFound
+          ? done(false, 'not-found', 'No WHMCS client or user has this email')
+          : done(false, 'unavailable', 'WHMCS could not be asked; try again later')
       }
-      const primary = bestActive ?? best
-      if (primary)
-        report.primaryService = {
-          serviceId: canonicalId(primary.id),
-          productId: canonicalId(primary.pid),
-          status: primary.status,
-        }
-      return finish(report)
+      if (primary?.status !== 'Active')
+        return done(
+          false,
+          report.complete ? 'no-active-service' : 'unavailable',
+          report.complete
+            ? 'The client has no Active service of a mapped product'
+            : 'Not every service of the client could be read; try again later',
+        )
+      const m = mappings.get(canonicalId(primary.pid)) as ProductMapping
+      const id = canonicalId(primary.id)
+      const failed = report.errors.find((e) => e.serviceId === id)
+      if (failed)
+        return done(false, 'not-provisionable', `Service ${id} cannot be provisioned: ${failed.error.detail}`)
+      const lookup = passwordOf(primary, m)
+      if (!lookup.ok || lookup.password === '')
+        return done(
+          false,
+          'password-field-missing',
+          `Service ${id} has no password to check the login against`,
+        )
+      if (!samePassword(login.password, lookup.password))
+        return done(false, 'password-mismatch', `The password does not match service ${id}'s`)
+      const overdue = overdueUntil(primary, m)
+      if (overdue !== undefined)
+        return done(
+          false,
+          'overdue',
+          `Service ${id} is overdue: due ${primary.nextduedate}, grace ended ${overdue}`,
+        )
+      return done(true, 'ok', `Service ${id} is Active and the password matches`)
     },
 
     async servicePass(serviceId, passOptions = {}) {
@@ -715,6 +1046,7 @@ export class MemoryProvisionedView implements ProvisionedView {
     switch (intent.kind) {
       case 'create':
         next.state = 'active'
+        if (intent.nextDueDate !== undefined) next.nextDueDate = intent.nextDueDate
         if (intent.plan !== undefined) next.plan = intent.plan
         if (intent.passwordFingerprint !== undefined) next.passwordFingerprint = intent.passwordFingerprint
         if (intent.servicePasswordFingerprint !== undefined)
@@ -739,5 +1071,10 @@ export class MemoryProvisionedView implements ProvisionedView {
         break
     }
     this.services.set(intent.serviceId, next)
+  }
+  /** Records a due-date event (a renewal) as done: the view keeps the new due date. */
+  record(event: SyncEvent): void {
+    const current = this.services.get(event.serviceId)
+    if (current) this.services.set(event.serviceId, { ...current, nextDueDate: event.nextDueDate })
   }
 }

@@ -15,10 +15,20 @@ export interface ProductMapping {
   /** The plan when the product has no plan option. */
   defaultPlan?: string
   /**
-   * The custom field (by name, e.g. `Password`) that carries the password chosen at order time.
-   * Without it the service password is used.
+   * The custom field (by name, e.g. `Password`) that carries the password chosen at order time. It is
+   * matched as Ticketz matches it: case-insensitively, an exact name first, else the first field whose
+   * name starts with it (`Password` finds `password (first login)`). When the product has no such
+   * field, or it is empty, the service is reported (a sync error for a create, a `password-field-missing`
+   * drift line otherwise) — never provisioned with another password. Without `passwordField` the
+   * service password is used.
    */
   passwordField?: string
+  /**
+   * Overdue policy, off by default: days after the due date (`nextduedate`) after which an Active
+   * service is suspended even though WHMCS still says Active (Ticketz blocks after due date + grace).
+   * `0` suspends the day after the due date. The next renewal (a later due date) unsuspends it.
+   */
+  overdueGraceDays?: number
 }
 
 export type ProvisionedState = 'active' | 'suspended' | 'terminated'
@@ -38,6 +48,12 @@ export interface ProvisionedService {
    * first-password field did not change. Optional: without it only the mapped password is compared.
    */
   servicePasswordFingerprint?: string
+  /**
+   * The due date (`YYYY-MM-DD`, WHMCS's `nextduedate`) last recorded; `null` for a service without one
+   * (one-time, free). Keep it from create intents and `due-date` events: when WHMCS moves it, the pass
+   * reports a `renewed` (later) or `due-date-changed` event. Without it no due-date events are made.
+   */
+  nextDueDate?: string | null
   /**
    * Anything that changes each time the app applies an intent (a counter, an update time). It makes
    * the next identical transition (suspend, unsuspend, suspend again) get a new idempotency key.
@@ -88,7 +104,52 @@ export interface SyncIntent {
   configOptions: Record<string, string>
   /** Custom fields by name → value, with the password field left out. */
   customFields: Record<string, string>
+  /**
+   * Create intents: the WHMCS client (GetClientsDetails, read once per client per pass), shaped as
+   * `@panelkit/core`'s `ClientDetails`, so the app needs no second lookup.
+   */
+  customer?: SyncCustomer
   reason: string
+}
+
+/** The customer identity a create carries: core's `ClientDetails` fields, as WHMCS names them there. */
+export interface SyncCustomer {
+  id: string
+  email: string
+  firstName: string
+  lastName: string
+  company?: string
+  phone?: string
+  address1?: string
+  address2?: string
+  city?: string
+  state?: string
+  postcode?: string
+  /** ISO 3166-1 alpha-2. */
+  country?: string
+  /** ISO 4217. */
+  currency?: string
+}
+
+export type SyncEventKind = 'renewed' | 'due-date-changed' | 'due-date-recorded'
+
+/**
+ * Something WHMCS did that is not a lifecycle operation but that the app may act on: a renewal (the
+ * due date moved later: a renewal invoice was paid), a due date moved otherwise (an admin edit), or a
+ * due date seen for a service the view has none for. Apply it by storing `nextDueDate` in the view.
+ */
+export interface SyncEvent {
+  /** Stable for the same service and the same change. */
+  key: string
+  kind: SyncEventKind
+  serviceId: string
+  clientId: string
+  productId: string
+  previousDueDate?: string | null
+  nextDueDate: string | null
+  billingCycle: string
+  whmcsStatus: string
+  message: string
 }
 
 export type DriftKind =
@@ -102,6 +163,8 @@ export type DriftKind =
   | 'provisioned-while-pending'
   | 'provisioned-while-fraud'
   | 'unknown-to-whmcs'
+  | 'password-field-missing'
+  | 'overdue-past-grace'
 
 export interface DriftEntry {
   kind: DriftKind
@@ -146,6 +209,9 @@ export interface SyncReport {
   intents: SyncIntent[]
   /** The drift found (empty when `onDrift` received it). */
   drift: DriftEntry[]
+  /** Due-date events (empty when `onEvent` received them). */
+  events?: SyncEvent[]
+  eventCount?: number
   intentCount: number
   driftCount: number
   errors: SyncError[]

@@ -17,6 +17,7 @@ export interface SimClient {
   companyname: string
   email: string
   address1: string
+  address2: string
   city: string
   state: string
   postcode: string
@@ -54,7 +55,31 @@ export interface SimConfigOptionDef {
   id: number
   name: string
   type: 'dropdown' | 'radio' | 'yesno' | 'quantity'
-  options: { id: number; name: string }[]
+  options: SimConfigSubOption[]
+}
+
+/** The price columns WHMCS keeps per product and per configurable sub-option (`tblpricing`). */
+export const PRICE_COLUMNS = [
+  'msetupfee',
+  'qsetupfee',
+  'ssetupfee',
+  'asetupfee',
+  'bsetupfee',
+  'tsetupfee',
+  'monthly',
+  'quarterly',
+  'semiannually',
+  'annually',
+  'biennially',
+  'triennially',
+] as const
+export type PriceColumn = (typeof PRICE_COLUMNS)[number]
+
+export interface SimConfigSubOption {
+  id: number
+  name: string
+  /** Price per column in cents; a column left out is `0.00`. */
+  prices?: Partial<Record<PriceColumn, number>>
 }
 
 export interface SimProduct {
@@ -68,6 +93,12 @@ export interface SimProduct {
   /** When WHMCS runs the module create: on order, on first payment, on accept, or never. */
   autoSetup: 'order' | 'payment' | 'on' | ''
   monthlyCents: number
+  /**
+   * Price per column in cents, `-1` for a cycle that is switched off (`-1.00`, as WHMCS shows it).
+   * Columns left out: setup fees `0.00`; for a recurring product `monthly` from `monthlyCents` and
+   * `annually` twelve times it, the other cycles off; for a one-time product `monthly` only.
+   */
+  prices?: Partial<Record<PriceColumn, number>>
   customFields: SimCustomFieldDef[]
   configOptions: SimConfigOptionDef[]
 }
@@ -140,6 +171,9 @@ export interface SimBillableItem {
   unit: string
   invoiceaction: string
   duedate: string
+  recur: number
+  recurcycle: string
+  recurfor: number
 }
 
 export interface SimCredit {

@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { createServer as createHttpServer } from 'node:http'
 import { createServer, type Server } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
 import { generateTestCertificate } from '@panelkit/core/testing'
@@ -10,9 +11,12 @@ import {
   cents,
   isoDate,
   money,
+  PRICE_COLUMNS,
+  type PriceColumn,
   type SimBillableItem,
   type SimClient,
   type SimConfigOptionDef,
+  type SimConfigSubOption,
   type SimCredit,
   type SimCustomFieldDef,
   type SimInvoice,
@@ -80,6 +84,11 @@ export interface SimulatorOptions {
   /** The simulator's "today" (YYYY-MM-DD); defaults to the real date. */
   today?: string
   version?: string
+  /**
+   * Serve HTTPS with a fresh certificate (default), or plain HTTP when `false` — for third-party
+   * clients that cannot be given a CA (WHMCS itself is reached over HTTPS in production).
+   */
+  tls?: boolean
 }
 
 /**
@@ -153,6 +162,12 @@ function str(v: string | ParsedForm | undefined): string {
   return typeof v === 'string' ? v : ''
 }
 
+/** PHP's `(int)` cast of a request value: leading digits, else 0. */
+function phpInt(v: string | ParsedForm | undefined): number {
+  const m = /^\s*([+-]?\d+)/.exec(str(v))
+  return m ? Number(m[1]) : 0
+}
+
 function intParam(v: string | ParsedForm | undefined): number | undefined {
   const s = str(v).trim()
   if (s === '') return undefined
@@ -173,6 +188,127 @@ function safeEqual(a: string, b: string): boolean {
 }
 
 const DATE_RE = /^\d{4}-\d{2}-\d{2}$/
+
+type ResponseFormat = 'json' | 'xml' | 'nvp'
+
+/** WHMCS's own normalisation of `action`: lower case, letters and digits only (DEC `ActionFilter.php`). */
+export function normaliseAction(action: string): string {
+  return action.toLowerCase().replace(/[^0-9a-z]/g, '')
+}
+
+/** Legacy action names WHMCS still answers (DEC `ActionFilter.php` `resolveLegacyAction`). */
+function resolveLegacyAction(action: string): string {
+  if (action === 'adduser') return 'addclient'
+  if (action === 'getclientsdata' || action === 'getclientsdatabyemail') return 'getclientsdetails'
+  return action
+}
+
+/**
+ * Actions whose answer is "highly structured": without `responsetype` they answer XML, and NVP is
+ * refused (DEC `Route/Middleware/ActionResponseFormat.php`, the list copied as it is there).
+ */
+const HIGHLY_STRUCTURED = new Set([
+  'domaingetwhoisinfo',
+  'getactivitylog',
+  'getaffiliates',
+  'getannouncements',
+  'getcancelledpackages',
+  'getclientgroups',
+  'getclients',
+  'getclientsaddons',
+  'getclientsdomains',
+  'getclientsproducts',
+  'getcontacts',
+  'getcredits',
+  'getcurrencies',
+  'getemails',
+  'getemailtemplates',
+  'getinvoice',
+  'getinvoices',
+  'getmodulequeue',
+  'getorders',
+  'getorderstatuses',
+  'getpaymentmethods',
+  'getproducts',
+  'getproject',
+  'getprojects',
+  'getpromotions',
+  'getquotes',
+  'getstaffonline',
+  'getsupportdepartments',
+  'getsupportstatuses',
+  'getticket',
+  'getticketnotes',
+  'getticketpredefinedcats',
+  'getticketpredefinedreplies',
+  'gettickets',
+  'gettodoitems',
+  'gettodoitemstatuses',
+  'gettransactions',
+  'orderfraudcheck',
+])
+
+/** A PHP scalar as PHP prints it: `true` → `1`, `false` and `null` → ``. */
+function phpString(v: unknown): string {
+  if (v === true) return '1'
+  if (v === false || v === null || v === undefined) return ''
+  return String(v)
+}
+
+function isPhpArray(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object'
+}
+
+function isNumericKey(k: string): boolean {
+  return /^-?\d+(\.\d+)?$/.test(k)
+}
+
+/**
+ * WHMCS's array-to-XML conversion, ported step by step from DEC `Http/Message/XmlResponse.php`
+ * (`convertToXml`): list items repeat the list's element name, empty arrays print nothing, text with
+ * `&`, `<`, `>` or `"` goes in CDATA. Its quirks are kept (a map inside a map prints under the outer
+ * name, so currency codes in `pricing` are not element names).
+ */
+function convertToXml(val: Record<string, unknown>, lastk = '', printed = false): string {
+  let output = ''
+  for (const [k, v] of Object.entries(val)) {
+    if (isPhpArray(v)) {
+      if (Object.keys(v).length === 0) continue
+      if (lastk !== '' && isNumericKey(k)) {
+        if (!printed) output += `<${lastk}>\n${convertToXml(v, lastk, true)}</${lastk}>\n`
+        else output += convertToXml(v, lastk)
+      } else if (lastk === '') {
+        output += `<${k}>\n${convertToXml(v, k, true)}</${k}>\n`
+      } else if (!printed) {
+        output += `<${lastk}>\n${convertToXml(v, k, false)}</${lastk}>\n`
+      } else {
+        output += convertToXml(v, k)
+      }
+      continue
+    }
+    let text = phpString(v)
+    if (!text.includes('<![CDATA[') && /[&<>"]/.test(text)) text = `<![CDATA[${text}]]>`
+    const name = isNumericKey(k) ? lastk : k
+    output += `<${name}>${text}</${name}>\n`
+  }
+  return output
+}
+
+function renderXml(data: Record<string, unknown>, version: string): string {
+  return [
+    '<?xml version="1.0" encoding="utf-8"?>',
+    `<whmcsapi version="${version}">`,
+    convertToXml(data).trim(),
+    '</whmcsapi>',
+  ].join('\n')
+}
+
+/** NVP: `key=value` joined by `;`, nested values printed as PHP prints an array. */
+function renderNvp(data: Record<string, unknown>): string {
+  return Object.entries(data)
+    .map(([k, v]) => `${k}=${isPhpArray(v) ? 'Array' : phpString(v)}`)
+    .join(';')
+}
 
 export class WhmcsSimulator {
   readonly options: SimulatorOptions
@@ -223,7 +359,7 @@ export class WhmcsSimulator {
     option: 1,
     sub: 1,
   }
-  private server: Server | undefined
+  private server: Server | ReturnType<typeof createHttpServer> | undefined
   private readonly sockets = new Set<Socket>()
   private port = 0
   ca = ''
@@ -246,12 +382,19 @@ export class WhmcsSimulator {
   // ---- lifecycle --------------------------------------------------------------------------------
 
   async start(): Promise<this> {
-    const cert = await generateTestCertificate()
-    this.ca = cert.cert
-    this.fingerprint256 = cert.fingerprint256
-    const server = createServer({ key: cert.key, cert: cert.cert, keepAliveTimeout: 30_000 }, (req, res) => {
-      this.handle(req, res)
-    })
+    let server: Server | ReturnType<typeof createHttpServer>
+    if (this.options.tls === false) {
+      server = createHttpServer({ keepAliveTimeout: 30_000 }, (req, res) => {
+        this.handle(req, res)
+      })
+    } else {
+      const cert = await generateTestCertificate()
+      this.ca = cert.cert
+      this.fingerprint256 = cert.fingerprint256
+      server = createServer({ key: cert.key, cert: cert.cert, keepAliveTimeout: 30_000 }, (req, res) => {
+        this.handle(req, res)
+      })
+    }
     server.on('connection', (socket: Socket) => {
       this.sockets.add(socket)
       socket.on('close', () => this.sockets.delete(socket))
@@ -272,7 +415,7 @@ export class WhmcsSimulator {
   /** The WHMCS root URL (`https://127.0.0.1:<port>/`). */
   get url(): string {
     if (!this.server) throw new Error('WhmcsSimulator is not started')
-    return `https://127.0.0.1:${this.port}/`
+    return `${this.options.tls === false ? 'http' : 'https'}://127.0.0.1:${this.port}/`
   }
 
   /** The first credential, for tests. */
@@ -302,7 +445,7 @@ export class WhmcsSimulator {
     const chunks: Buffer[] = []
     req.on('data', (c: Buffer) => chunks.push(c))
     req.on('end', () => {
-      void this.respond(req, res, Buffer.concat(chunks).toString('utf8')).catch((error: unknown) => {
+      void this.respond(req, res, Buffer.concat(chunks)).catch((error: unknown) => {
         if (!res.headersSent) {
           res.writeHead(500, { 'content-type': 'text/plain' })
           res.end(`simulator error: ${error instanceof Error ? error.message : String(error)}`)
@@ -311,13 +454,26 @@ export class WhmcsSimulator {
     })
   }
 
-  private send(res: ServerResponse, status: number, body: unknown, responsetype: string): void {
-    if (responsetype !== 'json') {
-      // Without responsetype=json WHMCS answers XML for structured responses.
-      const b = body as Record<string, unknown>
-      const xml = `<?xml version="1.0" encoding="utf-8"?><whmcsapi><result>${String(b.result ?? '')}</result><message>${String(b.message ?? '')}</message></whmcsapi>`
-      res.writeHead(status, { 'content-type': 'text/xml; charset=utf-8' })
-      res.end(xml)
+  /**
+   * Renders an answer in the format the request asked for, as WHMCS's ResponseFactory does (DEC
+   * `Api/ApplicationSupport/Http/ResponseFactory.php`): JSON; XML with the action name first; NVP as
+   * `key=value` pairs joined by `;` (a nested value prints as PHP's `Array`).
+   */
+  private send(
+    res: ServerResponse,
+    status: number,
+    body: Record<string, unknown>,
+    format: ResponseFormat,
+    action: string,
+  ): void {
+    if (format === 'xml') {
+      res.writeHead(status, { 'content-type': 'application/xml; charset=utf-8' })
+      res.end(renderXml({ action, ...body }, body.result === 'error' ? '' : this.version))
+      return
+    }
+    if (format === 'nvp') {
+      res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' })
+      res.end(renderNvp(body))
       return
     }
     let text = JSON.stringify(body)
@@ -329,7 +485,7 @@ export class WhmcsSimulator {
   private takeFault(action: string, params: ParsedForm): Fault | undefined {
     for (let i = 0; i < this.faults.length; i++) {
       const f = this.faults[i] as Fault
-      if (f.action !== undefined && f.action !== action) continue
+      if (f.action !== undefined && normaliseAction(f.action) !== normaliseAction(action)) continue
       if (f.when && !f.when(params)) continue
       f.times = (f.times ?? 1) - 1
       if (f.times <= 0) this.faults.splice(i, 1)
@@ -343,7 +499,39 @@ export class WhmcsSimulator {
     if (this.requests.length > 2000) this.requests.splice(0, this.requests.length - 2000)
   }
 
-  private async respond(req: IncomingMessage, res: ServerResponse, body: string): Promise<void> {
+  /**
+   * The request's parameters as PHP fills `$_REQUEST`: the query string, then the body on top (DEC
+   * `HandleProcessor.php`). The body is read when urlencoded or `multipart/form-data` (PHP parses
+   * both; `ServerRequestFactory::fromGlobals`); a JSON body is not parsed at all.
+   */
+  private async readParams(url: URL, contentType: string, body: Buffer): Promise<ParsedForm> {
+    let entries: [string, string][] = []
+    if (/application\/x-www-form-urlencoded/i.test(contentType)) {
+      entries = [...new URLSearchParams(body.toString('utf8'))]
+    } else if (/multipart\/form-data/i.test(contentType)) {
+      let form: FormData
+      try {
+        form = await new Response(body, { headers: { 'content-type': contentType } }).formData()
+      } catch {
+        form = new FormData()
+        this.violations.push('multipart body could not be parsed (PHP would see no parameters)')
+      }
+      for (const [k, v] of form) if (typeof v === 'string') entries.push([k, v])
+    }
+    const merged = new URLSearchParams()
+    const inBody = new Set(entries.map(([k]) => k))
+    for (const [k, v] of url.searchParams) if (!inBody.has(k)) merged.append(k, v)
+    const seen = new Set<string>()
+    for (const [k, v] of entries) {
+      if (!k.includes('[') && seen.has(k))
+        this.violations.push(`parameter "${k}" repeated without brackets: PHP keeps only the last value`)
+      seen.add(k)
+      merged.append(k, v)
+    }
+    return parseForm(merged)
+  }
+
+  private async respond(req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<void> {
     const ip = normaliseIp(req.socket.remoteAddress)
     const url = new URL(req.url ?? '/', 'https://sim')
     const contentType = String(req.headers['content-type'] ?? '')
@@ -356,30 +544,36 @@ export class WhmcsSimulator {
     for (const k of ['secret', 'password', 'accesskey', 'identifier', 'username']) {
       if (queryKeys.includes(k)) this.violations.push(`credential "${k}" sent in the URL query string`)
     }
-    // PHP merges query and body (body wins); a JSON body is not parsed at all.
-    const merged = new URLSearchParams(url.search)
-    const seen = new Set<string>()
-    if (/application\/x-www-form-urlencoded/i.test(contentType)) {
-      for (const [k, v] of new URLSearchParams(body)) {
-        if (!k.includes('[') && seen.has(k))
-          this.violations.push(`parameter "${k}" repeated without brackets: PHP keeps only the last value`)
-        seen.add(k)
-        merged.set(k, v)
-      }
-    }
-    const params = parseForm(merged)
+    const params = await this.readParams(url, contentType, body)
     for (const [k, v] of Object.entries(params)) {
       if (BOOLEAN_PARAMS.has(k) && typeof v === 'string' && /^(true|false)$/i.test(v))
         this.violations.push(
           `boolean "${k}" sent as the string "${v}" (PHP reads any non-empty string but "0" as true)`,
         )
     }
-    const action = str(params.action)
-    const responsetype = str(params.responsetype) || 'xml'
+    // The action as WHMCS resolves it (DEC `Route/Middleware/ActionFilter.php`): lower-cased, every
+    // character but letters and digits removed, legacy names mapped to their successors.
+    const sentAction = str(params.action)
+    const resolved = resolveLegacyAction(normaliseAction(sentAction))
+    const action = this.actionNames.get(resolved) ?? resolved
+    const requested = str(params.responsetype).toLowerCase()
     const rec: RequestRecord = { action, ip, status: 200, queryKeys, contentType }
     const ls = intParam(params.limitstart)
     if (ls !== undefined) rec.limitstart = ls
     this.calls.set(action, (this.calls.get(action) ?? 0) + 1)
+    // Without `responsetype` a list action answers XML and any other NVP; NVP is refused for list
+    // actions (DEC `Route/Middleware/ActionResponseFormat.php`). JSON is always accepted.
+    let format: ResponseFormat = HIGHLY_STRUCTURED.has(resolved) ? 'xml' : 'nvp'
+    let formatError: string | undefined
+    if (requested === 'json' || requested === 'xml' || requested === 'nvp') {
+      format = requested
+      if (requested === 'nvp' && HIGHLY_STRUCTURED.has(resolved)) {
+        format = 'xml'
+        formatError = 'This API action only supports the XML or JSON response type formats'
+      }
+    } else if (requested !== '') {
+      formatError = `Unsupported API response type format "${requested}". Supported formats include: json, xml, nvp`
+    }
 
     const fault = this.takeFault(action, params)
     if (fault) {
@@ -412,7 +606,7 @@ export class WhmcsSimulator {
           return
         case 'xml':
           this.record(rec)
-          this.send(res, 200, { result: 'success' }, 'xml')
+          this.send(res, 200, { result: 'success' }, 'xml', resolved)
           return
         default:
           break
@@ -423,9 +617,10 @@ export class WhmcsSimulator {
     let payload: Record<string, unknown>
     try {
       this.checkAccess(ip, params)
-      if (action === '') throw new ApiError('Empty action request', 400)
+      if (sentAction === '') throw new ApiError('Empty action request', 400)
       this.authenticate(ip, params)
-      this.authorize(params, action)
+      if (formatError !== undefined) throw new ApiError(formatError)
+      this.authorize(resolved)
       payload = { result: 'success', ...this.dispatch(action, params) }
     } catch (error) {
       if (!(error instanceof ApiError)) throw error
@@ -439,7 +634,7 @@ export class WhmcsSimulator {
       req.socket.destroy()
       return
     }
-    this.send(res, status, payload, responsetype)
+    this.send(res, status, payload, format, resolved)
   }
 
   private checkAccess(ip: string, params: ParsedForm): void {
@@ -452,60 +647,85 @@ export class WhmcsSimulator {
     if (!this.allowedIps.includes(ip)) throw new ApiError(`Invalid IP ${ip}`, 403)
   }
 
-  private authFailed(ip: string, message: string): never {
+  /** One failed login for the IP (WHMCS's `failedLogin()`); reaching `banAfterFailures` bans it. */
+  private countFailure(ip: string): void {
     const n = (this.authFailures.get(ip) ?? 0) + 1
     this.authFailures.set(ip, n)
     if (n >= this.quirks.banAfterFailures) this.bannedIps.add(ip)
+  }
+
+  private authFailed(ip: string, message: string): never {
+    this.countFailure(ip)
     throw new ApiError(message, 403)
   }
 
   /** The credential the request authenticated with (undefined for a legacy admin login). */
   private current: SimCredential | undefined
 
+  /**
+   * WHMCS's order of credential checks (DEC `Route/Middleware/Authentication.php`). With `identifier`:
+   * a missing identifier or secret, or an identifier no credential has, is `Invalid or missing
+   * credentials` and not a failed login; a wrong secret is `Authentication Failed` and counts. Without
+   * it, `username`/`password` are tried as a credential pair first (a wrong secret counts), then as an
+   * admin login: an unknown admin counts, a password that is not an MD5 hash is `Invalid password
+   * provided` (not counted), a wrong hash counts.
+   */
   private authenticate(ip: string, params: ParsedForm): void {
     this.current = undefined
     const identifier = str(params.identifier)
     if (identifier !== '') {
+      const secret = str(params.secret)
       const cred = this.credentials.find((c) => c.identifier === identifier)
-      if (!cred || !safeEqual(str(params.secret), cred.secret)) this.authFailed(ip, 'Authentication Failed')
+      if (secret === '' || !cred) throw new ApiError('Invalid or missing credentials', 403)
+      if (!safeEqual(secret, cred.secret)) this.authFailed(ip, 'Authentication Failed')
       this.current = cred
       return
     }
     const username = str(params.username)
     const password = str(params.password)
-    if (username === '') this.authFailed(ip, 'Invalid or missing credentials')
-    const asCredential = this.credentials.find((c) => c.identifier === username)
+    const asCredential =
+      username !== '' && password !== '' ? this.credentials.find((c) => c.identifier === username) : undefined
     if (asCredential) {
-      if (!safeEqual(password, asCredential.secret)) this.authFailed(ip, 'Authentication Failed')
-      this.current = asCredential
-      return
+      if (safeEqual(password, asCredential.secret)) {
+        this.current = asCredential
+        return
+      }
+      this.countFailure(ip)
     }
     const admin = this.admins[username]
-    if (!/^[0-9a-f]{32}$/i.test(password)) this.authFailed(ip, 'Invalid password provided')
-    if (
-      admin === undefined ||
-      !safeEqual(password.toLowerCase(), createHash('md5').update(admin).digest('hex'))
-    )
+    if (admin === undefined) this.authFailed(ip, 'Authentication Failed')
+    if (!/^[0-9a-f]{32}$/i.test(password)) throw new ApiError('Invalid password provided', 403)
+    if (!safeEqual(password.toLowerCase(), createHash('md5').update(admin).digest('hex')))
       this.authFailed(ip, 'Authentication Failed')
   }
 
-  private authorize(params: ParsedForm, action: string): void {
-    void params
-    if (!this.handlers[action])
+  private authorize(action: string): void {
+    if (!this.actionNames.has(action))
       throw new ApiError(
         `Invalid API Action: "${action}" is not a valid API action`,
         this.quirks.permissionErrorStatus,
       )
     const cred = this.current
-    if (cred && cred.actions !== '*' && !cred.actions.some((a) => a.toLowerCase() === action.toLowerCase()))
+    if (cred && cred.actions !== '*' && !cred.actions.some((a) => normaliseAction(a) === action))
       throw new ApiError(
-        `Invalid Permissions: API action "${action.toLowerCase()}" is not allowed`,
+        `Invalid Permissions: API action "${action}" is not allowed`,
         this.quirks.permissionErrorStatus,
       )
   }
 
+  /** Canonical action names by their resolved (lower-case, alphanumeric) form. */
+  private get actionNames(): Map<string, string> {
+    let names = this.actionNameCache
+    if (!names) {
+      names = new Map(Object.keys(this.handlers).map((name) => [normaliseAction(name), name]))
+      this.actionNameCache = names
+    }
+    return names
+  }
+  private actionNameCache: Map<string, string> | undefined
+
   private dispatch(action: string, params: ParsedForm): Record<string, unknown> {
-    const handler = this.handlers[action] as (p: ParsedForm) => Record<string, unknown>
+    const handler = this.handlers[action] as (this: WhmcsSimulator, p: ParsedForm) => Record<string, unknown>
     return handler.call(this, params)
   }
 
@@ -520,8 +740,12 @@ export class WhmcsSimulator {
     return this.numbersAsStrings(action) ? String(v) : v
   }
 
-  /** The empty-list shape an action uses, or `undefined` for "leave the key out". */
-  private emptyList(action: string): unknown {
+  /**
+   * The empty-list shape an action uses, or `undefined` for "leave the key out". GetClientsProducts
+   * sets `products: ""` only when nothing matches at all; a page past the end of a non-empty result
+   * leaves the key out (DEC `includes/api/getclientsproducts.php`).
+   */
+  private emptyList(action: string, total: number): unknown {
     switch (this.quirks.emptyShape) {
       case 'missing':
         return undefined
@@ -530,7 +754,7 @@ export class WhmcsSimulator {
       case 'empty-array':
         return []
       default:
-        if (action === 'GetClientsProducts') return ''
+        if (action === 'GetClientsProducts') return total === 0 ? '' : undefined
         if (action === 'GetClients' || action === 'GetOrders') return undefined
         return []
     }
@@ -542,34 +766,42 @@ export class WhmcsSimulator {
     plural: string,
     singular: string,
     items: unknown[],
+    total = items.length,
   ): void {
     if (items.length > 0) {
       out[plural] = { [singular]: items }
       return
     }
-    const empty = this.emptyList(action)
+    const empty = this.emptyList(action, total)
     if (empty !== undefined) out[plural] = empty
   }
 
-  private page(action: string, params: ParsedForm, defaultLimit = 25): { start: number; num: number } {
-    const start = intParam(params.limitstart) ?? 0
-    let num = intParam(params.limitnum) ?? defaultLimit
-    if (Number.isNaN(start) || Number.isNaN(num) || start < 0 || num < 0)
-      throw new ApiError(`${action}: limitstart and limitnum must be non-negative integers`)
+  /**
+   * `limitstart`/`limitnum` as the list actions read them: PHP's `(int)` cast (a non-numeric value is
+   * 0, `"10abc"` is 10), `limitnum` 0 or absent → the action's default, a negative offset reads from
+   * the start but is echoed as sent, a negative `limitnum` sets no limit (Laravel's `offset`/`limit`;
+   * DEC `getclients.php`, `getinvoices.php`, `getclientsproducts.php`).
+   */
+  private page(params: ParsedForm, defaultLimit = 25): { start: number; offset: number; num: number } {
+    const start = phpInt(params.limitstart)
+    let num = phpInt(params.limitnum)
     if (num === 0) num = defaultLimit
-    return { start, num: Math.min(num, this.quirks.maxPageSize) }
+    if (num < 0) num = Number.POSITIVE_INFINITY
+    return { start, offset: Math.max(0, start), num: Math.min(num, this.quirks.maxPageSize) }
   }
 
+  /** One page; `startnumber` and `numreturned` are integers in every action (DEC). */
   private paged<T>(action: string, params: ParsedForm, all: readonly T[], defaultLimit = 25) {
-    const { start, num } = this.page(action, params, defaultLimit)
-    const items = all.slice(start, start + num)
+    const { start, offset, num } = this.page(params, defaultLimit)
+    const items = all.slice(offset, offset + num)
     return {
       meta: {
         totalresults: this.n(action, all.length),
-        startnumber: this.n(action, start),
-        numreturned: this.n(action, items.length),
+        startnumber: start,
+        numreturned: items.length,
       },
       items,
+      total: all.length,
     }
   }
 
@@ -724,9 +956,13 @@ export class WhmcsSimulator {
       return { whmcs: { version: this.version, canonicalversion: `${this.version}-release.1` } }
     },
     GetClients(p) {
-      const status = str(p.status)
+      // `ucfirst(strtolower(status))`, so `active` works (DEC `includes/api/getclients.php`).
+      const sent = str(p.status).toLowerCase()
+      const status = sent === '' ? '' : sent[0]?.toUpperCase() + sent.slice(1)
       if (status !== '' && !['Active', 'Inactive', 'Closed'].includes(status))
-        throw new ApiError('Invalid client status supplied. Valid options are: Active, Inactive, Closed')
+        throw new ApiError(
+          'Invalid client status supplied. Supported client statuses include: Active, Inactive, Closed',
+        )
       const search = str(p.search).toLowerCase()
       let all = [...this.clients.values()]
       if (status) all = all.filter((c) => c.status === status)
@@ -772,6 +1008,11 @@ export class WhmcsSimulator {
           email: u.email,
           is_owner: u.clients.some((c) => c.id === client.id && c.isOwner),
         }))
+      const phoneCc = CALLING_CODES[client.country]
+      const phoneFormatted =
+        client.phonenumber === '' || phoneCc === undefined
+          ? client.phonenumber
+          : `+${phoneCc}.${client.phonenumber.replace(/[^0-9]/g, '')}`
       const details = {
         userid: client.id,
         client_id: client.id,
@@ -784,15 +1025,19 @@ export class WhmcsSimulator {
         companyname: client.companyname,
         email: client.email,
         address1: client.address1,
-        address2: '',
+        address2: client.address2,
         city: client.city,
         fullstate: client.state,
         state: client.state,
         postcode: client.postcode,
         countrycode: client.country,
         country: client.country,
+        countryname: COUNTRY_NAMES[client.country] ?? client.country,
+        // The number with the country's calling code, `+CC.number` (DD `getclientsdetails.md`).
+        phonecc: phoneCc,
         phonenumber: client.phonenumber,
-        telephoneNumber: `+1.${client.phonenumber}`,
+        phonenumberformatted: phoneFormatted,
+        telephoneNumber: phoneFormatted,
         status: client.status,
         credit: money(client.creditCents),
         taxexempt: false,
@@ -845,7 +1090,7 @@ export class WhmcsSimulator {
           )
         })
       }
-      const { meta, items } = this.paged(
+      const { meta, items, total } = this.paged(
         'GetClientsProducts',
         p,
         ids,
@@ -864,6 +1109,7 @@ export class WhmcsSimulator {
         'products',
         'product',
         items.map((id) => this.renderService('GetClientsProducts', this.services.get(id) as SimService)),
+        total,
       )
       return out
     },
@@ -893,15 +1139,7 @@ export class WhmcsSimulator {
         paytype: x.paytype,
         allowqty: 0,
         quantity_available: 0,
-        pricing: {
-          USD: {
-            prefix: '$',
-            suffix: ' USD',
-            msetupfee: '0.00',
-            monthly: x.paytype === 'recurring' ? money(x.monthlyCents) : '-1.00',
-            annually: x.paytype === 'recurring' ? money(x.monthlyCents * 12) : '-1.00',
-          },
-        },
+        pricing: { USD: { prefix: '$', suffix: ' USD', ...productPrices(x) } },
         customfields: {
           customfield: x.customFields
             .filter((f) => f.showOnOrder)
@@ -913,19 +1151,22 @@ export class WhmcsSimulator {
             })),
         },
         configoptions: {
+          // `type` is WHMCS's option type number as a string: 1 dropdown, 2 radio, 3 yes/no,
+          // 4 quantity (DD `getproducts.md` example; DEC `includes/api/getproducts.php`).
           configoption: x.configOptions.map((o) => ({
             id: o.id,
             name: o.name,
-            type: o.type,
+            type: OPTION_TYPE_NUMBERS[o.type],
             minqty: 0,
             maxqty: 0,
             options: {
-              option: o.options.map((s) => ({
-                id: s.id,
-                name: s.name,
-                rawName: s.name,
+              option: o.options.map((sub) => ({
+                id: sub.id,
+                name: sub.name,
+                rawName: sub.name,
                 recurring: 0,
-                required: false,
+                required: null,
+                pricing: { USD: subOptionPrices(sub) },
               })),
             },
           })),
@@ -997,11 +1238,14 @@ export class WhmcsSimulator {
           lineitems: {
             lineitem: o.serviceIds.map((sid) => {
               const s = this.services.get(sid)
+              const product = this.products.get(s?.pid ?? 0)
+              // The product type spelled out and the product as "Group - Name" (DD getorders.md
+              // example; DEC includes/api/getorders.php).
               return {
                 type: 'product',
                 relid: n(sid),
-                producttype: 'Other',
-                product: this.products.get(s?.pid ?? 0)?.name ?? '',
+                producttype: PRODUCT_TYPE_NAMES[product?.type ?? 'other'],
+                product: product ? `${product.groupname} - ${product.name}` : '',
                 domain: s?.domain ?? '',
                 billingcycle: s?.billingcycle ?? '',
                 amount: money(s?.firstPaymentCents ?? 0),
@@ -1054,49 +1298,68 @@ export class WhmcsSimulator {
       )
       return out
     },
+    /** Checks in WHMCS's order (DEC `includes/api/addbillableitem.php`; DD `addbillableitem.md`). */
     AddBillableItem(p) {
       const client = this.requireClient(p.clientid, 'Client ID not Found')
       const description = str(p.description)
-      if (description.trim() === '') throw new ApiError('You must provide a description')
-      const unit = str(p.unit)
-      if (unit !== 'hours' && unit !== 'quantity')
-        throw new ApiError("Invalid Unit. Valid options are 'hours' or 'quantity'")
-      const invoiceaction = str(p.invoiceaction) || 'noinvoice'
-      if (!['noinvoice', 'nextcron', 'nextinvoice', 'duedate', 'recur'].includes(invoiceaction))
+      if (description === '') throw new ApiError('You must provide a description')
+      const invoiceaction = str(p.invoiceaction).toLowerCase()
+      if (
+        invoiceaction !== '' &&
+        !['noinvoice', 'nextcron', 'nextinvoice', 'duedate', 'recur'].includes(invoiceaction)
+      )
         throw new ApiError('Invalid Invoice Action')
+      const recur = phpInt(p.recur)
+      const recurcycle = str(p.recurcycle)
+      const recurfor = phpInt(p.recurfor)
+      if (invoiceaction === 'recur' && ((recur === 0 && recurcycle === '') || recurfor === 0))
+        throw new ApiError('Recurring must have a unit, cycle and limit')
       const duedate = str(p.duedate)
       if (invoiceaction === 'duedate' && duedate === '') throw new ApiError('Due date is required')
       if (duedate !== '' && !DATE_RE.test(duedate))
         throw new ApiError("Invalid Date Format - Expected: 'YYYY-mm-dd'")
+      const unit = str(p.unit).toLowerCase()
+      if (unit !== 'hours' && unit !== 'quantity')
+        throw new ApiError("Invalid Unit, please specify either 'hours' or 'quantity'")
       const amount = str(p.amount)
       if (Number.isNaN(cents(amount || '0'))) throw new ApiError('Invalid amount')
+      // Before 8.2 the quantity was `hours`; it is still read when `quantity` is absent.
+      const quantity = str(p.quantity) || str(p.hours) || '0'
       const item: SimBillableItem = {
         id: this.nextIds.billable++,
         clientid: client.id,
         description,
         amount: money(cents(amount || '0')),
-        quantity: str(p.quantity) || '1',
+        quantity,
         unit,
-        invoiceaction,
-        duedate: duedate || this.today,
+        invoiceaction: invoiceaction || 'noinvoice',
+        duedate: duedate || (invoiceaction === 'nextcron' ? this.today : ''),
+        recur,
+        recurcycle,
+        recurfor,
       }
       this.billableItems.set(item.id, item)
       return { billableid: item.id }
     },
+    /** Checks in WHMCS's order; the description is optional (DEC `includes/api/addcredit.php`). */
     AddCredit(p) {
+      const type = str(p.type).toLowerCase() || 'add'
+      if (type !== 'add' && type !== 'remove') throw new ApiError('Type can only be add or remove')
+      const rawAmount = str(p.amount)
+      if (rawAmount === '' || rawAmount === '0') throw new ApiError('No Amount Provided')
+      const amount = cents(rawAmount)
+      if (Number.isNaN(amount) || amount <= 0 || !/^\d+(\.\d{1,2})?$/.test(rawAmount.trim()))
+        throw new ApiError('Amount must be in decimal format: ### or ###.##')
       const client = this.requireClient(p.clientid)
-      const description = str(p.description)
-      if (description.trim() === '') throw new ApiError('You must provide a description')
-      const amount = cents(str(p.amount))
-      if (Number.isNaN(amount) || amount <= 0) throw new ApiError('Amount must be greater than zero')
-      const date = str(p.date) || this.today
-      if (!DATE_RE.test(date)) throw new ApiError("Invalid Date Format - Expected: 'YYYY-mm-dd'")
-      const sign = str(p.type) === 'remove' ? -1 : 1
+      const date = str(p.date)
+      if (date !== '' && !DATE_RE.test(date)) throw new ApiError('Date Format is not Valid')
+      if (type === 'remove' && client.creditCents < amount) throw new ApiError('Insufficient Credit Balance')
+      const sign = type === 'remove' ? -1 : 1
       const credit: SimCredit = {
         id: this.nextIds.credit++,
         clientid: client.id,
-        date,
-        description,
+        date: date || this.today,
+        description: str(p.description),
         amountCents: sign * amount,
       }
       this.credits.set(credit.id, credit)
@@ -1201,6 +1464,7 @@ export class WhmcsSimulator {
         companyname: str(p.companyname),
         email,
         address1: str(p.address1),
+        address2: str(p.address2),
         city: str(p.city),
         state: str(p.state),
         postcode: str(p.postcode),
@@ -1244,6 +1508,7 @@ export class WhmcsSimulator {
         'lastname',
         'companyname',
         'address1',
+        'address2',
         'city',
         'state',
         'postcode',
@@ -1392,6 +1657,8 @@ export class WhmcsSimulator {
       duedate: i.duedate,
       datepaid: i.datepaid,
       last_capture_attempt: '0000-00-00 00:00:00',
+      date_refunded: '0000-00-00 00:00:00',
+      date_cancelled: '0000-00-00 00:00:00',
       subtotal: money(total),
       credit: '0.00',
       tax: '0.00',
@@ -1401,6 +1668,7 @@ export class WhmcsSimulator {
       taxrate2: '0.00',
       status: i.status,
       paymentmethod: i.paymentmethod,
+      paymethodid: null,
       notes: '',
       created_at: `${i.date} 00:00:00`,
       updated_at: `${i.date} 00:00:00`,
@@ -1440,6 +1708,7 @@ export class WhmcsSimulator {
       lastname: String(id),
       companyname: '',
       address1: '1 Example Street',
+      address2: '',
       city: 'Springfield',
       state: 'IL',
       postcode: '62701',
@@ -1477,10 +1746,10 @@ export class WhmcsSimulator {
     input: Partial<Omit<SimProduct, 'id' | 'customFields' | 'configOptions'>> & {
       name: string
       customFields?: (Partial<Omit<SimCustomFieldDef, 'id'>> & { name: string })[]
-      /** Option name → sub-option names. */
+      /** Option name → sub-option names (or names with prices). */
       configOptions?: (Partial<Omit<SimConfigOptionDef, 'id' | 'options'>> & {
         name: string
-        options: string[]
+        options: (string | Omit<SimConfigSubOption, 'id'>)[]
       })[]
     },
   ): SimProduct {
@@ -1506,7 +1775,11 @@ export class WhmcsSimulator {
         id: this.nextIds.option++,
         type: 'dropdown',
         ...o,
-        options: o.options.map((name) => ({ id: this.nextIds.sub++, name })),
+        options: o.options.map((sub) =>
+          typeof sub === 'string'
+            ? { id: this.nextIds.sub++, name: sub }
+            : { id: this.nextIds.sub++, ...sub },
+        ),
       })),
     }
     this.products.set(product.id, product)
@@ -1728,6 +2001,76 @@ export class WhmcsSimulator {
 }
 
 type SimInvoiceItemInput = SimInvoice['items'][number]
+
+/** Calling codes of the countries the fixtures use; another country gets the bare number. */
+const CALLING_CODES: Record<string, number> = {
+  US: 1,
+  CA: 1,
+  GB: 44,
+  DE: 49,
+  FR: 33,
+  NL: 31,
+  BE: 32,
+  ES: 34,
+  IT: 39,
+  PT: 351,
+  BR: 55,
+  AU: 61,
+  IN: 91,
+}
+
+const COUNTRY_NAMES: Record<string, string> = {
+  US: 'United States',
+  CA: 'Canada',
+  GB: 'United Kingdom',
+  DE: 'Germany',
+  FR: 'France',
+  NL: 'Netherlands',
+  BE: 'Belgium',
+  ES: 'Spain',
+  IT: 'Italy',
+  PT: 'Portugal',
+  BR: 'Brazil',
+  AU: 'Australia',
+  IN: 'India',
+}
+
+const PRODUCT_TYPE_NAMES: Record<SimProduct['type'], string> = {
+  hostingaccount: 'Hosting Account',
+  reselleraccount: 'Reseller Account',
+  server: 'Dedicated/VPS Server',
+  other: 'Other Product/Service',
+}
+
+const OPTION_TYPE_NUMBERS: Record<SimConfigOptionDef['type'], string> = {
+  dropdown: '1',
+  radio: '2',
+  yesno: '3',
+  quantity: '4',
+}
+
+/** A product's `tblpricing` row for one currency: every cycle and every setup fee. */
+function productPrices(product: SimProduct): Record<PriceColumn, string> {
+  const defaults: Partial<Record<PriceColumn, number>> =
+    product.paytype === 'recurring'
+      ? { monthly: product.monthlyCents, annually: product.monthlyCents * 12 }
+      : product.paytype === 'onetime'
+        ? { monthly: product.monthlyCents }
+        : {}
+  const out = {} as Record<PriceColumn, string>
+  for (const column of PRICE_COLUMNS) {
+    const c = product.prices?.[column] ?? defaults[column] ?? (column.endsWith('setupfee') ? 0 : -1)
+    out[column] = c < 0 ? '-1.00' : money(c)
+  }
+  return out
+}
+
+/** A configurable sub-option's prices: columns not set are `0.00` (DD `getproducts.md`). */
+function subOptionPrices(sub: SimConfigSubOption): Record<PriceColumn, string> {
+  const out = {} as Record<PriceColumn, string>
+  for (const column of PRICE_COLUMNS) out[column] = money(sub.prices?.[column] ?? 0)
+  return out
+}
 
 const CYCLE_NAMES: Record<string, string> = {
   free: 'Free Account',

@@ -163,7 +163,9 @@ describe('simulator behaviour', () => {
     for (let i = 0; i < 30; i++) sim.createService({ clientId: cl.id, pid: product.id, status: 'Active' })
     const c = clientOf(sim)
     const raw = await c.call<Record<string, unknown>>('GetClientsProducts', { clientid: cl.id })
-    expect(raw).toMatchObject({ totalresults: '30', startnumber: '0', numreturned: '25' })
+    // The count is a string (a legacy row fetch), the offset and page length integers (DD
+    // getclientsproducts.md example; DEC getclientsproducts.php).
+    expect(raw).toMatchObject({ totalresults: '30', startnumber: 0, numreturned: 25 })
     sim.quirks.clientsProductsDefaultLimit = 999_999
     expect((await c.getClientsProducts({ clientid: cl.id })).products).toHaveLength(30)
     await c.close()

@@ -119,6 +119,7 @@ describe('reverse sync: the Ticketz defects', () => {
       pid: product.id,
       status: 'Active',
       options: { Plan: 'Basic' },
+      fields: { Password: 'pw-many' },
     })
     const report = await makeSync().clientPass({ clientId: c.id })
     expect(kinds(report)).toEqual([`create:${wanted.id}`])
@@ -246,6 +247,7 @@ describe('reverse sync: the Ticketz defects', () => {
       status: 'Active',
       billingcycle: 'One Time',
       options: { Plan: 'Pro' },
+      fields: { Password: 'pw-once' },
     })
     const report = await makeSync().clientPass({ clientId: c.id })
     expect(report.errors).toHaveLength(1)
@@ -264,6 +266,7 @@ describe('reverse sync: the Ticketz defects', () => {
       pid: product.id,
       status: 'Active',
       options: { Plan: 'Pro' },
+      fields: { Password: 'pw-dev' },
     })
     const report = await makeSync().clientPass({ email: 'dev@company.test' })
     expect(report.clientIds).toEqual([String(c.id)])
@@ -279,6 +282,7 @@ describe('reverse sync: the Ticketz defects', () => {
       pid: product.id,
       status: 'Active',
       options: { Plan: 'Pro' },
+      fields: { Password: 'pw-map' },
     })
     const s2 = sim.createService({
       clientId: c.id,
@@ -310,6 +314,7 @@ describe('reverse sync: full pass, idempotency and drift', () => {
         pid: i % 10 === 9 ? other.id : product.id,
         status: statuses[i % statuses.length] ?? 'Active',
         options: i % 10 === 9 ? {} : { Plan: 'Basic' },
+        fields: i % 10 === 9 ? {} : { Password: `pw-${i}` },
       })
     const sync = makeSync({ pageSize: 9 })
     const first = await sync.fullPass()
