@@ -8,12 +8,18 @@ import { serverCommands } from './commands/server.ts'
 import { SessionPool } from './pool.ts'
 import { assertSafe } from './protocol/encoder.ts'
 import type { Reply } from './protocol/framer.ts'
+import type { VersionInfo } from './protocol/output.ts'
 import { CliSession } from './session/session.ts'
 import { socketTransportFactory } from './transport/socket.ts'
 import type { TransportFactory } from './transport/transport.ts'
 
+/** The plain CLI port every public client uses (notes §1.1, C: S1, S2, S5–S8): what a stock server answers. */
 export const DEFAULT_PORT = 7000
-/** Not an Axigen default (none is documented): the port AxiWHMCS documents for its SSL CLI. */
+/**
+ * Used only when `secure` is asked for without a port. Not an Axigen default — no public source names a
+ * TLS port (notes §1.2, §7.9); it is the port AxiWHMCS documents for its SSL CLI. testConnection says so
+ * when nothing answers TLS there.
+ */
 export const DEFAULT_SECURE_PORT = 7001
 
 const PemSchema = z.union([z.string(), z.instanceof(Buffer)])
@@ -21,8 +27,12 @@ const PemSchema = z.union([z.string(), z.instanceof(Buffer)])
 export const AxigenClientOptionsSchema = z.object({
   host: z.string().min(1),
   port: z.number().int().min(1).max(65535).optional(),
-  /** Implicit TLS (default true: plain text must be asked for). */
-  secure: z.boolean().default(true),
+  /**
+   * Implicit TLS. Default false: a stock Axigen CLI listens in plain text on 7000 (notes §1.2), and a TLS
+   * listener is deployment configuration. Plain text sends the admin password in clear: a warning is
+   * logged once per process (tunnel it, or enable TLS on the listener and set secure).
+   */
+  secure: z.boolean().default(false),
   username: z.string().min(1),
   password: z.string(),
   ca: z.union([PemSchema, z.array(PemSchema)]).optional(),
@@ -75,7 +85,13 @@ export interface AxigenClient extends CliExecutor {
   classes: ReturnType<typeof bindCommands<typeof classCommands>>
   lists: ReturnType<typeof bindCommands<typeof mailingListCommands>>
   groups: ReturnType<typeof bindCommands<typeof groupCommands>>
-  server: ReturnType<typeof bindCommands<typeof serverCommands>>
+  server: ReturnType<typeof bindCommands<typeof serverCommands>> & {
+    /**
+     * The version the server reported before login (read once per session, no extra round trip);
+     * undefined when `probeVersion` is off or the server did not answer it.
+     */
+    version(): Promise<VersionInfo | undefined>
+  }
   close(): Promise<void>
 }
 
@@ -161,7 +177,19 @@ function makeClient(shared: Shared, recorder: CallRecorder, signal?: AbortSignal
     classes: bindCommands(executor, classCommands),
     lists: bindCommands(executor, mailingListCommands),
     groups: bindCommands(executor, groupCommands),
-    server: bindCommands(executor, serverCommands),
+    server: {
+      ...bindCommands(executor, serverCommands),
+      version: () =>
+        recorder.call({ system: 'axigen', action: 'VERSION', access: 'read' }, () =>
+          shared.pool.use(
+            async (session) => {
+              await session.runScript([], { signal, recorder })
+              return session.version
+            },
+            { signal },
+          ),
+        ),
+    },
     close: () => shared.pool.close(),
   }
   return client

@@ -1,8 +1,8 @@
 import { count, identifier, list, secret, value } from '../protocol/encoder.ts'
-import { parseShow, parseTable, type ShowOutput, showNumber, showString } from '../protocol/output.ts'
+import { parseShow, type ShowOutput, showNumber, showString } from '../protocol/output.ts'
 import type { ScriptStep } from '../session/session.ts'
 import type { AccountQuotas } from './domains.ts'
-import { shortList } from './domains.ts'
+import { shortList, tableNames } from './domains.ts'
 import { type CliScript, replyAt, step } from './script.ts'
 
 export interface AccountLimits {
@@ -166,7 +166,7 @@ export const accountCommands = {
           : step('domain', 'LIST', 'Accounts', value(wildcard, 'wildcard')),
         step('', 'BACK'),
       ],
-      parse: (r) => parseTable(replyAt(r, 1).lines).cells.map((c) => (c[0] ?? '').toLowerCase()),
+      parse: (r) => tableNames(replyAt(r, 1).lines),
     }
   },
 

@@ -142,7 +142,26 @@ export async function diagnoseConnection(
         { cause: error, retryable: false, details: { diagnosis: 'plain-expected-tls-found' } },
       )
     }
-    if (hasErrorCode(error, 'TIMEOUT') && diagnosis === 'no-banner') throw error
+    // Secure without a port tries 7001, which is not an Axigen default (notes §1.2): say so, and name
+    // what a stock server answers.
+    if (
+      server.secure &&
+      server.port === undefined &&
+      typeof diagnosis === 'string' &&
+      ['refused', 'tls-expected-plain-found', 'tls-handshake-timeout', 'timeout'].includes(diagnosis)
+    ) {
+      const why = isPanelkitError(error) ? error.message : String(error)
+      throw new ConnectionError(
+        `${why} Secure is on and no port is set, so panelkit tried ${DEFAULT_SECURE_PORT}, which is not an ` +
+          `Axigen default: a stock Axigen CLI listens in plain text on ${DEFAULT_PORT}. Set the port of your TLS ` +
+          `CLI listener, or turn Secure off to use ${DEFAULT_PORT} (over an SSH tunnel if the network is not trusted).`,
+        {
+          cause: error,
+          retryable: false,
+          details: { diagnosis, defaultPortTried: DEFAULT_SECURE_PORT, suggestedPort: DEFAULT_PORT },
+        },
+      )
+    }
     throw error
   } finally {
     await cache.close()
