@@ -10,6 +10,7 @@ import {
 } from '@panelkit/core'
 import { z } from 'zod'
 import { type AxigenClient, createAxigenClient, DEFAULT_PORT, DEFAULT_SECURE_PORT } from '../client.ts'
+import { AxigenDialectSchema } from '../dialect.ts'
 
 /** Transport options an operator may put in `server.options`. */
 export const AxigenServerOptionsSchema = z
@@ -23,9 +24,56 @@ export const AxigenServerOptionsSchema = z
     commandTimeoutMs: z.coerce.number().int().positive().optional(),
     poolMax: z.coerce.number().int().positive().max(64).optional(),
     probeVersion: z.boolean().optional(),
+    // Choices where the protocol is unknown (AxigenDialect; the README lists each).
+    markerAttribute: AxigenDialectSchema.shape.markerAttribute.optional(),
+    classAssignment: AxigenDialectSchema.shape.classAssignment.optional(),
+    migrationAttributes: AxigenDialectSchema.shape.migrationAttributes.optional(),
+    emptyServiceList: AxigenDialectSchema.shape.emptyServiceList.optional(),
+    mboxSizeUnit: AxigenDialectSchema.shape.mboxSizeUnit.optional(),
   })
   .loose()
 export type AxigenServerOptions = z.infer<typeof AxigenServerOptionsSchema>
+
+const DIALECT_KEYS = [
+  'markerAttribute',
+  'classAssignment',
+  'migrationAttributes',
+  'emptyServiceList',
+  'mboxSizeUnit',
+] as const
+
+/**
+ * Runs `fn`; when the server refuses to open a domain with UPDATE Domain (a disabled domain on some
+ * servers), runs it again opening the domain with EDIT Domain, the documented door to an inactive domain.
+ * A refused UPDATE was the script's first command, so nothing had changed. If EDIT is refused too (an
+ * enabled domain, or a server that allows neither), the first error stands.
+ */
+export async function onDomain<T>(client: AxigenClient, fn: (c: AxigenClient) => Promise<T>): Promise<T> {
+  try {
+    return await fn(client)
+  } catch (error) {
+    if (!isUpdateDomainRefusal(error)) throw error
+    try {
+      return await fn(client.forDisabledDomain())
+    } catch (second) {
+      if (
+        isPanelkitError(second) &&
+        second.kind === 'COMMAND' &&
+        /^EDIT Domain /.test(String(second.details?.command))
+      )
+        throw error
+      throw second
+    }
+  }
+}
+
+function isUpdateDomainRefusal(error: unknown): boolean {
+  return (
+    isPanelkitError(error) &&
+    error.kind === 'COMMAND' &&
+    /^UPDATE Domain /.test(String(error.details?.command))
+  )
+}
 
 /** One pooled client per distinct server and credentials, kept for the connector instance's life. */
 export class ClientCache {
@@ -69,6 +117,9 @@ export class ClientCache {
       ] as const) {
         if (o[k] !== undefined) (options as Record<string, unknown>)[k] = o[k]
       }
+      const dialect: Record<string, unknown> = {}
+      for (const k of DIALECT_KEYS) if (o[k] !== undefined) dialect[k] = o[k]
+      options.dialect = dialect
       client = createAxigenClient(options)
       this.clients.set(key, client)
     }

@@ -19,6 +19,8 @@ export interface ScriptStep {
   command: EncodedCommand
   /** Expected context path after the command, `domain-account` style (`''` = root). */
   expect?: string
+  /** Added to the COMMAND error when the server refuses this step: which setting to change. */
+  hint?: string
 }
 
 export interface SessionOptions {
@@ -445,9 +447,17 @@ export class CliSession {
       if (!reply.status?.ok) {
         const text = reply.status?.text ?? 'no status line'
         await this.recover(options.signal)
-        throw new CommandError(`Axigen refused ${step.command.masked}: ${text}`, {
-          details: { command: step.command.masked, serverText: text, context: reply.prompt.raw },
-        })
+        throw new CommandError(
+          `Axigen refused ${step.command.masked}: ${text}${step.hint ? `. ${step.hint}` : ''}`,
+          {
+            details: {
+              command: step.command.masked,
+              serverText: text,
+              context: reply.prompt.raw,
+              ...(step.hint ? { hint: step.hint } : {}),
+            },
+          },
+        )
       }
       if (step.expect !== undefined && !promptIs(reply.prompt.raw, step.expect)) {
         const got = reply.prompt.raw

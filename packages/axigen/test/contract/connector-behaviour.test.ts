@@ -207,7 +207,7 @@ describe('domain product', () => {
   it('creates with storage limits, admin limits and migration, and changePackage re-applies', async () => {
     const r = await domains.invoke('create', { service })
     expect(r.ok).toBe(true)
-    expect(r.runs?.[0]?.steps.map((s) => s.outcome)).toEqual(['success', 'success', 'success'])
+    expect(r.runs?.[0]?.steps.map((s) => s.outcome)).toEqual(['success', 'success', 'success', 'success'])
     const d = sim.domains.get('brand.example')
     expect(d?.adminLimits.maxAccounts).toBe(3)
     expect(d?.migration.remoteServer).toBe('imap.old.example:993')
@@ -247,13 +247,42 @@ describe('domain product', () => {
     })
   })
 
-  it('an unmarked existing domain with the same settings is adopted on create', async () => {
-    sim.addDomain('legacy.example')
+  it('an unmarked existing domain is never adopted by create: CONFLICT with the way out, nothing changed', async () => {
+    const legacy = sim.addDomain('legacy.example')
+    const before = JSON.stringify([...legacy.accounts.values()].map((a) => a.contact))
     const r = await domains.invoke('create', {
       service: { ...service, serviceId: 78, domain: 'legacy.example' },
     })
-    expect(r.ok && r.data.created).toBe(false)
+    expect(r.ok).toBe(false)
+    if (!r.ok) {
+      expect(r.error.code).toBe('CONFLICT')
+      expect(r.error.detail).toMatch(/no panelkit marker.*Link existing domain.*linkExistingDomain/)
+    }
+    expect(JSON.stringify([...legacy.accounts.values()].map((a) => a.contact))).toBe(before)
+    expect(legacy.adminLimits).toEqual({})
+    // Adopting is the operator's explicit act; after it, create converges and applies the plan.
+    const link = await domains.invoke('action', {
+      service: { ...service, serviceId: 78, domain: 'legacy.example' },
+      action: 'linkExistingDomain',
+      audience: 'admin',
+      params: {},
+    })
+    expect(link.ok).toBe(true)
     expect(parseMarker(sim.account('legacy.example', 'postmaster')?.contact.notes)?.serviceId).toBe('78')
+    const again = await domains.invoke('create', {
+      service: { ...service, serviceId: 78, domain: 'legacy.example' },
+    })
+    expect(again.ok && again.data.created).toBe(false)
+    expect(sim.domains.get('legacy.example')?.adminLimits.maxAccounts).toBe(3)
+    // Someone else's marked domain stays theirs, even through the link action.
+    const taken = await domains.invoke('action', {
+      service: { ...service, serviceId: 79, domain: 'legacy.example' },
+      action: 'linkExistingDomain',
+      audience: 'admin',
+      params: {},
+    })
+    expect(!taken.ok && taken.error.code).toBe('CONFLICT')
+    sim.domains.delete('legacy.example')
   })
 
   it('terminate keeps a copy by default and deletes the domain', async () => {
