@@ -2,7 +2,6 @@ import tls from 'node:tls'
 import {
   type CallRecorder,
   ConnectionError,
-  hasErrorCode,
   isPanelkitError,
   type Server,
   type TestConnectionResult,
