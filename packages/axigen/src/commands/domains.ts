@@ -196,17 +196,15 @@ export function domainCommandsFor(dialect: AxigenDialect = DEFAULT_DIALECT) {
       }
     },
 
-    /** Domain admin limits and the default quotas of new accounts, in one commit. */
+    /** Domain admin limits, the default quotas of new accounts and the migration source, in one script. */
     configure(
       name: string,
       settings: { adminLimits?: DomainAdminLimits; defaultQuotas?: AccountQuotas; migrationSource?: string },
     ): CliScript<void> {
+      // The DONE-closed parts first: nothing is written until a COMMIT, so a refused attribute there (the
+      // migration attributes are unconfirmed) leaves the domain untouched. adminLimits is an object with
+      // a COMMIT of its own, which writes at once (notes §2.3), so it comes last.
       const steps = [enterDomain(name)]
-      if (settings.adminLimits) {
-        steps.push(step('domain-adminlimits', 'CONFIG', 'adminLimits'))
-        steps.push(...setNumbers({ ...settings.adminLimits }, 'adminLimits'))
-        steps.push(step('domain', 'COMMIT'))
-      }
       if (settings.defaultQuotas) {
         steps.push(step('domain-accountdefaultquotas', 'CONFIG', 'accountDefaultQuotas'))
         steps.push(...setNumbers({ ...settings.defaultQuotas }, 'defaultQuotas'))
@@ -230,6 +228,11 @@ export function domainCommandsFor(dialect: AxigenDialect = DEFAULT_DIALECT) {
             steps.push(hinted(step(undefined, 'SET', 'remoteImapPort', count(port, 'migrationSource')), hint))
         }
         steps.push(step('domain', 'DONE'))
+      }
+      if (settings.adminLimits) {
+        steps.push(step('domain-adminlimits', 'CONFIG', 'adminLimits'))
+        steps.push(...setNumbers({ ...settings.adminLimits }, 'adminLimits'))
+        steps.push(step('domain', 'COMMIT'))
       }
       steps.push(step('', 'COMMIT'))
       return { action: 'CONFIG Domain', access: 'write', target: name, steps, parse: () => undefined }

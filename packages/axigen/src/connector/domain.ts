@@ -1,7 +1,9 @@
 import {
+  CommandError,
   ConflictError,
   defineConnector,
   definePipeline,
+  isPanelkitError,
   NotFoundError,
   type ServiceContext,
   setting,
@@ -177,20 +179,22 @@ const createDomainPipeline = definePipeline<CreateData, CreateContext>({
     },
     {
       name: 'create-domain',
-      label: 'Create the domain',
+      label: 'Create the domain and mark it as this service’s',
       state: 'created',
       async run({ data, context }) {
-        if (data.preexisting) return { status: 'skipped', reason: 'exists' }
+        if (data.preexisting) return { status: 'skipped', reason: 'exists, already marked' }
         const { location, messages } = locations(data.domain, context.settings)
         const state = await domainState(context.client, data.domain)
         if (state.exists) {
-          // Absent when this job began: an earlier attempt of this step created it and did not hear back.
+          // Absent when this job began: an earlier attempt of this step created it and did not hear back
+          // (or stopped before marking it). Finish the marking.
           const info = await context.client.domains.show(data.domain)
           if (!data.absent || info.location !== location)
             throw notOurs(data.domain, undefined, context.serviceId)
+          await markOrRollBack(context.client, data.domain, context.serviceId)
           return {
-            status: 'skipped',
-            reason: 'created by an earlier attempt of this job',
+            status: 'done',
+            note: 'created by an earlier attempt of this job',
             data: { createdByUs: true },
           }
         }
@@ -211,17 +215,8 @@ const createDomainPipeline = definePipeline<CreateData, CreateContext>({
           groupware: context.settings.groupware,
           ...(messagesLocation ? { messagesLocation } : {}),
         })
+        await markOrRollBack(context.client, data.domain, context.serviceId)
         return { status: 'done', data: { createdByUs: true } }
-      },
-    },
-    {
-      name: 'tag-owner',
-      label: 'Mark the domain as this service’s',
-      state: 'tagged',
-      async run({ data, context }) {
-        if (data.preexisting) return { status: 'skipped', reason: 'already marked' }
-        await tagOwner(context.client, data.domain, context.serviceId)
-        return { status: 'done' }
       },
     },
     {
@@ -244,6 +239,31 @@ const createDomainPipeline = definePipeline<CreateData, CreateContext>({
     },
   ],
 })
+
+/**
+ * Marks a domain this job has just created. When the server refuses the marker attribute (an unconfirmed
+ * fact, see the dialect), the new, empty domain is deleted again so that nothing is left half done, and
+ * the refusal — which names the option to change — is what the caller sees.
+ */
+async function markOrRollBack(client: AxigenClient, domain: string, serviceId: string): Promise<void> {
+  try {
+    await tagOwner(client, domain, serviceId)
+  } catch (error) {
+    if (!isPanelkitError(error) || error.kind !== 'COMMAND' || error.details?.hint === undefined) throw error
+    try {
+      await client.domains.disable(domain)
+      await client.domains.delete(domain, { keepCopy: false })
+    } catch (rollback) {
+      throw new CommandError(
+        `${error.message} The domain ${domain} this job had just created could not be removed again (${
+          isPanelkitError(rollback) ? rollback.message : String(rollback)
+        }): remove it by hand, or link it with the "${LINK_ACTION_LABEL}" action once the option is set.`,
+        { cause: error, details: { ...error.details } },
+      )
+    }
+    throw error
+  }
+}
 
 async function tagOwner(client: AxigenClient, domain: string, serviceId: string): Promise<void> {
   await onDomain(client, (c) =>
