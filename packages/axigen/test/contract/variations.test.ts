@@ -325,6 +325,48 @@ describe('unconfirmed attributes: a refusal is a COMMAND error naming the option
   })
 })
 
+describe('an existing mailbox without our marker', () => {
+  it('create is CONFLICT naming the link action; the action links it; someone else keeps theirs', async () => {
+    const sim = await simulator()
+    sim.addDomain('corp.example')
+    const byHand = sim.addAccount('corp.example', 'legacy')
+    const accounts = createConnector(axigenAccountConnector)
+    open.push(accounts)
+    const service = {
+      serviceId: 45,
+      clientId: 1,
+      username: 'legacy',
+      password: 'Legacy-Pw-1',
+      server: { hostname: '127.0.0.1', port: sim.port, secure: false, username: 'admin', password: PASSWORD },
+      settings: { domain: 'corp.example' },
+      client: { email: 'c@example.com' },
+    }
+    const before = JSON.stringify(byHand)
+    const r = await accounts.invoke('create', { service })
+    expect(!r.ok && r.error.code).toBe('CONFLICT')
+    if (!r.ok) expect(r.error.detail).toMatch(/Link existing mailbox.*linkExistingMailbox/)
+    expect(JSON.stringify(sim.account('corp.example', 'legacy'))).toBe(before)
+    const link = await accounts.invoke('action', {
+      service,
+      action: 'linkExistingMailbox',
+      audience: 'admin',
+      params: {},
+    })
+    expect(link.ok).toBe(true)
+    expect(parseMarker(sim.account('corp.example', 'legacy')?.contact.notes)?.serviceId).toBe('45')
+    expect(sim.account('corp.example', 'legacy')?.password).toBe('account-secret')
+    const again = await accounts.invoke('create', { service })
+    expect(again.ok && again.data.created).toBe(false)
+    const other = await accounts.invoke('action', {
+      service: { ...service, serviceId: 46 },
+      action: 'linkExistingMailbox',
+      audience: 'admin',
+      params: {},
+    })
+    expect(!other.ok && other.error.code).toBe('CONFLICT')
+  })
+})
+
 describe('a disabled domain the server will not open with UPDATE', () => {
   it('is read and deleted through EDIT Domain: repeated suspend, unsuspend and terminate work', async () => {
     const sim = await simulator({ refuseUpdateOnDisabledDomain: true })
