@@ -546,8 +546,10 @@ export class AxigenSimulator {
             const v = bag[k] ?? inherited[k]
             if (v === undefined) continue
             const e: RenderEntry = { key: k, value: v }
-            if (bag[k] !== undefined && inherited[k] !== undefined && this.variations.showNotes !== 'none')
-              e.note = formatText(t.explicitNote, { inherited: String(inherited[k]) })
+            if (bag[k] !== undefined && inherited[k] !== undefined) {
+              const note = this.note('explicit', String(inherited[k]))
+              if (note !== undefined) e.note = note
+            }
             entries.push(e)
           }
           return this.ok(renderShow(t.showTitle, entries))
@@ -1015,10 +1017,10 @@ export class AxigenSimulator {
         const [w0, w1] = cmd.words
         if (w0 === 'SHOW') {
           const entry: RenderEntry = { key: 'services', value: services ?? inherited() }
-          if (this.variations.showNotes !== 'none')
-            entry.note = services
-              ? formatText(t.explicitNote, { inherited: `(${inherited().join(' ')})` })
-              : formatText(t.inheritedNote, { from: `accountClass ${account.accountClass}` })
+          const note = services
+            ? this.note('explicit', `(${inherited().join(' ')})`)
+            : this.note('inherited', `accountClass ${account.accountClass}`)
+          if (note !== undefined) entry.note = note
           return this.ok(renderShow(t.showTitle, [entry]))
         }
         if (w0 === 'SET' && w1 === 'SERVICES') {
@@ -1036,6 +1038,16 @@ export class AxigenSimulator {
         return undefined
       },
     }
+  }
+
+  /** The note after a SHOW value, in the variation's form (notes §2.4: the bracketed form is inferred). */
+  private note(kind: 'explicit' | 'inherited', detail: string): string | undefined {
+    const form = this.variations.showNotes ?? 'bracketed'
+    if (form === 'none') return undefined
+    if (form === 'short') return kind
+    return kind === 'explicit'
+      ? formatText(this.texts.explicitNote, { inherited: detail })
+      : formatText(this.texts.inheritedNote, { from: detail })
   }
 
   /** The empty-list variation: `()` refused, `( )` accepted (notes §7.6: the syntax is unknown). */

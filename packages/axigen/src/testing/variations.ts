@@ -30,8 +30,12 @@ export interface SimulatorVariations {
   refuseUpdateOnDisabledDomain?: boolean
   /** After a refused password: `-ERR` and a close instead of a new `<login>` prompt (§1.5, §7.2). */
   closeAfterFailedLogin?: boolean
-  /** How SHOW marks explicit and inherited values (§2.4: the bracketed form is S8's docstring, I). */
-  showNotes?: 'bracketed' | 'none'
+  /**
+   * How SHOW marks explicit and inherited values (§2.4: the bracketed form is S8's docstring, I):
+   * `bracketed` (`[explicit, overrides inherited value: …]`, default), `short` (`[explicit]`,
+   * `[inherited]`) or `none`.
+   */
+  showNotes?: 'bracketed' | 'short' | 'none'
   /** How `Mbox size` is printed (§3.2, §7.5: unit unknown). Default `kb`. */
   mboxSize?: 'kb' | 'bytes' | 'kb-with-unit'
   /** Refuse an unconfirmed attribute with `-ERR` (each is an assumption of the connectors). */
@@ -118,6 +122,7 @@ export const NAMED_VARIATIONS: readonly NamedVariation[] = [
   },
   { name: 'close after a failed login', variations: { closeAfterFailedLogin: true }, serverOptions: {} },
   { name: 'SHOW without inheritance notes', variations: { showNotes: 'none' }, serverOptions: {} },
+  { name: 'SHOW with short inheritance notes', variations: { showNotes: 'short' }, serverOptions: {} },
   { name: 'Mbox size with its unit', variations: { mboxSize: 'kb-with-unit' }, serverOptions: {} },
   {
     name: 'Mbox size in bytes',
