@@ -141,7 +141,7 @@ describe('defaults a stock server answers', () => {
     expect(warnings[0]).not.toContain('x"')
   })
 
-  it('Secure without a port: the diagnosis says 7001 is not an Axigen default and names the fix', async () => {
+  it('Secure without a port: the diagnosis says 7001 is not an Axigen default and names the fix', async (ctx) => {
     const domains = createConnector(axigenDomainConnector)
     open.push(domains)
     // Nothing listens on 127.0.0.1:7001 in the test environment (checked first).
@@ -153,7 +153,8 @@ describe('defaults a stock server answers', () => {
       })
       s.on('error', () => resolve(true))
     })
-    if (!free) return expect.soft(free, 'port 7001 is taken on this machine').toBe(true)
+    // Something of this machine's own listens there: the refused-port diagnosis cannot be observed.
+    if (!free) ctx.skip()
     const r = await domains.invoke('testConnection', {
       server: { hostname: '127.0.0.1', secure: true, username: 'admin', password: PASSWORD },
     })
