@@ -97,8 +97,8 @@ const measures: [string, () => Promise<unknown>][] = [
       }),
   ],
   ['session.send(GET VERSION), simulator', () => session.send(version)],
-  ['client.server.version(), simulator (pool + recorder)', () => client.server.version()],
-  ['client.server.version(), fixed-reply server', () => fixedClient.server.version()],
+  ['client.server.getVersion(), simulator (pool + recorder)', () => client.server.getVersion()],
+  ['client.server.getVersion(), fixed-reply server', () => fixedClient.server.getVersion()],
 ]
 const times = measures.map(() => [] as number[])
 const spent = measures.map(() => 0)
@@ -259,7 +259,7 @@ for (const { label, transport, concurrency, perOp, probed } of scenarios) {
     pool: { max: concurrency },
   } as AxigenClientOptions)
   // The pool's logins happen before the clock starts.
-  await Promise.all(Array.from({ length: concurrency }, () => c.server.version()))
+  await Promise.all(Array.from({ length: concurrency }, () => c.server.getVersion()))
   let perOpMs = 0
   let probedMs = 0
   let pooledMs = 0
@@ -295,11 +295,11 @@ for (const { label, transport, concurrency, perOp, probed } of scenarios) {
 }
 
 // ---- (c) memory before and after 100,000 commands -----------------------------------------------
-for (let i = 0; i < 2000; i++) await client.server.version()
+for (let i = 0; i < 2000; i++) await client.server.getVersion()
 gc()
 gc()
 const before = process.memoryUsage().heapUsed
-for (let i = 0; i < 100_000; i++) await client.server.version()
+for (let i = 0; i < 100_000; i++) await client.server.getVersion()
 gc()
 gc()
 const after = process.memoryUsage().heapUsed

@@ -1,19 +1,26 @@
 import { type CallInfo, type CallRecorder, createCallRecorder, ValidationError } from '@panelkit/core'
 import { z } from 'zod'
-import { accountCommands } from './commands/accounts.ts'
+import { type accountCommands, accountCommandsFor } from './commands/accounts.ts'
 import { classCommands, groupCommands, mailingListCommands } from './commands/collections.ts'
-import { domainCommands } from './commands/domains.ts'
+import { type domainCommands, domainCommandsFor } from './commands/domains.ts'
 import type { CliExecutor, CliScript } from './commands/script.ts'
 import { serverCommands } from './commands/server.ts'
+import { type AxigenDialect, AxigenDialectSchema } from './dialect.ts'
 import { SessionPool } from './pool.ts'
 import { assertSafe } from './protocol/encoder.ts'
 import type { Reply } from './protocol/framer.ts'
-import { CliSession } from './session/session.ts'
+import type { VersionInfo } from './protocol/output.ts'
+import { CliSession, type ScriptStep } from './session/session.ts'
 import { socketTransportFactory } from './transport/socket.ts'
 import type { TransportFactory } from './transport/transport.ts'
 
+/** The plain CLI port every public client uses (notes §1.1, C: S1, S2, S5–S8): what a stock server answers. */
 export const DEFAULT_PORT = 7000
-/** Not an Axigen default (none is documented): the port AxiWHMCS documents for its SSL CLI. */
+/**
+ * Used only when `secure` is asked for without a port. Not an Axigen default — no public source names a
+ * TLS port (notes §1.2, §7.9); it is the port AxiWHMCS documents for its SSL CLI. testConnection says so
+ * when nothing answers TLS there.
+ */
 export const DEFAULT_SECURE_PORT = 7001
 
 const PemSchema = z.union([z.string(), z.instanceof(Buffer)])
@@ -21,8 +28,12 @@ const PemSchema = z.union([z.string(), z.instanceof(Buffer)])
 export const AxigenClientOptionsSchema = z.object({
   host: z.string().min(1),
   port: z.number().int().min(1).max(65535).optional(),
-  /** Implicit TLS (default true: plain text must be asked for). */
-  secure: z.boolean().default(true),
+  /**
+   * Implicit TLS. Default false: a stock Axigen CLI listens in plain text on 7000 (notes §1.2), and a TLS
+   * listener is deployment configuration. Plain text sends the admin password in clear: a warning is
+   * logged once per process (tunnel it, or enable TLS on the listener and set secure).
+   */
+  secure: z.boolean().default(false),
   username: z.string().min(1),
   password: z.string(),
   ca: z.union([PemSchema, z.array(PemSchema)]).optional(),
@@ -39,6 +50,8 @@ export const AxigenClientOptionsSchema = z.object({
   probeVersion: z.boolean().default(true),
   maxLineBytes: z.number().int().positive().optional(),
   maxReplyBytes: z.number().int().positive().optional(),
+  /** Choices where the protocol is unknown (see `AxigenDialect` and the README). */
+  dialect: AxigenDialectSchema.default(AxigenDialectSchema.parse({})),
   pool: z
     .object({
       max: z.number().int().positive().optional(),
@@ -69,13 +82,25 @@ export interface AxigenClient extends CliExecutor {
   readonly host: string
   readonly port: number
   readonly secure: boolean
+  readonly dialect: AxigenDialect
   withRecorder(recorder: CallRecorder, signal?: AbortSignal): AxigenClient
+  /**
+   * A view whose scripts open their domain with `EDIT Domain` instead of `UPDATE Domain`: the documented
+   * command for an inactive domain (notes §3.1), for servers that refuse UPDATE on a disabled domain.
+   */
+  forDisabledDomain(): AxigenClient
   domains: ReturnType<typeof bindCommands<typeof domainCommands>>
   accounts: ReturnType<typeof bindCommands<typeof accountCommands>>
   classes: ReturnType<typeof bindCommands<typeof classCommands>>
   lists: ReturnType<typeof bindCommands<typeof mailingListCommands>>
   groups: ReturnType<typeof bindCommands<typeof groupCommands>>
-  server: ReturnType<typeof bindCommands<typeof serverCommands>>
+  server: ReturnType<typeof bindCommands<typeof serverCommands>> & {
+    /**
+     * The version the server reported before login (read once per session, no extra round trip);
+     * undefined when `probeVersion` is off or the server did not answer it.
+     */
+    version(): Promise<VersionInfo | undefined>
+  }
   close(): Promise<void>
 }
 
@@ -101,6 +126,7 @@ function bindCommands<C extends Record<string, (...args: never[]) => CliScript<u
 }
 
 interface Shared {
+  dialect: AxigenDialect
   pool: SessionPool
   host: string
   port: number
@@ -118,9 +144,34 @@ const statusOf = (r: Reply) => `${r.status?.ok ? '+OK' : '-ERR'}: ${r.status?.te
 const summarizeRun = (run: ScriptRun) => run.replies.map(statusOf)
 const NOT_SENT: readonly Reply[] = []
 
-function makeClient(shared: Shared, recorder: CallRecorder, signal?: AbortSignal): AxigenClient {
+const UPDATE_DOMAIN = /^UPDATE Domain /
+
+/** The same script entering its domain with EDIT Domain; the context paths gain the `-edit` segment. */
+function viaEdit<T>(script: CliScript<T>): CliScript<T> {
+  if (!script.steps[0] || !UPDATE_DOMAIN.test(script.steps[0].command.line)) return script
+  const steps = script.steps.map((s, i) => {
+    const out: ScriptStep = { ...s }
+    if (i === 0)
+      out.command = {
+        line: s.command.line.replace(UPDATE_DOMAIN, 'EDIT Domain '),
+        masked: s.command.masked.replace(UPDATE_DOMAIN, 'EDIT Domain '),
+      }
+    if (s.expect === 'domain' || s.expect?.startsWith('domain-'))
+      out.expect = `domain-edit${s.expect.slice(6)}`
+    return out
+  })
+  return { ...script, steps }
+}
+
+function makeClient(
+  shared: Shared,
+  recorder: CallRecorder,
+  signal?: AbortSignal,
+  edit = false,
+): AxigenClient {
   const executor: CliExecutor = {
-    run<T>(script: CliScript<T>, options: RunOptions = {}): Promise<T> {
+    run<T>(original: CliScript<T>, options: RunOptions = {}): Promise<T> {
+      const script = edit ? viaEdit(original) : original
       const runSignal = options.signal ?? signal
       const info: CallInfo<ScriptRun> = {
         system: 'axigen',
@@ -155,13 +206,27 @@ function makeClient(shared: Shared, recorder: CallRecorder, signal?: AbortSignal
     host: shared.host,
     port: shared.port,
     secure: shared.secure,
-    withRecorder: (r, s) => makeClient(shared, r, s ?? signal),
-    domains: bindCommands(executor, domainCommands),
-    accounts: bindCommands(executor, accountCommands),
+    dialect: shared.dialect,
+    withRecorder: (r, s) => makeClient(shared, r, s ?? signal, edit),
+    forDisabledDomain: () => makeClient(shared, recorder, signal, true),
+    domains: bindCommands(executor, domainCommandsFor(shared.dialect)),
+    accounts: bindCommands(executor, accountCommandsFor(shared.dialect)),
     classes: bindCommands(executor, classCommands),
     lists: bindCommands(executor, mailingListCommands),
     groups: bindCommands(executor, groupCommands),
-    server: bindCommands(executor, serverCommands),
+    server: {
+      ...bindCommands(executor, serverCommands),
+      version: () =>
+        recorder.call({ system: 'axigen', action: 'VERSION', access: 'read' }, () =>
+          shared.pool.use(
+            async (session) => {
+              await session.runScript([], { signal, recorder })
+              return session.version
+            },
+            { signal },
+          ),
+        ),
+    },
     close: () => shared.pool.close(),
   }
   return client
@@ -218,5 +283,5 @@ export function createAxigenClient(options: AxigenClientOptions): AxigenClient {
       }),
     Object.fromEntries(Object.entries(o.pool).filter(([, v]) => v !== undefined)),
   )
-  return makeClient({ pool, host: o.host, port, secure: o.secure }, recorder)
+  return makeClient({ pool, host: o.host, port, secure: o.secure, dialect: o.dialect }, recorder)
 }

@@ -12,6 +12,7 @@ export {
   type AccountDetails,
   type AccountLimits,
   accountCommands,
+  accountCommandsFor,
   type ContactInfo,
   type NewAccount,
   type RegistryInfo,
@@ -24,10 +25,11 @@ export {
   type DomainInfo,
   type DomainListEntry,
   domainCommands,
+  domainCommandsFor,
   type StorageLocation,
   storageUri,
 } from './commands/domains.ts'
-export { type CliExecutor, type CliScript, step } from './commands/script.ts'
+export { type CliExecutor, type CliScript, hinted, step } from './commands/script.ts'
 export { serverCommands } from './commands/server.ts'
 export {
   type AxigenServerOptions,
@@ -39,10 +41,18 @@ export {
   diagnoseConnection,
   domainSettings,
   formatMarker,
+  LINK_DOMAIN,
+  LINK_MAILBOX,
   MARKER_ATTRIBUTE,
   type Marker,
   parseMarker,
 } from './connector/index.ts'
+export {
+  type AxigenDialect,
+  type AxigenDialectInput,
+  AxigenDialectSchema,
+  DEFAULT_DIALECT,
+} from './dialect.ts'
 export { type PoolOptions, SessionPool } from './pool.ts'
 export {
   assertSafe,
@@ -73,6 +83,7 @@ export {
   type StatusLine,
   secret,
   type Table,
+  type TableLayout,
   tokenize,
   type VersionInfo,
   value,

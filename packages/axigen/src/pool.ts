@@ -20,8 +20,9 @@ interface Waiter {
   reject: (e: Error) => void
 }
 
-// `GET VERSION` is known to work before login; after login it is assumed to (marked inferred).
-const PING = encodeCommand('GET', 'VERSION')
+// HELP exists in every context (notes §2.3, C: S9 common commands); GET VERSION is confirmed only
+// before login (§1.4), so a server that refuses it after login would fail every health check.
+const PING = encodeCommand('HELP')
 
 /**
  * A bounded set of logged-in sessions to one server, reused most-recent-first (so idle ones age out),

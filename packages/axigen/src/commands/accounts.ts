@@ -1,9 +1,10 @@
+import { type AxigenDialect, DEFAULT_DIALECT, refusalHint } from '../dialect.ts'
 import { count, identifier, list, secret, value } from '../protocol/encoder.ts'
-import { parseShow, parseTable, type ShowOutput, showNumber, showString } from '../protocol/output.ts'
+import { parseShow, type ShowOutput, showNumber, showString } from '../protocol/output.ts'
 import type { ScriptStep } from '../session/session.ts'
 import type { AccountQuotas } from './domains.ts'
-import { shortList } from './domains.ts'
-import { type CliScript, replyAt, step } from './script.ts'
+import { shortList, tableNames } from './domains.ts'
+import { type CliScript, hinted, replyAt, step } from './script.ts'
 
 export interface AccountLimits {
   /** Services the account may use (`SET services (…)`); service names are not documented publicly. */
@@ -12,16 +13,16 @@ export interface AccountLimits {
   resetServices?: boolean
 }
 
+/** ContactInfo attributes by name (`firstName`, `lastName`, the marker attribute, …). */
 export interface ContactInfo {
-  firstName?: string
-  lastName?: string
-  /** Free text; panelkit keeps its ownership and suspension marker here (see the README). */
-  notes?: string
+  firstName?: string | undefined
+  lastName?: string | undefined
+  [attribute: string]: string | undefined
 }
 
 export interface AccountChanges {
   password?: string
-  /** Class assignment by `SET accountClassName` (assumed; see the README). */
+  /** Class assignment (`SET accountClassName` or `INHERIT SETTINGS FROM accountClass`: the dialect). */
   accountClass?: string
   quotas?: AccountQuotas
   limits?: AccountLimits
@@ -34,7 +35,7 @@ export interface NewAccount extends Omit<AccountChanges, 'password'> {
 }
 
 export interface RegistryInfo {
-  /** `Mbox size`, assumed KB (the unit is not documented). */
+  /** `Mbox size` in KB (a printed unit wins; a bare number is read in the dialect's `mboxSizeUnit`). */
   mboxSizeKb: number | undefined
   messageCount: number | undefined
   folderCount: number | undefined
@@ -45,11 +46,15 @@ export interface AccountDetails {
   name: string
   accountClass: string | undefined
   contact: ShowOutput
+  /** The marker attribute's value (`dialect.markerAttribute`). */
   notes: string | undefined
   quotas: AccountQuotas
-  /** Effective services; `servicesExplicit` tells whether the account overrides its class. */
+  /**
+   * Effective services; `servicesExplicit` tells whether the account overrides its class, read from the
+   * SHOW note (`[explicit, …]` / `[inherited …]`), undefined when the server prints no such note.
+   */
   services: string[]
-  servicesExplicit: boolean
+  servicesExplicit: boolean | undefined
   registry: RegistryInfo
   aliases: string[]
 }
@@ -64,12 +69,54 @@ const QUOTA_KEYS = [
   'mboxCount',
 ] as const
 
-function editSteps(changes: AccountChanges): ScriptStep[] {
+/** Whether a SHOW note says the value is explicit (true), inherited (false) or nothing (undefined). */
+export function explicitFromNote(note: string | undefined): boolean | undefined {
+  if (note === undefined) return undefined
+  if (/explicit|overrides/i.test(note)) return true
+  if (/inherit|default/i.test(note)) return false
+  return undefined
+}
+
+/** `Mbox size` in KB: a unit printed beside the number wins, else the dialect's unit. */
+export function mboxSizeKb(show: ShowOutput, unit: AxigenDialect['mboxSizeUnit']): number | undefined {
+  const raw = showString(show, 'Mbox size')
+  const m = raw === undefined ? null : /^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*$/.exec(raw)
+  if (!m) return showNumber(show, 'Mbox size')
+  const n = Number(m[1])
+  const word = (m[2] ?? '').toLowerCase()
+  const factor: Record<string, number> = {
+    b: 1 / 1024,
+    bytes: 1 / 1024,
+    byte: 1 / 1024,
+    k: 1,
+    kb: 1,
+    kib: 1,
+    m: 1024,
+    mb: 1024,
+    mib: 1024,
+    g: 1048576,
+    gb: 1048576,
+    gib: 1048576,
+  }
+  const f = word === '' ? (unit === 'bytes' ? 1 / 1024 : 1) : factor[word]
+  return f === undefined ? undefined : n * f
+}
+
+function editSteps(changes: AccountChanges, dialect: AxigenDialect): ScriptStep[] {
   const steps: ScriptStep[] = []
   if (changes.password !== undefined)
     steps.push(step('domain-account', 'SET', 'password', secret(changes.password, 'password')))
-  if (changes.accountClass !== undefined)
-    steps.push(step('domain-account', 'SET', 'accountClassName', value(changes.accountClass, 'accountClass')))
+  if (changes.accountClass !== undefined) {
+    const cls = value(changes.accountClass, 'accountClass')
+    steps.push(
+      hinted(
+        dialect.classAssignment === 'inherit-settings'
+          ? step('domain-account', 'INHERIT', 'SETTINGS', 'FROM', 'accountClass', cls)
+          : step('domain-account', 'SET', 'accountClassName', cls),
+        refusalHint('classAssignment', dialect),
+      ),
+    )
+  }
   if (changes.quotas) {
     const sets = QUOTA_KEYS.filter((k) => changes.quotas?.[k] !== undefined)
     if (sets.length) {
@@ -81,8 +128,12 @@ function editSteps(changes: AccountChanges): ScriptStep[] {
   }
   if (changes.limits && (changes.limits.services || changes.limits.resetServices)) {
     steps.push(step('domain-account-limits', 'CONFIG', 'Limits'))
+    const services = changes.limits.services ?? []
     if (changes.limits.resetServices) steps.push(step(undefined, 'RESET', 'services'))
-    else steps.push(step(undefined, 'SET', 'services', list(changes.limits.services ?? [], 'services')))
+    else {
+      const set = step(undefined, 'SET', 'services', list(services, 'services', dialect.emptyServiceList))
+      steps.push(services.length === 0 ? hinted(set, refusalHint('emptyServiceList', dialect)) : set)
+    }
     steps.push(step('domain-account', 'DONE'))
   }
   if (changes.contact) {
@@ -91,7 +142,10 @@ function editSteps(changes: AccountChanges): ScriptStep[] {
     )
     if (entries.length) {
       steps.push(step('domain-account-contactinfo', 'CONFIG', 'ContactInfo'))
-      for (const [k, v] of entries) steps.push(step(undefined, 'SET', k, value(v, `contact.${k}`)))
+      for (const [k, v] of entries) {
+        const set = step(undefined, 'SET', k, value(v, `contact.${k}`))
+        steps.push(k === dialect.markerAttribute ? hinted(set, refusalHint('markerAttribute', dialect)) : set)
+      }
       steps.push(step('domain-account', 'DONE'))
     }
   }
@@ -103,262 +157,276 @@ export interface AccountOwnership {
   name: string
   notes: string | undefined
   services: string[]
-  servicesExplicit: boolean
+  servicesExplicit: boolean | undefined
 }
 
 /** Most accounts read in one ownership script (bounds one recorded call and its replies). */
 export const OWNERSHIP_BATCH = 25
 
-export const accountCommands = {
-  /**
-   * Reads the contact notes and services of several accounts of one domain in one script: the domain is
-   * entered once and each account costs 7 commands (UPDATE, CONFIG ContactInfo, SHOW, BACK, CONFIG
-   * Limits, SHOW, BACK) instead of the 16 of a full `show`. The CLI has no listing with these columns.
-   */
-  ownership(domain: string, names: readonly string[]): CliScript<AccountOwnership[]> {
-    const steps: ScriptStep[] = [enterDomain(domain)]
-    for (const name of names) {
-      steps.push(
-        step('domain-account', 'UPDATE', 'Account', 'name', identifier(name, 'account')),
-        step('domain-account-contactinfo', 'CONFIG', 'ContactInfo'),
-        step('domain-account-contactinfo', 'SHOW'),
-        step('domain-account', 'BACK'),
-        step('domain-account-limits', 'CONFIG', 'Limits'),
-        step('domain-account-limits', 'SHOW'),
-        step('domain-account', 'BACK'),
-        step('domain', 'BACK'),
-      )
-    }
-    steps.push(step('', 'BACK'))
-    return {
-      action: 'SHOW Account ownership',
-      access: 'read',
-      target: domain,
-      steps,
-      parse: (r) =>
-        names.map((name, i) => {
-          const base = 1 + i * 8
-          const contact = parseShow(replyAt(r, base + 2).lines)
-          const services = parseShow(replyAt(r, base + 5).lines).get('services')
+/** The account scripts for one dialect (see `AxigenDialect`). */
+export function accountCommandsFor(dialect: AxigenDialect = DEFAULT_DIALECT) {
+  return {
+    /**
+     * Reads the contact notes and services of several accounts of one domain in one script: the domain is
+     * entered once and each account costs 7 commands (UPDATE, CONFIG ContactInfo, SHOW, BACK, CONFIG
+     * Limits, SHOW, BACK) instead of the 16 of a full `show`. The CLI has no listing with these columns.
+     */
+    ownership(domain: string, names: readonly string[]): CliScript<AccountOwnership[]> {
+      const steps: ScriptStep[] = [enterDomain(domain)]
+      for (const name of names) {
+        steps.push(
+          step('domain-account', 'UPDATE', 'Account', 'name', identifier(name, 'account')),
+          step('domain-account-contactinfo', 'CONFIG', 'ContactInfo'),
+          step('domain-account-contactinfo', 'SHOW'),
+          step('domain-account', 'BACK'),
+          step('domain-account-limits', 'CONFIG', 'Limits'),
+          step('domain-account-limits', 'SHOW'),
+          step('domain-account', 'BACK'),
+          step('domain', 'BACK'),
+        )
+      }
+      steps.push(step('', 'BACK'))
+      return {
+        action: 'SHOW Account ownership',
+        access: 'read',
+        target: domain,
+        steps,
+        parse: (r) =>
+          names.map((name, i) => {
+            const base = 1 + i * 8
+            const contact = parseShow(replyAt(r, base + 2).lines)
+            const services = parseShow(replyAt(r, base + 5).lines).get('services')
+            return {
+              name,
+              notes: showString(contact, dialect.markerAttribute),
+              services: Array.isArray(services?.value)
+                ? services.value
+                : services?.value
+                  ? [services.value]
+                  : [],
+              servicesExplicit: explicitFromNote(services?.note),
+            }
+          }),
+      }
+    },
+    /** Account names of a domain, lower-cased; with a wildcard (an exact name works) only matches. */
+    list(domain: string, wildcard?: string): CliScript<string[]> {
+      return {
+        action: 'LIST Accounts',
+        access: 'read',
+        target: domain,
+        steps: [
+          enterDomain(domain),
+          wildcard === undefined
+            ? step('domain', 'LIST', 'Accounts')
+            : step('domain', 'LIST', 'Accounts', value(wildcard, 'wildcard')),
+          step('', 'BACK'),
+        ],
+        parse: (r) => tableNames(replyAt(r, 1).lines),
+      }
+    },
+
+    add(domain: string, account: NewAccount): CliScript<void> {
+      const { name, password, ...rest } = account
+      return {
+        action: 'ADD Account',
+        access: 'write',
+        target: `${name}@${domain}`,
+        steps: [
+          enterDomain(domain),
+          step(
+            'domain-account',
+            'ADD',
+            'Account',
+            'name',
+            identifier(name, 'account'),
+            'password',
+            secret(password, 'password'),
+          ),
+          ...editSteps(rest, dialect),
+          step('domain', 'COMMIT'),
+          step('', 'COMMIT'),
+        ],
+        parse: () => undefined,
+      }
+    },
+
+    update(
+      domain: string,
+      name: string,
+      changes: AccountChanges,
+      action = 'UPDATE Account',
+    ): CliScript<void> {
+      return {
+        action,
+        access: 'write',
+        target: `${name}@${domain}`,
+        steps: [
+          enterDomain(domain),
+          step('domain-account', 'UPDATE', 'Account', 'name', identifier(name, 'account')),
+          ...editSteps(changes, dialect),
+          step('domain', 'COMMIT'),
+          step('', 'COMMIT'),
+        ],
+        parse: () => undefined,
+      }
+    },
+
+    remove(domain: string, name: string): CliScript<void> {
+      return {
+        action: 'REMOVE Account',
+        access: 'write',
+        target: `${name}@${domain}`,
+        steps: [
+          enterDomain(domain),
+          step('domain', 'REMOVE', 'Account', 'name', identifier(name, 'account')),
+          step('', 'COMMIT'),
+        ],
+        parse: () => undefined,
+      }
+    },
+
+    /** Everything about one account in one read script (entered, shown, left with BACK). */
+    show(domain: string, name: string): CliScript<AccountDetails> {
+      return {
+        action: 'SHOW Account',
+        access: 'read',
+        target: `${name}@${domain}`,
+        steps: [
+          enterDomain(domain),
+          step('domain-account', 'UPDATE', 'Account', 'name', identifier(name, 'account')),
+          step('domain-account', 'SHOW'),
+          step('domain-account-contactinfo', 'CONFIG', 'ContactInfo'),
+          step('domain-account-contactinfo', 'SHOW'),
+          step('domain-account', 'BACK'),
+          step('domain-account-quotas', 'CONFIG', 'Quotas'),
+          step('domain-account-quotas', 'SHOW'),
+          step('domain-account', 'BACK'),
+          step('domain-account-limits', 'CONFIG', 'Limits'),
+          step('domain-account-limits', 'SHOW'),
+          step('domain-account', 'BACK'),
+          step('domain-account', 'SHOW', 'RegistryInformation'),
+          step('domain-account', 'LIST', 'Aliases'),
+          step('domain', 'BACK'),
+          step('', 'BACK'),
+        ],
+        parse: (r) => {
+          const general = parseShow(replyAt(r, 2).lines)
+          const contact = parseShow(replyAt(r, 4).lines)
+          const quotaShow = parseShow(replyAt(r, 7).lines)
+          const limits = parseShow(replyAt(r, 10).lines)
+          const registry = parseShow(replyAt(r, 12).lines)
+          const quotas: AccountQuotas = {}
+          for (const k of QUOTA_KEYS) {
+            const n = showNumber(quotaShow, k)
+            if (n !== undefined) quotas[k] = n
+          }
+          const services = limits.get('services')
           return {
-            name,
-            notes: showString(contact, 'notes'),
+            name: showString(general, 'name') ?? name,
+            accountClass: showString(general, 'accountClassName'),
+            contact,
+            notes: showString(contact, dialect.markerAttribute),
+            quotas,
             services: Array.isArray(services?.value)
               ? services.value
               : services?.value
                 ? [services.value]
                 : [],
-            servicesExplicit: /^explicit/i.test(services?.note ?? ''),
+            servicesExplicit: explicitFromNote(services?.note),
+            registry: {
+              mboxSizeKb: mboxSizeKb(registry, dialect.mboxSizeUnit),
+              messageCount: showNumber(registry, 'Mbox message count'),
+              folderCount: showNumber(registry, 'Mbox folder count'),
+              raw: registry,
+            },
+            aliases: shortList(replyAt(r, 13).lines),
           }
-        }),
-    }
-  },
-  /** Account names of a domain, lower-cased; with a wildcard (an exact name works) only matches. */
-  list(domain: string, wildcard?: string): CliScript<string[]> {
-    return {
-      action: 'LIST Accounts',
-      access: 'read',
-      target: domain,
-      steps: [
-        enterDomain(domain),
-        wildcard === undefined
-          ? step('domain', 'LIST', 'Accounts')
-          : step('domain', 'LIST', 'Accounts', value(wildcard, 'wildcard')),
-        step('', 'BACK'),
-      ],
-      parse: (r) => parseTable(replyAt(r, 1).lines).cells.map((c) => (c[0] ?? '').toLowerCase()),
-    }
-  },
+        },
+      }
+    },
 
-  add(domain: string, account: NewAccount): CliScript<void> {
-    const { name, password, ...rest } = account
-    return {
-      action: 'ADD Account',
-      access: 'write',
-      target: `${name}@${domain}`,
-      steps: [
-        enterDomain(domain),
-        step(
-          'domain-account',
-          'ADD',
-          'Account',
-          'name',
-          identifier(name, 'account'),
-          'password',
-          secret(password, 'password'),
-        ),
-        ...editSteps(rest),
-        step('domain', 'COMMIT'),
-        step('', 'COMMIT'),
-      ],
-      parse: () => undefined,
-    }
-  },
+    /** Only the contact information (where panelkit keeps its marker): a short read script. */
+    contact(domain: string, name: string): CliScript<ShowOutput> {
+      return {
+        action: 'SHOW ContactInfo',
+        access: 'read',
+        target: `${name}@${domain}`,
+        steps: [
+          enterDomain(domain),
+          step('domain-account', 'UPDATE', 'Account', 'name', identifier(name, 'account')),
+          step('domain-account-contactinfo', 'CONFIG', 'ContactInfo'),
+          step('domain-account-contactinfo', 'SHOW'),
+          step('domain-account', 'BACK'),
+          step('domain', 'BACK'),
+          step('', 'BACK'),
+        ],
+        parse: (r) => parseShow(replyAt(r, 3).lines),
+      }
+    },
 
-  update(domain: string, name: string, changes: AccountChanges, action = 'UPDATE Account'): CliScript<void> {
-    return {
-      action,
-      access: 'write',
-      target: `${name}@${domain}`,
-      steps: [
-        enterDomain(domain),
-        step('domain-account', 'UPDATE', 'Account', 'name', identifier(name, 'account')),
-        ...editSteps(changes),
-        step('domain', 'COMMIT'),
-        step('', 'COMMIT'),
-      ],
-      parse: () => undefined,
-    }
-  },
-
-  remove(domain: string, name: string): CliScript<void> {
-    return {
-      action: 'REMOVE Account',
-      access: 'write',
-      target: `${name}@${domain}`,
-      steps: [
-        enterDomain(domain),
-        step('domain', 'REMOVE', 'Account', 'name', identifier(name, 'account')),
-        step('', 'COMMIT'),
-      ],
-      parse: () => undefined,
-    }
-  },
-
-  /** Everything about one account in one read script (entered, shown, left with BACK). */
-  show(domain: string, name: string): CliScript<AccountDetails> {
-    return {
-      action: 'SHOW Account',
-      access: 'read',
-      target: `${name}@${domain}`,
-      steps: [
-        enterDomain(domain),
-        step('domain-account', 'UPDATE', 'Account', 'name', identifier(name, 'account')),
-        step('domain-account', 'SHOW'),
-        step('domain-account-contactinfo', 'CONFIG', 'ContactInfo'),
-        step('domain-account-contactinfo', 'SHOW'),
-        step('domain-account', 'BACK'),
-        step('domain-account-quotas', 'CONFIG', 'Quotas'),
-        step('domain-account-quotas', 'SHOW'),
-        step('domain-account', 'BACK'),
-        step('domain-account-limits', 'CONFIG', 'Limits'),
-        step('domain-account-limits', 'SHOW'),
-        step('domain-account', 'BACK'),
-        step('domain-account', 'SHOW', 'RegistryInformation'),
-        step('domain-account', 'LIST', 'Aliases'),
-        step('domain', 'BACK'),
-        step('', 'BACK'),
-      ],
-      parse: (r) => {
-        const general = parseShow(replyAt(r, 2).lines)
-        const contact = parseShow(replyAt(r, 4).lines)
-        const quotaShow = parseShow(replyAt(r, 7).lines)
-        const limits = parseShow(replyAt(r, 10).lines)
-        const registry = parseShow(replyAt(r, 12).lines)
-        const quotas: AccountQuotas = {}
-        for (const k of QUOTA_KEYS) {
-          const n = showNumber(quotaShow, k)
-          if (n !== undefined) quotas[k] = n
-        }
-        const services = limits.get('services')
-        return {
-          name: showString(general, 'name') ?? name,
-          accountClass: showString(general, 'accountClassName'),
-          contact,
-          notes: showString(contact, 'notes'),
-          quotas,
-          services: Array.isArray(services?.value) ? services.value : services?.value ? [services.value] : [],
-          servicesExplicit: /^explicit/i.test(services?.note ?? ''),
-          registry: {
-            mboxSizeKb: showNumber(registry, 'Mbox size'),
-            messageCount: showNumber(registry, 'Mbox message count'),
-            folderCount: showNumber(registry, 'Mbox folder count'),
-            raw: registry,
-          },
-          aliases: shortList(replyAt(r, 13).lines),
-        }
-      },
-    }
-  },
-
-  /** Only the contact information (where panelkit keeps its marker): a short read script. */
-  contact(domain: string, name: string): CliScript<ShowOutput> {
-    return {
-      action: 'SHOW ContactInfo',
-      access: 'read',
-      target: `${name}@${domain}`,
-      steps: [
-        enterDomain(domain),
-        step('domain-account', 'UPDATE', 'Account', 'name', identifier(name, 'account')),
-        step('domain-account-contactinfo', 'CONFIG', 'ContactInfo'),
-        step('domain-account-contactinfo', 'SHOW'),
-        step('domain-account', 'BACK'),
-        step('domain', 'BACK'),
-        step('', 'BACK'),
-      ],
-      parse: (r) => parseShow(replyAt(r, 3).lines),
-    }
-  },
-
-  /** Usage counters of many accounts of one domain in one script. */
-  registry(domain: string, names: readonly string[]): CliScript<Map<string, RegistryInfo>> {
-    const steps: ScriptStep[] = [enterDomain(domain)]
-    for (const n of names) {
-      steps.push(step('domain-account', 'UPDATE', 'Account', 'name', identifier(n, 'account')))
-      steps.push(step('domain-account', 'SHOW', 'RegistryInformation'))
-      steps.push(step('domain', 'BACK'))
-    }
-    steps.push(step('', 'BACK'))
-    return {
-      action: 'SHOW RegistryInformation',
-      access: 'read',
-      target: domain,
-      steps,
-      parse: (r) => {
-        const out = new Map<string, RegistryInfo>()
-        names.forEach((n, i) => {
-          const raw = parseShow(replyAt(r, 2 + i * 3).lines)
-          out.set(n, {
-            mboxSizeKb: showNumber(raw, 'Mbox size'),
-            messageCount: showNumber(raw, 'Mbox message count'),
-            folderCount: showNumber(raw, 'Mbox folder count'),
-            raw,
+    /** Usage counters of many accounts of one domain in one script. */
+    registry(domain: string, names: readonly string[]): CliScript<Map<string, RegistryInfo>> {
+      const steps: ScriptStep[] = [enterDomain(domain)]
+      for (const n of names) {
+        steps.push(step('domain-account', 'UPDATE', 'Account', 'name', identifier(n, 'account')))
+        steps.push(step('domain-account', 'SHOW', 'RegistryInformation'))
+        steps.push(step('domain', 'BACK'))
+      }
+      steps.push(step('', 'BACK'))
+      return {
+        action: 'SHOW RegistryInformation',
+        access: 'read',
+        target: domain,
+        steps,
+        parse: (r) => {
+          const out = new Map<string, RegistryInfo>()
+          names.forEach((n, i) => {
+            const raw = parseShow(replyAt(r, 2 + i * 3).lines)
+            out.set(n, {
+              mboxSizeKb: mboxSizeKb(raw, dialect.mboxSizeUnit),
+              messageCount: showNumber(raw, 'Mbox message count'),
+              folderCount: showNumber(raw, 'Mbox folder count'),
+              raw,
+            })
           })
-        })
-        return out
-      },
-    }
-  },
+          return out
+        },
+      }
+    },
 
-  addAlias(domain: string, name: string, alias: string): CliScript<void> {
-    return {
-      action: 'ADD Alias',
-      access: 'write',
-      target: `${name}@${domain}`,
-      steps: [
-        enterDomain(domain),
-        step('domain-account', 'UPDATE', 'Account', 'name', identifier(name, 'account')),
-        step('domain-account', 'ADD', 'Alias', identifier(alias, 'alias')),
-        step('domain', 'COMMIT'),
-        step('', 'COMMIT'),
-      ],
-      parse: () => undefined,
-    }
-  },
+    addAlias(domain: string, name: string, alias: string): CliScript<void> {
+      return {
+        action: 'ADD Alias',
+        access: 'write',
+        target: `${name}@${domain}`,
+        steps: [
+          enterDomain(domain),
+          step('domain-account', 'UPDATE', 'Account', 'name', identifier(name, 'account')),
+          step('domain-account', 'ADD', 'Alias', identifier(alias, 'alias')),
+          step('domain', 'COMMIT'),
+          step('', 'COMMIT'),
+        ],
+        parse: () => undefined,
+      }
+    },
 
-  removeAlias(domain: string, name: string, alias: string): CliScript<void> {
-    return {
-      action: 'REMOVE Alias',
-      access: 'write',
-      target: `${name}@${domain}`,
-      steps: [
-        enterDomain(domain),
-        step('domain-account', 'UPDATE', 'Account', 'name', identifier(name, 'account')),
-        step('domain-account', 'REMOVE', 'Alias', identifier(alias, 'alias')),
-        step('domain', 'COMMIT'),
-        step('', 'COMMIT'),
-      ],
-      parse: () => undefined,
-    }
-  },
+    removeAlias(domain: string, name: string, alias: string): CliScript<void> {
+      return {
+        action: 'REMOVE Alias',
+        access: 'write',
+        target: `${name}@${domain}`,
+        steps: [
+          enterDomain(domain),
+          step('domain-account', 'UPDATE', 'Account', 'name', identifier(name, 'account')),
+          step('domain-account', 'REMOVE', 'Alias', identifier(alias, 'alias')),
+          step('domain', 'COMMIT'),
+          step('', 'COMMIT'),
+        ],
+        parse: () => undefined,
+      }
+    },
+  }
 }
+
+export const accountCommands = accountCommandsFor()

@@ -1,6 +1,7 @@
+import { type AxigenDialect, DEFAULT_DIALECT, refusalHint } from '../dialect.ts'
 import { count, identifier, list, secret, value } from '../protocol/encoder.ts'
 import { parseShow, parseTable, type ShowOutput, showNumber, showString } from '../protocol/output.ts'
-import { type CliScript, replyAt, step, yesNo } from './script.ts'
+import { type CliScript, hinted, replyAt, step, yesNo } from './script.ts'
 
 export interface DomainListEntry {
   name: string
@@ -71,247 +72,287 @@ function setNumbers(record: Record<string, number | undefined>, field: string) {
 
 const enterDomain = (name: string) => step('domain', 'UPDATE', 'Domain', 'name', identifier(name, 'domain'))
 
-export const domainCommands = {
-  /** Every domain, active or not (`LIST AllDomains`). */
-  list(wildcard?: string): CliScript<DomainListEntry[]> {
-    const cmd =
-      wildcard === undefined
-        ? step('', 'LIST', 'AllDomains')
-        : step('', 'LIST', 'AllDomains', value(wildcard, 'wildcard'))
-    return {
-      action: 'LIST AllDomains',
-      access: 'read',
-      steps: [cmd],
-      parse: (r) =>
-        parseTable(replyAt(r, 0).lines).cells.map((c) => ({
-          name: (c[0] ?? '').toLowerCase(),
-          enabled: !/disabled|inactive/i.test(c[c.length - 1] ?? ''),
-        })),
-    }
-  },
+/** The domain scripts for one dialect (see `AxigenDialect`). */
+export function domainCommandsFor(dialect: AxigenDialect = DEFAULT_DIALECT) {
+  return {
+    /**
+     * Every domain, active or not, with its state. The state is not read from a column (the layout is
+     * unconfirmed: a `name status used` table would put a size last): `LIST Domains` lists the active
+     * domains only and `LIST AllDomains` all of them (notes §3.1, C: S3), so a domain is enabled exactly
+     * when the first listing names it. Both run in one script.
+     */
+    list(wildcard?: string): CliScript<DomainListEntry[]> {
+      const tail = wildcard === undefined ? [] : [value(wildcard, 'wildcard')]
+      return {
+        action: 'LIST AllDomains',
+        access: 'read',
+        steps: [step('', 'LIST', 'AllDomains', ...tail), step('', 'LIST', 'Domains', ...tail)],
+        parse: (r) => {
+          const active = new Set(tableNames(replyAt(r, 1).lines))
+          return tableNames(replyAt(r, 0).lines).map((name) => ({ name, enabled: active.has(name) }))
+        },
+      }
+    },
 
-  show(name: string): CliScript<DomainInfo> {
-    return {
-      action: 'SHOW Domain',
-      access: 'read',
-      target: name,
-      steps: [step('', 'SHOW', 'Domain', 'name', identifier(name, 'domain'))],
-      parse: (r) => {
-        const raw = parseShow(replyAt(r, 0).lines)
-        const gw = showString(raw, 'groupwareSupport')
-        return {
-          name: showString(raw, 'name') ?? name,
-          location: showString(raw, 'domainLocation'),
-          groupware: gw === undefined ? undefined : gw === 'yes',
-          raw,
-        }
-      },
-    }
-  },
+    show(name: string): CliScript<DomainInfo> {
+      return {
+        action: 'SHOW Domain',
+        access: 'read',
+        target: name,
+        steps: [step('', 'SHOW', 'Domain', 'name', identifier(name, 'domain'))],
+        parse: (r) => {
+          const raw = parseShow(replyAt(r, 0).lines)
+          const gw = showString(raw, 'groupwareSupport')
+          return {
+            name: showString(raw, 'name') ?? name,
+            location: showString(raw, 'domainLocation'),
+            groupware: gw === undefined ? undefined : gw === 'yes',
+            raw,
+          }
+        },
+      }
+    },
 
-  create(input: CreateDomainInput): CliScript<void> {
-    const steps = [
-      step(
-        'domain-create',
-        'CREATE',
-        'Domain',
-        'name',
-        identifier(input.name, 'domain'),
-        'domainLocation',
-        value(input.location, 'location'),
-        'postmasterPassword',
-        secret(input.postmasterPassword, 'postmasterPassword'),
-      ),
-    ]
-    if (input.groupware !== undefined)
-      steps.push(step('domain-create', 'SET', 'groupwareSupport', yesNo(input.groupware)))
-    if (input.messagesLocation)
-      steps.push(
+    create(input: CreateDomainInput): CliScript<void> {
+      const steps = [
         step(
           'domain-create',
-          'ADD',
-          'MessagesLocation',
-          value(storageUri(input.messagesLocation), 'messagesLocation'),
+          'CREATE',
+          'Domain',
+          'name',
+          identifier(input.name, 'domain'),
+          'domainLocation',
+          value(input.location, 'location'),
+          'postmasterPassword',
+          secret(input.postmasterPassword, 'postmasterPassword'),
         ),
-      )
-    steps.push(step('', 'COMMIT'))
-    if (input.saveConfig ?? true) steps.push(step('', 'SAVE', 'CONFIG'))
-    return { action: 'CREATE Domain', access: 'write', target: input.name, steps, parse: () => undefined }
-  },
+      ]
+      if (input.groupware !== undefined)
+        steps.push(step('domain-create', 'SET', 'groupwareSupport', yesNo(input.groupware)))
+      if (input.messagesLocation)
+        steps.push(
+          step(
+            'domain-create',
+            'ADD',
+            'MessagesLocation',
+            value(storageUri(input.messagesLocation), 'messagesLocation'),
+          ),
+        )
+      steps.push(step('', 'COMMIT'))
+      if (input.saveConfig ?? true) steps.push(step('', 'SAVE', 'CONFIG'))
+      return { action: 'CREATE Domain', access: 'write', target: input.name, steps, parse: () => undefined }
+    },
 
-  enable(name: string): CliScript<void> {
-    return {
-      action: 'ENABLE Domain',
-      access: 'write',
-      target: name,
-      steps: [step('', 'ENABLE', 'Domain', 'name', identifier(name, 'domain'))],
-      parse: () => undefined,
-    }
-  },
+    enable(name: string): CliScript<void> {
+      return {
+        action: 'ENABLE Domain',
+        access: 'write',
+        target: name,
+        steps: [step('', 'ENABLE', 'Domain', 'name', identifier(name, 'domain'))],
+        parse: () => undefined,
+      }
+    },
 
-  disable(name: string): CliScript<void> {
-    return {
-      action: 'DISABLE Domain',
-      access: 'write',
-      target: name,
-      steps: [step('', 'DISABLE', 'Domain', 'name', identifier(name, 'domain'))],
-      parse: () => undefined,
-    }
-  },
+    disable(name: string): CliScript<void> {
+      return {
+        action: 'DISABLE Domain',
+        access: 'write',
+        target: name,
+        steps: [step('', 'DISABLE', 'Domain', 'name', identifier(name, 'domain'))],
+        parse: () => undefined,
+      }
+    },
 
-  /** Deletes a domain; with `keepCopy` the server keeps a copy of its data (the CLI default). */
-  delete(name: string, options: { keepCopy?: boolean } = {}): CliScript<void> {
-    const tokens = ['DELETE', 'Domain', 'name', identifier(name, 'domain')] as const
-    return {
-      action: 'DELETE Domain',
-      access: 'write',
-      target: name,
-      steps: [
-        options.keepCopy === false ? step('', ...tokens, 'dontKeepCopy') : step('', ...tokens),
-        step('', 'SAVE', 'CONFIG'),
-      ],
-      parse: () => undefined,
-    }
-  },
+    /** Deletes a domain; with `keepCopy` the server keeps a copy of its data (the CLI default). */
+    delete(name: string, options: { keepCopy?: boolean } = {}): CliScript<void> {
+      const tokens = ['DELETE', 'Domain', 'name', identifier(name, 'domain')] as const
+      return {
+        action: 'DELETE Domain',
+        access: 'write',
+        target: name,
+        steps: [
+          options.keepCopy === false ? step('', ...tokens, 'dontKeepCopy') : step('', ...tokens),
+          step('', 'SAVE', 'CONFIG'),
+        ],
+        parse: () => undefined,
+      }
+    },
 
-  /**
-   * Changes groupware support. The HELP offers `groupwareSupport` only in domain-create and domain-edit,
-   * and EDIT Domain works on inactive domains: the caller disables the domain around this script.
-   */
-  editGroupware(name: string, groupware: boolean): CliScript<void> {
-    return {
-      action: 'EDIT Domain',
-      access: 'write',
-      target: name,
-      steps: [
-        step('domain-edit', 'EDIT', 'Domain', 'name', identifier(name, 'domain')),
-        step('domain-edit', 'SET', 'groupwareSupport', yesNo(groupware)),
-        step('', 'COMMIT'),
-      ],
-      parse: () => undefined,
-    }
-  },
+    /**
+     * Changes groupware support. The HELP offers `groupwareSupport` only in domain-create and domain-edit,
+     * and EDIT Domain works on inactive domains: the caller disables the domain around this script.
+     */
+    editGroupware(name: string, groupware: boolean): CliScript<void> {
+      return {
+        action: 'EDIT Domain',
+        access: 'write',
+        target: name,
+        steps: [
+          step('domain-edit', 'EDIT', 'Domain', 'name', identifier(name, 'domain')),
+          step('domain-edit', 'SET', 'groupwareSupport', yesNo(groupware)),
+          step('', 'COMMIT'),
+        ],
+        parse: () => undefined,
+      }
+    },
 
-  /** Domain admin limits and the default quotas of new accounts, in one commit. */
-  configure(
-    name: string,
-    settings: { adminLimits?: DomainAdminLimits; defaultQuotas?: AccountQuotas; migrationSource?: string },
-  ): CliScript<void> {
-    const steps = [enterDomain(name)]
-    if (settings.adminLimits) {
-      steps.push(step('domain-adminlimits', 'CONFIG', 'adminLimits'))
-      steps.push(...setNumbers({ ...settings.adminLimits }, 'adminLimits'))
-      steps.push(step('domain', 'COMMIT'))
-    }
-    if (settings.defaultQuotas) {
-      steps.push(step('domain-accountdefaultquotas', 'CONFIG', 'accountDefaultQuotas'))
-      steps.push(...setNumbers({ ...settings.defaultQuotas }, 'defaultQuotas'))
-      steps.push(step('domain', 'DONE'))
-    }
-    if (settings.migrationSource !== undefined) {
-      // The attribute name inside MIGRATIONDATA is not documented publicly (see the README).
-      steps.push(step('domain-migrationdata', 'CONFIG', 'MigrationData'))
-      steps.push(step(undefined, 'SET', 'remoteServer', value(settings.migrationSource, 'migrationSource')))
-      steps.push(step('domain', 'DONE'))
-    }
-    steps.push(step('', 'COMMIT'))
-    return { action: 'CONFIG Domain', access: 'write', target: name, steps, parse: () => undefined }
-  },
-
-  /** Admin limits as the server holds them. */
-  showAdminLimits(name: string): CliScript<DomainAdminLimits> {
-    return {
-      action: 'SHOW adminLimits',
-      access: 'read',
-      target: name,
-      steps: [
-        enterDomain(name),
-        step('domain-adminlimits', 'CONFIG', 'adminLimits'),
-        step(undefined, 'SHOW'),
-        step('domain', 'BACK'),
-        step('', 'BACK'),
-      ],
-      parse: (r) => {
-        const show = parseShow(replyAt(r, 2).lines)
-        const out: DomainAdminLimits = {}
-        for (const k of ['maxAccounts', 'maxMaillists', 'maxGroups', 'maxAccountClasses'] as const) {
-          const n = showNumber(show, k)
-          if (n !== undefined) out[k] = n
+    /** Domain admin limits, the default quotas of new accounts and the migration source, in one script. */
+    configure(
+      name: string,
+      settings: { adminLimits?: DomainAdminLimits; defaultQuotas?: AccountQuotas; migrationSource?: string },
+    ): CliScript<void> {
+      // The DONE-closed parts first: nothing is written until a COMMIT, so a refused attribute there (the
+      // migration attributes are unconfirmed) leaves the domain untouched. adminLimits is an object with
+      // a COMMIT of its own, which writes at once (notes §2.3), so it comes last.
+      const steps = [enterDomain(name)]
+      if (settings.defaultQuotas) {
+        steps.push(step('domain-accountdefaultquotas', 'CONFIG', 'accountDefaultQuotas'))
+        steps.push(...setNumbers({ ...settings.defaultQuotas }, 'defaultQuotas'))
+        steps.push(step('domain', 'DONE'))
+      }
+      if (settings.migrationSource !== undefined) {
+        // The attribute names inside MIGRATIONDATA are not confirmed (see the README): the dialect picks.
+        const hint = refusalHint('migrationAttributes', dialect)
+        steps.push(step('domain-migrationdata', 'CONFIG', 'MigrationData'))
+        if (dialect.migrationAttributes === 'remoteServer') {
+          steps.push(
+            hinted(
+              step(undefined, 'SET', 'remoteServer', value(settings.migrationSource, 'migrationSource')),
+              hint,
+            ),
+          )
+        } else {
+          const { host, port } = splitHostPort(settings.migrationSource)
+          steps.push(hinted(step(undefined, 'SET', 'remoteImapHost', value(host, 'migrationSource')), hint))
+          if (port !== undefined)
+            steps.push(hinted(step(undefined, 'SET', 'remoteImapPort', count(port, 'migrationSource')), hint))
         }
-        return out
-      },
-    }
-  },
+        steps.push(step('domain', 'DONE'))
+      }
+      if (settings.adminLimits) {
+        steps.push(step('domain-adminlimits', 'CONFIG', 'adminLimits'))
+        steps.push(...setNumbers({ ...settings.adminLimits }, 'adminLimits'))
+        steps.push(step('domain', 'COMMIT'))
+      }
+      steps.push(step('', 'COMMIT'))
+      return { action: 'CONFIG Domain', access: 'write', target: name, steps, parse: () => undefined }
+    },
 
-  /** The migration source as the server holds it (see `configure`). */
-  showMigration(name: string): CliScript<string | undefined> {
-    return {
-      action: 'SHOW MigrationData',
-      access: 'read',
-      target: name,
-      steps: [
-        enterDomain(name),
-        step('domain-migrationdata', 'CONFIG', 'MigrationData'),
-        step(undefined, 'SHOW'),
-        step('domain', 'BACK'),
-        step('', 'BACK'),
-      ],
-      parse: (r) => showString(parseShow(replyAt(r, 2).lines), 'remoteServer'),
-    }
-  },
+    /** Admin limits as the server holds them. */
+    showAdminLimits(name: string): CliScript<DomainAdminLimits> {
+      return {
+        action: 'SHOW adminLimits',
+        access: 'read',
+        target: name,
+        steps: [
+          enterDomain(name),
+          step('domain-adminlimits', 'CONFIG', 'adminLimits'),
+          step(undefined, 'SHOW'),
+          step('domain', 'BACK'),
+          step('', 'BACK'),
+        ],
+        parse: (r) => {
+          const show = parseShow(replyAt(r, 2).lines)
+          const out: DomainAdminLimits = {}
+          for (const k of ['maxAccounts', 'maxMaillists', 'maxGroups', 'maxAccountClasses'] as const) {
+            const n = showNumber(show, k)
+            if (n !== undefined) out[k] = n
+          }
+          return out
+        },
+      }
+    },
 
-  addAlias(name: string, alias: string): CliScript<void> {
-    return {
-      action: 'ADD Alias',
-      access: 'write',
-      target: name,
-      steps: [
-        enterDomain(name),
-        step('domain', 'ADD', 'Alias', identifier(alias, 'alias')),
-        step('', 'COMMIT'),
-      ],
-      parse: () => undefined,
-    }
-  },
+    /** The migration source as the server holds it (see `configure`). */
+    showMigration(name: string): CliScript<string | undefined> {
+      return {
+        action: 'SHOW MigrationData',
+        access: 'read',
+        target: name,
+        steps: [
+          enterDomain(name),
+          step('domain-migrationdata', 'CONFIG', 'MigrationData'),
+          step(undefined, 'SHOW'),
+          step('domain', 'BACK'),
+          step('', 'BACK'),
+        ],
+        parse: (r) => {
+          const show = parseShow(replyAt(r, 2).lines)
+          if (dialect.migrationAttributes === 'remoteServer') return showString(show, 'remoteServer')
+          const host = showString(show, 'remoteImapHost')
+          const port = showString(show, 'remoteImapPort')
+          return host ? (port ? `${host}:${port}` : host) : undefined
+        },
+      }
+    },
 
-  removeAlias(name: string, alias: string): CliScript<void> {
-    return {
-      action: 'REMOVE Alias',
-      access: 'write',
-      target: name,
-      steps: [
-        enterDomain(name),
-        step('domain', 'REMOVE', 'Alias', identifier(alias, 'alias')),
-        step('', 'COMMIT'),
-      ],
-      parse: () => undefined,
-    }
-  },
+    addAlias(name: string, alias: string): CliScript<void> {
+      return {
+        action: 'ADD Alias',
+        access: 'write',
+        target: name,
+        steps: [
+          enterDomain(name),
+          step('domain', 'ADD', 'Alias', identifier(alias, 'alias')),
+          step('', 'COMMIT'),
+        ],
+        parse: () => undefined,
+      }
+    },
 
-  listAliases(name: string): CliScript<string[]> {
-    return {
-      action: 'LIST Aliases',
-      access: 'read',
-      target: name,
-      steps: [enterDomain(name), step('domain', 'LIST', 'Aliases'), step('', 'BACK')],
-      parse: (r) => shortList(replyAt(r, 1).lines),
-    }
-  },
+    removeAlias(name: string, alias: string): CliScript<void> {
+      return {
+        action: 'REMOVE Alias',
+        access: 'write',
+        target: name,
+        steps: [
+          enterDomain(name),
+          step('domain', 'REMOVE', 'Alias', identifier(alias, 'alias')),
+          step('', 'COMMIT'),
+        ],
+        parse: () => undefined,
+      }
+    },
 
-  /** Domain services (`SET services (…)`); service names are not documented publicly. */
-  setServices(name: string, services: readonly string[]): CliScript<void> {
-    return {
-      action: 'SET services',
-      access: 'write',
-      target: name,
-      steps: [
-        enterDomain(name),
-        step('domain', 'SET', 'services', list(services, 'services')),
-        step('', 'COMMIT'),
-      ],
-      parse: () => undefined,
-    }
-  },
+    listAliases(name: string): CliScript<string[]> {
+      return {
+        action: 'LIST Aliases',
+        access: 'read',
+        target: name,
+        steps: [enterDomain(name), step('domain', 'LIST', 'Aliases'), step('', 'BACK')],
+        parse: (r) => shortList(replyAt(r, 1).lines),
+      }
+    },
+
+    /** Domain services (`SET services (…)`); service names are not documented publicly. */
+    setServices(name: string, services: readonly string[]): CliScript<void> {
+      return {
+        action: 'SET services',
+        access: 'write',
+        target: name,
+        steps: [
+          enterDomain(name),
+          step('domain', 'SET', 'services', list(services, 'services')),
+          step('', 'COMMIT'),
+        ],
+        parse: () => undefined,
+      }
+    },
+  }
+}
+
+export const domainCommands = domainCommandsFor()
+
+/** `host:port` (or `[v6]:port`, or a bare host) as the two MigrationData attributes. */
+export function splitHostPort(source: string): { host: string; port?: number } {
+  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(source) ?? /^([^:]+)(?::(\d+))?$/.exec(source)
+  if (!m) return { host: source }
+  return m[2] === undefined ? { host: m[1] ?? source } : { host: m[1] ?? source, port: Number(m[2]) }
+}
+
+/** The names of a table's rows (first token, lower-cased): never a column cut by the header. */
+export function tableNames(lines: readonly string[]): string[] {
+  return parseTable(lines).cells.map((c) => (c[0] ?? '').toLowerCase())
 }
 
 /** Short lists (`LIST Aliases`, `LIST Addresses`): a title, then items until a blank line. */

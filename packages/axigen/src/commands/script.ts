@@ -30,6 +30,11 @@ export function step(expect: string | undefined, ...tokens: CliToken[]): ScriptS
   return s
 }
 
+/** The same step, with what to tell the operator if the server refuses it (an unconfirmed attribute). */
+export function hinted(s: ScriptStep, hint: string): ScriptStep {
+  return { ...s, hint }
+}
+
 export const yesNo = (b: boolean) => (b ? 'yes' : 'no')
 
 /** The reply at `index`, which the script guarantees exists. */

@@ -9,10 +9,10 @@ import {
   ValidationError,
 } from '@panelkit/core'
 import type { AxigenClient } from '../client.ts'
-import { type AccountDetails, OWNERSHIP_BATCH } from '../commands/accounts.ts'
+import { type AccountChanges, type AccountDetails, OWNERSHIP_BATCH } from '../commands/accounts.ts'
 import type { AccountQuotas } from '../commands/domains.ts'
-import { formatMarker, MARKER_ATTRIBUTE, type Marker, parseMarker } from './marker.ts'
-import { ClientCache, diagnoseConnection, mapBounded } from './shared.ts'
+import { formatMarker, type Marker, parseMarker } from './marker.ts'
+import { ClientCache, diagnoseConnection, mapBounded, onDomain } from './shared.ts'
 
 const ACCOUNT_NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/
 const SERVICE_WORD = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
@@ -158,9 +158,9 @@ async function find(
   client: AxigenClient,
   id: Identity,
 ): Promise<{ details: AccountDetails; marker: Marker | undefined } | undefined> {
-  const names = await client.accounts.list(id.domain, id.name)
+  const names = await onDomain(client, (c) => c.accounts.list(id.domain, id.name))
   if (!names.includes(id.name)) return undefined
-  const details = await client.accounts.show(id.domain, id.name)
+  const details = await onDomain(client, (c) => c.accounts.show(id.domain, id.name))
   return { details, marker: parseMarker(details.notes) }
 }
 
@@ -178,8 +178,11 @@ function ownedOrThrow(found: { marker: Marker | undefined }, id: Identity, servi
     const owner = found.marker
       ? `service ${found.marker.serviceId}`
       : 'no panelkit service (created by hand or by another tool)'
+    const wayOut = found.marker
+      ? ''
+      : ` If it really is this customer's, an operator can take it over explicitly with the admin action "Link existing mailbox" (${LINK_MAILBOX}) on service ${serviceId}; create never adopts a mailbox.`
     throw new ConflictError(
-      `The mailbox ${id.name}@${id.domain} already exists and belongs to ${owner}, not service ${serviceId}`,
+      `The mailbox ${id.name}@${id.domain} already exists and belongs to ${owner}, not service ${serviceId}.${wayOut}`,
       {
         customerMessage: 'This mailbox name is already taken.',
       },
@@ -194,8 +197,15 @@ async function requireOwned(client: AxigenClient, id: Identity, serviceId: strin
   return found
 }
 
+/** Suspended by us (a snapshot in the marker), or no services at all and not merely an empty class. */
 const isSuspended = (d: Pick<AccountDetails, 'services' | 'servicesExplicit'>, m: Marker | undefined) =>
-  m?.suspended !== undefined || (d.servicesExplicit && d.services.length === 0)
+  m?.suspended !== undefined || (d.servicesExplicit !== false && d.services.length === 0)
+
+export const LINK_MAILBOX = 'linkExistingMailbox'
+
+/** Runs one account write, opening a disabled domain with EDIT Domain if the server refuses UPDATE. */
+const update = (client: AxigenClient, id: Identity, changes: AccountChanges, action: string) =>
+  onDomain(client, (c) => c.accounts.update(id.domain, id.name, changes, action))
 
 /**
  * The Axigen Account (mailbox) product. Suspension empties the account's service list (`CONFIG Limits`,
@@ -230,18 +240,20 @@ export const axigenAccountConnector = defineConnector({
         ownedOrThrow(found, id, ctx.service.serviceId)
         return { accountId: `${id.name}@${id.domain}`, created: false, username: id.name, domain: id.domain }
       }
-      await client.accounts.add(id.domain, {
-        name: id.name,
-        password,
-        ...(ctx.settings.accountClass ? { accountClass: ctx.settings.accountClass } : {}),
-        quotas: quotasFrom(ctx.settings),
-        ...(services ? { limits: { services } } : {}),
-        contact: {
-          firstName: ctx.service.client.firstName,
-          lastName: ctx.service.client.lastName,
-          [MARKER_ATTRIBUTE]: formatMarker({ serviceId: ctx.service.serviceId }),
-        },
-      })
+      await onDomain(client, (c) =>
+        c.accounts.add(id.domain, {
+          name: id.name,
+          password,
+          ...(ctx.settings.accountClass ? { accountClass: ctx.settings.accountClass } : {}),
+          quotas: quotasFrom(ctx.settings),
+          ...(services ? { limits: { services } } : {}),
+          contact: {
+            firstName: ctx.service.client.firstName,
+            lastName: ctx.service.client.lastName,
+            [client.dialect.markerAttribute]: formatMarker({ serviceId: ctx.service.serviceId }),
+          },
+        }),
+      )
       return { accountId: `${id.name}@${id.domain}`, created: true, username: id.name, domain: id.domain }
     },
 
@@ -252,17 +264,19 @@ export const axigenAccountConnector = defineConnector({
       if (marker?.suspended !== undefined) {
         if (details.services.length === 0) return { changed: false }
         // Someone gave services back by hand: take them away again, keeping the original snapshot.
-        await client.accounts.update(id.domain, id.name, { limits: { services: [] } }, 'SUSPEND Account')
+        await update(client, id, { limits: { services: [] } }, 'SUSPEND Account')
         return { changed: true, details: { reapplied: true } }
       }
+      // Without an explicit/inherited note in SHOW (a legal variation), the product says which it is.
+      const explicit = details.servicesExplicit ?? servicesFrom(ctx.settings) !== undefined
       const snapshot: Marker = {
         serviceId: ctx.service.serviceId,
-        suspended: details.servicesExplicit ? details.services : 'inherit',
+        suspended: explicit ? details.services : 'inherit',
       }
-      await client.accounts.update(
-        id.domain,
-        id.name,
-        { contact: { [MARKER_ATTRIBUTE]: formatMarker(snapshot) }, limits: { services: [] } },
+      await update(
+        client,
+        id,
+        { contact: { [client.dialect.markerAttribute]: formatMarker(snapshot) }, limits: { services: [] } },
         'SUSPEND Account',
       )
       return { changed: true, details: { savedServices: snapshot.suspended } }
@@ -274,11 +288,11 @@ export const axigenAccountConnector = defineConnector({
       const { details, marker } = await requireOwned(client, id, ctx.service.serviceId)
       if (!isSuspended(details, marker)) return { changed: false }
       const saved = marker?.suspended ?? 'inherit'
-      await client.accounts.update(
-        id.domain,
-        id.name,
+      await update(
+        client,
+        id,
         {
-          contact: { [MARKER_ATTRIBUTE]: formatMarker({ serviceId: ctx.service.serviceId }) },
+          contact: { [client.dialect.markerAttribute]: formatMarker({ serviceId: ctx.service.serviceId }) },
           limits: saved === 'inherit' ? { resetServices: true } : { services: saved },
         },
         'UNSUSPEND Account',
@@ -294,7 +308,7 @@ export const axigenAccountConnector = defineConnector({
       const found = await find(client, id)
       if (!found) return { changed: false }
       ownedOrThrow(found, id, ctx.service.serviceId)
-      await client.accounts.remove(id.domain, id.name)
+      await onDomain(client, (c) => c.accounts.remove(id.domain, id.name))
       return { changed: true }
     },
 
@@ -307,7 +321,7 @@ export const axigenAccountConnector = defineConnector({
         ])
       const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
       await requireOwned(client, id, ctx.service.serviceId)
-      await client.accounts.update(id.domain, id.name, { password }, 'SET password')
+      await update(client, id, { password }, 'SET password')
       return { changed: true }
     },
 
@@ -334,24 +348,27 @@ export const axigenAccountConnector = defineConnector({
         const current = marker?.suspended ?? 'inherit'
         if (JSON.stringify(next) !== JSON.stringify(current)) {
           contact = {
-            [MARKER_ATTRIBUTE]: formatMarker({ serviceId: ctx.service.serviceId, suspended: next }),
+            [client.dialect.markerAttribute]: formatMarker({
+              serviceId: ctx.service.serviceId,
+              suspended: next,
+            }),
           }
           applied.push('services')
         }
       } else if (
         services &&
-        (!details.servicesExplicit || services.join(' ') !== details.services.join(' '))
+        (details.servicesExplicit === false || services.join(' ') !== details.services.join(' '))
       ) {
         limits = { services }
         applied.push('services')
-      } else if (!services && details.servicesExplicit) {
+      } else if (!services && details.servicesExplicit === true) {
         limits = { resetServices: true }
         applied.push('services')
       }
       if (applied.length === 0) return { changed: false, applied: [] }
-      await client.accounts.update(
-        id.domain,
-        id.name,
+      await update(
+        client,
+        id,
         {
           ...(Object.keys(changedQuotas).length ? { quotas: changedQuotas } : {}),
           ...(classChange ? { accountClass: classChange } : {}),
@@ -440,14 +457,14 @@ export const axigenAccountConnector = defineConnector({
       // Batches of accounts, one script each (the domain entered once), run on every pooled session.
       const batches: { domain: string; names: string[] }[] = []
       for (const domain of domains) {
-        const names = await client.accounts.list(domain)
+        const names = await onDomain(client, (c) => c.accounts.list(domain))
         for (let i = 0; i < names.length; i += OWNERSHIP_BATCH) {
           batches.push({ domain, names: names.slice(i, i + OWNERSHIP_BATCH) })
         }
       }
       const read = await mapBounded(batches, client.pool.capacity, async (b) => ({
         domain: b.domain,
-        owners: await client.accounts.ownership(b.domain, b.names),
+        owners: await onDomain(client, (c) => c.accounts.ownership(b.domain, b.names)),
       }))
       const accounts = []
       for (const { domain, owners } of read) {
@@ -473,6 +490,41 @@ export const axigenAccountConnector = defineConnector({
         }
       }
       return { accounts }
+    },
+  },
+  actions: {
+    [LINK_MAILBOX]: {
+      label: 'Link existing mailbox',
+      audience: ['admin'],
+      access: 'write',
+      /**
+       * The explicit operator act that takes over an existing mailbox create refused (import): it writes
+       * this service's marker on an unmarked mailbox and changes nothing else. A mailbox marked for another
+       * service stays a CONFLICT.
+       */
+      async run(ctx) {
+        const id = identity(ctx.service)
+        const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
+        const found = await find(client, id)
+        if (!found) throw new NotFoundError(`No mailbox ${id.name}@${id.domain} exists to link`)
+        if (found.marker?.serviceId === ctx.service.serviceId)
+          return {
+            message: `The mailbox ${id.name}@${id.domain} is already linked to service ${ctx.service.serviceId}`,
+          }
+        if (found.marker) ownedOrThrow(found, id, ctx.service.serviceId)
+        await update(
+          client,
+          id,
+          {
+            contact: { [client.dialect.markerAttribute]: formatMarker({ serviceId: ctx.service.serviceId }) },
+          },
+          'LINK Account',
+        )
+        return {
+          message: `The mailbox ${id.name}@${id.domain} is now linked to service ${ctx.service.serviceId}`,
+          data: { mailbox: `${id.name}@${id.domain}`, linked: true },
+        }
+      },
     },
   },
 })

@@ -1,7 +1,9 @@
 import {
+  CommandError,
   ConflictError,
   defineConnector,
   definePipeline,
+  isPanelkitError,
   NotFoundError,
   type ServiceContext,
   setting,
@@ -10,8 +12,8 @@ import {
 import type { AxigenClient } from '../client.ts'
 import type { DomainAdminLimits } from '../commands/domains.ts'
 import { showString } from '../protocol/output.ts'
-import { formatMarker, MARKER_ATTRIBUTE, type Marker, parseMarker } from './marker.ts'
-import { ClientCache, diagnoseConnection, mapBounded } from './shared.ts'
+import { formatMarker, type Marker, parseMarker } from './marker.ts'
+import { ClientCache, diagnoseConnection, mapBounded, onDomain } from './shared.ts'
 
 const DOMAIN_NAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/
 const PATH = /^(file:\/\/)?\/[^?"]*$/
@@ -105,26 +107,20 @@ async function domainState(client: AxigenClient, domain: string): Promise<Domain
   return { exists: row !== undefined, enabled: row?.enabled ?? false }
 }
 
+/** The marker in the postmaster's contact information (a disabled domain is opened with EDIT if need be). */
 async function ownerMarker(client: AxigenClient, domain: string): Promise<Marker | undefined> {
-  const contact = await client.accounts.contact(domain, 'postmaster')
-  return parseMarker(showString(contact, MARKER_ATTRIBUTE))
+  const contact = await onDomain(client, (c) => c.accounts.contact(domain, 'postmaster'))
+  return parseMarker(showString(contact, client.dialect.markerAttribute))
 }
 
-/** Throws CONFLICT unless the domain carries this service's marker (or, unmarked, has our settings). */
-async function checkOwner(
-  client: AxigenClient,
-  domain: string,
-  serviceId: string,
-  expectedLocation: string | undefined,
-): Promise<'owned' | 'adopt'> {
-  const marker = await ownerMarker(client, domain)
-  if (marker?.serviceId === serviceId) return 'owned'
-  if (!marker && expectedLocation !== undefined) {
-    const info = await client.domains.show(domain)
-    if (info.location === expectedLocation) return 'adopt'
-  }
-  throw new ConflictError(
-    `The domain ${domain} already exists on this server and belongs to ${marker ? `service ${marker.serviceId}` : 'no panelkit service (its settings differ)'}, not service ${serviceId}`,
+/** A domain that exists and is not this service's: never adopted, never touched. */
+function notOurs(domain: string, marker: Marker | undefined, serviceId: string): ConflictError {
+  const owner = marker ? `service ${marker.serviceId}` : 'no panelkit service (it carries no panelkit marker)'
+  const wayOut = marker
+    ? ''
+    : ` If this domain really is this customer's, an operator can take it over explicitly with the admin action "${LINK_ACTION_LABEL}" (${LINK_ACTION}) on service ${serviceId}; create never adopts a domain.`
+  return new ConflictError(
+    `The domain ${domain} already exists on this server and belongs to ${owner}, not service ${serviceId}.${wayOut}`,
     { customerMessage: 'This domain is already hosted on the mail server.' },
   )
 }
@@ -133,16 +129,21 @@ async function requireOwned(client: AxigenClient, domain: string, serviceId: str
   const state = await domainState(client, domain)
   if (!state.exists) throw new NotFoundError(`No domain ${domain} exists for service ${serviceId}`)
   const marker = await ownerMarker(client, domain)
-  if (marker?.serviceId !== serviceId) {
-    throw new ConflictError(
-      `The domain ${domain} belongs to ${marker ? `service ${marker.serviceId}` : 'no panelkit service'}, not service ${serviceId}`,
-    )
-  }
+  if (marker?.serviceId !== serviceId) throw notOurs(domain, marker, serviceId)
   return state
 }
 
+export const LINK_ACTION = 'linkExistingDomain'
+const LINK_ACTION_LABEL = 'Link existing domain'
+
 interface CreateData extends Record<string, unknown> {
   domain: string
+  /** The domain existed and carried this service's marker when the job began. */
+  preexisting?: boolean
+  /** The domain did not exist when the job began (so a later unmarked one at our location is ours). */
+  absent?: boolean
+  /** This job created the domain (its limits are applied without reading them first). */
+  createdByUs?: boolean
 }
 
 interface CreateContext {
@@ -150,23 +151,53 @@ interface CreateContext {
   settings: Settings
   serviceId: string
   password: string
-  exists: boolean
 }
 
-/** Create as a resumable pipeline: each step is safe to run again after a crash. */
+/**
+ * Create as a resumable pipeline. Every step is safe to run again, and a retry converges on the plan
+ * whatever step a crash interrupted: an owned domain is not an early "already exists" — its marker and
+ * limits are checked and completed first. Ownership is proven by the marker, or, between CREATE and the
+ * marker, by this job's checkpoint (the domain was absent when the job began, and it is at the location
+ * the job asked for).
+ */
 const createDomainPipeline = definePipeline<CreateData, CreateContext>({
   name: 'axigen-domain-create',
   title: 'Create mail domain',
   initialState: 'new',
   steps: [
     {
+      name: 'check-domain',
+      label: 'Check the domain is free or this service’s',
+      state: 'checked',
+      async run({ data, context }) {
+        const state = await domainState(context.client, data.domain)
+        if (!state.exists) return { status: 'done', data: { absent: true } }
+        const marker = await ownerMarker(context.client, data.domain)
+        if (marker?.serviceId !== context.serviceId) throw notOurs(data.domain, marker, context.serviceId)
+        return { status: 'skipped', reason: 'exists, marked as this service’s', data: { preexisting: true } }
+      },
+    },
+    {
       name: 'create-domain',
-      label: 'Create the domain',
+      label: 'Create the domain and mark it as this service’s',
       state: 'created',
       async run({ data, context }) {
-        if (context.exists || (await domainState(context.client, data.domain)).exists)
-          return { status: 'skipped', reason: 'exists' }
+        if (data.preexisting) return { status: 'skipped', reason: 'exists, already marked' }
         const { location, messages } = locations(data.domain, context.settings)
+        const state = await domainState(context.client, data.domain)
+        if (state.exists) {
+          // Absent when this job began: an earlier attempt of this step created it and did not hear back
+          // (or stopped before marking it). Finish the marking.
+          const info = await context.client.domains.show(data.domain)
+          if (!data.absent || info.location !== location)
+            throw notOurs(data.domain, undefined, context.serviceId)
+          await markOrRollBack(context.client, data.domain, context.serviceId)
+          return {
+            status: 'done',
+            note: 'created by an earlier attempt of this job',
+            data: { createdByUs: true },
+          }
+        }
         const messagesLocation =
           messages === undefined
             ? undefined
@@ -184,21 +215,8 @@ const createDomainPipeline = definePipeline<CreateData, CreateContext>({
           groupware: context.settings.groupware,
           ...(messagesLocation ? { messagesLocation } : {}),
         })
-        return { status: 'done' }
-      },
-    },
-    {
-      name: 'tag-owner',
-      label: 'Mark the domain as this service’s',
-      state: 'tagged',
-      async run({ data, context }) {
-        await context.client.accounts.update(
-          data.domain,
-          'postmaster',
-          { contact: { [MARKER_ATTRIBUTE]: formatMarker({ serviceId: context.serviceId }) } },
-          'TAG Domain',
-        )
-        return { status: 'done' }
+        await markOrRollBack(context.client, data.domain, context.serviceId)
+        return { status: 'done', data: { createdByUs: true } }
       },
     },
     {
@@ -206,18 +224,93 @@ const createDomainPipeline = definePipeline<CreateData, CreateContext>({
       label: 'Apply admin limits and migration source',
       state: 'configured',
       async run({ data, context }) {
-        const adminLimits = adminLimitsFrom(context.settings)
-        const migration = context.settings.migrationSource
-        if (!adminLimits && !migration) return { status: 'skipped', reason: 'nothing to apply' }
-        await context.client.domains.configure(data.domain, {
-          ...(adminLimits ? { adminLimits } : {}),
-          ...(migration ? { migrationSource: migration } : {}),
-        })
-        return { status: 'done' }
+        const wanted = adminLimitsFrom(context.settings)
+        const migration = context.settings.migrationSource || undefined
+        if (!wanted && !migration) return { status: 'skipped', reason: 'nothing to apply' }
+        // A domain this job created gets the whole plan (nothing to read back, and dry-run works);
+        // one that already existed gets what differs.
+        const applied = data.createdByUs
+          ? await applyPlan(context.client, data.domain, wanted, migration)
+          : await convergePlan(context.client, data.domain, wanted, migration)
+        return applied.length
+          ? { status: 'done', note: applied.join(', ') }
+          : { status: 'skipped', reason: 'no change' }
       },
     },
   ],
 })
+
+/**
+ * Marks a domain this job has just created. When the server refuses the marker attribute (an unconfirmed
+ * fact, see the dialect), the new, empty domain is deleted again so that nothing is left half done, and
+ * the refusal — which names the option to change — is what the caller sees.
+ */
+async function markOrRollBack(client: AxigenClient, domain: string, serviceId: string): Promise<void> {
+  try {
+    await tagOwner(client, domain, serviceId)
+  } catch (error) {
+    if (!isPanelkitError(error) || error.kind !== 'COMMAND' || error.details?.hint === undefined) throw error
+    try {
+      await client.domains.disable(domain)
+      await client.domains.delete(domain, { keepCopy: false })
+    } catch (rollback) {
+      throw new CommandError(
+        `${error.message} The domain ${domain} this job had just created could not be removed again (${
+          isPanelkitError(rollback) ? rollback.message : String(rollback)
+        }): remove it by hand, or link it with the "${LINK_ACTION_LABEL}" action once the option is set.`,
+        { cause: error, details: { ...error.details } },
+      )
+    }
+    throw error
+  }
+}
+
+async function tagOwner(client: AxigenClient, domain: string, serviceId: string): Promise<void> {
+  await onDomain(client, (c) =>
+    c.accounts.update(
+      domain,
+      'postmaster',
+      { contact: { [c.dialect.markerAttribute]: formatMarker({ serviceId }) } },
+      'TAG Domain',
+    ),
+  )
+}
+
+async function applyPlan(
+  client: AxigenClient,
+  domain: string,
+  adminLimits: DomainAdminLimits | undefined,
+  migrationSource: string | undefined,
+): Promise<string[]> {
+  if (!adminLimits && !migrationSource) return []
+  await onDomain(client, (c) =>
+    c.domains.configure(domain, {
+      ...(adminLimits ? { adminLimits } : {}),
+      ...(migrationSource ? { migrationSource } : {}),
+    }),
+  )
+  return [...(adminLimits ? ['adminLimits'] : []), ...(migrationSource ? ['migration'] : [])]
+}
+
+/** Applies only the admin limits and migration source that differ from the server's. */
+async function convergePlan(
+  client: AxigenClient,
+  domain: string,
+  wanted: DomainAdminLimits | undefined,
+  migrationSource: string | undefined,
+): Promise<string[]> {
+  let diff: DomainAdminLimits | undefined
+  if (wanted) {
+    const current = await onDomain(client, (c) => c.domains.showAdminLimits(domain))
+    const changed = Object.entries(wanted).filter(([k, v]) => current[k as keyof DomainAdminLimits] !== v)
+    if (changed.length) diff = Object.fromEntries(changed)
+  }
+  const migration =
+    migrationSource && migrationSource !== (await onDomain(client, (c) => c.domains.showMigration(domain)))
+      ? migrationSource
+      : undefined
+  return applyPlan(client, domain, diff, migration)
+}
 
 /** The Axigen Domain product: a whole mail domain; the postmaster password is the service password. */
 export const axigenDomainConnector = defineConnector({
@@ -240,26 +333,13 @@ export const axigenDomainConnector = defineConnector({
         throw new ValidationError('The postmaster password is missing', [
           { path: 'service.password', message: 'is required' },
         ])
-      const { location } = locations(domain, ctx.settings)
+      locations(domain, ctx.settings)
       const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
-      const state = await domainState(client, domain)
-      let created = true
-      if (state.exists) {
-        const verdict = await checkOwner(client, domain, ctx.service.serviceId, location)
-        created = false
-        if (verdict === 'owned') return { accountId: domain, created, domain }
-      }
-      await ctx.runPipeline(createDomainPipeline, {
+      const run = await ctx.runPipeline(createDomainPipeline, {
         data: { domain },
-        context: {
-          client,
-          settings: ctx.settings,
-          serviceId: ctx.service.serviceId,
-          password,
-          exists: state.exists,
-        },
+        context: { client, settings: ctx.settings, serviceId: ctx.service.serviceId, password },
       })
-      return { accountId: domain, created, domain }
+      return { accountId: domain, created: run.checkpoint.data.createdByUs === true, domain }
     },
 
     async suspend(ctx) {
@@ -301,7 +381,9 @@ export const axigenDomainConnector = defineConnector({
         ])
       const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
       await requireOwned(client, domain, ctx.service.serviceId)
-      await client.accounts.update(domain, 'postmaster', { password }, 'SET postmaster password')
+      await onDomain(client, (c) =>
+        c.accounts.update(domain, 'postmaster', { password }, 'SET postmaster password'),
+      )
       return { changed: true }
     },
 
@@ -321,24 +403,14 @@ export const axigenDomainConnector = defineConnector({
         }
         applied.push('groupware')
       }
-      const wanted = adminLimitsFrom(ctx.settings)
-      if (wanted) {
-        const current = await client.domains.showAdminLimits(domain)
-        const diff = Object.fromEntries(
-          Object.entries(wanted).filter(([k, v]) => current[k as keyof DomainAdminLimits] !== v),
-        )
-        if (Object.keys(diff).length) {
-          await client.domains.configure(domain, { adminLimits: diff })
-          applied.push('adminLimits')
-        }
-      }
-      if (
-        ctx.settings.migrationSource &&
-        ctx.settings.migrationSource !== (await client.domains.showMigration(domain))
-      ) {
-        await client.domains.configure(domain, { migrationSource: ctx.settings.migrationSource })
-        applied.push('migration')
-      }
+      applied.push(
+        ...(await convergePlan(
+          client,
+          domain,
+          adminLimitsFrom(ctx.settings),
+          ctx.settings.migrationSource || undefined,
+        )),
+      )
       return {
         changed: applied.length > 0,
         applied,
@@ -361,8 +433,8 @@ export const axigenDomainConnector = defineConnector({
       const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
       const state = await requireOwned(client, domain, ctx.service.serviceId)
       const metrics = await domainMetrics(client, domain, ctx.settings)
-      const lists = (await client.lists.list(domain)).length
-      const groups = (await client.groups.list(domain)).length
+      const lists = (await onDomain(client, (c) => c.lists.list(domain))).length
+      const groups = (await onDomain(client, (c) => c.groups.list(domain))).length
       const limit = (v: number | undefined) => (v === undefined ? {} : { limit: v })
       const m = (name: string) => metrics.find((x) => x.name === name)
       return {
@@ -415,15 +487,42 @@ export const axigenDomainConnector = defineConnector({
       return { accounts }
     },
   },
+  actions: {
+    [LINK_ACTION]: {
+      label: LINK_ACTION_LABEL,
+      audience: ['admin'],
+      access: 'write',
+      /**
+       * The explicit operator act that takes over an existing domain create refused (import): it marks an
+       * unmarked domain as this service's and changes nothing else (the next changePackage applies the
+       * plan). A domain marked for another service stays a CONFLICT.
+       */
+      async run(ctx) {
+        const domain = domainOf(ctx.service)
+        const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
+        const state = await domainState(client, domain)
+        if (!state.exists) throw new NotFoundError(`No domain ${domain} exists on this server to link`)
+        const marker = await ownerMarker(client, domain)
+        if (marker?.serviceId === ctx.service.serviceId)
+          return { message: `The domain ${domain} is already linked to service ${ctx.service.serviceId}` }
+        if (marker) throw notOurs(domain, marker, ctx.service.serviceId)
+        await tagOwner(client, domain, ctx.service.serviceId)
+        return {
+          message: `The domain ${domain} is now linked to service ${ctx.service.serviceId}; run changePackage to apply the plan`,
+          data: { domain, linked: true },
+        }
+      },
+    },
+  },
 })
 
 async function domainMetrics(client: AxigenClient, domain: string, settings: Settings) {
-  const names = (await client.accounts.list(domain)).filter((n) => n !== 'postmaster')
+  const names = (await onDomain(client, (c) => c.accounts.list(domain))).filter((n) => n !== 'postmaster')
   let sizeKb = 0
   let messages = 0
   // Chunks keep each script (and its reply) a bounded size on large domains.
   for (let i = 0; i < names.length; i += 200) {
-    const registry = await client.accounts.registry(domain, names.slice(i, i + 200))
+    const registry = await onDomain(client, (c) => c.accounts.registry(domain, names.slice(i, i + 200)))
     for (const r of registry.values()) {
       sizeKb += r.mboxSizeKb ?? 0
       messages += r.messageCount ?? 0

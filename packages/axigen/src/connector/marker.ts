@@ -10,6 +10,7 @@
  * the suspension snapshot lets unsuspend restore exactly the services the account had.
  */
 
+/** The default marker attribute; a server may need another (the `markerAttribute` dialect option). */
 export const MARKER_ATTRIBUTE = 'notes'
 const PREFIX = 'panelkit:v1'
 

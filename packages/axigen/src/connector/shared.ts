@@ -2,7 +2,6 @@ import tls from 'node:tls'
 import {
   type CallRecorder,
   ConnectionError,
-  hasErrorCode,
   isPanelkitError,
   type Server,
   type TestConnectionResult,
@@ -10,6 +9,7 @@ import {
 } from '@panelkit/core'
 import { z } from 'zod'
 import { type AxigenClient, createAxigenClient, DEFAULT_PORT, DEFAULT_SECURE_PORT } from '../client.ts'
+import { AxigenDialectSchema } from '../dialect.ts'
 
 /** Transport options an operator may put in `server.options`. */
 export const AxigenServerOptionsSchema = z
@@ -23,9 +23,56 @@ export const AxigenServerOptionsSchema = z
     commandTimeoutMs: z.coerce.number().int().positive().optional(),
     poolMax: z.coerce.number().int().positive().max(64).optional(),
     probeVersion: z.boolean().optional(),
+    // Choices where the protocol is unknown (AxigenDialect; the README lists each).
+    markerAttribute: AxigenDialectSchema.shape.markerAttribute.optional(),
+    classAssignment: AxigenDialectSchema.shape.classAssignment.optional(),
+    migrationAttributes: AxigenDialectSchema.shape.migrationAttributes.optional(),
+    emptyServiceList: AxigenDialectSchema.shape.emptyServiceList.optional(),
+    mboxSizeUnit: AxigenDialectSchema.shape.mboxSizeUnit.optional(),
   })
   .loose()
 export type AxigenServerOptions = z.infer<typeof AxigenServerOptionsSchema>
+
+const DIALECT_KEYS = [
+  'markerAttribute',
+  'classAssignment',
+  'migrationAttributes',
+  'emptyServiceList',
+  'mboxSizeUnit',
+] as const
+
+/**
+ * Runs `fn`; when the server refuses to open a domain with UPDATE Domain (a disabled domain on some
+ * servers), runs it again opening the domain with EDIT Domain, the documented door to an inactive domain.
+ * A refused UPDATE was the script's first command, so nothing had changed. If EDIT is refused too (an
+ * enabled domain, or a server that allows neither), the first error stands.
+ */
+export async function onDomain<T>(client: AxigenClient, fn: (c: AxigenClient) => Promise<T>): Promise<T> {
+  try {
+    return await fn(client)
+  } catch (error) {
+    if (!isUpdateDomainRefusal(error)) throw error
+    try {
+      return await fn(client.forDisabledDomain())
+    } catch (second) {
+      if (
+        isPanelkitError(second) &&
+        second.kind === 'COMMAND' &&
+        /^EDIT Domain /.test(String(second.details?.command))
+      )
+        throw error
+      throw second
+    }
+  }
+}
+
+function isUpdateDomainRefusal(error: unknown): boolean {
+  return (
+    isPanelkitError(error) &&
+    error.kind === 'COMMAND' &&
+    /^UPDATE Domain /.test(String(error.details?.command))
+  )
+}
 
 /** One pooled client per distinct server and credentials, kept for the connector instance's life. */
 export class ClientCache {
@@ -69,6 +116,9 @@ export class ClientCache {
       ] as const) {
         if (o[k] !== undefined) (options as Record<string, unknown>)[k] = o[k]
       }
+      const dialect: Record<string, unknown> = {}
+      for (const k of DIALECT_KEYS) if (o[k] !== undefined) dialect[k] = o[k]
+      options.dialect = dialect
       client = createAxigenClient(options)
       this.clients.set(key, client)
     }
@@ -142,7 +192,26 @@ export async function diagnoseConnection(
         { cause: error, retryable: false, details: { diagnosis: 'plain-expected-tls-found' } },
       )
     }
-    if (hasErrorCode(error, 'TIMEOUT') && diagnosis === 'no-banner') throw error
+    // Secure without a port tries 7001, which is not an Axigen default (notes §1.2): say so, and name
+    // what a stock server answers.
+    if (
+      server.secure &&
+      server.port === undefined &&
+      typeof diagnosis === 'string' &&
+      ['refused', 'tls-expected-plain-found', 'tls-handshake-timeout', 'timeout'].includes(diagnosis)
+    ) {
+      const why = isPanelkitError(error) ? error.message : String(error)
+      throw new ConnectionError(
+        `${why} Secure is on and no port is set, so panelkit tried ${DEFAULT_SECURE_PORT}, which is not an ` +
+          `Axigen default: a stock Axigen CLI listens in plain text on ${DEFAULT_PORT}. Set the port of your TLS ` +
+          `CLI listener, or turn Secure off to use ${DEFAULT_PORT} (over an SSH tunnel if the network is not trusted).`,
+        {
+          cause: error,
+          retryable: false,
+          details: { diagnosis, defaultPortTried: DEFAULT_SECURE_PORT, suggestedPort: DEFAULT_PORT },
+        },
+      )
+    }
     throw error
   } finally {
     await cache.close()

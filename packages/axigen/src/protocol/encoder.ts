@@ -24,6 +24,8 @@ export interface CliValue {
 export interface CliList {
   readonly kind: 'list'
   readonly items: readonly string[]
+  /** Write an empty list as `( )` instead of `()` (the empty-list syntax is unknown, notes §7.6). */
+  readonly spaced?: boolean
 }
 
 export type CliToken = string | number | CliValue | CliList
@@ -66,7 +68,7 @@ export function secret(v: string, field = 'password'): CliValue {
   return { kind: 'value', value: v, secret: true }
 }
 
-export function list(items: readonly string[], field = 'list'): CliList {
+export function list(items: readonly string[], field = 'list', emptyForm: '()' | '( )' = '()'): CliList {
   for (const item of items) {
     assertSafe(item, field)
     if (!LIST_ITEM.test(item)) {
@@ -75,7 +77,9 @@ export function list(items: readonly string[], field = 'list'): CliList {
       ])
     }
   }
-  return { kind: 'list', items: [...items] }
+  return emptyForm === '( )' && items.length === 0
+    ? { kind: 'list', items: [], spaced: true }
+    : { kind: 'list', items: [...items] }
 }
 
 /** Refuses control characters; the message never echoes the value (it may be a password). */
@@ -118,7 +122,7 @@ export function encodeCommand(...tokens: CliToken[]): EncodedCommand {
       line.push(token)
       masked.push(token)
     } else if (token.kind === 'list') {
-      const s = `(${token.items.join(' ')})`
+      const s = token.spaced && token.items.length === 0 ? '( )' : `(${token.items.join(' ')})`
       line.push(s)
       masked.push(s)
     } else {

@@ -39,6 +39,7 @@ export {
   showNumber,
   showString,
   type Table,
+  type TableLayout,
   type VersionInfo,
 } from './output.ts'
 export {

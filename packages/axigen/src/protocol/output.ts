@@ -3,18 +3,19 @@ import { quote } from './encoder.ts'
 /**
  * Parsers for what commands print before their status line, and the matching renderers the simulator
  * uses. The layouts are reconstructed from the offsets real clients use (the notes mark them inferred),
- * so the parsers lean on structure, never on wording: a table is whatever follows the dashed separator
- * up to the first blank line, columns are cut at the header's word positions; SHOW output is every
- * `key = value` line.
+ * so the parsers lean on structure, never on wording or widths: a table is whatever follows the dashed
+ * separator up to the first blank line, and each row is split into whitespace-separated tokens — the
+ * row's name is its first token (notes §2.4: S1 reads `LIST Accounts` and `LIST Domains` that way).
+ * Header positions are never used to cut cells: a name wider than its column, or tab-separated columns,
+ * would otherwise come back truncated. SHOW output is every `key = value` line.
  */
 
 // ---- tables -----------------------------------------------------------------------------------------
 
 export interface Table {
+  /** Header tokens (wording is not confirmed; informational only). */
   columns: string[]
-  /** Rows keyed by header text (wording is not confirmed: prefer `cells` by position). */
-  rows: Record<string, string>[]
-  /** Rows as cells in column order. */
+  /** Rows as whitespace-separated tokens; the first token is the row's name. */
   cells: string[][]
 }
 
@@ -22,52 +23,50 @@ const SEPARATOR = /^\s*-{3,}[-\s]*$/
 
 export function parseTable(lines: readonly string[]): Table {
   const sep = lines.findIndex((l) => SEPARATOR.test(l))
-  if (sep === -1) return { columns: [], rows: [], cells: [] }
+  if (sep === -1) return { columns: [], cells: [] }
   const header = lines[sep - 1] ?? ''
-  const starts: number[] = []
-  const columns: string[] = []
-  for (const m of header.matchAll(/\S+(?: \S+)*/g)) {
-    starts.push(m.index)
-    columns.push(m[0])
-  }
-  const rows: Record<string, string>[] = []
+  const columns = header
+    .trim()
+    .split(/\s+/)
+    .filter((c) => c.length > 0)
   const cells: string[][] = []
   for (let i = sep + 1; i < lines.length; i++) {
     const line = lines[i] as string
     if (line.trim() === '') break
-    const row: Record<string, string> = {}
-    const cellRow: string[] = []
-    if (columns.length === 0) {
-      row.name = line.trim()
-      cellRow.push(line.trim())
-    } else {
-      columns.forEach((col, c) => {
-        const from = c === 0 ? 0 : (starts[c] as number)
-        const to = c + 1 < starts.length ? (starts[c + 1] as number) : line.length
-        const cell = line.slice(from, to).trim()
-        row[col] = cell
-        cellRow.push(cell)
-      })
-    }
-    rows.push(row)
-    cells.push(cellRow)
+    cells.push(line.trim().split(/\s+/))
   }
-  return { columns, rows, cells }
+  return { columns, cells }
 }
 
-/** Renders a table the way the parser (and real clients' fixed offsets) expect it. */
+/**
+ * How the simulator lays a table out. The real widths are unknown (notes §2.4, §7.4), so it can print
+ * every legal shape: columns padded to the widest cell (`aligned`), fixed columns as wide as their
+ * header plus two spaces with wider cells overflowing by one space (`header-width`), or tabs.
+ */
+export type TableLayout = 'aligned' | 'header-width' | 'tabs'
+
+/** Renders a table: title, two spacing lines, header, dashed separator, rows, one blank line. */
 export function renderTable(
   title: string,
   columns: readonly string[],
   rows: readonly (readonly string[])[],
+  layout: TableLayout = 'aligned',
 ): string[] {
-  const widths = columns.map((c, i) => Math.max(c.length, ...rows.map((r) => (r[i] ?? '').length)))
-  const fmt = (cells: readonly string[]) =>
-    cells
-      .map((c, i) => (i + 1 < cells.length ? c.padEnd((widths[i] as number) + 4) : c))
-      .join('')
-      .trimEnd()
-  const total = widths.reduce((a, w) => a + w + 4, 0)
+  const widths = columns.map((c, i) =>
+    layout === 'header-width'
+      ? c.length + 1
+      : Math.max(c.length, ...rows.map((r) => (r[i] ?? '').length)) + 3,
+  )
+  const fmt = (cells: readonly string[]) => {
+    if (layout === 'tabs') return cells.join('\t')
+    let out = ''
+    cells.forEach((c, i) => {
+      if (i + 1 === cells.length) out += c
+      else out += c.length >= (widths[i] as number) ? `${c} ` : c.padEnd((widths[i] as number) + 1)
+    })
+    return out.trimEnd()
+  }
+  const total = widths.reduce((a, w) => a + w + 1, 0)
   return [title, '', '', fmt(columns), '-'.repeat(Math.max(3, total - 4)), ...rows.map(fmt), '']
 }
 

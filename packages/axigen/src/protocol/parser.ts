@@ -84,12 +84,14 @@ export interface ParsedCommand {
   tokens: ParsedToken[]
   /** Upper-cased bare words, for matching verbs: `['UPDATE', 'DOMAIN', 'NAME']`. */
   words: string[]
+  /** The line as received. */
+  raw: string
 }
 
 export function parseCommand(line: string): ParsedCommand {
   const tokens = tokenize(line)
   const words = tokens.map((t) => (t.kind === 'word' && !t.quoted ? t.value.toUpperCase() : ''))
-  return { tokens, words }
+  return { tokens, words, raw: line }
 }
 
 /**

@@ -19,6 +19,8 @@ export interface ScriptStep {
   command: EncodedCommand
   /** Expected context path after the command, `domain-account` style (`''` = root). */
   expect?: string
+  /** Added to the COMMAND error when the server refuses this step: which setting to change. */
+  hint?: string
 }
 
 export interface SessionOptions {
@@ -80,6 +82,10 @@ export class CliSession {
   private busy = false
   private readonly lockWaiters: (() => void)[] = []
   private closeReason: PanelkitError | undefined
+  /** Whether this session already asked GET VERSION (once per session, before its first login). */
+  private versionProbed = false
+  /** The unframed lines the server sent just before it closed the connection. */
+  private closedWith: readonly string[] = []
 
   /** ES-private, and masked in `options`, so that logging a client or its pool never prints it. */
   readonly #password: string
@@ -108,6 +114,7 @@ export class CliSession {
     this.teardown()
     this.state = 'opening'
     this.closeReason = undefined
+    this.closedWith = []
     const login = async () => {
       const transport = await this.options.connect(signal)
       this.transport = transport
@@ -133,7 +140,10 @@ export class CliSession {
           { details: { diagnosis: 'not-axigen', banner: banner.lines.slice(0, 3) } },
         )
       }
-      if (this.options.probeVersion ?? true) {
+      // Before login, where GET VERSION is confirmed (notes §1.4), and once per session: a reconnect
+      // does not ask again (after login the command is unconfirmed and may be refused).
+      if ((this.options.probeVersion ?? true) && !this.versionProbed) {
+        this.versionProbed = true
         const reply = await this.exchange(GET_VERSION.line, this.commandTimeout(), signal)
         const line = reply.lines.find((l) => parseVersion(l))
         if (reply.status?.ok && line) this.version = parseVersion(line)
@@ -145,11 +155,18 @@ export class CliSession {
         : encodeCommand('USER', value(name, 'username'))
       const afterUser = await this.exchange(user.line, this.commandTimeout(), signal)
       if (afterUser.prompt.kind !== 'password') throw this.authError(afterUser)
-      const afterPassword = await this.exchange(
-        encodePasswordLine(this.#password),
-        this.commandTimeout(),
-        signal,
-      )
+      let afterPassword: Reply
+      try {
+        afterPassword = await this.exchange(encodePasswordLine(this.#password), this.commandTimeout(), signal)
+      } catch (error) {
+        // The notes leave open what follows a refused password (§1.5, §7.2): a new <login> prompt, or
+        // `-ERR` and a close. A close whose last words were an -ERR status is a refused login.
+        const refusal = this.closedWith.find((l) => l.startsWith('-ERR'))
+        if (refusal !== undefined && isPanelkitError(error) && error.kind === 'CONNECTION') {
+          throw this.authError(undefined, refusal.replace(/^-ERR:?\s*/, ''), error)
+        }
+        throw error
+      }
       if (afterPassword.prompt.kind !== 'context' || !afterPassword.status?.ok) {
         throw this.authError(afterPassword)
       }
@@ -179,13 +196,13 @@ export class CliSession {
     }
   }
 
-  private authError(reply: Reply): PanelkitError {
-    const text = reply.status?.text ?? reply.lines.join(' ')
+  private authError(reply: Reply | undefined, serverText?: string, cause?: unknown): PanelkitError {
+    const text = serverText ?? reply?.status?.text ?? reply?.lines.join(' ') ?? ''
     return new AuthError(
       `The Axigen CLI refused the login of ${JSON.stringify(this.options.username)}${text ? ` (${text})` : ''}: ` +
         'the username or password is wrong, or the admin account is disabled. Verify the credentials by ' +
         'logging in to Axigen WebAdmin, then update the server password here.',
-      { details: { diagnosis: 'auth', serverText: text } },
+      { details: { diagnosis: 'auth', serverText: text }, ...(cause === undefined ? {} : { cause }) },
     )
   }
 
@@ -341,6 +358,7 @@ export class CliSession {
 
   private onClose(error: Error | undefined): void {
     const pending = this.framer.pendingLines
+    this.closedWith = pending
     const said = pending.length > 0 ? ` after sending: ${pending.slice(-2).join(' / ').slice(0, 200)}` : ''
     const binary = pending.some((l) => /[\u0000-\u0008\u000e-\u001f]/.test(l))
     const reason =
@@ -429,9 +447,17 @@ export class CliSession {
       if (!reply.status?.ok) {
         const text = reply.status?.text ?? 'no status line'
         await this.recover(options.signal)
-        throw new CommandError(`Axigen refused ${step.command.masked}: ${text}`, {
-          details: { command: step.command.masked, serverText: text, context: reply.prompt.raw },
-        })
+        throw new CommandError(
+          `Axigen refused ${step.command.masked}: ${text}${step.hint ? `. ${step.hint}` : ''}`,
+          {
+            details: {
+              command: step.command.masked,
+              serverText: text,
+              context: reply.prompt.raw,
+              ...(step.hint ? { hint: step.hint } : {}),
+            },
+          },
+        )
       }
       if (step.expect !== undefined && !promptIs(reply.prompt.raw, step.expect)) {
         const got = reply.prompt.raw

@@ -17,3 +17,10 @@ export {
   type SimUsage,
 } from './state.ts'
 export { DEFAULT_TEXTS, formatText, type SimulatorTexts } from './texts.ts'
+export {
+  ALTERNATE_TEXTS,
+  type DomainColumn,
+  NAMED_VARIATIONS,
+  type NamedVariation,
+  type SimulatorVariations,
+} from './variations.ts'

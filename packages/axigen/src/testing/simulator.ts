@@ -1,6 +1,11 @@
 import net from 'node:net'
 import tls from 'node:tls'
-import { type RenderEntry, renderKeyValues, renderShow, renderTable } from '../protocol/output.ts'
+import {
+  type RenderEntry,
+  renderKeyValues,
+  renderShow,
+  renderTable as renderTableWith,
+} from '../protocol/output.ts'
 import {
   CommandSyntaxError,
   keywordArgs,
@@ -20,6 +25,7 @@ import {
   type SimList,
 } from './state.ts'
 import { DEFAULT_TEXTS, formatText, type SimulatorTexts } from './texts.ts'
+import type { DomainColumn, SimulatorVariations } from './variations.ts'
 
 export interface SimulatorFaults {
   /** Close each new connection after it has sent this many bytes. */
@@ -36,6 +42,11 @@ export interface SimulatorFaults {
   silent?: boolean
   /** Answer matching commands with this `-ERR` text (`times` left). */
   failCommand?: { match: RegExp; text: string; times: number }
+  /**
+   * A crash point: the connection is dropped right after the n-th write from now has taken effect,
+   * before its reply is sent (the client never learns it succeeded). Counts down; 0 = disarmed.
+   */
+  dropAfterWrites?: number
 }
 
 export interface TranscriptEntry {
@@ -60,16 +71,22 @@ export interface SimulatorOptions {
   /** Also listen with implicit TLS using this key and certificate. */
   tls?: { key: string | Buffer; cert: string | Buffer }
   host?: string
+  /** Legal differences a real server may show (see `SimulatorVariations`). Default: none. */
+  variations?: SimulatorVariations
 }
 
-type Outcome = { lines?: string[]; ok?: boolean; text?: string; close?: boolean }
+type Outcome = { lines?: string[]; ok?: boolean; text?: string; close?: boolean; crash?: boolean }
 
 interface Frame {
   segment: string
   closeWith: readonly ('COMMIT' | 'DONE')[]
   handle(cmd: ParsedCommand): Outcome | undefined
-  /** Applies the frame's edits to its parent; returns an error text when they cannot be applied. */
-  apply(): string | undefined
+  /**
+   * Applies the frame's edits: with DONE to its parent's working copy, with COMMIT to the live state at
+   * once (notes §2.3: COMMIT saves and writes the configuration, then returns to the previous context).
+   * Returns an error text when they cannot be applied.
+   */
+  apply(verb: 'COMMIT' | 'DONE'): string | undefined
 }
 
 interface Conn {
@@ -94,6 +111,7 @@ export class AxigenSimulator {
   readonly domains = new Map<string, SimDomain>()
   readonly admins: Map<string, string>
   readonly texts: SimulatorTexts
+  readonly variations: SimulatorVariations
   faults: SimulatorFaults = {}
   /** Changes applied to the live state (committed edits and root-level writes). */
   writes = 0
@@ -111,7 +129,21 @@ export class AxigenSimulator {
   constructor(options: SimulatorOptions = {}) {
     this.options = options
     this.admins = new Map(Object.entries(options.admins ?? { admin: 'admin-secret' }))
-    this.texts = { ...DEFAULT_TEXTS, ...options.texts }
+    this.variations = options.variations ?? {}
+    this.texts = { ...DEFAULT_TEXTS, ...this.variations.texts, ...options.texts }
+  }
+
+  /** Counts one write that took effect; true when a crash point says to drop the connection now. */
+  private wrote(): boolean {
+    this.writes++
+    const left = this.faults.dropAfterWrites
+    if (left === undefined || left <= 0) return false
+    this.faults.dropAfterWrites = left - 1
+    return left === 1
+  }
+
+  private renderTable(title: string, columns: readonly string[], rows: readonly (readonly string[])[]) {
+    return renderTableWith(title, columns, rows, this.variations.tableLayout ?? 'aligned')
   }
 
   get host(): string {
@@ -255,6 +287,10 @@ export class AxigenSimulator {
     const f = this.faults
     if (f.slowCommands?.match.test(line)) await delay(f.slowCommands.delayMs)
     const reply = this.execute(conn, line)
+    if (reply.crash) {
+      socket.destroy()
+      return
+    }
     if (reply.close === true && reply.text === undefined) {
       socket.destroy()
       return
@@ -273,10 +309,11 @@ export class AxigenSimulator {
       socket.destroy()
       return
     }
-    if (f.delayPromptMs) {
+    const promptDelay = f.delayPromptMs ?? (this.variations.promptOwnSegment ? 2 : 0)
+    if (promptDelay) {
       const promptAt = text.lastIndexOf('<')
       write(text.slice(0, promptAt))
-      await delay(f.delayPromptMs)
+      await delay(promptDelay)
       text = text.slice(promptAt)
     }
     write(text)
@@ -295,6 +332,7 @@ export class AxigenSimulator {
       if (conn.authErrors >= (this.options.maxAuthErrors ?? 3)) {
         return { ok: false, text: t.tooManyAuthErrors, close: true }
       }
+      if (this.variations.closeAfterFailedLogin) return { ok: false, text: t.authFailed, close: true }
       return { ok: false, text: t.authFailed }
     }
     let cmd: ParsedCommand
@@ -335,13 +373,16 @@ export class AxigenSimulator {
     if (w0 === 'COMMIT' || w0 === 'DONE') {
       if (!top) return { ok: false, text: t.noContextToLeave }
       if (!top.closeWith.includes(w0)) return { ok: false, text: t.notHere }
-      const error = top.apply()
+      const error = top.apply(w0)
       if (error) return { ok: false, text: error }
       conn.frames.pop()
-      if (conn.frames.length === 0) this.writes++
+      if (w0 === 'COMMIT' && this.wrote()) return { crash: true }
       return { text: w0 === 'COMMIT' ? t.commit : t.done }
     }
-    if (w0 === 'GET' && w1 === 'VERSION') return { lines: [t.versionRecord], text: t.ok }
+    if (w0 === 'GET' && w1 === 'VERSION') {
+      if (this.variations.refuseVersionAfterLogin) return { ok: false, text: t.unknownCommand }
+      return { lines: [t.versionRecord], text: t.ok }
+    }
     if (w0 === 'HELP') return { lines: ['(help text not simulated)'], text: t.ok }
     const outcome = top ? top.handle(cmd) : this.root(conn, cmd)
     if (outcome === undefined) return { ok: false, text: t.unknownCommand }
@@ -379,20 +420,24 @@ export class AxigenSimulator {
         const all = w1 === 'ALLDOMAINS'
         const wildcard = tokenText(cmd.tokens[2])
         const match = wildcardMatcher(wildcard)
+        const v = this.variations
+        const extra: readonly DomainColumn[] = all
+          ? (v.allDomainsColumns ?? ['status'])
+          : (v.domainsColumns ?? ['used', 'total'])
+        const cell = (d: SimDomain, c: DomainColumn) =>
+          c === 'status'
+            ? d.enabled
+              ? t.enabledWord
+              : t.disabledWord
+            : c === 'used'
+              ? String(sumUsage(d))
+              : String(d.adminLimits.maxAccountMessageSizeQuota ?? 0)
         const rows = [...this.domains.values()]
           .filter((d) => (all || d.enabled) && match(d.name))
-          .map((d) =>
-            all
-              ? [d.name, d.enabled ? t.enabledWord : t.disabledWord]
-              : [d.name, String(sumUsage(d)), String(d.adminLimits.maxAccountMessageSizeQuota ?? 0)],
-          )
-        return this.ok(
-          renderTable(
-            all ? t.allDomainsTitle : t.domainsTitle,
-            all ? t.allDomainColumns : t.domainColumns,
-            rows,
-          ),
-        )
+          .map((d) => [d.name, ...extra.map((c) => cell(d, c))])
+        const header = all ? t.allDomainColumns : t.domainColumns
+        const columns = [header[0] ?? 'name', ...extra.map((c, i) => header[i + 1] ?? c)]
+        return this.ok(this.renderTable(all ? t.allDomainsTitle : t.domainsTitle, columns, rows))
       }
       case 'SHOW DOMAIN': {
         const a = this.args(cmd, 2, ['name', 'ATTR'], 'name')
@@ -431,9 +476,11 @@ export class AxigenSimulator {
         if (!d) return this.err(t.domainNotFound, name)
         if (w0 === 'EDIT') {
           if (d.enabled) return this.err(t.domainMustBeDisabled, name)
-          conn.frames.push(this.domainEditFrame(d))
+          conn.frames.push(this.domainFrame(conn, d, 'domain-edit'))
         } else {
-          conn.frames.push(this.domainFrame(conn, d))
+          if (!d.enabled && this.variations.refuseUpdateOnDisabledDomain)
+            return this.err(t.domainNotActive, name)
+          conn.frames.push(this.domainFrame(conn, d, 'domain'))
         }
         return this.ok()
       }
@@ -455,7 +502,7 @@ export class AxigenSimulator {
         } else {
           d.enabled = w0 === 'ENABLE'
         }
-        this.writes++
+        if (this.wrote()) return { crash: true }
         return this.ok()
       }
       case 'SAVE CONFIG':
@@ -471,8 +518,14 @@ export class AxigenSimulator {
     segment: string,
     closeWith: readonly ('COMMIT' | 'DONE')[],
     initial: Record<string, string | number>,
-    spec: { numeric?: readonly string[]; text?: readonly string[]; anyText?: boolean },
-    onApply: (bag: Record<string, string | number>, reset: Set<string>) => void,
+    spec: {
+      numeric?: readonly string[]
+      text?: readonly string[]
+      anyText?: boolean
+      /** Attributes this server refuses (a variation). */
+      refused?: readonly string[]
+    },
+    onApply: (bag: Record<string, string | number>, reset: Set<string>, verb: 'COMMIT' | 'DONE') => void,
     inherited: Record<string, string | number> = {},
   ): Frame {
     const bag = { ...initial }
@@ -493,8 +546,10 @@ export class AxigenSimulator {
             const v = bag[k] ?? inherited[k]
             if (v === undefined) continue
             const e: RenderEntry = { key: k, value: v }
-            if (bag[k] !== undefined && inherited[k] !== undefined)
-              e.note = formatText(t.explicitNote, { inherited: String(inherited[k]) })
+            if (bag[k] !== undefined && inherited[k] !== undefined) {
+              const note = this.note('explicit', String(inherited[k]))
+              if (note !== undefined) e.note = note
+            }
             entries.push(e)
           }
           return this.ok(renderShow(t.showTitle, entries))
@@ -502,7 +557,8 @@ export class AxigenSimulator {
         if ((w0 === 'SET' || w0 === 'RESET') && keyToken !== undefined) {
           const lower = keyToken.toLowerCase()
           const key = numeric.get(lower) ?? text.get(lower) ?? (spec.anyText ? keyToken : undefined)
-          if (key === undefined) return this.err(t.unknownAttribute, keyToken)
+          if (key === undefined || spec.refused?.some((r) => r.toLowerCase() === lower))
+            return this.err(t.unknownAttribute, keyToken)
           if (w0 === 'RESET') {
             delete bag[key]
             reset.add(key)
@@ -520,8 +576,8 @@ export class AxigenSimulator {
         }
         return undefined
       },
-      apply: () => {
-        onApply(bag, reset)
+      apply: (verb) => {
+        onApply(bag, reset, verb)
         return undefined
       },
     }
@@ -564,46 +620,26 @@ export class AxigenSimulator {
     }
   }
 
-  private domainEditFrame(live: SimDomain): Frame {
-    const draft = { groupware: live.groupware }
-    const t = this.texts
-    return {
-      segment: 'domain-edit',
-      closeWith: ['COMMIT'],
-      handle: (cmd) => {
-        const [w0, w1] = cmd.words
-        if (w0 === 'SET' && w1 === 'GROUPWARESUPPORT') {
-          const v = tokenText(cmd.tokens[2])?.toLowerCase()
-          if (v !== 'yes' && v !== 'no') return this.err(t.badValue, 'groupwareSupport')
-          draft.groupware = v === 'yes'
-          return this.ok()
-        }
-        if (w0 === 'SHOW') return this.ok(renderShow(t.showTitle, domainEntries({ ...live, ...draft })))
-        return undefined
-      },
-      apply: () => {
-        live.groupware = draft.groupware
-        return undefined
-      },
-    }
-  }
-
-  /** The domain context. Child edits are queued and applied to the live domain on COMMIT. */
-  private domainFrame(conn: Conn, live: SimDomain): Frame {
+  /**
+   * The domain context (`UPDATE Domain`, or `EDIT Domain` for an inactive one, which also offers
+   * `groupwareSupport`, notes §3.6). The domain's own edits (services, aliases, removals, DONE-saved
+   * sub-contexts) apply on its COMMIT; objects inside it with a COMMIT of their own (accounts, admin
+   * limits, classes, lists, groups) apply at their COMMIT, at once (notes §2.3).
+   */
+  private domainFrame(conn: Conn, live: SimDomain, segment: 'domain' | 'domain-edit'): Frame {
     const t = this.texts
     const ops: ((d: SimDomain) => void)[] = []
     const draft = {
       services: [...live.services],
       aliases: [...live.aliases],
-      adminLimits: { ...live.adminLimits },
       defaultQuotas: { ...live.defaultQuotas },
       migration: { ...live.migration },
+      groupware: live.groupware,
     }
-    const pendingAccounts = new Map<string, SimAccount | null>()
-    const hasAccount = (n: string) =>
-      pendingAccounts.has(n) ? pendingAccounts.get(n) !== null : live.accounts.has(n)
+    const removed = new Set<string>()
+    const hasAccount = (n: string) => !removed.has(n) && live.accounts.has(n)
     const frame: Frame = {
-      segment: 'domain',
+      segment,
       closeWith: ['COMMIT'],
       apply: () => {
         Object.assign(live, draft)
@@ -614,10 +650,30 @@ export class AxigenSimulator {
         const [w0, w1] = cmd.words
         const verb = `${w0} ${w1}`
         switch (verb) {
+          case 'SET GROUPWARESUPPORT': {
+            if (segment !== 'domain-edit') return undefined
+            const v = tokenText(cmd.tokens[2])?.toLowerCase()
+            if (v !== 'yes' && v !== 'no') return this.err(t.badValue, 'groupwareSupport')
+            draft.groupware = v === 'yes'
+            return this.ok()
+          }
           case 'LIST ACCOUNTS': {
             const match = wildcardMatcher(tokenText(cmd.tokens[2]))
-            const rows = [...live.accounts.keys()].filter(match).map((n) => [n])
-            return this.ok(renderTable(t.accountsTitle, t.accountColumns, rows))
+            const extra = this.variations.accountsColumns ?? []
+            const rows = [...live.accounts.values()]
+              .filter((a) => match(a.name))
+              .map((a) => [
+                a.name,
+                ...extra.map((c) =>
+                  c === 'status'
+                    ? effectiveServices(live, a).length
+                      ? t.enabledWord
+                      : t.disabledWord
+                    : String(a.usage.mboxSizeKb),
+                ),
+              ])
+            const columns = [t.accountColumns[0] ?? 'name', ...extra]
+            return this.ok(this.renderTable(t.accountsTitle, columns, rows))
           }
           case 'SHOW ACCOUNT': {
             const a = this.args(cmd, 2, ['name', 'ATTR'], 'name')
@@ -637,7 +693,7 @@ export class AxigenSimulator {
               const pw = a.get('password')
               if (pw === undefined) return this.err(t.syntaxError.replace('{detail}', 'password is required'))
               if (hasAccount(name)) return this.err(t.accountExists, name)
-              const max = draft.adminLimits.maxAccounts
+              const max = live.adminLimits.maxAccounts
               // Counted from the map's size, not by listing the names: an O(n) scan per ADD made every
               // create slower as a benchmark's domain filled up.
               const count = live.accounts.size - (live.accounts.has('postmaster') ? 1 : 0)
@@ -646,13 +702,14 @@ export class AxigenSimulator {
               Object.assign(account.quotas, draft.defaultQuotas)
             } else {
               const existing = live.accounts.get(name)
-              if (!existing || pendingAccounts.get(name) === null) return this.err(t.accountNotFound, name)
+              if (!existing || removed.has(name)) return this.err(t.accountNotFound, name)
               account = cloneAccount(existing)
             }
             conn.frames.push(
               this.accountFrame(conn, live, account, () => {
-                pendingAccounts.set(name, account)
-                ops.push((d) => d.accounts.set(name, account))
+                if (w0 === 'ADD' && hasAccount(name)) return formatText(t.accountExists, { name })
+                live.accounts.set(name, account)
+                return undefined
               }),
             )
             return this.ok()
@@ -662,7 +719,7 @@ export class AxigenSimulator {
             if (a.error) return a.error
             const name = (a.get('name') ?? '').toLowerCase()
             if (!hasAccount(name)) return this.err(t.accountNotFound, name)
-            pendingAccounts.set(name, null)
+            removed.add(name)
             ops.push((d) => d.accounts.delete(name))
             return this.ok()
           }
@@ -673,7 +730,7 @@ export class AxigenSimulator {
             return this.ok([t.aliasesTitle, '', ...draft.aliases, ''])
           case 'SET SERVICES': {
             const list = cmd.tokens[2]
-            if (list?.kind !== 'list') return this.err(t.badValue, 'services')
+            if (list?.kind !== 'list' || this.refusesEmptyList(cmd)) return this.err(t.badValue, 'services')
             draft.services = [...list.items]
             return this.ok()
           }
@@ -682,11 +739,12 @@ export class AxigenSimulator {
               this.bagFrame(
                 'adminLimits',
                 ['COMMIT', 'DONE'],
-                draft.adminLimits,
+                live.adminLimits,
                 { numeric: ADMIN_LIMITS },
                 (bag, reset) => {
-                  draft.adminLimits = numbers(bag)
-                  for (const k of reset) delete draft.adminLimits[k]
+                  // Admin limits are an object of their own with a COMMIT (notes §3.1): written at once.
+                  live.adminLimits = numbers(bag)
+                  for (const k of reset) delete live.adminLimits[k]
                 },
               ),
             )
@@ -710,7 +768,10 @@ export class AxigenSimulator {
                 'migrationData',
                 ['DONE'],
                 draft.migration,
-                { text: ['remoteServer', 'defaultAccountClassName'] },
+                {
+                  text: ['remoteServer', 'remoteImapHost', 'remoteImapPort', 'defaultAccountClassName'],
+                  refused: this.variations.refuse?.remoteServer ? ['remoteServer'] : [],
+                },
                 (bag) => {
                   draft.migration = strings(bag)
                 },
@@ -727,7 +788,7 @@ export class AxigenSimulator {
                   ? [t.listsTitle, live.lists.keys()]
                   : [t.groupsTitle, live.groups.keys()]
             return this.ok(
-              renderTable(
+              this.renderTable(
                 title,
                 t.nameColumn,
                 [...names].map((n) => [n]),
@@ -753,7 +814,7 @@ export class AxigenSimulator {
                   ? this.ok(renderShow(t.showTitle, [{ key: 'name', value: cls.name }]))
                   : undefined,
               apply: () => {
-                ops.push((d) => d.classes.set(name, cls))
+                live.classes.set(name, cls)
                 return undefined
               },
             })
@@ -777,7 +838,7 @@ export class AxigenSimulator {
                   adminEmail: a.get('adminEmail') ?? '',
                   members: new Map(),
                 }
-            conn.frames.push(this.listFrame(list, () => ops.push((d) => d.lists.set(name, list))))
+            conn.frames.push(this.listFrame(list, () => live.lists.set(name, list)))
             return this.ok()
           }
           case 'ADD GROUP':
@@ -791,7 +852,7 @@ export class AxigenSimulator {
             const group: SimGroup = existing
               ? { ...existing, addresses: [...existing.addresses] }
               : { name, enabled: true, addresses: [] }
-            conn.frames.push(this.groupFrame(group, () => ops.push((d) => d.groups.set(name, group))))
+            conn.frames.push(this.groupFrame(group, () => live.groups.set(name, group)))
             return this.ok()
           }
           case 'REMOVE ACCOUNTCLASS':
@@ -820,15 +881,17 @@ export class AxigenSimulator {
     return frame
   }
 
-  private accountFrame(conn: Conn, domain: SimDomain, account: SimAccount, onCommit: () => void): Frame {
+  private accountFrame(
+    conn: Conn,
+    domain: SimDomain,
+    account: SimAccount,
+    onCommit: () => string | undefined,
+  ): Frame {
     const t = this.texts
     return {
       segment: 'account',
       closeWith: ['COMMIT'],
-      apply: () => {
-        onCommit()
-        return undefined
-      },
+      apply: () => onCommit(),
       handle: (cmd) => {
         const [w0, w1] = cmd.words
         const verb = `${w0} ${w1}`
@@ -840,7 +903,7 @@ export class AxigenSimulator {
               renderKeyValues(t.registryTitle, [
                 ['Internal ID', `${domain.name}/${account.name}`],
                 ['Creation Date', account.createdAt],
-                ['Mbox size', account.usage.mboxSizeKb],
+                ['Mbox size', this.mboxSize(account.usage.mboxSizeKb)],
                 ['Mbox message count', account.usage.messageCount],
                 ['Mbox folder count', account.usage.folderCount],
                 ['Mbox Storage Status', 'ok'],
@@ -853,7 +916,20 @@ export class AxigenSimulator {
             return this.ok()
           }
           case 'SET ACCOUNTCLASSNAME': {
+            if (this.variations.refuse?.accountClassName)
+              return this.err(t.unknownAttribute, 'accountClassName')
             const c = tokenText(cmd.tokens[2]) ?? ''
+            if (!domain.classes.has(c)) return this.err(t.classNotFound, c)
+            account.accountClass = c
+            return this.ok()
+          }
+          case 'INHERIT SETTINGS': {
+            // `INHERIT SETTINGS FROM accountClass <c>` (notes §3.2, C: S3 syntax, S7 use). What it does to
+            // accountClassName is not documented; the simulator records the class as the account's.
+            const [, , from, kind] = cmd.words
+            const c = tokenText(cmd.tokens[4])
+            if (from !== 'FROM' || kind !== 'ACCOUNTCLASS' || c === undefined || cmd.tokens.length !== 5)
+              return this.err(t.syntaxError.replace('{detail}', 'INHERIT SETTINGS FROM accountClass <name>'))
             if (!domain.classes.has(c)) return this.err(t.classNotFound, c)
             account.accountClass = c
             return this.ok()
@@ -890,9 +966,15 @@ export class AxigenSimulator {
           }
           case 'CONFIG CONTACTINFO':
             conn.frames.push(
-              this.bagFrame('contactInfo', ['DONE'], account.contact, { anyText: true }, (bag) => {
-                account.contact = strings(bag)
-              }),
+              this.bagFrame(
+                'contactInfo',
+                ['DONE'],
+                account.contact,
+                { anyText: true, refused: this.variations.refuse?.contactNotes ? ['notes'] : [] },
+                (bag) => {
+                  account.contact = strings(bag)
+                },
+              ),
             )
             return this.ok()
           case 'CONFIG WEBMAILDATA':
@@ -935,14 +1017,16 @@ export class AxigenSimulator {
         const [w0, w1] = cmd.words
         if (w0 === 'SHOW') {
           const entry: RenderEntry = { key: 'services', value: services ?? inherited() }
-          entry.note = services
-            ? formatText(t.explicitNote, { inherited: `(${inherited().join(' ')})` })
-            : formatText(t.inheritedNote, { from: `accountClass ${account.accountClass}` })
+          const note = services
+            ? this.note('explicit', `(${inherited().join(' ')})`)
+            : this.note('inherited', `accountClass ${account.accountClass}`)
+          if (note !== undefined) entry.note = note
           return this.ok(renderShow(t.showTitle, [entry]))
         }
         if (w0 === 'SET' && w1 === 'SERVICES') {
           const list = cmd.tokens[2]
-          if (list?.kind !== 'list' || cmd.tokens.length !== 3) return this.err(t.badValue, 'services')
+          if (list?.kind !== 'list' || cmd.tokens.length !== 3 || this.refusesEmptyList(cmd))
+            return this.err(t.badValue, 'services')
           services = [...list.items]
           return this.ok()
         }
@@ -954,6 +1038,27 @@ export class AxigenSimulator {
         return undefined
       },
     }
+  }
+
+  /** The note after a SHOW value, in the variation's form (notes §2.4: the bracketed form is inferred). */
+  private note(kind: 'explicit' | 'inherited', detail: string): string | undefined {
+    const form = this.variations.showNotes ?? 'bracketed'
+    if (form === 'none') return undefined
+    if (form === 'short') return kind
+    return kind === 'explicit'
+      ? formatText(this.texts.explicitNote, { inherited: detail })
+      : formatText(this.texts.inheritedNote, { from: detail })
+  }
+
+  /** The empty-list variation: `()` refused, `( )` accepted (notes §7.6: the syntax is unknown). */
+  private refusesEmptyList(cmd: ParsedCommand): boolean {
+    return this.variations.refuse?.emptyServiceList === true && /\(\)/.test(cmd.raw)
+  }
+
+  /** `Mbox size` as the variation prints it (notes §7.5: the unit is unknown). */
+  private mboxSize(kb: number): string | number {
+    const form = this.variations.mboxSize ?? 'kb'
+    return form === 'bytes' ? kb * 1024 : form === 'kb-with-unit' ? `${kb} KB` : kb
   }
 
   private listFrame(list: SimList, onCommit: () => void): Frame {

@@ -26,6 +26,7 @@ export interface SimulatorTexts {
   domainExists: string
   domainNotFound: string
   domainMustBeDisabled: string
+  domainNotActive: string
   accountExists: string
   accountNotFound: string
   classExists: string
@@ -83,6 +84,7 @@ export const DEFAULT_TEXTS: SimulatorTexts = {
   domainExists: 'Domain {name} already exists',
   domainNotFound: 'Domain {name} does not exist',
   domainMustBeDisabled: 'Domain {name} must be disabled first',
+  domainNotActive: 'Domain {name} is not active',
   accountExists: 'Account {name} already exists',
   accountNotFound: 'Account {name} does not exist',
   classExists: 'Account class {name} already exists',

@@ -31,10 +31,17 @@ export interface SocketTransportOptions {
 }
 
 let insecureWarned = false
+let plaintextWarned = false
 
-/** For tests: lets the once-per-process insecure warning fire again. */
+/** For tests: lets the once-per-process insecure and plain-text warnings fire again. */
 export function resetInsecureWarning(): void {
   insecureWarned = false
+  plaintextWarned = false
+}
+
+/** A connection to this machine never leaves it (the SSH-tunnel set-up the notes recommend, §6.2). */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host)
 }
 
 export function normaliseFingerprint(f: string): string {
@@ -182,6 +189,17 @@ export function socketTransportFactory(options: SocketTransportOptions): Transpo
     warn(
       `Axigen client: TLS certificate verification is disabled for ${where} (insecure option); ` +
         'anyone on the path can read the admin password. Use ca or fingerprint256 instead.',
+    )
+  }
+  if (!options.secure && !plaintextWarned && !isLoopback(options.host)) {
+    plaintextWarned = true
+    const warn =
+      options.onWarning ??
+      ((m: string) => process.emitWarning(m, { code: 'PANELKIT_AXIGEN_PLAINTEXT', type: 'SecurityWarning' }))
+    warn(
+      `Axigen client: the CLI connection to ${where} is plain text (secure: false); the admin password and ` +
+        'every service password travel in clear. Enable TLS on the CLI listener and set secure (with ca or ' +
+        'fingerprint256), or reach the CLI through an SSH tunnel to localhost.',
     )
   }
   return (signal) =>

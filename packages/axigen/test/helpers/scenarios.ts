@@ -35,12 +35,14 @@ const expectReject = async (p: Promise<unknown>) => {
 export const SCENARIOS: Scenario[] = [
   {
     name: 'login-and-version',
-    description: 'Banner, GET VERSION before login, USER, password line, then GET VERSION at the root',
+    description:
+      'Banner, GET VERSION before login (once per session), USER, password line; the version comes from the login, nothing is sent after it',
     run: (c) => c.server.version(),
   },
   {
     name: 'list-domains',
-    description: 'LIST AllDomains: table with preamble, dashed separator, rows and a blank line',
+    description:
+      'LIST AllDomains then LIST Domains (the active ones): tables with preamble, dashed separator, rows and a blank line',
     run: (c) => c.domains.list(),
   },
   {

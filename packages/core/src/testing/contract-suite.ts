@@ -4,6 +4,7 @@ import { createConnector } from '../connector.ts'
 import type { ServerInput, ServiceContextInput } from '../context.ts'
 import { MemoryLogSink } from '../module-log.ts'
 import { Operation } from '../operations.ts'
+import { MemoryCheckpointStore } from '../pipeline.ts'
 import type { Result } from '../result.ts'
 import type { SettingsSpec } from '../settings.ts'
 
@@ -28,7 +29,47 @@ export interface ContractFixture {
   secrets?: () => string[]
   /** Connector-specific invalid services, each to be refused with `VALIDATION` before any call. */
   invalidServices?: { name: string; service: unknown }[]
+  /**
+   * Optional: opts into "an existing resource not marked as ours is never modified, and terminate never
+   * deletes it".
+   */
+  foreignResource?: ForeignResourceHooks
+  /**
+   * Optional: opts into "a create interrupted between any two steps (or after any write), then retried
+   * by a fresh connector instance, ends exactly as an uninterrupted create".
+   */
+  interruptions?: InterruptionHooks
   close(): Promise<void>
+}
+
+/** How the suite makes and inspects a resource no service has marked as its own. */
+export interface ForeignResourceHooks {
+  /**
+   * Creates, directly in the simulator, a resource with `service`'s identity (its username, domain, …)
+   * that carries no ownership marker at all — as if made by hand or by another tool.
+   */
+  create(service: ServiceContextInput): Promise<void>
+  /** Everything the simulator holds about that resource (JSON-serialisable), to prove nothing changed. */
+  snapshot(service: ServiceContextInput): Promise<unknown>
+}
+
+/** How the suite interrupts a create and compares the outcome. */
+export interface InterruptionHooks {
+  /**
+   * The resource's end state without the service's identity (no names, ids or passwords; JSON-
+   * serialisable): an interrupted-then-retried create must give the same snapshot as an uninterrupted one.
+   */
+  snapshot(service: ServiceContextInput): Promise<unknown>
+  /**
+   * Optional crash points inside the remote system. `arm(k)` makes the k-th write from now take effect and
+   * then fail as a crash would (the connection dropped before the answer); `disarm()` clears it. The
+   * suite counts one create's writes with `writeCount()` and arms each in turn. Without this hook only the
+   * pipeline-step interruptions run (those need the connector's create to be a `ctx.runPipeline`).
+   */
+  crashAfterWrite?: {
+    arm(k: number): void | Promise<void>
+    disarm(): void | Promise<void>
+  }
 }
 
 export interface ContractSuiteOptions<Spec extends SettingsSpec, R> {
@@ -36,6 +77,10 @@ export interface ContractSuiteOptions<Spec extends SettingsSpec, R> {
   name: string
   connector: ConnectorDefinition<Spec, R>
   setup: () => Promise<ContractFixture>
+  /** Runs the optional foreign-resource case (the fixture must provide `foreignResource`). */
+  foreignResource?: boolean
+  /** Runs the optional interrupted-create case (the fixture must provide `interruptions`). */
+  interruptions?: boolean
   /** Per-test time limit; pipelines against slow simulators may need more. */
   timeoutMs?: number
 }
@@ -59,6 +104,7 @@ function withBadField(service: ServiceContextInput, mutate: (s: Record<string, u
  */
 export function runContractSuite<Spec extends SettingsSpec, R>(options: ContractSuiteOptions<Spec, R>): void {
   const timeout = options.timeoutMs ?? 60_000
+  const definition = options.connector
   describe(`lifecycle contract: ${options.name}`, () => {
     let fixture: ContractFixture
     let connector: ConnectorInstance<Spec, R>
@@ -306,6 +352,129 @@ export function runContractSuite<Spec extends SettingsSpec, R>(options: Contract
           for (const hay of haystacks) {
             expect(hay.includes(secret), `secret ${secret.slice(0, 2)}… leaked`).toBe(false)
           }
+        }
+      },
+      timeout,
+    )
+
+    const foreign = () => fixture.foreignResource
+    it.skipIf(!options.foreignResource)(
+      'an existing resource not marked as ours is never modified, and terminate never deletes it',
+      async () => {
+        const hooks = foreign()
+        if (!hooks)
+          throw new Error('the fixture declared foreignResource in the options but did not provide it')
+        const service = fresh()
+        await hooks.create(service)
+        const before = JSON.stringify(await hooks.snapshot(service))
+        const count = await fixture.countAccounts(service)
+        const created = await call('create', { service })
+        expect(created.ok, 'create of a foreign resource').toBe(false)
+        if (!created.ok) expect(created.error.code).toBe('CONFLICT')
+        const renamed = { ...service, password: `Other-${Math.random().toString(36).slice(2)}-Pw!` }
+        for (const [op, input] of [
+          ['suspend', { service }],
+          ['unsuspend', { service }],
+          ['changePassword', { service: renamed }],
+          ['changePackage', { service }],
+          ['terminate', { service }],
+        ] as const) {
+          const r = await call(op, input)
+          const changed = r.ok && (r.data as { changed?: boolean }).changed === true
+          expect(changed, `${op} reported a change on a foreign resource`).toBe(false)
+          if (!r.ok) expect(['CONFLICT', 'NOT_FOUND'], `${op}: ${r.error.detail}`).toContain(r.error.code)
+          expect(JSON.stringify(await hooks.snapshot(service)), `${op} modified a foreign resource`).toBe(
+            before,
+          )
+        }
+        expect(await fixture.countAccounts(service)).toBe(count)
+      },
+      timeout,
+    )
+
+    it.skipIf(!options.interruptions)(
+      'a create interrupted between any two steps, then retried by a fresh instance, ends as an uninterrupted one',
+      async () => {
+        const hooks = fixture.interruptions
+        if (!hooks)
+          throw new Error('the fixture declared interruptions in the options but did not provide it')
+        // The retry shares the checkpoint store and the job's run key, as the provisioner's durable store
+        // does across a crash; the connector instance, its resources and its sessions are new.
+        const attempt = async (
+          service: ServiceContextInput,
+          store: MemoryCheckpointStore,
+          runKey: string,
+          options: { signal?: AbortSignal; onProgress?: () => void } = {},
+        ) => {
+          const instance = createConnector(definition, { sink, checkpoints: store })
+          try {
+            const r = (await instance.invoke('create', { service } as never, {
+              runKey,
+              ...options,
+            })) as Result<unknown>
+            results.push(r)
+            return r
+          } finally {
+            await instance.close()
+          }
+        }
+        const reference = fresh()
+        const writesBefore = await fixture.writeCount()
+        const ref = expectOk(
+          await attempt(reference, new MemoryCheckpointStore(), 'reference'),
+          'reference create',
+        )
+        const writes = (await fixture.writeCount()) - writesBefore
+        const steps = ref.runs?.reduce((n, run) => n + run.steps.length, 0) ?? 0
+        const expected = JSON.stringify(await hooks.snapshot(reference))
+        const interruptions: {
+          name: string
+          before: () => Promise<{ signal?: AbortSignal; onProgress?: () => void }>
+          after: () => Promise<void>
+        }[] = []
+        for (let k = 1; k < steps; k++) {
+          interruptions.push({
+            name: `aborted after pipeline step ${k} of ${steps}`,
+            before: async () => {
+              const controller = new AbortController()
+              let seen = 0
+              return {
+                signal: controller.signal,
+                onProgress: () => (++seen === k ? controller.abort() : undefined),
+              }
+            },
+            after: async () => undefined,
+          })
+        }
+        const crash = hooks.crashAfterWrite
+        if (crash) {
+          for (let k = 1; k <= writes; k++) {
+            interruptions.push({
+              name: `crashed after write ${k} of ${writes}`,
+              before: async () => {
+                await crash.arm(k)
+                return {}
+              },
+              after: async () => {
+                await crash.disarm()
+              },
+            })
+          }
+        }
+        expect(interruptions.length, 'a create with steps or writes to interrupt').toBeGreaterThan(0)
+        for (const [i, interruption] of interruptions.entries()) {
+          const service = fresh()
+          const store = new MemoryCheckpointStore()
+          const runKey = `interrupted-${i}`
+          try {
+            await attempt(service, store, runKey, await interruption.before())
+          } finally {
+            await interruption.after()
+          }
+          const retried = await attempt(service, store, runKey)
+          expectOk(retried, `create retried after being ${interruption.name}`)
+          expect(await fixture.countAccounts(service), interruption.name).toBe(1)
+          expect(JSON.stringify(await hooks.snapshot(service)), interruption.name).toBe(expected)
         }
       },
       timeout,

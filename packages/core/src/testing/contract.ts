@@ -1,2 +1,8 @@
 /** The lifecycle contract suite (needs vitest): `import { runContractSuite } from '@panelkit/core/contract'`. */
-export { type ContractFixture, type ContractSuiteOptions, runContractSuite } from './contract-suite.ts'
+export {
+  type ContractFixture,
+  type ContractSuiteOptions,
+  type ForeignResourceHooks,
+  type InterruptionHooks,
+  runContractSuite,
+} from './contract-suite.ts'

@@ -35,6 +35,11 @@ export class MemoryPanel {
   reads = 0
   /** Fail the next `n` calls with a connection error (fault injection). */
   failNext = 0
+  /**
+   * A crash point: the n-th write from now takes effect, then its caller gets a connection error as if
+   * the connection died before the answer (0 = disarmed).
+   */
+  crashAfterWrites = 0
   private nextId = 1
 
   constructor(options: MemoryPanelOptions = {}) {
@@ -58,6 +63,14 @@ export class MemoryPanel {
   handle(password: string | undefined, command: string, args: Record<string, string>): unknown {
     const access = command.startsWith('get') || command === 'list' || command === 'version' ? 'read' : 'write'
     this.gate(password, access)
+    const result = this.apply(command, args)
+    if (access === 'write' && this.crashAfterWrites > 0 && --this.crashAfterWrites === 0) {
+      throw new ConnectionError('memory panel: connection lost after the write took effect (injected crash)')
+    }
+    return result
+  }
+
+  private apply(command: string, args: Record<string, string>): unknown {
     const username = (args.username ?? '').toLowerCase()
     switch (command) {
       case 'version':

@@ -10,6 +10,8 @@ let n = 0
 runContractSuite({
   name: 'memory-panel (the example connector)',
   connector: memoryPanelConnector,
+  foreignResource: true,
+  interruptions: true,
   async setup() {
     const hostname = `panel-${process.pid}-${Date.now()}`
     const panel = registerMemoryPanel(hostname, new MemoryPanel({ apiPassword: 'Api-Secret-123' }))
@@ -46,6 +48,32 @@ runContractSuite({
         return panel.writes
       },
       invalidServices: [],
+      foreignResource: {
+        async create(service) {
+          // Made by hand: no service id recorded at all.
+          panel.handle(panel.apiPassword, 'create', {
+            username: service.username ?? '',
+            email: 'x@example.com',
+          })
+        },
+        async snapshot(service) {
+          return panel.find(service.username ?? '') ?? null
+        },
+      },
+      interruptions: {
+        async snapshot(service) {
+          const a = panel.find(service.username ?? '')
+          return a ? { plan: a.plan, suspended: a.suspended, diskUsedMb: a.diskUsedMb } : null
+        },
+        crashAfterWrite: {
+          arm(k) {
+            panel.crashAfterWrites = k
+          },
+          disarm() {
+            panel.crashAfterWrites = 0
+          },
+        },
+      },
       async close() {
         unregisterMemoryPanel(hostname)
       },
