@@ -129,15 +129,16 @@ describe.skipIf(PROBLEM !== undefined)('the panelkit WHMCS module', () => {
   })
 
   it('creates a mailbox once (twice pressed, then a sync: one job, one account), with the call source in the log', async () => {
-    const sid = world.order('mailbox', { username: 'ada', password: 'Mailbox-Pw-1' })
+    const sid = world.order('mailbox', { username: 'ada', password: 'Mailbox-Pw-1', field: 'Field-Secret-1' })
     expect(world.whmcs.service(Number(sid)).status).toBe('Pending')
     const first = await call('CreateAccount', world.params(sid))
     expect(first.result).toBe('success')
     world.whmcs.setStatus(Number(sid), 'Active') // what WHMCS does after 'success'
     expect(mailbox('ada')).toBeDefined()
     expect(mailbox('ada')?.password).toBe('Mailbox-Pw-1')
-    expectNoSecrets(first, ['Mailbox-Pw-1'])
-    expect(first.log[0]?.replaceVarsCount).toBeGreaterThanOrEqual(3) // server password, access hash, service password
+    expectNoSecrets(first, ['Mailbox-Pw-1', 'Field-Secret-1'])
+    // Server password, access hash, service password and the password custom field.
+    expect(first.log[0]?.replaceVarsCount).toBe(4)
 
     const again = await call('CreateAccount', world.params(sid))
     expect(again.result).toBe('success')
@@ -156,6 +157,7 @@ describe.skipIf(PROBLEM !== undefined)('the panelkit WHMCS module', () => {
     ).toBe(true)
     expect(entries.every((e) => e.source === 'whmcs-module')).toBe(true)
     expect(JSON.stringify(log.body)).not.toContain('Mailbox-Pw-1')
+    expect(JSON.stringify(log.body)).not.toContain('Field-Secret-1')
   })
 
   it('suspends, unsuspends, changes the password and the package, and terminates', async () => {
@@ -350,6 +352,14 @@ describe.skipIf(PROBLEM !== undefined)('the panelkit WHMCS module', () => {
       world.params(sid, 'Basic', { configoption1: 'proxmox-kvm' }),
     )
     expect(wrongConnector.result).toBe('This product is not set up in the provisioner; nothing was changed.')
+
+    // The provisioner is up but cannot ask WHMCS: it does not act on the module's word alone.
+    world.whmcs.injectFault({ kind: 'status', status: 503, action: 'GetClientsProducts', times: 1000 })
+    const blind = await call('CreateAccount', world.params(sid))
+    world.whmcs.faults.length = 0
+    expect(blind.result).toBe(
+      'The provisioner could not check this service with WHMCS; nothing was changed. Try again shortly.',
+    )
 
     // Nothing half-done: no service, no job, no mailbox, WHMCS still Pending.
     expect((await service(sid)).status).toBe(404)

@@ -113,7 +113,12 @@ export async function startWorld() {
 
     const plan = [{ name: 'Plan', options: ['Basic', 'Pro'] }]
     const products = {
-      mailbox: whmcs.createProduct({ name: 'Mailbox', configOptions: plan }),
+      // A password-type custom field, as many products have: its value must never reach a log.
+      mailbox: whmcs.createProduct({
+        name: 'Mailbox',
+        configOptions: plan,
+        customFields: [{ name: 'Password', type: 'password' }],
+      }),
       vm: whmcs.createProduct({ name: 'Cloud VM', configOptions: plan }),
       containers: whmcs.createProduct({ name: 'Container Platform', configOptions: plan }),
       unmapped: whmcs.createProduct({ name: 'Not in the provisioner', configOptions: plan }),
@@ -286,12 +291,13 @@ export async function startWorld() {
     /** A checkout in WHMCS, not yet provisioned (Pending until CreateAccount succeeds). */
     function order(
       product: keyof typeof products,
-      init: { password: string; username?: string; domain?: string; clientId?: number },
+      init: { password: string; username?: string; domain?: string; clientId?: number; field?: string },
     ) {
       const { service } = whmcs.placeOrder({
         clientId: init.clientId ?? client.id,
         pid: products[product].id,
         options: { Plan: 'Basic' },
+        ...(init.field !== undefined ? { fields: { Password: init.field } } : {}),
       })
       if (init.username) service.username = init.username
       if (init.domain) service.domain = init.domain
@@ -323,7 +329,9 @@ export async function startWorld() {
         configoption1: 'auto',
         configoption2: '20',
         configoptions: { Plan: plan },
-        customfields: {},
+        customfields: Object.fromEntries(
+          (whmcs.products.get(s.pid)?.customFields ?? []).map((f) => [f.name, s.customFields[f.id] ?? '']),
+        ),
         clientsdetails: {
           userid: s.clientId,
           email: c?.email,
