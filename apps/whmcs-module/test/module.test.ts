@@ -372,6 +372,25 @@ describe.skipIf(PROBLEM !== undefined)('the panelkit WHMCS module', () => {
     expect(mailbox('nobody')).toBeDefined()
   })
 
+  it('a create the connector refuses is parked: the module returns the customer-safe message, the admin tab the reason', async () => {
+    const sid = world.order('mailbox', { username: 'not a name!', password: 'Refused-Pw-1' })
+    const out = await call('CreateAccount', world.params(sid))
+    expectClean(out.result)
+    expect(out.result).not.toBe('success')
+    expect(out.result).not.toMatch(/mailbox name/) // the operator's detail stays in the log
+    expect(out.log[0]?.processed).toMatch(/mailbox name may only hold/)
+    expect(world.whmcs.service(Number(sid)).status).toBe('Pending')
+    const tab = (await call('AdminServicesTabFields', world.params(sid))).result as Record<string, string>
+    expect(tab['panelkit last job']).toMatch(/create: parked .*mailbox name may only hold/)
+    expect(tab['panelkit jobs']).toBe('0 open, 1 parked')
+    // Pressed again: the parked job is retried (and parked again, the name being still wrong), not doubled.
+    expect((await call('CreateAccount', world.params(sid))).result).toBe(out.result)
+    const jobs = (await service(sid)).body.jobs
+    expect(jobs.filter((j) => j.operation === 'create')).toHaveLength(1)
+    expect(jobs[0]?.status).toBe('parked')
+    expect(jobs[0]?.attempts).toBe(1) // retried: attempts start again from 0
+  })
+
   it("the hooks ask the provisioner to sync the client on login, payment and other modules' creates", async () => {
     const sid = world.order('mailbox', { username: 'hooked', password: 'Hooked-Pw-1' })
     world.whmcs.setStatus(Number(sid), 'Active') // a product set up by WHMCS without calling this module

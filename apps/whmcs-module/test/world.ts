@@ -87,7 +87,7 @@ export function php(input: {
 export interface ApiAnswer {
   report: { jobsCreated: number; pass: string }
   service: { actual: string; username: string | null }
-  jobs: { id: number; key: string; operation: string; status: string }[]
+  jobs: { id: number; key: string; operation: string; status: string; attempts: number }[]
   entries: { connector: string; source?: string; action: string }[]
 }
 

@@ -420,6 +420,8 @@ function panelkit_AdminServicesTabFields(array $params)
  * button's function by name (custom-functions.md), so the module defines panelkit_action1 …
  * panelkit_action24 and maps each to the action at that place in the provisioner's list (sorted by
  * name, the same for admins and clients). Only actions a plain button can run (no input) are offered.
+ * WHMCS hands these array functions the service's $params on the service pages; without a service
+ * (as the sample module's tests call them, with an empty array) there are no buttons.
  */
 function panelkit_button_functions(array $params, $audience)
 {
