@@ -387,7 +387,11 @@ async function lifecycle(
   // 1. WHMCS's own record of the service: the module's word is checked against it.
   let row: WhmcsService | undefined
   try {
-    const r = await whmcs.getClientsProducts({ serviceid: serviceId })
+    // Bounded, so the check fails cleanly well before the module's own deadline.
+    const r = await whmcs.getClientsProducts(
+      { serviceid: serviceId },
+      { signal: AbortSignal.timeout(15_000) },
+    )
     row = r.products.find((p) => sameId(p.id, serviceId))
   } catch (error) {
     const f = toFailure(error, app.redactor)
@@ -439,7 +443,9 @@ async function lifecycle(
       `The WHMCS product's "Connector product" is ${body.connector}, but the provisioner maps product ${row.pid} to ${product.connector}`,
     )
   if (body.clientEmail !== undefined && action === 'create') {
-    const details = await whmcs.getClientsDetails({ clientid: body.clientId }).catch(() => undefined)
+    const details = await whmcs
+      .getClientsDetails({ clientid: body.clientId }, { signal: AbortSignal.timeout(15_000) })
+      .catch(() => undefined)
     const email = details ? String(details.client.email ?? '') : undefined
     if (email !== undefined && email.toLowerCase() !== body.clientEmail.toLowerCase())
       throw mismatch(`Client ${body.clientId}'s email in WHMCS is not the one the module sent`)

@@ -6,8 +6,8 @@
  * client and never lets a failure reach the customer: hooks run inside WHMCS's own request.
  *
  * Hooks (developer docs, hooks-reference/): InvoicePaid (invoices-and-quotes.md: invoiceid),
- * AfterModuleCreate (module.md: params), ClientLogin (the client's userid, older WHMCS) and UserLogin
- * (authentication.md: user, WHMCS 8+).
+ * AfterModuleCreate (module.md: params), UserLogin (authentication.md: user, WHMCS 8+) and ClientLogin
+ * (userid; WHMCS 7 and earlier, no longer in the current docs — harmless where it never fires).
  *
  * The provisioner is the first enabled server entry of type "panelkit" (its hostname, access hash,
  * secure flag, port and TLS options, as the module uses them).

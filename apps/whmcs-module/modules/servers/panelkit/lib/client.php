@@ -204,6 +204,15 @@ if (!function_exists('panelkit_secret_values')) {
                 $text = curl_error($ch);
                 curl_close($ch);
                 $raw = '';
+                if ($errno === 28 && $body !== null) {
+                    // Sent, then no answer in time: the provisioner may still be doing it. Say so rather
+                    // than "nothing was changed".
+                    throw new PanelkitModuleError(
+                        'The provisioning service did not answer in time. The work may still finish: check the service\'s panelkit fields before trying again.',
+                        'No answer from the provisioner within ' . (int) $timeout . ' s (curl 28: ' . $text . ')',
+                        'PANELKIT_ERR_TIMEOUT'
+                    );
+                }
                 throw new PanelkitModuleError(
                     'The provisioning service could not be reached; nothing was changed. Please try again later.',
                     'Could not reach the provisioner at ' . panelkit_base_url($params) . ' (curl ' . $errno . ': ' . $text . ')',
