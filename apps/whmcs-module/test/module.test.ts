@@ -279,6 +279,16 @@ describe.skipIf(PROBLEM !== undefined)('the panelkit WHMCS module', () => {
     const status = await call(adminButtons['Deploy status'] as string, world.params(sid))
     expect(status.result).toBe('success')
     expect(status.log.map((l) => l.action)).toContain(`${adminButtons['Deploy status']} deployStatus`)
+    // In the client area an action that answers with data gets its own page.
+    const snapshots = (await call(clientButtons.Snapshots as string, world.params(sid), false)).result as {
+      templatefile: string
+      vars: Record<string, string>
+    }
+    expect(snapshots.templatefile).toBe('templates/action')
+    expect(snapshots.vars.panelkit_action).toBe('Snapshots')
+    expect(JSON.parse(snapshots.vars.panelkit_data as string)).toHaveProperty('snapshots')
+    const reboot = await call(clientButtons.Reboot as string, world.params(sid), false)
+    expect(reboot.result).toBe('success')
     // A ComputeStacks service offers no button (its one action needs input).
     const cs = world.order('containers', { password: 'Container-Pw-2' })
     expect((await call('CreateAccount', world.params(cs))).result).toBe('success')

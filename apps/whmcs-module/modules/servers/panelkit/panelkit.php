@@ -487,7 +487,7 @@ function panelkit_run_action(array $params, $slot)
         if (!is_array($action) || !isset($action['name'])) {
             return 'This action is not available for this service.';
         }
-        panelkit_call(
+        $answer = panelkit_call(
             $params,
             'POST',
             '/v1/module/services/' . $serviceId . '/actions/' . rawurlencode((string) $action['name']),
@@ -495,6 +495,26 @@ function panelkit_run_action(array $params, $slot)
             $function . ' ' . $action['name'],
             50
         );
+        if ($audience === 'client' && isset($answer['data'])) {
+            // An action that answers with data (snapshots, backups, a console link) gets a page of its
+            // own in the client area (client-area-output.md, "Custom Pages"); admins' buttons can only
+            // say success, so theirs goes to the module log.
+            $url = isset($answer['data']['url']) && is_string($answer['data']['url'])
+                && preg_match('#^https?://#i', $answer['data']['url']) ? $answer['data']['url'] : '';
+            return array(
+                'templatefile' => 'templates/action',
+                'breadcrumb' => array(
+                    'clientarea.php?action=productdetails&id=' . $serviceId . '&modop=custom&a=' . $function
+                        => (string) ($action['label'] ?? $action['name']),
+                ),
+                'vars' => array(
+                    'panelkit_action' => (string) ($action['label'] ?? $action['name']),
+                    'panelkit_message' => (string) ($answer['message'] ?? ''),
+                    'panelkit_url' => $url,
+                    'panelkit_data' => json_encode($answer['data'], JSON_PRETTY_PRINT | JSON_UNESCAPED_SLASHES),
+                ),
+            );
+        }
         return 'success';
     } catch (PanelkitModuleError $e) {
         return $e->getMessage();
