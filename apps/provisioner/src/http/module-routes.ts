@@ -469,8 +469,13 @@ async function lifecycle(
     )
 
   // 2. Parked jobs of this service block its queue: a button pressed again is the retry.
+  const lastIdBefore = (await listJobs(store.db, { serviceId, limit: 1 })).at(-1)?.id ?? 0
+  const retried = new Set<number>()
   for (const j of await listJobs(store.db, { serviceId, status: [JobStatus.PARKED] }))
-    if (LIFECYCLE.has(j.operation)) await engine.retry({ jobId: j.id })
+    if (LIFECYCLE.has(j.operation)) {
+      await engine.retry({ jobId: j.id })
+      retried.add(j.id)
+    }
 
   // 3. The reverse sync's single-service pass over that row, as WHMCS will have it after success.
   const after = STATUS_AFTER[action] ?? status
@@ -491,9 +496,17 @@ async function lifecycle(
     )
   }
 
-  // 4. Wait for this service's lifecycle work, up to the deadline.
-  const watched = (await listJobs(store.db, { serviceId, status: [JobStatus.QUEUED, JobStatus.RUNNING] }))
-    .filter((j) => LIFECYCLE.has(j.operation))
+  // 4. Wait for this service's lifecycle work, up to the deadline: what was open, what this call queued
+  //    or retried (even if a fast worker already finished or parked it).
+  const watched = (await listJobs(store.db, { serviceId, limit: 200 }))
+    .filter(
+      (j) =>
+        LIFECYCLE.has(j.operation) &&
+        (j.id > lastIdBefore ||
+          retried.has(j.id) ||
+          j.status === JobStatus.QUEUED ||
+          j.status === JobStatus.RUNNING),
+    )
     .map((j) => j.id)
   const deadline = Date.now() + body.waitSeconds * 1000
   let jobs: Job[] = []
@@ -512,6 +525,14 @@ async function lifecycle(
   }
   const service = await getService(store.db, serviceId)
   const expected = STATE_AFTER[action]
+  if (expected === 'active' && service?.actual !== 'active')
+    // A create or unsuspend must leave a live account; "nothing to do" is not success here.
+    return answer(app, serviceId, 'failed', jobs, {
+      code: 'CONFLICT',
+      message: customerMessageFor('CONFLICT'),
+      detail: `Service ${serviceId} is ${service?.actual ?? 'unknown to the provisioner'} after ${action}; nothing was queued`,
+      retryable: false,
+    })
   if (expected && service && service.actual !== expected && service.actual !== 'none')
     return answer(app, serviceId, 'failed', jobs, {
       code: 'CONFLICT',
