@@ -34,10 +34,10 @@ import {
   type SyncReport as WhmcsSyncReport,
   writeBackService,
 } from '@panelkit/whmcs'
+import { withCallSource } from '../call-source.ts'
 import type { Config, ProductConfig, ServerConfig } from '../config.ts'
 import type { Logger } from '../logger.ts'
 import type { DurableLedger, DurableModuleLog, Store, StoreProvisionedView } from '../store/store.ts'
-import { withCallSource } from './call-source.ts'
 import {
   claimJobs,
   countPending,

@@ -10,7 +10,7 @@ import {
 import { sameId, type WhmcsClient, type WhmcsService } from '@panelkit/whmcs'
 import { z } from 'zod'
 import type { App } from '../app.ts'
-import { withCallSource } from '../engine/call-source.ts'
+import { withCallSource } from '../call-source.ts'
 import { serverInput } from '../engine/engine.ts'
 import { type Job, JobStatus, LIFECYCLE_OPERATIONS, listJobs } from '../engine/jobs.ts'
 import { getService, listServices, type ServiceRecord, type ServiceState } from '../engine/services.ts'
@@ -421,7 +421,9 @@ async function lifecycle(
   }
   for (const f of row.customfields) {
     const said = body.customFields[f.name]
-    // Names only in the detail: a custom field may hold a password.
+    // Secret-looking fields are not compared (WHMCS may hand them over differently encoded); the
+    // provisioner uses WHMCS's value anyway. Names only in the detail, never values.
+    if (app.redactor.isSecretKey(f.name)) continue
     if (said !== undefined && said !== String(f.value))
       throw mismatch(`Custom field "${f.name}" differs from WHMCS's value`)
   }

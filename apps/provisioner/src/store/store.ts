@@ -13,7 +13,7 @@ import type { Ledger, LedgerEntry, ProvisionedService, ProvisionedView } from '@
 import BetterSqlite3 from 'better-sqlite3'
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely'
 import pg from 'pg'
-import { currentCallSource } from '../engine/call-source.ts'
+import { currentCallSource } from '../call-source.ts'
 import { createSecretBox, type SecretBox } from '../secrets.ts'
 import { migrations } from './migrations.ts'
 import type { Database } from './schema.ts'
