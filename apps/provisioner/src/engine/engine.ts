@@ -34,6 +34,7 @@ import {
   type SyncReport as WhmcsSyncReport,
   writeBackService,
 } from '@panelkit/whmcs'
+import { withCallSource } from '../call-source.ts'
 import type { Config, ProductConfig, ServerConfig } from '../config.ts'
 import type { Logger } from '../logger.ts'
 import type { DurableLedger, DurableModuleLog, Store, StoreProvisionedView } from '../store/store.ts'
@@ -290,9 +291,20 @@ export class Engine {
       serviceId?: string
       onProgress?: (done: number, total: number | undefined) => void
       signal?: AbortSignal
+      /** Who asked (the jobs' `source` and the module log's); default by pass: `sync`, `sync-client`, `sync-service`. */
+      source?: string
+      /** The client the pass reads services through (the WHMCS module route reads one as WHMCS will have it). */
+      whmcs?: WhmcsClient
     } = {},
   ): Promise<SyncSummary> {
-    const whmcs = this.requireWhmcs()
+    const source =
+      options.source ??
+      (options.serviceId ? 'sync-service' : options.clientId || options.email ? 'sync-client' : 'sync')
+    return withCallSource(source, () => this.syncPass(options, source))
+  }
+
+  private async syncPass(options: Parameters<Engine['sync']>[0] & {}, source: string): Promise<SyncSummary> {
+    const whmcs = options.whmcs ?? this.requireWhmcs()
     const observed = new Map<string, number>()
     const clients = new Map<string, Promise<Record<string, unknown>>>()
     const summary = {
@@ -345,12 +357,7 @@ export class Engine {
         summary.intents++
         summary.intentsByKind[intent.kind] = (summary.intentsByKind[intent.kind] ?? 0) + 1
         try {
-          const out = await this.queueIntent(
-            intent,
-            observed,
-            clients,
-            options.serviceId ? 'sync-service' : options.clientId || options.email ? 'sync-client' : 'sync',
-          )
+          const out = await this.queueIntent(intent, observed, clients, source)
           if (out === 'stale') summary.stale++
           else if (out === 'created') summary.jobsCreated++
         } catch (error) {
@@ -866,7 +873,7 @@ export class Engine {
     try {
       let outcome: { ok: true; data: unknown } | { ok: false; error: Failure }
       try {
-        outcome = await this.execute(job, service, controller.signal, steps)
+        outcome = await withCallSource(job.source, () => this.execute(job, service, controller.signal, steps))
       } catch (error) {
         outcome = { ok: false, error: toFailure(error, this.redactor) }
       }

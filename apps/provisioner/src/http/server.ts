@@ -4,9 +4,11 @@ import type { AddressInfo } from 'node:net'
 import { isPanelkitError, toFailure } from '@panelkit/core'
 import { z } from 'zod'
 import type { App } from '../app.ts'
+import { withCallSource } from '../call-source.ts'
 import { serverInput } from '../engine/engine.ts'
 import { listJobs } from '../engine/jobs.ts'
 import { getService, listServices, type ServiceRecord } from '../engine/services.ts'
+import { handleModuleRequest } from './module-routes.ts'
 
 /**
  * The HTTP API: JSON in, JSON out, bearer tokens compared in constant time. Every error is a JSON body
@@ -190,6 +192,10 @@ export function createApiHandler(app: App) {
     if (segments[0] !== 'v1') throw new ApiError(404, API_ERROR.NOT_FOUND, `No endpoint ${path}`)
     const [, resource, id, sub] = segments
     switch (resource) {
+      case 'module':
+        // The WHMCS server module's endpoints (module-routes.ts): they answer for themselves.
+        await handleModuleRequest(app, req, res, segments.slice(2), url)
+        return
       case 'status': {
         allow('GET')
         const jobs = await listJobs(store.db, { status: ['queued', 'running', 'parked'], limit: 10_000 })
@@ -361,6 +367,7 @@ export function createApiHandler(app: App) {
               connector: z.string().max(64),
               operation: z.string().max(64),
               outcome: z.enum(['ok', 'error', 'dry-run']),
+              source: z.enum(['whmcs-module', 'sync', 'api', 'cli', 'engine']),
               after: z.coerce.number().int().nonnegative(),
               limit: z.coerce.number().int().min(1).max(1000),
             })
@@ -392,7 +399,7 @@ export function createApiHandler(app: App) {
 
   return async (req: IncomingMessage, res: ServerResponse) => {
     try {
-      await route(req, res)
+      await withCallSource('api', () => route(req, res))
     } catch (error) {
       let status = 500
       let body: Record<string, unknown>

@@ -245,5 +245,12 @@ export function migrations(dialect: 'sqlite' | 'postgres', box?: SecretBox): Rec
         await db.schema.alterTable('services').addColumn('next_due_date', 'text').execute()
       },
     },
+    '0009_module_log_source': {
+      async up(db: Kysely<unknown>) {
+        // Who caused each external call: the WHMCS server module, the reverse sync, the API, the CLI or
+        // the engine. Earlier rows stay null (their cause was not recorded).
+        await db.schema.alterTable('module_log').addColumn('source', 'text').execute()
+      },
+    },
   }
 }

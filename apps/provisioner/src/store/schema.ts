@@ -106,6 +106,8 @@ export interface ModuleLogTable {
   duration_ms: number
   error_code: string | null
   entry_json: string
+  /** Who caused the call (`whmcs-module`, `sync`, `api`, `cli`, `engine`); migration 0009. */
+  source: string | null
 }
 
 export interface IpAddressesTable {

@@ -13,6 +13,7 @@ import type { Ledger, LedgerEntry, ProvisionedService, ProvisionedView } from '@
 import BetterSqlite3 from 'better-sqlite3'
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely'
 import pg from 'pg'
+import { currentCallSource } from '../call-source.ts'
 import { createSecretBox, type SecretBox } from '../secrets.ts'
 import { migrations } from './migrations.ts'
 import type { Database } from './schema.ts'
@@ -331,6 +332,8 @@ export interface ModuleLogQuery {
   connector?: string
   operation?: string
   outcome?: string
+  /** Who caused the call: `whmcs-module`, `sync`, `api`, `cli`, `engine`. */
+  source?: string
   /** Only entries with an id greater than this (for paging forward). */
   after?: number
   limit?: number
@@ -355,7 +358,10 @@ export class DurableModuleLog implements ModuleLogSink {
 
   write(entry: ModuleLogEntry): void {
     // Entries arrive redacted by the recorder; the app's own secrets (config values) are masked too.
-    this.buffer.push(this.redactor ? this.redactor.redact(entry) : entry)
+    // The call's cause (the WHMCS module, a sync, the API, the CLI) comes from the async context.
+    const source = currentCallSource()
+    const stamped: ModuleLogEntry = source ? ({ ...entry, source } as ModuleLogEntry) : entry
+    this.buffer.push(this.redactor ? this.redactor.redact(stamped) : stamped)
     if (!this.timer) {
       this.timer = setTimeout(() => {
         this.timer = undefined
@@ -386,6 +392,7 @@ export class DurableModuleLog implements ModuleLogSink {
             duration_ms: e.durationMs,
             error_code: e.error?.code ?? null,
             entry_json: JSON.stringify(e),
+            source: (e as { source?: string }).source ?? null,
           })),
         )
         .execute()
@@ -400,6 +407,7 @@ export class DurableModuleLog implements ModuleLogSink {
     if (q.connector !== undefined) query = query.where('connector', '=', q.connector)
     if (q.operation !== undefined) query = query.where('operation', '=', q.operation)
     if (q.outcome !== undefined) query = query.where('outcome', '=', q.outcome)
+    if (q.source !== undefined) query = query.where('source', '=', q.source)
     if (q.after !== undefined) query = query.where('id', '>', q.after)
     const rows = await query
       .orderBy('id', 'desc')
