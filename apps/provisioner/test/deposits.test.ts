@@ -20,7 +20,7 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()?.()
 })
 
-async function setup(kind: StoreKind, applyCredit?: boolean) {
+async function setup(kind: StoreKind, settings: Record<string, unknown> = {}) {
   const whmcs = await createWhmcsSimulator()
   const cs = await startComputeStacksSimulator()
   const product = whmcs.createProduct({
@@ -56,10 +56,7 @@ async function setup(kind: StoreKind, applyCredit?: boolean) {
           whmcsProductId: product.id,
           connector: 'computestacks-account',
           serverGroup: 'containers',
-          settings: {
-            emailDomain: 'cloud.example.test',
-            ...(applyCredit === undefined ? {} : { applyCredit }),
-          },
+          settings: { emailDomain: 'cloud.example.test', ...settings },
         },
       ],
       // biome-ignore lint/suspicious/noTemplateCurlyInString: an environment reference in the config
@@ -153,8 +150,30 @@ describe.each(STORE_KINDS)('deposits as account credit (%s)', (kind) => {
     expect(whmcs.callCount('GetOrders')).toBe(reads)
   })
 
+  it('does not wait to show a deposit on a service that was terminated before it was shown', async () => {
+    const { whmcs, cs, engine, product, clientId } = await setup(kind, { terminateAction: 'delete' })
+    const paid = whmcs.placeOrder({ clientId, pid: product.id, billingcycle: 'One Time', paid: true })
+    await engine.sync()
+    await engine.runWorker({ untilIdle: true, pollMs: 5 })
+    expect(creditsOf(whmcs, clientId)).toHaveLength(1)
+    whmcs.terminate(paid.service.id)
+    // Were the deposit still to be shown, this pass could not write it (and the account is deleted next).
+    cs.inject({ type: 'status', status: 503, times: 50, match: { method: 'PATCH' } })
+    await engine.sync()
+    cs.clearFaults()
+    await engine.runWorker({ untilIdle: true, pollMs: 5 })
+    expect(cs.usersForService(String(paid.service.id))).toEqual([])
+    // Nothing is left to show it on: the order is done with, not read from WHMCS on every pass.
+    const clean = await engine.sync()
+    expect(clean.errors).toEqual([])
+    const reads = whmcs.callCount('GetOrders')
+    await engine.sync()
+    expect(whmcs.callCount('GetOrders')).toBe(reads)
+    expect(creditsOf(whmcs, clientId)).toHaveLength(1)
+  })
+
   it('credits nothing when the product turns Apply Credit off', async () => {
-    const { whmcs, engine, product, clientId } = await setup(kind, false)
+    const { whmcs, engine, product, clientId } = await setup(kind, { applyCredit: false })
     expect(applyCreditProducts(engine)).toEqual([])
     whmcs.placeOrder({ clientId, pid: product.id, billingcycle: 'One Time', paid: true })
     await engine.sync()

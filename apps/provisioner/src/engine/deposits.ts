@@ -64,6 +64,8 @@ async function showDeposit(
     const serverId = service?.serverId ?? (await engine.store.assignments.get(part.serviceId))
     const server = serverId ? engine.server(serverId) : undefined
     const connector = service ? engine.connector(service.connector) : undefined
+    // A service on its way out has no client area to show the deposit in: nothing left to do for it.
+    if (service && (service.desired === 'terminated' || service.actual === 'terminated')) continue
     // Not provisioned yet (or not by us): shown on a later pass, once the account exists.
     if (
       !service ||

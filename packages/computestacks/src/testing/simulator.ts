@@ -142,6 +142,7 @@ export interface ComputeStacksSimulatorOptions {
 }
 
 const SUPPORT_EMAILS = ['hello@computestacks.com', 'kris@computestacks.com']
+const UNKNOWN_CALL = 'Unknown API Call. Please check the documentation.'
 const CURRENCY_SYMBOLS: Record<string, string> = {
   USD: '$',
   EUR: '€',
@@ -613,7 +614,12 @@ export class ComputeStacksSimulator {
     if (path.startsWith('/api/') && method !== 'GET' && method !== 'OPTIONS' && path !== '/api/oauth/token') {
       this.writeCount++
     }
-    const out = this.route(method, url, req.headers, rawBody)
+    const out = this.negotiated(
+      method,
+      path,
+      req.headers.accept,
+      this.route(method, url, req.headers, rawBody),
+    )
     if (fault?.type === 'drop') {
       req.socket.destroy()
       return
@@ -654,6 +660,24 @@ export class ComputeStacksSimulator {
 
   // ---- routing ---------------------------------------------------------------------------------------
 
+  /**
+   * An API answer for an `Accept` that is neither JSON nor XML. Every API action, and every before_action
+   * that refuses (auth, admin, lookup), renders through `respond_to` with JSON and XML only; the
+   * UnknownFormat this raises is rescued as a 406 in text/html (CTL
+   * `app/controllers/concerns/api_missing_route.rb#unknown_format`). The action has run by then, so a
+   * create or update is carried out all the same. Only the catch-all route has a `format.any`: a 404
+   * whose text/html body is the message array as Ruby prints it (`api_missing_route.rb#unknown_route`).
+   */
+  private negotiated(method: string, path: string, accept: string | undefined, out: HttpReply): HttpReply {
+    if (method === 'OPTIONS' || !path.startsWith('/api/') || path === '/api/oauth/token') return out
+    if (negotiateFormat(accept) !== undefined) return out
+    const html = { 'content-type': 'text/html; charset=utf-8' }
+    const errorsOf = (out.body as { errors?: unknown } | undefined)?.errors
+    if (out.status === 404 && Array.isArray(errorsOf) && errorsOf[0] === UNKNOWN_CALL)
+      return reply(404, JSON.stringify([UNKNOWN_CALL]), { ...out.headers, ...html })
+    return reply(406, 'Unknown format. Only JSON and XML are permitted.', { ...out.headers, ...html })
+  }
+
   private route(method: string, url: URL, headers: IncomingMessage['headers'], rawBody: string): HttpReply {
     const path = url.pathname
     if (method === 'OPTIONS') return reply(200)
@@ -690,15 +714,6 @@ export class ComputeStacksSimulator {
     const versionHeaders: Record<string, string> = status === 'deprecated' ? { 'API-Deprecated': 'true' } : {}
     const withVersion = (out: HttpReply) =>
       new HttpReply(out.status, out.body, { ...versionHeaders, ...out.headers }, out.kind)
-    // `respond_to` raises UnknownFormat for any other Accept, rescued as a 406 in text/html
-    // (CTL `app/controllers/concerns/api_missing_route.rb#unknown_format`); even the 401 of a bad
-    // credential goes through `respond_to`, so it is a 406 as well.
-    if (negotiateFormat(headers.accept) === undefined && path !== '/api/oauth/token') {
-      return reply(406, 'Unknown format. Only JSON and XML are permitted.', {
-        'content-type': 'text/html; charset=utf-8',
-      })
-    }
-
     if (path === '/api/auth' && method === 'POST') {
       return withVersion(
         errors(
@@ -727,7 +742,7 @@ export class ComputeStacksSimulator {
         .map((s) => decodeURIComponent(s))
       return withVersion(this.admin(method, segments, url, body))
     }
-    return withVersion(errors(404, 'Unknown API Call. Please check the documentation.'))
+    return withVersion(errors(404, UNKNOWN_CALL))
   }
 
   private versionBody() {
@@ -948,7 +963,7 @@ export class ComputeStacksSimulator {
   }
 
   private unknown(): HttpReply {
-    return errors(404, 'Unknown API Call. Please check the documentation.')
+    return errors(404, UNKNOWN_CALL)
   }
 
   /** `locate_user`: by id, or `find_by_label` / `find_by_email` (base64, exact) / `find_by_external_id`. */

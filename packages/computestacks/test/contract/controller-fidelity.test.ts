@@ -140,7 +140,7 @@ describe('formats', () => {
     expect(negotiateFormat('application/json, text/plain, */*')).toBeUndefined()
   })
 
-  it('answers 406 in text/html for any other Accept, even before authentication (api_missing_route.rb#unknown_format)', async () => {
+  it('answers 406 in text/html for any other Accept, after the action ran, except on the catch-all route (api_missing_route.rb)', async () => {
     for (const accept of ['text/html', 'text/plain; api_version=80', null]) {
       const answer = await raw(sim, '/api/admin/locations', { accept })
       expect(answer.status).toBe(406)
@@ -149,6 +149,16 @@ describe('formats', () => {
     }
     const badCredential = await raw(sim, '/api/admin/locations', { accept: 'text/html', auth: 'x:y' })
     expect(badCredential.status).toBe(406)
+    // The action runs before respond_to refuses the format: the user exists, the caller got a 406.
+    const body = userBody()
+    const created = await raw(sim, '/api/admin/users', { method: 'POST', accept: 'text/html', body })
+    expect(created.status).toBe(406)
+    expect(sim.userByEmail(body.user.email)).toBeDefined()
+    // Only the catch-all route answers any format: a 404 in text/html.
+    const unknown = await raw(sim, '/api/no/such/thing', { accept: 'text/html' })
+    expect(unknown.status).toBe(404)
+    expect(unknown.headers['content-type']).toMatch(/^text\/html/)
+    expect(unknown.text).toBe('["Unknown API Call. Please check the documentation."]')
   })
 
   it('answers XML where the API gives it: RABL views by their root, rendered hashes under <hash>', async () => {

@@ -6,6 +6,7 @@ import {
   type SimUser,
   startComputeStacksSimulator,
 } from '../../src/testing/index.ts'
+import { plantAccountTiedElsewhereByExternalId } from './foreign-account.ts'
 
 /**
  * Ownership is proven, never inferred: `labels.whmcs.service_id`, or `external_id` together with the
@@ -74,12 +75,8 @@ describe('an account tied to something else by external_id is never modified', (
   it('create makes the service its own account and every operation leaves the other one alone', async () => {
     const s = service({ settings: { terminateAction: 'delete' } })
     // A ComputeStacks v1 customer whose WHMCS client id equals this service id.
-    const v1 = sim.addUser({
-      email: `v1.customer${n}@example.com`,
-      externalId: String(s.serviceId),
-      userGroupId: sim.defaultGroup().id,
-    })
-    const before = snapshot(v1)
+    const { user: v1, snapshot: probe } = plantAccountTiedElsewhereByExternalId(sim, s)
+    const before = probe()
     const created = await ok<{ accountId: string; created: boolean }>(
       connector.invoke('create', { service: s }),
     )
@@ -97,7 +94,8 @@ describe('an account tied to something else by external_id is never modified', (
     await ok(connector.invoke('sso', { service: s, audience: 'client' }))
     await ok(connector.invoke('terminate', { service: s }))
     expect(sim.users.has(Number(created.accountId))).toBe(false)
-    expect(snapshot(v1)).toEqual(before)
+    expect(probe()).toEqual(before)
+    expect(v1.externalId).toBe(String(s.serviceId))
     // Nothing was ever looked up by external id.
     expect(sim.requests.some((r) => r.path.includes('find_by_external_id'))).toBe(false)
   })
