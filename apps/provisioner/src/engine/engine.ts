@@ -13,6 +13,7 @@ import {
   type ServerGroup,
   type ServerInput,
   type StepRecord,
+  settingsSchema,
   sleep,
   toFailure,
   ValidationError,
@@ -71,6 +72,7 @@ export type EngineEvent =
   | { type: 'job-done'; job: Job; durationMs: number; result: unknown }
   | { type: 'job-retry'; job: Job; error: Failure; runAfter: number }
   | { type: 'job-parked'; job: Job; error: Failure }
+  | { type: 'job-cancelled'; job: Job; reason: string }
 
 export interface EngineOptions {
   store: Store
@@ -546,7 +548,8 @@ export class Engine {
     change: ServiceChange,
     source: string,
   ): Promise<{ jobs: Job[]; created: number }> {
-    if (change.password) this.redactor.addValue(change.password)
+    // The password is not added to the app's redactor (it would grow with every change, forever): it
+    // is sealed here, and only the job that sends it opens it, into its own redactor.
     const out = await this.store.tx(async (trx) => {
       let q = trx.selectFrom('services').selectAll().where('service_id', '=', serviceId)
       if (this.store.dialect === 'postgres') q = q.forUpdate()
@@ -554,6 +557,9 @@ export class Engine {
       if (!row)
         throw new ValidationError(`No service ${serviceId}`, [{ path: 'serviceId', message: 'unknown' }])
       const current = serviceFromRow(row)
+      // Refused here, before anything is stored or queued: a change the connector would refuse would
+      // only park the job and block the service's later work.
+      this.validateChange(current, change)
       const ops = operatorOps(current.desired, change)
       const hasPackage = change.settings !== undefined
       const settings = hasPackage ? { ...current.settings, ...change.settings } : current.settings
@@ -612,11 +618,48 @@ export class Engine {
     return out
   }
 
+  /**
+   * An operator's change checked against the service's connector: every setting it names must be one
+   * the connector declares, the settings it would leave must pass the connector's own schema, and a
+   * password may not hold control characters. Throws a `ValidationError` naming each field.
+   */
+  validateChange(service: ServiceRecord, change: ServiceChange): void {
+    const issues: { path: string; message: string }[] = []
+    if (change.password !== undefined && CONTROL_CHARACTERS.test(change.password))
+      issues.push({ path: 'password', message: 'must not contain control characters (CR, LF, NUL, …)' })
+    const entry = this.connectors.get(service.connector)
+    if (change.settings !== undefined && entry) {
+      const spec = entry.instance.definition.settings as Record<string, unknown>
+      const known = Object.keys(spec)
+      for (const key of Object.keys(change.settings)) {
+        if (!Object.hasOwn(spec, key))
+          issues.push({
+            path: `settings.${key}`,
+            message: `is not a setting of ${service.connector} (known: ${known.join(', ') || 'none'})`,
+          })
+      }
+      const merged = { ...service.settings, ...change.settings }
+      const checked = settingsSchema(entry.instance.definition.settings).safeParse(merged)
+      if (!checked.success) {
+        for (const i of checked.error.issues)
+          issues.push({ path: ['settings', ...i.path.map(String)].join('.'), message: i.message })
+      }
+    }
+    if (issues.length > 0) {
+      throw new ValidationError(
+        `Invalid request: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+        issues,
+      )
+    }
+  }
+
   /** Queues one usage push per provisioned service of a usage-billed product for the period. */
   async scheduleUsage(period: string): Promise<number> {
     let created = 0
     for (const s of await listServices(this.store.db)) {
       if (s.actual !== 'active' && s.actual !== 'suspended') continue
+      // A terminate is queued: the push would run after it, against an account that is gone.
+      if (s.desired === 'terminated') continue
       const product = this.productFor(s.productId)
       if (!product?.usageBilling) continue
       const out = await enqueue(this.store.db, {
@@ -821,17 +864,23 @@ export class Engine {
     const started = performance.now()
     const steps: StepRecord[] = []
     const service = await getService(this.store.db, job.serviceId)
+    // The job's own secrets (the password it opens) live in a layer dropped with the job.
+    const redactor = this.redactor.child()
     this.emit({ type: 'job-started', job, service })
     try {
-      let outcome: { ok: true; data: unknown } | { ok: false; error: Failure }
+      let outcome: JobOutcome
       try {
-        outcome = await this.execute(job, service, controller.signal, steps)
+        const moot = service ? mootAfterTerminate(job, service) : undefined
+        outcome = moot
+          ? { ok: 'cancelled', reason: moot }
+          : await this.execute(job, service, controller.signal, steps, redactor)
       } catch (error) {
-        outcome = { ok: false, error: toFailure(error, this.redactor) }
+        outcome = { ok: false, error: toFailure(error, redactor) }
       }
       await this.moduleLog.flush().catch(() => undefined)
       if (controller.signal.aborted) return // lease lost or shutting down: whoever holds the job finishes it
-      if (outcome.ok) await this.succeed(job, service, outcome.data, steps, performance.now() - started)
+      if (outcome.ok === 'cancelled') await this.cancel(job, outcome.reason)
+      else if (outcome.ok) await this.succeed(job, service, outcome.data, steps, performance.now() - started)
       else await this.fail(job, outcome.error, steps)
     } finally {
       clearInterval(renew)
@@ -839,11 +888,24 @@ export class Engine {
     }
   }
 
+  /** A job made moot by what ran before it: finished as cancelled, with the reason, nothing sent. */
+  private async cancel(job: Job, reason: string): Promise<void> {
+    const finished = await finishJob(this.store.db, job, this.owner, {
+      status: JobStatus.CANCELLED,
+      lastError: null,
+      result: { cancelled: reason, ranBy: this.owner },
+    })
+    if (!finished) return
+    this.logger.info('job cancelled', { jobId: job.id, key: job.key, operation: job.operation, reason })
+    this.emit({ type: 'job-cancelled', job, reason })
+  }
+
   private async execute(
     job: Job,
     service: ServiceRecord | undefined,
     signal: AbortSignal,
     steps: StepRecord[],
+    redactor: Redactor = this.redactor,
   ): Promise<{ ok: true; data: unknown } | { ok: false; error: Failure }> {
     if (job.operation === 'creditDeposit') return this.runCreditDeposit(job, signal)
     if (!service) return this.permanent(`Service ${job.serviceId} is not in the store`)
@@ -914,7 +976,9 @@ export class Engine {
     // The password is opened only for the operations that send it, and only in this process's memory.
     if (job.operation === 'create' || job.operation === 'changePassword') {
       const password = await this.passwordFor(job, service)
-      // Core adds it to the invocation's own redactor, so the module log and failures mask it.
+      // Core adds it to the invocation's own redactor, so the module log and failures mask it; the
+      // job's layer masks it in whatever the engine logs about this job.
+      redactor.addValue(password)
       if (password) serviceInput.password = password
       else if (job.operation === 'changePassword') {
         return this.permanent(`Job ${job.key} has no password to set`)
@@ -1271,4 +1335,33 @@ function jobKeyOfLedgerKey(key: string): string | undefined {
   const credit = /^whmcs:credit:(.+)$/.exec(key)
   if (credit) return `credit:${credit[1]}`
   return undefined
+}
+
+type JobOutcome =
+  | { ok: true; data: unknown }
+  | { ok: false; error: Failure }
+  | { ok: 'cancelled'; reason: string }
+
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/
+
+/** Work on an account that only makes sense while it exists. */
+const MOOT_AFTER_TERMINATE = new Set<JobOperation>([
+  'suspend',
+  'unsuspend',
+  'changePassword',
+  'changePackage',
+  'writeBack',
+  'pushUsage',
+])
+
+/**
+ * Jobs run in the order they were queued, so a job queued behind a terminate (a write-back queued when
+ * a create finished, a usage push, a package change) runs after the account is gone. It is moot: it
+ * is cancelled with the reason instead of parking with a misleading one ("never created") or writing
+ * a deleted account's username and a released IP back to WHMCS. A create queued after the terminate
+ * runs as usual, and the jobs after it find the account again.
+ */
+function mootAfterTerminate(job: Job, service: ServiceRecord): string | undefined {
+  if (!MOOT_AFTER_TERMINATE.has(job.operation) || service.actual !== 'terminated') return undefined
+  return `Service ${service.serviceId} was terminated before this ${job.operation} ran; nothing to do`
 }
