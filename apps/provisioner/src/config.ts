@@ -185,8 +185,20 @@ export const ConfigSchema = z
         maxAttempts: z.number().int().min(1).max(100).default(8),
         backoffMs: z.number().int().min(1).default(1000),
         maxBackoffMs: z.number().int().min(1).default(300_000),
+        /**
+         * No connector operation runs longer than this: a server that accepts and never answers gives
+         * a retryable TIMEOUT instead of a job that holds its lease forever.
+         */
+        operationTimeoutSeconds: z.number().int().min(1).max(86_400).default(900),
       })
-      .default({ concurrency: 4, leaseSeconds: 30, maxAttempts: 8, backoffMs: 1000, maxBackoffMs: 300_000 }),
+      .default({
+        concurrency: 4,
+        leaseSeconds: 30,
+        maxAttempts: 8,
+        backoffMs: 1000,
+        maxBackoffMs: 300_000,
+        operationTimeoutSeconds: 900,
+      }),
     http: z
       .object({
         listen: z.string().default('127.0.0.1:8080'),

@@ -86,7 +86,7 @@ export interface EngineOptions {
   /** Identifies this worker in leases. */
   owner?: string
   onEvent?: (event: EngineEvent) => void
-  /** Connector operation time limit. */
+  /** Connector operation time limit (default: the config's `worker.operationTimeoutSeconds`). */
   operationTimeoutMs?: number
 }
 
@@ -212,7 +212,7 @@ export class Engine {
         sink: options.moduleLog,
         redactor: options.redactor,
         checkpoints: options.store.checkpoints,
-        ...(options.operationTimeoutMs !== undefined ? { timeoutMs: options.operationTimeoutMs } : {}),
+        timeoutMs: options.operationTimeoutMs ?? options.config.worker.operationTimeoutSeconds * 1000,
       }) as unknown as ConnectorInstance
       this.connectors.set(
         reg.definition.id as string,
