@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import {
   type CapacityProbe,
+  ConnectionError,
   type ConnectorDefinition,
   type ConnectorInstance,
   createConnector,
@@ -1307,19 +1308,37 @@ function attemptHolder(owner: string, job: Job): string {
 }
 
 /**
- * The WHMCS client with AddBillableItem and AddCredit bracketed by the ledger: `sending` is recorded
- * (durably, fenced on the claim) immediately before the request and `sent` with WHMCS's answer right
- * after it, so a worker killed before the request leaves a claim the next attempt simply sends.
+ * The WHMCS client with AddBillableItem and AddCredit bracketed by the ledger. First the connection
+ * is made — TCP, TLS and an authenticated read (`WhmcsDetails`) over the client's keep-alive pool —
+ * and only then is `sending` recorded (durably, fenced on the claim), immediately before the request
+ * goes out on that warm connection; `sent` is recorded with WHMCS's answer right after. A WHMCS that
+ * cannot be reached, a handshake that stalls, or a worker killed while connecting leaves a claim that
+ * was never sent: released and sent once by the next attempt, not an `uncertain` entry for an operator.
  */
 function ledgerBoundClient(client: WhmcsClient, ledger: DurableLedger, key: string): WhmcsClient {
   const bound = Object.create(client) as WhmcsClient
+  const connectFirst = async (action: string, options: { signal?: AbortSignal } | undefined) => {
+    try {
+      await client.whmcsDetails(options?.signal ? { signal: options.signal } : {})
+    } catch (error) {
+      const f = toFailure(error)
+      throw new ConnectionError(`WHMCS could not be reached before ${action} was sent: ${f.detail}`, {
+        cause: error,
+        retryable: f.retryable || f.code === 'CONNECTION' || f.code === 'TIMEOUT',
+        // Nothing went out: the ledger frees the key instead of marking it uncertain.
+        details: { notSent: true },
+      })
+    }
+  }
   bound.addBillableItem = async (params, options) => {
+    await connectFirst('AddBillableItem', options)
     await ledger.beginSend(key)
     const r = await client.addBillableItem(params, options)
     await ledger.markSent(key, r.billableid)
     return r
   }
   bound.addCredit = async (params, options) => {
+    await connectFirst('AddCredit', options)
     await ledger.beginSend(key)
     const r = await client.addCredit(params, options)
     await ledger.markSent(key, r.newbalance)
