@@ -350,3 +350,23 @@ describe('jobs queued behind a terminate (17.5)', () => {
     expect(usage).toEqual([])
   })
 })
+
+describe('log lines (18.8 masking rule)', () => {
+  it('mask secrets without mangling ordinary words', async () => {
+    const { createRedactor } = await import('@panelkit/core')
+    const { createLogger } = await import('../src/logger.ts')
+    const lines: string[] = []
+    const logger = createLogger({
+      redactor: createRedactor({ values: ['xpec', 'Long-Secret-Value-1'] }),
+      stream: { write: (l: string) => lines.push(l) > 0 },
+    })
+    logger.error('Unexpected answer', {
+      detail: 'login xpec refused; password=xpec; token Long-Secret-Value-1 expected',
+      url: 'https://admin:pw@panel.example/x',
+    })
+    const line = JSON.parse(lines[0] as string) as Record<string, string>
+    expect(line.msg).toBe('Unexpected answer')
+    expect(line.detail).toBe('login [redacted] refused; password=[redacted]; token [redacted] expected')
+    expect(line.url).toBe('https://admin:[redacted]@panel.example/x')
+  })
+})
