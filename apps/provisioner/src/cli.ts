@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util'
 import { createRedactor, toFailure } from '@panelkit/core'
 import { type App, type AppOptions, createApp } from './app.ts'
+import { checkDeadline, testServerConnection } from './check-connections.ts'
 import { narrate, progressBar, table } from './cli/output.ts'
 import { ConfigError, type LoadedConfig, loadConfig } from './config.ts'
-import { serverInput } from './engine/engine.ts'
 import { listJobs } from './engine/jobs.ts'
 import { listServices } from './engine/services.ts'
 import { startApiServer } from './http/server.ts'
@@ -373,9 +373,7 @@ async function check(app: App, io: CliIo): Promise<number> {
       io.out(`server ${server.id}: FAILED — connector ${server.connector} is not available`)
       continue
     }
-    const result = await connector.invoke('testConnection', {
-      server: serverInput(server),
-    })
+    const result = await testServerConnection(connector, server)
     if (result.ok) {
       const d = result.data
       io.out(
@@ -388,10 +386,11 @@ async function check(app: App, io: CliIo): Promise<number> {
   }
   if (app.engine.whmcs) {
     try {
-      const details = await app.engine.whmcs.whmcsDetails()
+      const deadline = checkDeadline()
+      const details = await app.engine.whmcs.whmcsDetails(deadline)
       let services = 0
       for (const p of app.config.products) {
-        const r = await app.engine.whmcs.getClientsProducts({ pid: p.whmcsProductId, limitnum: 1 })
+        const r = await app.engine.whmcs.getClientsProducts({ pid: p.whmcsProductId, limitnum: 1 }, deadline)
         services += Number(r.totalresults ?? 0)
       }
       io.out(`whmcs: ok (WHMCS ${details.version}, ${services} services of the mapped products)`)

@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
-import { extname } from 'node:path'
+import { dirname, extname, resolve } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
 import { parseSecretKey } from './secrets.ts'
@@ -98,6 +99,43 @@ export const WhmcsConfigSchema = z.object({
   ca: z.string().optional(),
 })
 
+/**
+ * What an API token may do (`README.md`, "Security"): `read` every GET; `operate` lifecycle actions
+ * but terminate, sync, retry and client single sign-on; `billing` deposit credits and settling the
+ * ledger; `admin` everything, terminate and admin single sign-on included.
+ */
+export const TOKEN_SCOPES = ['read', 'operate', 'billing', 'admin'] as const
+export type TokenScope = (typeof TOKEN_SCOPES)[number]
+
+const TokenValueSchema = z.string().min(16, 'must be at least 16 characters')
+
+/**
+ * An API token: a plain string (every scope, as before scopes existed) or `{ token, scopes, name? }`.
+ */
+export const ApiTokenSchema = z.union([
+  TokenValueSchema,
+  z
+    .object({
+      token: TokenValueSchema,
+      scopes: z
+        .array(z.enum(TOKEN_SCOPES))
+        .min(1, 'needs at least one scope (read, operate, billing, admin)'),
+      /** Shown in the operator log for requests made with it. */
+      name: z.string().max(64).optional(),
+    })
+    .strict(),
+])
+export type ApiTokenConfig = z.infer<typeof ApiTokenSchema>
+
+/** Every token with its scopes (a plain string token has them all). */
+export function apiTokens(config: Config): { token: string; scopes: TokenScope[]; name: string }[] {
+  return config.http.tokens.map((t, i) =>
+    typeof t === 'string'
+      ? { token: t, scopes: [...TOKEN_SCOPES], name: `tokens[${i}]` }
+      : { token: t.token, scopes: t.scopes, name: t.name ?? `tokens[${i}]` },
+  )
+}
+
 export const ConfigSchema = z
   .object({
     whmcs: WhmcsConfigSchema.optional(),
@@ -126,6 +164,11 @@ export const ConfigSchema = z
           .refine((v) => parseSecretKey(v) !== undefined, {
             message: 'must be 32 bytes written as base64 (44 characters) or hex (64 characters)',
           }),
+        /**
+         * A file holding the key (a Docker or systemd secret, mode 0600), read at start-up, instead of
+         * an environment reference. The key itself is never written in the configuration file.
+         */
+        encryptionKeyFile: z.string().min(1).optional(),
       })
       // Parsed even when absent, so a missing key is reported at store.encryptionKey.
       .prefault({} as { encryptionKey: string }),
@@ -147,12 +190,24 @@ export const ConfigSchema = z
         maxAttempts: z.number().int().min(1).max(100).default(8),
         backoffMs: z.number().int().min(1).default(1000),
         maxBackoffMs: z.number().int().min(1).default(300_000),
+        /**
+         * No connector operation runs longer than this: a server that accepts and never answers gives
+         * a retryable TIMEOUT instead of a job that holds its lease forever.
+         */
+        operationTimeoutSeconds: z.number().int().min(1).max(86_400).default(900),
       })
-      .default({ concurrency: 4, leaseSeconds: 30, maxAttempts: 8, backoffMs: 1000, maxBackoffMs: 300_000 }),
+      .default({
+        concurrency: 4,
+        leaseSeconds: 30,
+        maxAttempts: 8,
+        backoffMs: 1000,
+        maxBackoffMs: 300_000,
+        operationTimeoutSeconds: 900,
+      }),
     http: z
       .object({
         listen: z.string().default('127.0.0.1:8080'),
-        tokens: z.array(z.string().min(16, 'must be at least 16 characters')).default([]),
+        tokens: z.array(ApiTokenSchema).default([]),
       })
       .default({ listen: '127.0.0.1:8080', tokens: [] }),
   })
@@ -290,10 +345,12 @@ export function parseConfig(
   raw: unknown,
   env: Record<string, string | undefined> = process.env,
   source = 'configuration',
+  baseDir = process.cwd(),
 ): LoadedConfig {
   const issues: ConfigIssue[] = []
   const secrets: string[] = []
   const resolved = resolveEnv(raw, env, issues, [], secrets)
+  issues.push(...encryptionKeySource(raw, resolved, baseDir))
   const parsed = ConfigSchema.safeParse(resolved)
   if (!parsed.success) {
     for (const issue of parsed.error.issues)
@@ -308,8 +365,55 @@ export function parseConfig(
   }
   if (config.whmcs) secrets.push(config.whmcs.secret)
   secrets.push(config.store.encryptionKey)
-  secrets.push(...config.http.tokens)
+  secrets.push(...apiTokens(config).map((t) => t.token))
   return { config, secrets: [...new Set(secrets)] }
+}
+
+const ENV_REFERENCE = /^\s*\$\{[A-Za-z_][A-Za-z0-9_]*\}\s*$/
+
+/**
+ * The store's encryption key comes from the environment (`encryptionKey: ${NAME}`) or from a file
+ * (`encryptionKeyFile`), never from the configuration file itself: that file is copied, committed and
+ * pasted into tickets, and with the key anyone holding a copy of the store reads every password.
+ * Reads the key file into the resolved configuration; returns what is wrong.
+ */
+function encryptionKeySource(raw: unknown, resolved: unknown, baseDir: string): ConfigIssue[] {
+  const store = (raw as { store?: unknown } | null)?.store
+  if (store === null || typeof store !== 'object') return []
+  const { encryptionKey: literal, encryptionKeyFile: file } = store as Record<string, unknown>
+  const issues: ConfigIssue[] = []
+  if (typeof literal === 'string' && !ENV_REFERENCE.test(literal)) {
+    issues.push({
+      path: 'store.encryptionKey',
+      message:
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: the message shows an environment reference
+        'must not be written in the configuration file: use a ${NAME} environment reference or store.encryptionKeyFile',
+    })
+  }
+  if (typeof file === 'string' && file.length > 0) {
+    if (literal !== undefined) {
+      issues.push({
+        path: 'store.encryptionKeyFile',
+        message: 'give either store.encryptionKey or store.encryptionKeyFile, not both',
+      })
+      return issues
+    }
+    const target = (resolved as { store?: Record<string, unknown> }).store
+    const path = resolve(
+      baseDir,
+      typeof target?.encryptionKeyFile === 'string' ? target.encryptionKeyFile : file,
+    )
+    try {
+      const key = readFileSync(path, 'utf8').trim()
+      if (target) target.encryptionKey = key
+    } catch (error) {
+      issues.push({
+        path: 'store.encryptionKeyFile',
+        message: `cannot read the key file: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`,
+      })
+    }
+  }
+  return issues
 }
 
 /** Reads a JSON or YAML file and validates it. */
@@ -339,5 +443,5 @@ export async function loadConfig(
       },
     ])
   }
-  return parseConfig(raw, env, file)
+  return parseConfig(raw, env, file, dirname(resolve(file)))
 }

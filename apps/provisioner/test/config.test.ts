@@ -66,12 +66,46 @@ describe('configuration', () => {
         'products[0].serverGroup',
       ]),
     )
-    expect(issuesOf({ ...good, store: { encryptionKey: 'too-short' } }).map((i) => i.path)).toEqual([
-      'store.encryptionKey',
-    ])
+    expect(
+      issuesOf(
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: an environment reference in the config
+        { ...good, store: { encryptionKey: '${SHORT}' } },
+        { PANEL_PW: 'x-secret', SHORT: 'too-short' },
+      ).map((i) => i.path),
+    ).toEqual(['store.encryptionKey'])
     expect(issues.find((i) => i.path === 'servers[0].password')?.message).toBe(
       'environment variable PANEL_PW is not set',
     )
+  })
+
+  it('takes the encryption key from the environment or a file, never from the file itself', () => {
+    const literal = issuesOf({ ...good, store: { encryptionKey: KEY } })
+    expect(literal.map((i) => `${i.path}: ${i.message}`)).toEqual([
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the message shows an environment reference
+      'store.encryptionKey: must not be written in the configuration file: use a ${NAME} environment reference or store.encryptionKeyFile',
+    ])
+    const dir = mkdtempSync(join(tmpdir(), 'provisioner-key-'))
+    writeFileSync(join(dir, 'store.key'), `${KEY}\n`, { mode: 0o600 })
+    const fromFile = parseConfig(
+      { ...good, store: { encryptionKeyFile: 'store.key' } },
+      { PANEL_PW: 'p' },
+      'p.yaml',
+      dir,
+    )
+    expect(fromFile.config.store.encryptionKey).toBe(KEY)
+    // The key read from the file is masked like every other secret.
+    expect(fromFile.secrets).toContain(KEY)
+    expect(
+      issuesOf({ ...good, store: { encryptionKeyFile: join(dir, 'missing.key') } }).map(
+        (i) => `${i.path}: ${i.message}`,
+      ),
+    ).toContain('store.encryptionKeyFile: cannot read the key file: ENOENT')
+    expect(
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: an environment reference in the config
+      issuesOf({ ...good, store: { encryptionKey: '${KEY}', encryptionKeyFile: 'store.key' } }).map(
+        (i) => i.path,
+      ),
+    ).toContain('store.encryptionKeyFile')
   })
 
   it('checks references between servers, groups and products', () => {

@@ -130,6 +130,7 @@ export {
   type Redactor,
   type RedactorOptions,
   redactErrorInPlace,
+  SHORT_SECRET_LENGTH,
 } from './redaction.ts'
 export {
   type FailedResult,

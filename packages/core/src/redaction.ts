@@ -5,6 +5,8 @@
  * API secret, tickets, SSO tokens) to the redactor before the first external call.
  */
 
+import { maskSpans, SecretMatcher } from './secret-matcher.ts'
+
 export const REDACTED = '[redacted]'
 
 /**
@@ -41,6 +43,14 @@ export const DEFAULT_SECRET_KEYS: readonly string[] = [
   'cipassword',
 ]
 
+/**
+ * Secret values shorter than this are masked in free text only as whole words (not glued to a letter
+ * or digit on either side), so a four-letter password cannot turn "Unexpected" into
+ * "Une[redacted]ted"; they are still masked wherever they stand in a secret position (a secret key's
+ * value, an Authorization header, a URL's password) and as a whole string value.
+ */
+export const SHORT_SECRET_LENGTH = 6
+
 export interface RedactorOptions {
   /** Extra key names to mask (normalised like the defaults). */
   keys?: readonly string[]
@@ -48,6 +58,8 @@ export interface RedactorOptions {
   values?: readonly string[]
   /** The mask text; defaults to `[redacted]`. */
   mask?: string
+  /** Values shorter than this are masked in free text only as whole words (default 6). */
+  shortSecretLength?: number
 }
 
 export interface Redactor {
@@ -60,8 +72,12 @@ export interface Redactor {
   redactString(input: string): string
   /** Deep copy of `value` with every secret masked; handles cycles, errors, maps, sets, buffers, URLs. */
   redact<T>(value: T): T
-  /** A redactor that knows everything this one knows plus more; this one is unchanged. */
-  child(options?: Omit<RedactorOptions, 'mask'>): Redactor
+  /**
+   * A redactor that knows everything this one knows (now and later) plus more; this one is unchanged.
+   * It holds only its own additions, so a child per job or per invocation costs nothing to make and
+   * is dropped with its secrets when the work is done.
+   */
+  child(options?: Omit<RedactorOptions, 'mask' | 'shortSecretLength'>): Redactor
   readonly mask: string
 }
 
@@ -91,18 +107,46 @@ function encodedForms(value: string): string[] {
   return [...forms].filter((f) => f.length > 0)
 }
 
+/** Secret keys per compiled pattern: each RegExp stays small however many keys are declared. */
+const KEYS_PER_PATTERN = 128
+
+/** `scheme://user:password@` in free text: the password is a secret position whatever its length. */
+const URL_CREDENTIALS = /\b([A-Za-z][A-Za-z0-9+.-]{0,31}:\/\/[^\s/?#@:]*):([^\s/?#@]+)@/g
+
+function keyPattern(keys: readonly string[]): RegExp {
+  const loose = keys.map((k) => [...k].map(escapeRegExp).join('[_\\-]?')).join('|')
+  const keyChars = 'A-Za-z0-9_.\\-\\['
+  // A key never follows a `/`: `POST /access/ticket: reason` is a path and its error text.
+  return new RegExp(
+    `(["']?)((?<![${keyChars}/])[${keyChars}]*?(?:${loose})(?![A-Za-z0-9_])\\]?)\\1(\\s*[=:]\\s*)` +
+      `("(?:[^"\\\\]|\\\\.)*"|'[^']*'|(?:(?:Basic|Bearer|Digest|Token|PVEAPIToken)\\s+)?[^\\s&,;}"']+)`,
+    'gi',
+  )
+}
+
 class RedactorImpl implements Redactor {
   readonly mask: string
-  private readonly keys: Set<string>
+  readonly #parent: RedactorImpl | undefined
+  readonly #shortLength: number
   // ES-private so that neither util.inspect (even with showHidden) nor JSON.stringify can reach them.
-  readonly #values: Set<string>
-  #pattern: RegExp | null = null
-  private keyPattern: RegExp | null = null
+  readonly #keys = new Set<string>()
+  /** This layer's secret forms, each with whether it counts only as a whole word. */
+  readonly #values = new Map<string, boolean>()
+  #matcher: SecretMatcher | null = null
+  #keyChanges = 0
+  #keyPatterns: { version: number; patterns: RegExp[] } | null = null
 
-  constructor(mask: string, keys: Iterable<string>, values: Iterable<string>) {
+  constructor(
+    mask: string,
+    parent: RedactorImpl | undefined,
+    shortLength: number,
+    keys: Iterable<string>,
+    values: Iterable<string>,
+  ) {
     this.mask = mask
-    this.keys = new Set([...keys].map(normaliseKey).filter((k) => k.length > 0))
-    this.#values = new Set()
+    this.#parent = parent
+    this.#shortLength = shortLength
+    for (const k of keys) this.addKey(k)
     for (const v of values) this.addValue(v)
   }
 
@@ -112,52 +156,71 @@ class RedactorImpl implements Redactor {
   }
 
   toJSON(): { mask: string; secretKeys: number; secretValues: number } {
-    return { mask: this.mask, secretKeys: this.keys.size, secretValues: this.#values.size }
+    return { mask: this.mask, secretKeys: this.allKeys().size, secretValues: this.valueCount() }
   }
 
   toString(): string {
-    return `Redactor { ${this.keys.size} secret keys, ${this.#values.size} secret values }`
+    return `Redactor { ${this.allKeys().size} secret keys, ${this.valueCount()} secret values }`
+  }
+
+  private valueCount(): number {
+    return this.#values.size + (this.#parent?.valueCount() ?? 0)
+  }
+
+  private allKeys(): Set<string> {
+    if (!this.#parent) return this.#keys
+    const all = new Set(this.#parent.allKeys())
+    for (const k of this.#keys) all.add(k)
+    return all
+  }
+
+  private keysVersion(): number {
+    return this.#keyChanges + (this.#parent?.keysVersion() ?? 0)
   }
 
   addValue(value: string | undefined | null): void {
     if (typeof value !== 'string' || value.length === 0) return
-    const before = this.#values.size
-    for (const form of encodedForms(value)) this.#values.add(form)
-    if (this.#values.size !== before) this.#pattern = null
+    const wholeWord = value.length < this.#shortLength
+    for (const form of encodedForms(value)) {
+      const known = this.#values.get(form)
+      // A form declared both as a short value and inside a long one is masked anywhere.
+      if (known === undefined || (known && !wholeWord)) {
+        this.#values.set(form, wholeWord)
+        this.#matcher = null
+      }
+    }
   }
 
   addKey(key: string): void {
     const k = normaliseKey(key)
-    if (k.length > 0 && !this.keys.has(k)) {
-      this.keys.add(k)
-      this.keyPattern = null
+    if (k.length > 0 && !this.#keys.has(k) && !this.#parent?.hasKey(k)) {
+      this.#keys.add(k)
+      this.#keyChanges++
     }
+  }
+
+  private hasKey(k: string): boolean {
+    return this.#keys.has(k) || (this.#parent?.hasKey(k) ?? false)
   }
 
   /** A key is secret when, normalised, it ends with a secret name (`serverPassword`, `X-Api-Key`). */
   isSecretKey(key: string): boolean {
     const k = normaliseKey(key)
-    if (this.keys.has(k)) return true
-    for (const name of this.keys) if (k.endsWith(name)) return true
+    for (let layer: RedactorImpl | undefined = this; layer; layer = layer.#parent) {
+      if (layer.#keys.has(k)) return true
+      for (const name of layer.#keys) if (k.endsWith(name)) return true
+    }
     return false
   }
 
-  child(options: Omit<RedactorOptions, 'mask'> = {}): Redactor {
-    return new RedactorImpl(
-      this.mask,
-      [...this.keys, ...(options.keys ?? [])],
-      [...this.#values, ...(options.values ?? [])],
-    )
+  child(options: Omit<RedactorOptions, 'mask' | 'shortSecretLength'> = {}): Redactor {
+    return new RedactorImpl(this.mask, this, this.#shortLength, options.keys ?? [], options.values ?? [])
   }
 
-  private valuePattern(): RegExp | null {
+  private matcher(): SecretMatcher | null {
     if (this.#values.size === 0) return null
-    if (this.#pattern === null) {
-      // Longest first so that a secret containing another secret is masked whole.
-      const alternatives = [...this.#values].sort((a, b) => b.length - a.length).map(escapeRegExp)
-      this.#pattern = new RegExp(alternatives.join('|'), 'g')
-    }
-    return this.#pattern
+    this.#matcher ??= new SecretMatcher([...this.#values].map(([text, wholeWord]) => ({ text, wholeWord })))
+    return this.#matcher
   }
 
   /**
@@ -165,39 +228,48 @@ class RedactorImpl implements Redactor {
    * `"key":"value"` (JSON text) for every secret key. A key matches when it ends with a secret name, so
    * `server_password`, `X-Api-Key` and `customfields[password]` are all caught.
    */
-  private secretKeyPattern(): RegExp {
-    if (this.keyPattern === null) {
-      const loose = [...this.keys]
-        .sort((a, b) => b.length - a.length)
-        .map((k) => [...k].map(escapeRegExp).join('[_\\-]?'))
-        .join('|')
-      const keyChars = 'A-Za-z0-9_.\\-\\['
-      // A key never follows a `/`: `POST /access/ticket: reason` is a path and its error text.
-      this.keyPattern = new RegExp(
-        `(["']?)((?<![${keyChars}/])[${keyChars}]*?(?:${loose})(?![A-Za-z0-9_])\\]?)\\1(\\s*[=:]\\s*)` +
-          `("(?:[^"\\\\]|\\\\.)*"|'[^']*'|(?:(?:Basic|Bearer|Digest|Token|PVEAPIToken)\\s+)?[^\\s&,;}"']+)`,
-        'gi',
-      )
+  private secretKeyPatterns(): RegExp[] {
+    if (this.#keys.size === 0 && this.#parent) return this.#parent.secretKeyPatterns()
+    const version = this.keysVersion()
+    if (this.#keyPatterns?.version !== version) {
+      const keys = [...this.allKeys()].sort((a, b) => b.length - a.length)
+      const patterns: RegExp[] = []
+      for (let i = 0; i < keys.length; i += KEYS_PER_PATTERN)
+        patterns.push(keyPattern(keys.slice(i, i + KEYS_PER_PATTERN)))
+      this.#keyPatterns = { version, patterns }
     }
-    return this.keyPattern
+    return this.#keyPatterns.patterns
   }
 
   redactString(input: string): string {
     let out = input
-    const pattern = this.valuePattern()
-    if (pattern !== null) out = out.replace(pattern, this.mask)
-    out = out.replace(
-      this.secretKeyPattern(),
-      (whole, quote: string, key: string, sep: string, value: string) => {
-        if (value === this.mask || value === `"${this.mask}"` || value === `'${this.mask}'`) return whole
-        const masked = value.startsWith('"')
-          ? `"${this.mask}"`
-          : value.startsWith("'")
-            ? `'${this.mask}'`
-            : this.mask
-        return `${quote}${key}${quote}${sep}${masked}`
-      },
-    )
+    let spans: number[] | undefined
+    for (let layer: RedactorImpl | undefined = this; layer; layer = layer.#parent) {
+      const matcher = layer.matcher()
+      if (matcher === null || out.length < matcher.minLength) continue
+      spans ??= []
+      matcher.scan(out, spans)
+    }
+    if (spans !== undefined && spans.length > 0) out = maskSpans(out, spans, this.mask)
+    // Every key form needs a separator: text without `=` or `:` holds no `key=value` secret.
+    if (out.includes('=') || out.includes(':')) {
+      for (const pattern of this.secretKeyPatterns()) {
+        out = out.replace(pattern, (whole, quote: string, key: string, sep: string, value: string) => {
+          if (value === this.mask || value === `"${this.mask}"` || value === `'${this.mask}'`) return whole
+          const masked = value.startsWith('"')
+            ? `"${this.mask}"`
+            : value.startsWith("'")
+              ? `'${this.mask}'`
+              : this.mask
+          return `${quote}${key}${quote}${sep}${masked}`
+        })
+      }
+      if (out.includes('://')) {
+        out = out.replace(URL_CREDENTIALS, (whole, head: string, password: string) =>
+          password === this.mask ? whole : `${head}:${this.mask}@`,
+        )
+      }
+    }
     return out
   }
 
@@ -287,6 +359,8 @@ class RedactorImpl implements Redactor {
 export function createRedactor(options: RedactorOptions = {}): Redactor {
   return new RedactorImpl(
     options.mask ?? REDACTED,
+    undefined,
+    options.shortSecretLength ?? SHORT_SECRET_LENGTH,
     [...DEFAULT_SECRET_KEYS, ...(options.keys ?? [])],
     options.values ?? [],
   )

@@ -202,6 +202,23 @@ function isNetworkFailure(error: unknown): boolean {
   return isPanelkitError(error) && (error.kind === 'CONNECTION' || error.kind === 'TIMEOUT')
 }
 
+const LOGIN_FAILURE = Symbol.for('panelkit.proxmox.loginFailure')
+
+/**
+ * Marks an error that came from the login a call needed. The login (`POST /access/ticket`) is a call
+ * with its own bounded retries; a call that retried on it too multiplied them (3 × 3 logins, 60 s each,
+ * against a server that accepts and never answers).
+ */
+function markLoginFailure(error: unknown): unknown {
+  if (error !== null && typeof error === 'object' && !Object.isFrozen(error))
+    Object.defineProperty(error, LOGIN_FAILURE, { value: true, enumerable: false, configurable: true })
+  return error
+}
+
+function isLoginFailure(error: unknown): boolean {
+  return error !== null && typeof error === 'object' && LOGIN_FAILURE in error
+}
+
 interface Shared {
   transport: HttpTransport
   auth: AuthState
@@ -273,7 +290,14 @@ function makeClient(
   ) {
     let recovered = false
     for (;;) {
-      const headers = isLogin ? {} : await auth.headers(method)
+      let headers: Record<string, string> = {}
+      if (!isLogin) {
+        try {
+          headers = await auth.headers(method)
+        } catch (error) {
+          throw markLoginFailure(error)
+        }
+      }
       const request: Parameters<HttpTransport['request']>[0] = { method, path: url, headers }
       if (body !== undefined) request.body = body
       if (signal) request.signal = signal
@@ -360,6 +384,8 @@ function makeClient(
           },
           ...(callOptions.signal ? { signal: callOptions.signal } : {}),
           shouldRetry: (error, n) => {
+            // The login already retried on its own: repeating the call would repeat all its attempts.
+            if (isLoginFailure(error)) return false
             if (isProxmoxApiError(error)) {
               if (error.failure === 'lock' || error.failure === 'digest')
                 return n < (lockPolicy.maxAttempts ?? 8)

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import {
   type CapacityProbe,
+  ConnectionError,
   type ConnectorDefinition,
   type ConnectorInstance,
   createConnector,
@@ -13,6 +14,7 @@ import {
   type ServerGroup,
   type ServerInput,
   type StepRecord,
+  settingsSchema,
   sleep,
   toFailure,
   ValidationError,
@@ -73,6 +75,7 @@ export type EngineEvent =
   | { type: 'job-done'; job: Job; durationMs: number; result: unknown }
   | { type: 'job-retry'; job: Job; error: Failure; runAfter: number }
   | { type: 'job-parked'; job: Job; error: Failure }
+  | { type: 'job-cancelled'; job: Job; reason: string }
 
 export interface EngineOptions {
   store: Store
@@ -86,7 +89,7 @@ export interface EngineOptions {
   /** Identifies this worker in leases. */
   owner?: string
   onEvent?: (event: EngineEvent) => void
-  /** Connector operation time limit. */
+  /** Connector operation time limit (default: the config's `worker.operationTimeoutSeconds`). */
   operationTimeoutMs?: number
 }
 
@@ -215,7 +218,7 @@ export class Engine {
         sink: options.moduleLog,
         redactor: options.redactor,
         checkpoints: options.store.checkpoints,
-        ...(options.operationTimeoutMs !== undefined ? { timeoutMs: options.operationTimeoutMs } : {}),
+        timeoutMs: options.operationTimeoutMs ?? options.config.worker.operationTimeoutSeconds * 1000,
       }) as unknown as ConnectorInstance
       this.connectors.set(
         reg.definition.id as string,
@@ -594,7 +597,8 @@ export class Engine {
     change: ServiceChange,
     source: string,
   ): Promise<{ jobs: Job[]; created: number }> {
-    if (change.password) this.redactor.addValue(change.password)
+    // The password is not added to the app's redactor (it would grow with every change, forever): it
+    // is sealed here, and only the job that sends it opens it, into its own redactor.
     const out = await this.store.tx(async (trx) => {
       let q = trx.selectFrom('services').selectAll().where('service_id', '=', serviceId)
       if (this.store.dialect === 'postgres') q = q.forUpdate()
@@ -602,6 +606,9 @@ export class Engine {
       if (!row)
         throw new ValidationError(`No service ${serviceId}`, [{ path: 'serviceId', message: 'unknown' }])
       const current = serviceFromRow(row)
+      // Refused here, before anything is stored or queued: a change the connector would refuse would
+      // only park the job and block the service's later work.
+      this.validateChange(current, change)
       const ops = operatorOps(current.desired, change)
       const hasPackage = change.settings !== undefined
       const settings = hasPackage ? { ...current.settings, ...change.settings } : current.settings
@@ -660,11 +667,48 @@ export class Engine {
     return out
   }
 
+  /**
+   * An operator's change checked against the service's connector: every setting it names must be one
+   * the connector declares, the settings it would leave must pass the connector's own schema, and a
+   * password may not hold control characters. Throws a `ValidationError` naming each field.
+   */
+  validateChange(service: ServiceRecord, change: ServiceChange): void {
+    const issues: { path: string; message: string }[] = []
+    if (change.password !== undefined && CONTROL_CHARACTERS.test(change.password))
+      issues.push({ path: 'password', message: 'must not contain control characters (CR, LF, NUL, …)' })
+    const entry = this.connectors.get(service.connector)
+    if (change.settings !== undefined && entry) {
+      const spec = entry.instance.definition.settings as Record<string, unknown>
+      const known = Object.keys(spec)
+      for (const key of Object.keys(change.settings)) {
+        if (!Object.hasOwn(spec, key))
+          issues.push({
+            path: `settings.${key}`,
+            message: `is not a setting of ${service.connector} (known: ${known.join(', ') || 'none'})`,
+          })
+      }
+      const merged = { ...service.settings, ...change.settings }
+      const checked = settingsSchema(entry.instance.definition.settings).safeParse(merged)
+      if (!checked.success) {
+        for (const i of checked.error.issues)
+          issues.push({ path: ['settings', ...i.path.map(String)].join('.'), message: i.message })
+      }
+    }
+    if (issues.length > 0) {
+      throw new ValidationError(
+        `Invalid request: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+        issues,
+      )
+    }
+  }
+
   /** Queues one usage push per provisioned service of a usage-billed product for the period. */
   async scheduleUsage(period: string): Promise<number> {
     let created = 0
     for (const s of await listServices(this.store.db)) {
       if (s.actual !== 'active' && s.actual !== 'suspended') continue
+      // A terminate is queued: the push would run after it, against an account that is gone.
+      if (s.desired === 'terminated') continue
       const product = this.productFor(s.productId)
       if (!product?.usageBilling) continue
       const out = await enqueue(this.store.db, {
@@ -869,17 +913,25 @@ export class Engine {
     const started = performance.now()
     const steps: StepRecord[] = []
     const service = await getService(this.store.db, job.serviceId)
+    // The job's own secrets (the password it opens) live in a layer dropped with the job.
+    const redactor = this.redactor.child()
     this.emit({ type: 'job-started', job, service })
     try {
-      let outcome: { ok: true; data: unknown } | { ok: false; error: Failure }
+      let outcome: JobOutcome
       try {
-        outcome = await withCallSource(job.source, () => this.execute(job, service, controller.signal, steps))
+        const moot = service ? mootAfterTerminate(job, service) : undefined
+        outcome = moot
+          ? { ok: 'cancelled', reason: moot }
+          : await withCallSource(job.source, () =>
+              this.execute(job, service, controller.signal, steps, redactor),
+            )
       } catch (error) {
-        outcome = { ok: false, error: toFailure(error, this.redactor) }
+        outcome = { ok: false, error: toFailure(error, redactor) }
       }
       await this.moduleLog.flush().catch(() => undefined)
       if (controller.signal.aborted) return // lease lost or shutting down: whoever holds the job finishes it
-      if (outcome.ok) await this.succeed(job, service, outcome.data, steps, performance.now() - started)
+      if (outcome.ok === 'cancelled') await this.cancel(job, outcome.reason)
+      else if (outcome.ok) await this.succeed(job, service, outcome.data, steps, performance.now() - started)
       else await this.fail(job, outcome.error, steps)
     } finally {
       clearInterval(renew)
@@ -887,11 +939,24 @@ export class Engine {
     }
   }
 
+  /** A job made moot by what ran before it: finished as cancelled, with the reason, nothing sent. */
+  private async cancel(job: Job, reason: string): Promise<void> {
+    const finished = await finishJob(this.store.db, job, this.owner, {
+      status: JobStatus.CANCELLED,
+      lastError: null,
+      result: { cancelled: reason, ranBy: this.owner },
+    })
+    if (!finished) return
+    this.logger.info('job cancelled', { jobId: job.id, key: job.key, operation: job.operation, reason })
+    this.emit({ type: 'job-cancelled', job, reason })
+  }
+
   private async execute(
     job: Job,
     service: ServiceRecord | undefined,
     signal: AbortSignal,
     steps: StepRecord[],
+    redactor: Redactor = this.redactor,
   ): Promise<{ ok: true; data: unknown } | { ok: false; error: Failure }> {
     if (job.operation === 'creditDeposit') return this.runCreditDeposit(job, signal)
     if (!service) return this.permanent(`Service ${job.serviceId} is not in the store`)
@@ -962,7 +1027,9 @@ export class Engine {
     // The password is opened only for the operations that send it, and only in this process's memory.
     if (job.operation === 'create' || job.operation === 'changePassword') {
       const password = await this.passwordFor(job, service)
-      // Core adds it to the invocation's own redactor, so the module log and failures mask it.
+      // Core adds it to the invocation's own redactor, so the module log and failures mask it; the
+      // job's layer masks it in whatever the engine logs about this job.
+      redactor.addValue(password)
       if (password) serviceInput.password = password
       else if (job.operation === 'changePassword') {
         return this.permanent(`Job ${job.key} has no password to set`)
@@ -1291,19 +1358,37 @@ function attemptHolder(owner: string, job: Job): string {
 }
 
 /**
- * The WHMCS client with AddBillableItem and AddCredit bracketed by the ledger: `sending` is recorded
- * (durably, fenced on the claim) immediately before the request and `sent` with WHMCS's answer right
- * after it, so a worker killed before the request leaves a claim the next attempt simply sends.
+ * The WHMCS client with AddBillableItem and AddCredit bracketed by the ledger. First the connection
+ * is made — TCP, TLS and an authenticated read (`WhmcsDetails`) over the client's keep-alive pool —
+ * and only then is `sending` recorded (durably, fenced on the claim), immediately before the request
+ * goes out on that warm connection; `sent` is recorded with WHMCS's answer right after. A WHMCS that
+ * cannot be reached, a handshake that stalls, or a worker killed while connecting leaves a claim that
+ * was never sent: released and sent once by the next attempt, not an `uncertain` entry for an operator.
  */
 function ledgerBoundClient(client: WhmcsClient, ledger: DurableLedger, key: string): WhmcsClient {
   const bound = Object.create(client) as WhmcsClient
+  const connectFirst = async (action: string, options: { signal?: AbortSignal } | undefined) => {
+    try {
+      await client.whmcsDetails(options?.signal ? { signal: options.signal } : {})
+    } catch (error) {
+      const f = toFailure(error)
+      throw new ConnectionError(`WHMCS could not be reached before ${action} was sent: ${f.detail}`, {
+        cause: error,
+        retryable: f.retryable || f.code === 'CONNECTION' || f.code === 'TIMEOUT',
+        // Nothing went out: the ledger frees the key instead of marking it uncertain.
+        details: { notSent: true },
+      })
+    }
+  }
   bound.addBillableItem = async (params, options) => {
+    await connectFirst('AddBillableItem', options)
     await ledger.beginSend(key)
     const r = await client.addBillableItem(params, options)
     await ledger.markSent(key, r.billableid)
     return r
   }
   bound.addCredit = async (params, options) => {
+    await connectFirst('AddCredit', options)
     await ledger.beginSend(key)
     const r = await client.addCredit(params, options)
     await ledger.markSent(key, r.newbalance)
@@ -1319,4 +1404,33 @@ function jobKeyOfLedgerKey(key: string): string | undefined {
   const credit = /^whmcs:credit:(.+)$/.exec(key)
   if (credit) return `credit:${credit[1]}`
   return undefined
+}
+
+type JobOutcome =
+  | { ok: true; data: unknown }
+  | { ok: false; error: Failure }
+  | { ok: 'cancelled'; reason: string }
+
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/
+
+/** Work on an account that only makes sense while it exists. */
+const MOOT_AFTER_TERMINATE = new Set<JobOperation>([
+  'suspend',
+  'unsuspend',
+  'changePassword',
+  'changePackage',
+  'writeBack',
+  'pushUsage',
+])
+
+/**
+ * Jobs run in the order they were queued, so a job queued behind a terminate (a write-back queued when
+ * a create finished, a usage push, a package change) runs after the account is gone. It is moot: it
+ * is cancelled with the reason instead of parking with a misleading one ("never created") or writing
+ * a deleted account's username and a released IP back to WHMCS. A create queued after the terminate
+ * runs as usual, and the jobs after it find the account again.
+ */
+function mootAfterTerminate(job: Job, service: ServiceRecord): string | undefined {
+  if (!MOOT_AFTER_TERMINATE.has(job.operation) || service.actual !== 'terminated') return undefined
+  return `Service ${service.serviceId} was terminated before this ${job.operation} ran; nothing to do`
 }

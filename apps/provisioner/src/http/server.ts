@@ -1,23 +1,26 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { isPanelkitError, toFailure } from '@panelkit/core'
+import { type Failure, isPanelkitError, toFailure } from '@panelkit/core'
 import { z } from 'zod'
 import type { App } from '../app.ts'
 import { withCallSource } from '../call-source.ts'
+import { apiTokens, type TokenScope } from '../config.ts'
 import { serverInput } from '../engine/engine.ts'
 import { listJobs } from '../engine/jobs.ts'
 import { getService, listServices, type ServiceRecord } from '../engine/services.ts'
 import { handleModuleRequest } from './module-routes.ts'
 
 /**
- * The HTTP API: JSON in, JSON out, bearer tokens compared in constant time. Every error is a JSON body
- * `{ error: { code, message, issues? } }` with a stable code; nothing changes unless the request was
- * authenticated and valid.
+ * The HTTP API: JSON in, JSON out, bearer tokens compared in constant time, each with its scopes. Every
+ * error is a JSON body `{ error: { code, message, detail, issues? } }` with a stable code — never a
+ * stack trace or a file path (those go to the operator log); nothing changes unless the request was
+ * authenticated, allowed and valid.
  */
 
 export const API_ERROR = {
   AUTH: 'PANELKIT_ERR_AUTH',
+  FORBIDDEN: 'PANELKIT_ERR_FORBIDDEN',
   VALIDATION: 'PANELKIT_ERR_VALIDATION',
   NOT_FOUND: 'PANELKIT_ERR_NOT_FOUND',
   METHOD: 'PANELKIT_ERR_METHOD_NOT_ALLOWED',
@@ -30,18 +33,67 @@ class ApiError extends Error {
   readonly status: number
   readonly code: string
   readonly issues: { path: string; message: string }[] | undefined
-  constructor(status: number, code: string, message: string, issues?: { path: string; message: string }[]) {
+  readonly detail: string | undefined
+  constructor(
+    status: number,
+    code: string,
+    message: string,
+    issues?: { path: string; message: string }[],
+    detail?: string,
+  ) {
     super(message)
     this.status = status
     this.code = code
     this.issues = issues
+    this.detail = detail
   }
+}
+
+/** Bodies up to this size are read (and discarded) to answer 413 instead of resetting the connection. */
+const DRAIN_LIMIT = 32 * 1024 * 1024
+
+/** CR, LF, NUL and the other control characters: no password may hold them (header and CLI injection). */
+const CONTROL = /[\u0000-\u001f\u007f]/
+
+/** A source file in a stack frame or an error message: operators see it in the log, API callers never. */
+const SOURCE_PATH =
+  /(?:file:\/\/)?(?:[A-Za-z]:)?(?:[\\/][\w.@+~-]+)+\.(?:[cm]?[jt]sx?|node)(?::\d+){0,2}|node:internal\/[\w/.-]+(?::\d+){0,2}/g
+
+function withoutPaths(text: string): string {
+  return text.replace(SOURCE_PATH, '<path>')
+}
+
+/**
+ * A stored failure as an API caller may see it: code, message, detail, retryable and the field — the
+ * cause's name and message, without its stack (the operator log and the store keep that).
+ */
+export function publicFailure(f: Failure | null): Record<string, unknown> | null {
+  if (!f) return null
+  const out: Record<string, unknown> = {
+    code: f.code,
+    message: withoutPaths(f.message),
+    detail: withoutPaths(f.detail),
+    retryable: f.retryable,
+  }
+  if (f.field !== undefined) out.field = f.field
+  if (f.issues) out.issues = f.issues.map((i) => ({ path: i.path, message: withoutPaths(i.message) }))
+  if (f.cause) {
+    const cause: Record<string, unknown> = { name: f.cause.name, message: withoutPaths(f.cause.message) }
+    if (f.cause.code !== undefined) cause.code = f.cause.code
+    out.cause = cause
+  }
+  return out
 }
 
 const ActionBodySchema = z
   .object({
     action: z.enum(['create', 'suspend', 'unsuspend', 'terminate', 'changePassword', 'changePackage']),
-    password: z.string().min(8, 'must be at least 8 characters').max(128).optional(),
+    password: z
+      .string()
+      .min(8, 'must be at least 8 characters')
+      .max(128)
+      .refine((p) => !CONTROL.test(p), 'must not contain control characters (CR, LF, NUL, …)')
+      .optional(),
     settings: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
   })
   .strict()
@@ -83,24 +135,69 @@ function digest(token: string): Buffer {
 
 /** True when `given` equals one of the tokens; the time taken does not depend on where they differ. */
 export function tokenMatches(given: string, tokens: readonly string[]): boolean {
+  return (
+    matchToken(
+      given,
+      tokens.map((token) => ({ token })),
+    ) !== undefined
+  )
+}
+
+/** The entry whose token equals `given`, every entry compared in constant time. */
+function matchToken<T extends { token: string }>(given: string, entries: readonly T[]): T | undefined {
   const g = digest(given)
-  let ok = false
-  for (const t of tokens) ok = timingSafeEqual(g, digest(t)) || ok
-  return ok
+  let found: T | undefined
+  for (const e of entries) if (timingSafeEqual(g, digest(e.token)) && !found) found = e
+  return found
 }
 
 function issuesOf(error: z.ZodError): { path: string; message: string }[] {
   return error.issues.map((i) => ({ path: i.path.map(String).join('.') || '(body)', message: i.message }))
 }
 
+/**
+ * Reads a body of at most `limit` bytes. A larger one is read to its end and dropped (up to
+ * `DRAIN_LIMIT`), so the client gets its 413 instead of a connection reset in the middle of sending.
+ */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-large'> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? 0)
+    if (declared > DRAIN_LIMIT) {
+      resolve('too-large')
+      return
+    }
+    const chunks: Buffer[] = []
+    let size = 0
+    const onData = (chunk: Buffer) => {
+      size += chunk.length
+      if (size <= limit) chunks.push(chunk)
+      else if (size > DRAIN_LIMIT) {
+        req.off('data', onData)
+        req.pause()
+        resolve('too-large')
+      }
+    }
+    req.on('data', onData)
+    req.once('end', () => resolve(size > limit ? 'too-large' : Buffer.concat(chunks)))
+    req.once('error', reject)
+  })
+}
+
+/** Reads what is left of a request body (up to `DRAIN_LIMIT`, for a few seconds) before answering. */
+async function drain(req: IncomingMessage): Promise<void> {
+  if (req.complete || req.readableEnded || req.destroyed) return
+  await Promise.race([
+    readBody(req, 0).catch(() => undefined),
+    new Promise((resolve) => setTimeout(resolve, 5000).unref()),
+  ])
+}
+
 async function readJson(req: IncomingMessage, limit = 64 * 1024): Promise<unknown> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length
-    if (size > limit) throw new ApiError(413, API_ERROR.TOO_LARGE, `The body is larger than ${limit} bytes`)
-    chunks.push(chunk as Buffer)
-  }
+  const body = await readBody(req, limit)
+  if (body === 'too-large')
+    throw new ApiError(413, API_ERROR.TOO_LARGE, `The body is larger than ${limit} bytes`)
+  const size = body.length
+  const chunks = [body]
   if (size === 0) return {}
   if (!(req.headers['content-type'] ?? '').includes('application/json'))
     throw new ApiError(400, API_ERROR.VALIDATION, 'The body must be JSON (content-type: application/json)')
@@ -138,7 +235,7 @@ function publicService(s: ServiceRecord) {
     accountId: s.accountId,
     ips: s.ips,
     lastStep: s.lastStep,
-    lastError: s.lastError,
+    lastError: s.lastError === null ? null : withoutPaths(s.lastError),
     updatedAt: new Date(s.updatedAt).toISOString(),
   }
 }
@@ -156,8 +253,16 @@ export interface ApiServer {
   close(): Promise<void>
 }
 
+/** The scope each request needs (an `admin` token has every scope). */
+function requiredScope(method: string, resource: string | undefined, body?: { action?: string }): TokenScope {
+  if (resource === 'clients' || (resource === 'ledger' && method === 'POST')) return 'billing'
+  if (method === 'GET' || method === 'HEAD') return 'read'
+  if (body?.action === 'terminate') return 'admin'
+  return 'operate'
+}
+
 export function createApiHandler(app: App) {
-  const tokens = app.config.http.tokens
+  const tokens = apiTokens(app.config)
   const { engine, store } = app
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -168,14 +273,23 @@ export function createApiHandler(app: App) {
       res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers })
       res.end(JSON.stringify(body))
     }
-    if (path === '/health' && method === 'GET') {
+    if (path === '/health' || path === '/v1/health') {
       // Unauthenticated on purpose (load balancers), and says nothing beyond "alive".
-      send(200, { ok: true })
-      return
+      if (method === 'HEAD') {
+        res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' })
+        res.end()
+        return
+      }
+      if (method === 'GET') {
+        send(200, { ok: true }, { 'cache-control': 'no-store' })
+        return
+      }
+      throw new ApiError(405, API_ERROR.METHOD, `${method} is not allowed here (use GET, HEAD)`)
     }
     const header = req.headers.authorization ?? ''
     const m = /^Bearer\s+(\S+)$/i.exec(header)
-    if (!m || tokens.length === 0 || !tokenMatches(m[1] as string, tokens)) {
+    const caller = m && tokens.length > 0 ? matchToken(m[1] as string, tokens) : undefined
+    if (!caller) {
       throw new ApiError(
         401,
         API_ERROR.AUTH,
@@ -191,6 +305,19 @@ export function createApiHandler(app: App) {
     const segments = path.split('/').filter(Boolean)
     if (segments[0] !== 'v1') throw new ApiError(404, API_ERROR.NOT_FOUND, `No endpoint ${path}`)
     const [, resource, id, sub] = segments
+    // Every endpoint has a fixed depth: `/v1/services/1/actions/extra` is not `/actions`.
+    const depth: Record<string, number> = { services: 4, clients: 4, ledger: 3 }
+    if (segments.length > (depth[resource ?? ''] ?? 2))
+      throw new ApiError(404, API_ERROR.NOT_FOUND, `No endpoint ${path}`)
+    const need = (scope: TokenScope) => {
+      if (!caller.scopes.includes(scope) && !caller.scopes.includes('admin'))
+        throw new ApiError(
+          403,
+          API_ERROR.FORBIDDEN,
+          `This token may not do that: it needs the ${scope} scope (it has ${caller.scopes.join(', ')})`,
+        )
+    }
+    need(requiredScope(method, resource))
     switch (resource) {
       case 'module':
         // The WHMCS server module's endpoints (module-routes.ts): they answer for themselves.
@@ -263,7 +390,7 @@ export function createApiHandler(app: App) {
               operation: j.operation,
               status: j.status,
               attempts: j.attempts,
-              lastError: j.lastError,
+              lastError: publicFailure(j.lastError),
               steps: j.steps,
               createdAt: new Date(j.createdAt).toISOString(),
             })),
@@ -273,7 +400,7 @@ export function createApiHandler(app: App) {
               state: c.state,
               completed: c.completed,
               nextStep: c.nextStep,
-              lastError: c.lastError,
+              lastError: publicFailure(c.lastError ?? null),
               history: c.history.slice(-20),
             })),
           })
@@ -282,6 +409,7 @@ export function createApiHandler(app: App) {
         if (sub === 'actions') {
           allow('POST')
           const body = parse(ActionBodySchema, await readJson(req))
+          need(requiredScope(method, resource, body))
           const change: Parameters<typeof engine.request>[1] = {}
           const desired = DESIRED_FOR[body.action]
           if (desired) change.desired = desired
@@ -297,6 +425,8 @@ export function createApiHandler(app: App) {
         if (sub === 'sso') {
           allow('GET')
           const audience = parse(z.enum(['client', 'admin']), url.searchParams.get('audience') ?? 'client')
+          // A sign-on URL is a logged-in session: the client's needs operate, the panel admin's admin.
+          need(audience === 'admin' ? 'admin' : 'operate')
           const connector = engine.connector(service.connector)
           const serverId = service.serverId ?? (await store.assignments.get(serviceId))
           const server = serverId ? engine.server(serverId) : undefined
@@ -316,10 +446,13 @@ export function createApiHandler(app: App) {
             },
           } as never)
           if (!result.ok) {
-            send(result.error.code === 'UNSUPPORTED' ? 501 : 502, {
-              error: { code: `PANELKIT_ERR_${result.error.code}`, message: result.error.detail },
-            })
-            return
+            throw new ApiError(
+              result.error.code === 'UNSUPPORTED' ? 501 : 502,
+              `PANELKIT_ERR_${result.error.code}`,
+              result.error.message,
+              undefined,
+              result.error.detail,
+            )
           }
           const target = (result.data as { url: string }).url
           if (url.searchParams.get('format') === 'json') send(200, { url: target })
@@ -405,23 +538,41 @@ export function createApiHandler(app: App) {
       let body: Record<string, unknown>
       if (error instanceof ApiError) {
         status = error.status
-        body = { code: error.code, message: error.message, ...(error.issues ? { issues: error.issues } : {}) }
+        body = {
+          code: error.code,
+          message: error.message,
+          detail: withoutPaths(error.detail ?? error.message),
+          ...(error.issues ? { issues: error.issues } : {}),
+        }
       } else if (isPanelkitError(error) && error.kind === 'VALIDATION') {
         const f = toFailure(error, app.redactor)
         status = error.message.startsWith('No service') ? 404 : 400
         body = {
           code: status === 404 ? API_ERROR.NOT_FOUND : API_ERROR.VALIDATION,
-          message: f.detail,
+          message: withoutPaths(f.detail),
+          detail: withoutPaths(f.detail),
           ...(f.issues ? { issues: f.issues } : {}),
         }
       } else {
+        // The stack and whatever the error says stay in the operator log, found by the request id.
+        const requestId = randomUUID()
         const f = toFailure(error, app.redactor)
-        app.logger.error('API request failed', { path: req.url, error: f })
-        body = { code: API_ERROR.INTERNAL, message: f.detail }
+        app.logger.error('API request failed', { requestId, method: req.method, path: req.url, error: f })
+        body = {
+          code: API_ERROR.INTERNAL,
+          message: 'The request failed on the server.',
+          detail: `An unexpected error; the operator log has it under requestId ${requestId}.`,
+          requestId,
+        }
       }
       if (!res.headersSent) {
-        res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' })
-        res.end(JSON.stringify({ error: app.redactor.redact(body) }))
+        // Read what the client is still sending, so it gets this answer rather than a reset.
+        await drain(req)
+        res.writeHead(status, {
+          'content-type': 'application/json; charset=utf-8',
+          ...(status === 413 ? { connection: 'close' } : {}),
+        })
+        res.end(req.method === 'HEAD' ? undefined : JSON.stringify({ error: app.redactor.redact(body) }))
       } else res.end()
     }
   }

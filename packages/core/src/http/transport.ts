@@ -280,7 +280,24 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
     plain,
     request,
     async close() {
-      if (owned) await dispatcher.close()
+      if (!owned) return
+      // Requests still in flight get a moment to finish; one nobody waits for any more (an operation
+      // that timed out, a login to a server that never answers) must not hold the close for minutes.
+      let timer: NodeJS.Timeout | undefined
+      const graceOver = new Promise<'grace-over'>((resolve) => {
+        timer = setTimeout(() => resolve('grace-over'), CLOSE_GRACE_MS)
+      })
+      const closed = dispatcher.close().then(
+        () => 'closed' as const,
+        () => 'closed' as const,
+      )
+      const outcome = await Promise.race([closed, graceOver])
+      clearTimeout(timer)
+      // undici's close() keeps waiting for the destroyed requests' own timeouts: not awaited again.
+      if (outcome === 'grace-over') await dispatcher.destroy().catch(() => undefined)
     },
   }
 }
+
+/** How long `close()` lets requests in flight finish before it ends their connections. */
+const CLOSE_GRACE_MS = 2_000

@@ -4,10 +4,14 @@ import { describe, expect, it } from 'vitest'
 import { createCallRecorder } from '../../src/calls.ts'
 import { ConnectionError, HttpError, NotFoundError, ValidationError } from '../../src/errors.ts'
 import { MemoryLogSink } from '../../src/module-log.ts'
-import { createRedactor, REDACTED } from '../../src/redaction.ts'
+import { createRedactor, REDACTED, SHORT_SECRET_LENGTH } from '../../src/redaction.ts'
+import { maskSpans, SecretMatcher } from '../../src/secret-matcher.ts'
 
 /** Text the redactor itself adds (error fields, the mask): a secret equal to part of it proves nothing. */
 const STRUCTURE = `name message cause Error ${REDACTED}`
+
+/** Characters a RegExp gives meaning to, and the `/` an escaped pattern is printed with. */
+const METACHARACTERS = [...'/\\^$.*+?()[]{}|-ab']
 
 function strings(value: unknown, out: string[] = [], seen = new Set<unknown>()): string[] {
   if (typeof value === 'string') out.push(value)
@@ -84,8 +88,13 @@ describe('redactor', () => {
   it('property: a declared secret never survives, whatever structure holds it', () => {
     const secretArb = fc
       .oneof(
-        fc.string({ minLength: 4, maxLength: 24 }),
-        fc.string({ minLength: 4, maxLength: 12, unit: 'grapheme' }),
+        fc.string({ minLength: SHORT_SECRET_LENGTH, maxLength: 24 }),
+        fc.string({ minLength: SHORT_SECRET_LENGTH, maxLength: 12, unit: 'grapheme' }),
+        fc.string({
+          minLength: SHORT_SECRET_LENGTH,
+          maxLength: 24,
+          unit: fc.constantFrom(...METACHARACTERS),
+        }),
       )
       .filter((s) => !STRUCTURE.includes(s) && s.trim().length > 0)
     // Builds arbitrary nested structures where the secret may appear in keys, values, arrays, maps,
@@ -229,5 +238,167 @@ describe('a URL path segment is not a key', () => {
     expect(r.redactString('GET /x?ticket=abc&b=1')).toBe(`GET /x?ticket=${REDACTED}&b=1`)
     expect(r.redactString('ticket: abc')).toBe(`ticket: ${REDACTED}`)
     expect(r.redactString('{"auth_token":"abc"}')).toBe(`{"auth_token":"${REDACTED}"}`)
+  })
+})
+
+/** Every `[start, end)` where one of `patterns` occurs, found the slow and obvious way. */
+function naiveSpans(text: string, patterns: readonly string[]): number[] {
+  const spans: number[] = []
+  for (const p of patterns) {
+    for (let at = text.indexOf(p); at !== -1; at = text.indexOf(p, at + 1)) spans.push(at, at + p.length)
+  }
+  return spans
+}
+
+describe('the secret matcher', () => {
+  it('property: masks exactly the union of every occurrence of every pattern (against indexOf)', () => {
+    const alphabet = fc.constantFrom(...'ab/.*(', 'é', '😀')
+    fc.assert(
+      fc.property(
+        fc.array(fc.string({ unit: alphabet, minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 12 }),
+        fc.string({ unit: alphabet, maxLength: 80 }),
+        (patterns, text) => {
+          const matcher = new SecretMatcher(patterns.map((p) => ({ text: p, wholeWord: false })))
+          const spans: number[] = []
+          matcher.scan(text, spans)
+          expect(maskSpans(text, spans, '#')).toBe(maskSpans(text, naiveSpans(text, patterns), '#'))
+        },
+      ),
+      { numRuns: 500 },
+    )
+  })
+
+  it('counts a whole-word pattern only where no letter or digit is glued to it', () => {
+    const matcher = new SecretMatcher([{ text: 'xpec', wholeWord: true }])
+    const found = (text: string) => matcher.scan(text, [])
+    expect(found('Unexpected')).toBe(false)
+    expect(found('xpecting')).toBe(false)
+    expect(found('2xpec')).toBe(false)
+    expect(found('xpec')).toBe(true)
+    expect(found('user xpec failed')).toBe(true)
+    expect(found('"xpec"')).toBe(true)
+    expect(found('a/xpec/b')).toBe(true)
+  })
+})
+
+describe('secrets of any length and count (issue 17.2)', () => {
+  const longSecret = (seed: string) => {
+    // ~33 000 characters holding `/` and every RegExp metacharacter, as a service password might.
+    const chunk = `${seed}/a.b*c+d?e^f$g{h}i(j)k|l[m]n\\o-`
+    return chunk.repeat(Math.ceil(33_000 / chunk.length)).slice(0, 33_000)
+  }
+
+  it('masks a 33 000-character secret with / and metacharacters wherever it travels, and never throws', async () => {
+    const secret = longSecret('pw')
+    const recorder = createCallRecorder({ connector: 'probe', sink: new MemoryLogSink() })
+    recorder.redactor.addValue(secret)
+    recorder.redactor.addValue('store-key-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=')
+    const thrown = await recorder
+      .call(
+        { system: 'x', action: 'POST /users', access: 'write', request: { note: `x${secret}y` } },
+        async () => {
+          throw new HttpError(`echo ${encodeURIComponent(secret)} and ${JSON.stringify(secret)}`, {
+            status: 500,
+            body: `password=${encodeURIComponent(secret)}&k=store-key-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=`,
+          })
+        },
+      )
+      .catch((e: unknown) => e as HttpError)
+    const printed = `${thrown.message}\n${thrown.body}\n${thrown.stack}`
+    expect(printed).toContain(REDACTED)
+    for (const form of [secret, encodeURIComponent(secret), JSON.stringify(secret).slice(1, -1)]) {
+      expect(printed.includes(form.slice(0, 200))).toBe(false)
+    }
+    expect(printed).not.toContain('store-key-AAAA')
+  })
+
+  it('masks thousands of secrets in one redactor, each wherever it stands', () => {
+    const secrets = Array.from({ length: 5000 }, (_, i) => `tok/${i}.(${(i * 7919).toString(36)})*+?`)
+    const r = createRedactor({ values: secrets })
+    const picked = [0, 1, 17, 999, 2500, 4999]
+    const text = picked.map((i) => `id=${i} value ${secrets[i]} end`).join('\n')
+    const out = r.redactString(text)
+    for (const i of picked) expect(out).not.toContain(secrets[i])
+    expect(out.split(REDACTED)).toHaveLength(picked.length + 1)
+    expect(r.redactString('nothing secret here: 42')).toBe('nothing secret here: 42')
+  })
+
+  it('property: long secrets and many of them never survive, as declared or encoded', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.string({
+            unit: fc.constantFrom(...METACHARACTERS),
+            minLength: SHORT_SECRET_LENGTH,
+            maxLength: 40,
+          }),
+          { minLength: 50, maxLength: 400 },
+        ),
+        fc.nat(),
+        fc.string({ maxLength: 20 }),
+        (secrets, pick, noise) => {
+          const secret = (secrets[pick % secrets.length] as string).repeat(50)
+          const r = createRedactor({ values: [...secrets, secret] })
+          const out = r.redact({
+            a: `${noise}${secret}${noise}`,
+            b: [encodeURIComponent(secret)],
+            c: new Error(`${noise}${JSON.stringify({ v: secret })}`),
+          })
+          for (const text of strings(out)) {
+            for (const s of [...secrets, secret]) expect(text.includes(s)).toBe(false)
+          }
+        },
+      ),
+      { numRuns: 40 },
+    )
+  })
+})
+
+describe('short secrets and secret positions (issue 18.8)', () => {
+  it('leaves ordinary words alone when a short secret is part of them', () => {
+    const r = createRedactor({ values: ['xpec', 'ab1'] })
+    expect(r.redactString('Unexpected end of input')).toBe('Unexpected end of input')
+    expect(r.redactString('fab12 cab1 ab12')).toBe('fab12 cab1 ab12')
+  })
+
+  it('masks a short secret as a whole word, as a whole value and in every secret position', () => {
+    const r = createRedactor({ values: ['xpec'] })
+    expect(r.redactString('login xpec refused')).toBe(`login ${REDACTED} refused`)
+    expect(r.redact({ note: 'xpec' })).toEqual({ note: REDACTED })
+    expect(r.redactString('{"v":"xpec"}')).toBe(`{"v":"${REDACTED}"}`)
+    expect(r.redactString('password=xp&token: ab')).toBe(`password=${REDACTED}&token: ${REDACTED}`)
+    expect(r.redactString('Authorization: Bearer zz')).toBe(`Authorization: ${REDACTED}`)
+    expect(r.redact({ password: 'q' })).toEqual({ password: REDACTED })
+  })
+
+  it('masks the password of a URL written in free text, whatever its length', () => {
+    const r = createRedactor()
+    expect(r.redactString('connect https://admin:pw@panel.example:8443/x failed')).toBe(
+      `connect https://admin:${REDACTED}@panel.example:8443/x failed`,
+    )
+    expect(r.redactString('postgres://app:s%40cret@db/x')).toBe(`postgres://app:${REDACTED}@db/x`)
+    // no credentials, nothing masked
+    expect(r.redactString('see https://example.com:443/a@b')).toBe('see https://example.com:443/a@b')
+  })
+
+  it('masks a long secret anywhere, even inside a word', () => {
+    const r = createRedactor({ values: ['expect'] })
+    expect(r.redactString('Unexpected')).toBe(`Un${REDACTED}ed`)
+  })
+})
+
+describe('child redactors are layers (issue 17.4)', () => {
+  it('a thousand children leave the parent as it was, and each sees later additions to the parent', () => {
+    const parent = createRedactor({ values: ['app-secret-value'] })
+    const before = JSON.stringify(parent)
+    const children = Array.from({ length: 1000 }, (_, i) => parent.child({ values: [`job-secret-${i}`] }))
+    expect(JSON.stringify(parent)).toBe(before)
+    expect(parent.redactString('job-secret-7')).toBe('job-secret-7')
+    parent.addValue('added-later-value')
+    const child = children[7] as ReturnType<typeof parent.child>
+    expect(child.redactString('job-secret-7 added-later-value app-secret-value')).toBe(
+      `${REDACTED} ${REDACTED} ${REDACTED}`,
+    )
+    expect((children[8] as typeof child).redactString('job-secret-7')).toBe('job-secret-7')
   })
 })
