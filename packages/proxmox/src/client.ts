@@ -344,7 +344,11 @@ function makeClient(
           }
           throw error
         }
-        const repeatable = method === 'GET' || endpoint.idempotent
+        // An endpoint may be idempotent for some parameters only: a config write that allocates a
+        // volume (`scsi1=local-lvm:8`) is not, and is never resent after an unknown outcome.
+        const repeatable =
+          method === 'GET' ||
+          (endpoint.idempotent && (endpoint.repeatable?.(params as Record<string, unknown>) ?? true))
         let networkAttempts = 0
         return retry(attempt, {
           policy: {
