@@ -809,6 +809,8 @@ export function createProxmoxKvmConnector(
         async run(ctx, raw) {
           await settleDeploy(ctx)
           const { rt, vm } = await owned(ctx)
+          // Before the VM is destroyed: a key PVE would refuse must not strand the reinstall.
+          checkSshKeys(rt.sshKeys)
           const params = raw as { template?: string }
           if (params.template) {
             const choices = Object.fromEntries(

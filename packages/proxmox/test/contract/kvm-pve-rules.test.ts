@@ -376,3 +376,67 @@ describe('read types as PVE (or a proxy) sends them', () => {
     expect((await c.api.nodeStatus({ node: 'pve3' })).memory?.used).toBe(before)
   })
 })
+
+describe('pending changes on a running VM', () => {
+  it('memory waits for a restart, the name applies at once; GET /pending and current=1 show which is which', async () => {
+    const c = apiClient()
+    await c.run(ENDPOINTS.vmClone, {
+      node: 'pve1',
+      vmid: 9000,
+      newid: 4500,
+      full: true,
+      storage: 'local-lvm',
+    })
+    await c.run(ENDPOINTS.vmStart, { node: 'pve1', vmid: 4500 })
+    await c.run(ENDPOINTS.vmConfigUpdate, { node: 'pve1', vmid: 4500, memory: '4096', name: 'renamed' })
+    const vm = sim.vms.get(4500)
+    expect(vm?.config.name).toBe('renamed')
+    expect(vm?.config.memory).toBe('2048')
+    expect((await c.api.vmConfig({ node: 'pve1', vmid: 4500 })).memory).toBe('4096')
+    expect((await c.api.vmConfig({ node: 'pve1', vmid: 4500, current: true })).memory).toBe('2048')
+    const rows = await c.api.vmPending({ node: 'pve1', vmid: 4500 })
+    expect(rows.find((r) => r.key === 'memory')).toMatchObject({ value: '2048', pending: '4096' })
+    expect(rows.find((r) => r.key === 'name')).toEqual({ key: 'name', value: 'renamed' })
+    await c.run(ENDPOINTS.vmReboot, { node: 'pve1', vmid: 4500 })
+    expect(vm?.config.memory).toBe('4096')
+    expect(vm?.pending).toEqual({})
+  })
+
+  it('a replaced disk on a running VM keeps its volume as unusedN, and nothing leaks', async () => {
+    const c = apiClient()
+    await c.run(ENDPOINTS.vmClone, {
+      node: 'pve1',
+      vmid: 9000,
+      newid: 4501,
+      full: true,
+      storage: 'local-lvm',
+    })
+    await c.run(ENDPOINTS.vmStart, { node: 'pve1', vmid: 4501 })
+    await c.run(ENDPOINTS.vmConfigUpdate, { node: 'pve1', vmid: 4501, scsi1: 'local-lvm:2' })
+    await c.run(ENDPOINTS.vmConfigUpdate, { node: 'pve1', vmid: 4501, scsi1: 'local-lvm:3' })
+    expect(sim.vms.get(4501)?.config.unused0).toBe('local-lvm:vm-4501-disk-1')
+    expect(volumesOf(4501)).toEqual(referenced(4501))
+    // A new IDE drive on a running VM waits (vmconfig_hotplug_pending skips ide/sata).
+    await c.run(ENDPOINTS.vmConfigUpdate, { node: 'pve1', vmid: 4501, ide3: 'local-lvm:1' })
+    expect(sim.vms.get(4501)?.pending.ide3).toMatch(/^local-lvm:vm-4501-disk-\d+,size=1G$/)
+    expect(volumesOf(4501)).toHaveLength(referenced(4501).length + 1)
+  })
+})
+
+describe('vncproxy port as a string or an integer', () => {
+  for (const asString of [true, false]) {
+    it(`the console URL carries the port when PVE sends it as ${asString ? 'a string' : 'an integer'}`, async () => {
+      sim.behaviour.vncPortAsString = asString
+      try {
+        const s = service({ consoleUrl: 'https://console.example.net/novnc/' })
+        ok(await connector.invoke('create', { service: s }))
+        const data = ok(
+          await connector.invoke('action', { service: s, action: 'console', audience: 'client' }),
+        ).data as { url: string }
+        expect(new URL(data.url).searchParams.get('vncport')).toMatch(/^59\d\d$/)
+      } finally {
+        sim.behaviour.vncPortAsString = true
+      }
+    })
+  }
+})
