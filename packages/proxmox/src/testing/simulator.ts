@@ -1201,7 +1201,11 @@ export class ProxmoxSimulator {
         continue
       }
       if (vm.config[key] === undefined && vm.pending[key] === undefined) continue
+      const dropped = vm.pending[key]
       delete vm.pending[key]
+      // A pending disk that never took effect is registered as unused, not lost.
+      if (dropped !== undefined && split && DRIVE_BASES.includes(split.base)) this.registerUnused(vm, dropped)
+      if (vm.config[key] === undefined) continue
       if (running && !hotDeletable(vm, key)) vm.pendingDelete.set(key, force)
       else this.deleteOption(vm, key, force)
     }

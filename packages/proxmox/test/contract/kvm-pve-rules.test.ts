@@ -420,6 +420,11 @@ describe('pending changes on a running VM', () => {
     await c.run(ENDPOINTS.vmConfigUpdate, { node: 'pve1', vmid: 4501, ide3: 'local-lvm:1' })
     expect(sim.vms.get(4501)?.pending.ide3).toMatch(/^local-lvm:vm-4501-disk-\d+,size=1G$/)
     expect(volumesOf(4501)).toHaveLength(referenced(4501).length + 1)
+    // Dropping that pending drive keeps its volume as unusedN: nothing is lost or leaked.
+    await c.run(ENDPOINTS.vmConfigUpdate, { node: 'pve1', vmid: 4501, delete: 'ide3' })
+    expect(sim.vms.get(4501)?.pending.ide3).toBeUndefined()
+    expect(sim.vms.get(4501)?.pendingDelete.has('ide3')).toBe(false)
+    expect(volumesOf(4501)).toEqual(referenced(4501))
   })
 })
 
