@@ -375,7 +375,14 @@ function makeClient(
           }
           throw error
         }
-        const repeatable = callOptions.idempotent ?? (method === 'GET' || endpoint.idempotent === true)
+        // An endpoint may be idempotent for some parameters only: a config write that allocates a
+        // volume (`scsi1=local-lvm:8`) is not, and is never resent after an unknown outcome. A caller's
+        // explicit `idempotent` option decides over both.
+        const repeatable =
+          callOptions.idempotent ??
+          (method === 'GET' ||
+            (endpoint.idempotent === true &&
+              (endpoint.repeatable?.(params as Record<string, unknown>) ?? true)))
         let networkAttempts = 0
         return retry(attempt, {
           policy: {

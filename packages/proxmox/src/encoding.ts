@@ -1,3 +1,6 @@
+import { PVE_SCHEMA_FACTS } from './endpoints/pve-schema.generated.ts'
+import type { SchemaProperty } from './endpoints/schema-facts-types.ts'
+
 /**
  * The wire codec of the Proxmox VE API, with no I/O: form bodies, 1/0 booleans, numbered options,
  * property strings (`virtio=AA:..,bridge=vmbr0`), the doubly-encoded `sshkeys`, sizes. Shared by the
@@ -178,21 +181,92 @@ export function formatPropertyString(
   return parts.join(',')
 }
 
+// ---- canonical property strings ---------------------------------------------------------------
+
+/** The sub-key format of a VM config option (`net3` → the schema's `net[n]` format), from the schema facts. */
+export function configOptionFormat(key: string): Record<string, SchemaProperty> | undefined {
+  const properties = PVE_SCHEMA_FACTS['POST /nodes/{node}/qemu/{vmid}/config']?.parameters?.properties ?? {}
+  const m = /^([a-z]+)\d+$/.exec(key)
+  const prop = properties[key] ?? (m ? properties[`${m[1]}[n]`] : undefined)
+  return prop && typeof prop.format === 'object' ? prop.format : undefined
+}
+
+/**
+ * Parses a property string the way pve-common does (`src/PVE/JSONSchema.pm` `parse_property_string`):
+ * a bare first value belongs to the format's `default_key`; a key that is a `keyAlias` spelling
+ * (`virtio=AA:…` in a `netN`) sets the aliased key (`model=virtio`) and its value goes to the alias
+ * target (`macaddr`). Unknown keys are kept as they are.
+ */
+export function parsePropertyStringWith(text: string, format: Record<string, SchemaProperty>): PropertyMap {
+  const defaultKey = Object.keys(format).find((k) => format[k]?.default_key)
+  const raw = parsePropertyString(text, defaultKey)
+  const out: PropertyMap = new Map()
+  for (const [key, value] of raw) {
+    const spec = format[key]
+    if (spec?.alias && spec.keyAlias) {
+      out.set(spec.keyAlias, key)
+      out.set(spec.alias, value)
+    } else out.set(key, value)
+  }
+  return out
+}
+
+/**
+ * Prints a property string in PVE's canonical order (pve-common `src/PVE/JSONSchema.pm`
+ * `print_property_string`): the default key first (bare, or `value=alias` when a `keyAlias` combines
+ * it, as `virtio=BC:24:11:…`), then the required keys sorted, then every other key sorted (Perl
+ * `sort`, i.e. by code unit). Keys unknown to the format are sorted in with the rest.
+ */
+export function printPropertyString(
+  map: PropertyMap | Record<string, string | number | boolean | undefined>,
+  format: Record<string, SchemaProperty>,
+): string {
+  const data = new Map<string, string>()
+  for (const [key, raw] of map instanceof Map ? map.entries() : Object.entries(map)) {
+    if (raw === undefined) continue
+    const value = typeof raw === 'boolean' ? (raw ? '1' : '0') : String(raw)
+    if (value.includes(',')) throw new Error(`property ${key} may not contain a comma`)
+    data.set(key, value)
+  }
+  const defaultKey = Object.keys(format).find((k) => format[k]?.default_key)
+  const keyAliasOf = new Map<string, string>()
+  for (const spec of Object.values(format))
+    if (spec.alias && spec.keyAlias) keyAliasOf.set(spec.keyAlias, spec.alias)
+  const parts: string[] = []
+  const done = new Set<string>()
+  const add = (key: string, isDefault: boolean) => {
+    if (done.has(key)) return
+    done.add(key)
+    const value = data.get(key)
+    if (value === undefined) return
+    const combine = keyAliasOf.get(key)
+    const combined = combine !== undefined ? data.get(combine) : undefined
+    if (combine !== undefined && combined !== undefined) {
+      parts.push(`${value}=${combined}`)
+      done.add(combine)
+      return
+    }
+    parts.push(isDefault ? value : `${key}=${value}`)
+  }
+  if (defaultKey !== undefined) add(defaultKey, true)
+  const sorted = [...data.keys()].sort()
+  for (const key of sorted) {
+    const spec = format[key]
+    if (spec && !spec.optional && !spec.alias) add(key, false)
+  }
+  for (const key of sorted) add(key, false)
+  return parts.join(',')
+}
+
 // ---- network devices ----------------------------------------------------------------------------
 
-export const NET_MODELS = [
-  'virtio',
-  'e1000',
-  'e1000e',
-  'rtl8139',
-  'vmxnet3',
-  'i82551',
-  'i82557b',
-  'i82559er',
-  'ne2k_isa',
-  'ne2k_pci',
-  'pcnet',
-] as const
+const NET_FORMAT = configOptionFormat('net0') ?? {}
+
+/**
+ * Every NIC model the API accepts, from the schema's `net[n]` `model` enum (PVE 9.1: e1000, the three
+ * e1000-8254x variants, e1000e, i8255x, ne2k, pcnet, rtl8139, virtio, vmxnet3).
+ */
+export const NET_MODELS: readonly string[] = Object.freeze([...(NET_FORMAT.model?.enum ?? [])])
 
 export interface NetDevice {
   model: string
@@ -226,6 +300,15 @@ export function parseNet(text: string): NetDevice {
     else if (key === 'firewall') device.firewall = value === '1'
     else extra[key] = value
   }
+  if (!model) {
+    // A model newer than this schema (`newmodel=BC:24:11:…` first): keep it rather than fail.
+    const [firstKey, firstValue] = [...map.entries()][0] ?? []
+    if (firstKey !== undefined && firstValue !== undefined && MAC.test(firstValue) && extra[firstKey]) {
+      model = firstKey
+      macaddr = firstValue
+      delete extra[firstKey]
+    }
+  }
   if (!model) throw new Error(`format error: net device without a model: ${text}`)
   if (macaddr !== undefined && !MAC.test(macaddr))
     throw new Error(`format error: invalid MAC address ${macaddr}`)
@@ -238,21 +321,47 @@ export function parseNet(text: string): NetDevice {
   return out
 }
 
-/** The short form with the MAC in the model key, so the server keeps the address. */
+/**
+ * The short form with the MAC in the model key (`virtio=BC:24:11:…`), so the server keeps the
+ * address, in PVE's canonical order (qemu-server `src/PVE/QemuServer/Network.pm` `print_net` →
+ * `print_property_string`): model=MAC first, then the other keys sorted.
+ */
 export function formatNet(device: NetDevice): string {
-  const map: Record<string, string | number | boolean | undefined> = {
-    [device.model]: device.macaddr ?? '',
-    bridge: device.bridge,
-    firewall: device.firewall,
-    rate: device.rate,
-    tag: device.tag,
-    ...device.extra,
+  return printPropertyString(
+    {
+      ...device.extra,
+      model: device.model,
+      macaddr: device.macaddr,
+      bridge: device.bridge,
+      firewall: device.firewall,
+      rate: device.rate,
+      tag: device.tag,
+    },
+    NET_FORMAT,
+  )
+}
+
+/**
+ * Whether two `netN` strings describe the same device: parsed values compared (MAC case-insensitive,
+ * numbers as numbers, booleans as 0/1), never the raw text, since PVE rewrites the string its own way.
+ */
+export function sameNet(a: string, b: string): boolean {
+  const x = parseNet(a)
+  const y = parseNet(b)
+  const num = (v: number | undefined) => (v === undefined ? undefined : Number(v))
+  if (x.model !== y.model) return false
+  if ((x.macaddr ?? '').toUpperCase() !== (y.macaddr ?? '').toUpperCase()) return false
+  if (x.bridge !== y.bridge || num(x.tag) !== num(y.tag) || num(x.rate) !== num(y.rate)) return false
+  if (Boolean(x.firewall) !== Boolean(y.firewall)) return false
+  const keys = new Set([...Object.keys(x.extra), ...Object.keys(y.extra)])
+  for (const key of keys) {
+    const u = x.extra[key]
+    const v = y.extra[key]
+    if (u === v) continue
+    if (u === undefined || v === undefined) return false
+    if (!(u.trim() !== '' && Number(u) === Number(v))) return false
   }
-  if (!device.macaddr) {
-    delete map[device.model]
-    return formatPropertyString({ model: device.model, ...map }, 'model')
-  }
-  return formatPropertyString(map)
+  return true
 }
 
 export interface NetChange {
@@ -297,8 +406,34 @@ export function parseDrive(text: string): Drive {
   return { file, options: Object.fromEntries(map) }
 }
 
+const DRIVE_FORMAT = configOptionFormat('scsi0') ?? {}
+
+/**
+ * A drive string in PVE's canonical order (qemu-server `src/PVE/QemuServer/Drive.pm` `print_drive` →
+ * `print_property_string`): the volume bare first, then the options sorted.
+ */
 export function formatDrive(drive: Drive): string {
-  return formatPropertyString({ file: drive.file, ...drive.options }, 'file')
+  return printPropertyString({ ...drive.options, file: drive.file }, DRIVE_FORMAT)
+}
+
+/**
+ * Whether config parameters allocate a volume: a drive whose volume is `STORAGE:SIZE` (qemu-server
+ * `src/PVE/QemuServer/Drive.pm` `$NEW_DISK_RE`) or that imports one (`import-from`). Such a write
+ * must never be sent twice: each one allocates, and the earlier volume is left as `unusedN`.
+ */
+export function allocatesVolume(params: Record<string, unknown>): boolean {
+  for (const [key, value] of Object.entries(params)) {
+    if (typeof value !== 'string') continue
+    const split = splitIndexedKey(key)
+    const isDrive =
+      (split && ['ide', 'sata', 'scsi', 'virtio'].includes(split.base)) ||
+      key === 'efidisk0' ||
+      key === 'tpmstate0'
+    if (!isDrive) continue
+    const file = value.split(',')[0] ?? ''
+    if (/^(?:[^/:\s]+:)?\d+(?:\.\d+)?$/.test(file) || /(^|,)import-from=/.test(value)) return true
+  }
+  return false
 }
 
 /** Disk throttling keys a product may set (MB/s floats and ops/s integers). */
@@ -354,4 +489,84 @@ export function toNumber(value: unknown): number | undefined {
 
 export function toBoolean(value: unknown): boolean {
   return value === true || value === 1 || value === '1' || value === 'true' || value === 'on'
+}
+
+// ---- SSH public keys ------------------------------------------------------------------------------
+
+const SSH_KEY_TYPES: Record<string, (blob: SshBlobReader) => void> = {
+  'ssh-ed25519': (r) => r.bytes(32),
+  'ssh-rsa': (r) => {
+    r.mpint()
+    r.mpint()
+  },
+  'ssh-dss': (r) => {
+    for (let i = 0; i < 4; i++) r.mpint()
+  },
+  'ecdsa-sha2-nistp256': (r) => ecdsa(r, 'nistp256'),
+  'ecdsa-sha2-nistp384': (r) => ecdsa(r, 'nistp384'),
+  'ecdsa-sha2-nistp521': (r) => ecdsa(r, 'nistp521'),
+  'sk-ssh-ed25519@openssh.com': (r) => {
+    r.bytes(32)
+    r.string()
+  },
+  'sk-ecdsa-sha2-nistp256@openssh.com': (r) => {
+    ecdsa(r, 'nistp256')
+    r.string()
+  },
+}
+
+function ecdsa(r: SshBlobReader, curve: string): void {
+  if (r.string().toString('latin1') !== curve) throw new Error(`curve is not ${curve}`)
+  r.string()
+}
+
+class SshBlobReader {
+  private offset = 0
+  private readonly blob: Buffer
+  constructor(blob: Buffer) {
+    this.blob = blob
+  }
+  string(): Buffer {
+    if (this.offset + 4 > this.blob.length) throw new Error('truncated key')
+    const length = this.blob.readUInt32BE(this.offset)
+    if (this.offset + 4 + length > this.blob.length) throw new Error('truncated key')
+    const out = this.blob.subarray(this.offset + 4, this.offset + 4 + length)
+    this.offset += 4 + length
+    return out
+  }
+  mpint(): void {
+    if (this.string().length === 0) throw new Error('empty number')
+  }
+  bytes(n: number): void {
+    if (this.string().length !== n) throw new Error(`expected ${n} key bytes`)
+  }
+  end(): void {
+    if (this.offset !== this.blob.length) throw new Error('trailing data in key')
+  }
+}
+
+/**
+ * Why one line is not an OpenSSH public key, or undefined when it is one. PVE checks each line of
+ * `sshkeys` with `ssh-keygen -l -f` (pve-common `src/PVE/Tools.pm` `validate_ssh_public_keys`, called
+ * by qemu-server's `update_vm_api`) and answers `SSH public key validation error`; this applies the
+ * same test: `[options] type base64 [comment]`, the base64 decoding to a blob that names the same type
+ * and holds that type's fields.
+ */
+export function sshPublicKeyProblem(line: string): string | undefined {
+  const fields = line.trim().split(/\s+/)
+  const at = fields.findIndex((f) => SSH_KEY_TYPES[f] !== undefined)
+  if (at === -1) return 'unknown key type'
+  const type = fields[at] as string
+  const data = fields[at + 1]
+  if (data === undefined || !/^[A-Za-z0-9+/]+={0,2}$/.test(data) || data.length % 4 !== 0)
+    return 'key data is not base64'
+  try {
+    const reader = new SshBlobReader(Buffer.from(data, 'base64'))
+    if (reader.string().toString('latin1') !== type) return `key data is not a ${type} key`
+    ;(SSH_KEY_TYPES[type] as (r: SshBlobReader) => void)(reader)
+    reader.end()
+  } catch (error) {
+    return (error as Error).message
+  }
+  return undefined
 }

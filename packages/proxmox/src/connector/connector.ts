@@ -21,7 +21,7 @@ import type { ProxmoxCredentials } from '../auth.ts'
 import { createProxmoxClient, type ProxmoxClient, type ProxmoxClientOptions } from '../client.ts'
 import { parseDrive, toNumber } from '../encoding.ts'
 import { ENDPOINTS } from '../endpoints/catalog.ts'
-import type { RrdPoint } from '../endpoints/types.ts'
+import type { RrdPoint, VmConfig } from '../endpoints/types.ts'
 import type { TlsOptions } from '../http.ts'
 import { groupIsos } from './iso.ts'
 import { withOptionLoaders } from './option-loaders.ts'
@@ -30,6 +30,7 @@ import {
   applyAdditionalDiskIo,
   applyAdditionalDiskSize,
   applyCpuRam,
+  applyDiskStorage,
   applyNetwork,
   applySystemDiskIo,
   applySystemDiskSize,
@@ -40,6 +41,7 @@ import { changePackagePipeline, type DeployData, deployPipeline, reinstallPipeli
 import { effectiveSettings, type KvmSettings, kvmSettings } from './settings.ts'
 import { MemoryIpPool, MemoryVmidReservations } from './stores.ts'
 import {
+  checkSshKeys,
   ensureRunning,
   ensureStopped,
   findServiceVm,
@@ -110,6 +112,31 @@ interface Resources {
 }
 
 /** Credentials from the server record: an API token when the user names one (`user@realm!id`), else a ticket login. */
+/** Where a CD-ROM can sit: the IDE and SATA slots, the usual ones first. */
+const CDROM_SLOTS = ['ide2', 'ide3', 'ide0', 'ide1', 'sata0', 'sata1', 'sata2', 'sata3', 'sata4', 'sata5']
+
+/** The VM's CD-ROM drive for ISOs (any `media=cdrom` drive but the cloud-init one), if it has one. */
+function cdromSlot(config: VmConfig): string | undefined {
+  return CDROM_SLOTS.find((slot) => {
+    const value = config[slot]
+    if (typeof value !== 'string') return false
+    const drive = parseDrive(value)
+    return drive.options.media === 'cdrom' && !drive.file.includes('cloudinit')
+  })
+}
+
+function freeCdromSlot(config: VmConfig): string {
+  const slot = CDROM_SLOTS.find((s) => config[s] === undefined)
+  if (!slot) throw new CommandError('The VM has no free IDE or SATA slot for a CD-ROM drive')
+  return slot
+}
+
+/** Whether a change to `key` waits for a restart (`GET …/pending`). */
+async function isPending(rt: KvmRuntime, vm: { node: string; vmid: number }, key: string): Promise<boolean> {
+  const rows = await rt.client.api.vmPending({ node: vm.node, vmid: vm.vmid }, { signal: rt.signal })
+  return rows.some((row) => row.key === key && (row.pending !== undefined || row.delete !== undefined))
+}
+
 export function credentialsFor(server: Server): ProxmoxCredentials {
   const username = server.username ?? 'root@pam'
   if (username.includes('!')) {
@@ -469,6 +496,7 @@ export function createProxmoxKvmConnector(
 
         async function createOnce(): Promise<CreateResult> {
           const rt = runtime(ctx)
+          checkSshKeys(rt.sshKeys)
           const accept = createMode === 'accept' && !ctx.dryRun
           const inFlight = accept ? ctx.resources.deploys.get(key) : undefined
           // A create racing the first one's placement waits for its clone (not for the whole deploy).
@@ -781,6 +809,8 @@ export function createProxmoxKvmConnector(
         async run(ctx, raw) {
           await settleDeploy(ctx)
           const { rt, vm } = await owned(ctx)
+          // Before the VM is destroyed: a key PVE would refuse must not strand the reinstall.
+          checkSshKeys(rt.sshKeys)
           const params = raw as { template?: string }
           if (params.template) {
             const choices = Object.fromEntries(
@@ -1008,7 +1038,9 @@ export function createProxmoxKvmConnector(
               vmid: vm.vmid,
               archive: params.volid,
               force: true,
-              storage: rt.settings.storage,
+              // No `storage`: it would send every disk to one storage. Without it each disk goes back
+              // to the storage it was backed up from (qemu-server restore: a device's own storage
+              // unless `storage` overrides all), and the package check below moves what is elsewhere.
             },
             { signal: rt.signal },
           )
@@ -1016,6 +1048,7 @@ export function createProxmoxKvmConnector(
           // limits, the additional disk, network with the MAC), then start.
           const applied: string[] = []
           const steps: [string, () => Promise<{ status: string }>][] = [
+            ['disk-storage', () => applyDiskStorage(rt, vm.node, vm.vmid)],
             ['cpu-ram', () => applyCpuRam(rt, vm.node, vm.vmid)],
             ['system-disk-size', () => applySystemDiskSize(rt, vm.node, vm.vmid)],
             ['system-disk-io', () => applySystemDiskIo(rt, vm.node, vm.vmid)],
@@ -1053,18 +1086,26 @@ export function createProxmoxKvmConnector(
             { path: 'params.volid', message: 'must be an ISO volume' },
           ])
         const config = await readConfig(rt, vm.node, vm.vmid)
-        // Cloud-init sits on ide2 in the usual templates; the CD-ROM then goes to ide3.
-        const slot = typeof config.ide2 === 'string' && config.ide2.includes('cloudinit') ? 'ide3' : 'ide2'
+        // Changing the media of an existing CD-ROM drive takes effect at once, even while the VM runs
+        // (qemu-server QemuServer.pm vmconfig_update_disk → change_medium); a new IDE/SATA drive on a
+        // running VM stays pending until a restart (vmconfig_hotplug_pending skips ide/sata).
+        const slot = cdromSlot(config) ?? freeCdromSlot(config)
         await rt.client.run(
           ENDPOINTS.vmConfigUpdate,
           { node: vm.node, vmid: vm.vmid, [slot]: `${params.volid},media=cdrom` } as never,
           { signal: rt.signal },
         )
-        return { message: `Mounted ${params.volid}` }
+        const waiting = rt.dryRun ? false : await isPending(rt, vm, slot)
+        if (waiting)
+          return {
+            message: `${params.volid} is attached on a new CD-ROM drive (${slot}), which the VM sees only after a restart (stop and start, or reboot)`,
+            data: { slot, restartRequired: true },
+          }
+        return { message: `Mounted ${params.volid}`, data: { slot, restartRequired: false } }
       }),
       unmountIso: vmAction('Eject ISO', ['admin', 'client'], 'write', none, async (rt, vm) => {
         const config = await readConfig(rt, vm.node, vm.vmid)
-        for (const slot of ['ide2', 'ide3']) {
+        for (const slot of CDROM_SLOTS) {
           const value = config[slot]
           if (typeof value === 'string' && value.includes(':iso/')) {
             await rt.client.run(
@@ -1072,7 +1113,13 @@ export function createProxmoxKvmConnector(
               { node: vm.node, vmid: vm.vmid, [slot]: 'none,media=cdrom' } as never,
               { signal: rt.signal },
             )
-            return { message: `Ejected ${parseDrive(value).file}` }
+            const waiting = rt.dryRun ? false : await isPending(rt, vm, slot)
+            return waiting
+              ? {
+                  message: `Ejected ${parseDrive(value).file}; the change takes effect after a restart`,
+                  data: { slot, restartRequired: true },
+                }
+              : { message: `Ejected ${parseDrive(value).file}`, data: { slot, restartRequired: false } }
           }
         }
         return { message: 'No ISO mounted' }

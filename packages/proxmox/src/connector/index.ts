@@ -24,6 +24,7 @@ export {
   type VmidReservations,
 } from './stores.ts'
 export {
+  checkSshKeys,
   descriptionFor,
   hostnameFor,
   MANAGED_TAG,

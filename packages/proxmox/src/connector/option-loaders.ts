@@ -1,5 +1,6 @@
 import type { CallRecorder, OptionChoice, OptionLoader, Server } from '@panelkit/core'
 import type { ProxmoxClient } from '../client.ts'
+import { toBoolean } from '../encoding.ts'
 import type { ClusterResource } from '../endpoints/types.ts'
 import type { kvmSettings } from './settings.ts'
 
@@ -23,7 +24,8 @@ function storages(rows: ClusterResource[], content: string, node: unknown): Opti
     if (row.type !== 'storage' || !row.storage || !contentOf(row).includes(content)) continue
     if (pinned && row.node !== pinned) continue
     if (seen.has(row.storage)) continue
-    const shared = row.shared === 1 || row.shared === true
+    // PVE sends 1; proxies and older versions send "1" or true: all mean yes.
+    const shared = toBoolean(row.shared)
     seen.set(row.storage, {
       value: row.storage,
       label: `${row.storage} (${row.plugintype ?? 'storage'}${shared ? ', shared' : pinned ? '' : `, on ${row.node}`})`,
@@ -56,7 +58,7 @@ export function withOptionLoaders(spec: typeof kvmSettings, open: LoaderClient):
       ...spec.template,
       loader: loader((rows) =>
         rows
-          .filter((r) => r.type === 'qemu' && (r.template === 1 || r.template === true))
+          .filter((r) => r.type === 'qemu' && toBoolean(r.template))
           .map((r) => ({ value: String(r.vmid), label: `${r.name ?? 'template'} (${r.vmid} on ${r.node})` }))
           .sort((a, b) => Number(a.value) - Number(b.value)),
       ),

@@ -1,4 +1,4 @@
-import { CommandError, type StepOutcome } from '@panelkit/core'
+import { CommandError, isPanelkitError, type StepOutcome, sleep } from '@panelkit/core'
 import {
   diskLimitsOf,
   encodeSshKeys,
@@ -8,6 +8,7 @@ import {
   parseDrive,
   parseNet,
   parseSize,
+  sameNet,
   updateNet,
   withDiskLimits,
 } from '../encoding.ts'
@@ -144,10 +145,69 @@ export async function applyAdditionalDisk(rt: KvmRuntime, node: string, vmid: nu
   const c = await readConfig(rt, node, vmid)
   if (typeof c[ADDITIONAL_DISK_KEY] === 'string') return skip('already present')
   const storage = rt.settings.additionalDiskStorage || rt.settings.storage
-  await postConfig(rt, node, vmid, {
-    [ADDITIONAL_DISK_KEY]: `${storage}:${rt.settings.additionalDiskGb},discard=on`,
-  })
-  return done()
+  const unusedBefore = new Set(unusedVolumes(c).map(([, volid]) => volid))
+  try {
+    // The client never resends this write (it allocates a volume; see `allocatesVolume`).
+    await postConfig(rt, node, vmid, {
+      [ADDITIONAL_DISK_KEY]: `${storage}:${rt.settings.additionalDiskGb},discard=on`,
+    })
+  } catch (error) {
+    if (!isPanelkitError(error) || (error.kind !== 'CONNECTION' && error.kind !== 'TIMEOUT')) throw error
+    // The answer was lost: the volume may or may not exist. Read the config back until the disk
+    // shows (the task may still be running); adopt it, and free any volume a duplicate left unused.
+    const adopted = await awaitAdditionalDisk(rt, node, vmid)
+    if (!adopted)
+      throw new CommandError(
+        `The answer to adding ${ADDITIONAL_DISK_KEY} was lost and the disk has not appeared; the next run checks again before adding it`,
+        { retryable: true, cause: error },
+      )
+    const freed = await freeNewUnused(rt, node, vmid, storage, unusedBefore)
+    return done(`adopted after a lost answer${freed.length > 0 ? `; freed ${freed.join(', ')}` : ''}`)
+  }
+  if (rt.dryRun) return done()
+  const freed = await freeNewUnused(rt, node, vmid, storage, unusedBefore)
+  return done(freed.length > 0 ? `freed ${freed.join(', ')}` : undefined)
+}
+
+/** `unusedN` entries: key and volume. */
+function unusedVolumes(config: VmConfig): [string, string][] {
+  return Object.entries(config)
+    .filter(([key, value]) => /^unused\d+$/.test(key) && typeof value === 'string')
+    .map(([key, value]) => [key, parseDrive(String(value)).file])
+}
+
+async function awaitAdditionalDisk(rt: KvmRuntime, node: string, vmid: number): Promise<boolean> {
+  let delay = 100
+  for (let waited = 0; waited < 30_000; waited += delay, delay = Math.min(delay * 2, 2_000)) {
+    const c = await readConfig(rt, node, vmid)
+    if (typeof c[ADDITIONAL_DISK_KEY] === 'string') return true
+    await sleep(delay, rt.signal)
+  }
+  return false
+}
+
+/**
+ * Frees `unusedN` volumes that appeared during our own write, on the storage we allocated on, named
+ * for this VM: the leftovers of a duplicate allocation. Anything that was there before is not ours to
+ * touch. Deleting `unusedN` frees its volume (qemu-server API2/Qemu.pm update_vm_api).
+ */
+async function freeNewUnused(
+  rt: KvmRuntime,
+  node: string,
+  vmid: number,
+  storage: string,
+  before: Set<string>,
+): Promise<string[]> {
+  const c = await readConfig(rt, node, vmid)
+  const doomed = unusedVolumes(c).filter(
+    ([, volid]) =>
+      !before.has(volid) &&
+      volid.startsWith(`${storage}:`) &&
+      new RegExp(`(^|[:/])vm-${vmid}-disk-\\d+`).test(volid),
+  )
+  if (doomed.length === 0) return []
+  await postConfig(rt, node, vmid, { delete: doomed.map(([key]) => key).join(',') })
+  return doomed.map(([, volid]) => volid)
 }
 
 export async function applyAdditionalDiskSize(rt: KvmRuntime, node: string, vmid: number): Promise<Outcome> {
@@ -190,7 +250,9 @@ export async function applyNetwork(
   if (mac) device.macaddr = mac.toUpperCase()
   const next = formatNet(device)
   const keptMac = parseNet(next).macaddr
-  if (next === c.net0) return { ...skip(), ...(keptMac ? { data: { mac: keptMac } } : {}) }
+  // Parsed values are compared, never strings: PVE re-prints every net string its own way.
+  if (typeof c.net0 === 'string' && sameNet(next, c.net0))
+    return { ...skip(), ...(keptMac ? { data: { mac: keptMac } } : {}) }
   await postConfig(rt, node, vmid, { net0: next })
   const after = rt.dryRun ? next : String((await readConfig(rt, node, vmid)).net0 ?? next)
   const finalMac = parseNet(after).macaddr
@@ -305,4 +367,32 @@ export async function applyCloudinit(
   await postConfig(rt, node, vmid, params)
   await rt.client.api.vmCloudinitRegenerate({ node, vmid }, { signal: rt.signal })
   return done()
+}
+
+/** The storage ID of a drive's volume (`local-lvm:vm-100-disk-0` → `local-lvm`). */
+function storageOf(drive: string): string {
+  return parseDrive(drive).file.split(':')[0] as string
+}
+
+/**
+ * Puts the system disk on the package's storage and the additional disk on its own (a restore, or
+ * a package change, can leave them elsewhere): `move_disk` with the source deleted. The VM is
+ * stopped by the caller.
+ */
+export async function applyDiskStorage(rt: KvmRuntime, node: string, vmid: number): Promise<Outcome> {
+  const c = await readConfig(rt, node, vmid)
+  const wanted: [string, string][] = [[systemDiskKey(c), rt.settings.storage]]
+  if (rt.settings.additionalDiskGb > 0 && typeof c[ADDITIONAL_DISK_KEY] === 'string')
+    wanted.push([ADDITIONAL_DISK_KEY, rt.settings.additionalDiskStorage || rt.settings.storage])
+  const moved: string[] = []
+  for (const [key, storage] of wanted) {
+    if (storageOf(String(c[key])) === storage) continue
+    await rt.client.run(
+      ENDPOINTS.vmMoveDisk,
+      { node, vmid, disk: key, storage, delete: true },
+      { signal: rt.signal },
+    )
+    moved.push(`${key} → ${storage}`)
+  }
+  return moved.length > 0 ? done(moved.join(', ')) : skip()
 }

@@ -6,7 +6,7 @@ import {
   type StepOutcome,
   ValidationError,
 } from '@panelkit/core'
-import { diskLimitsOf, parseDrive, parseSize, toBoolean, toNumber, updateNet } from '../encoding.ts'
+import { diskLimitsOf, parseDrive, parseSize, sameNet, toBoolean, toNumber, updateNet } from '../encoding.ts'
 import { ENDPOINTS } from '../endpoints/catalog.ts'
 import { isPveFailure, PveFailureKind } from '../errors.ts'
 import {
@@ -71,8 +71,11 @@ export async function resolveTemplate(rt: KvmRuntime, ref: string): Promise<{ vm
   return { vmid: template.vmid, node: template.node }
 }
 
-/** Picks the node with the most free memory that fits the package (CPU, RAM and storage). */
-export async function placeVm(rt: KvmRuntime): Promise<string> {
+/**
+ * Picks the node with the most free memory that fits the package (CPU, RAM and storage); `prefer`
+ * (the template's node, for linked clones, which cannot leave it) wins whenever it fits.
+ */
+export async function placeVm(rt: KvmRuntime, prefer?: string): Promise<string> {
   const s = rt.settings
   const rows = await rt.client.api.clusterResources({}, { signal: rt.signal })
   const needMem = s.memoryMb * 1024 ** 2
@@ -109,6 +112,7 @@ export async function placeVm(rt: KvmRuntime): Promise<string> {
     throw new CapacityError(`No node fits the package: ${reasons.join('; ') || 'no online node'}`, {
       retryable: false,
     })
+  if (prefer !== undefined && fits.some((f) => f.node === prefer)) return prefer
   // Most free memory first; ties broken at random so parallel deploys spread out.
   fits.sort((a, b) => b.free - a.free || Math.random() - 0.5)
   return (fits[0] as { node: string }).node
@@ -167,7 +171,11 @@ export async function cloneStep(rt: KvmRuntime, data: DeployData, fixedVmid?: nu
         continue
       }
     }
-    const full = !rt.settings.linkedClone
+    // A linked clone stays on the template's node: PVE refuses to migrate a volume that is a clone
+    // of a base on local storage (qemu-server QemuMigrate.pm: "can't migrate … as it's a clone of
+    // …"). When the VM belongs on another node, the clone is full.
+    const full =
+      !rt.settings.linkedClone || (data.targetNode !== undefined && data.targetNode !== templateNode)
     try {
       const params = {
         node: templateNode,
@@ -186,7 +194,11 @@ export async function cloneStep(rt: KvmRuntime, data: DeployData, fixedVmid?: nu
         { node: templateNode, vmid, tags: tagsFor(rt.serviceId) },
         { signal: rt.signal },
       )
-      return { status: 'done', data: { vmid, node: templateNode } }
+      const note =
+        rt.settings.linkedClone && full
+          ? `full clone: the VM belongs on ${data.targetNode}, the template is on ${templateNode}`
+          : undefined
+      return { status: 'done', ...(note ? { note } : {}), data: { vmid, node: templateNode } }
     } catch (error) {
       if (isPveFailure(error, PveFailureKind.EXISTS)) {
         const owner = await isOurs(rt, vmid)
@@ -393,7 +405,7 @@ export const deployPipeline = definePipeline<DeployData, KvmRuntime>({
         if (data.targetNode && data.templateVmid !== undefined)
           return { status: 'skipped', reason: `already placed on ${data.targetNode}` }
         const template = await resolveTemplate(rt, rt.settings.template)
-        const targetNode = await placeVm(rt)
+        const targetNode = await placeVm(rt, rt.settings.linkedClone ? template.node : undefined)
         return {
           status: 'done',
           note: `on ${targetNode}`,
@@ -505,7 +517,11 @@ async function pendingChanges(rt: KvmRuntime, node: string, vmid: number): Promi
       if (limitsDiffer(extra, additionalDiskLimits(rt.settings))) out.push('additional-disk-io')
     }
   }
-  if (typeof config.net0 === 'string' && updateNet(config.net0, wantedNet(rt.settings)) !== config.net0)
+  // Parsed values, never strings: PVE prints `netN` in its own order (model=MAC, then keys sorted).
+  if (
+    typeof config.net0 === 'string' &&
+    !sameNet(updateNet(config.net0, wantedNet(rt.settings)), config.net0)
+  )
     out.push('network')
   return out
 }

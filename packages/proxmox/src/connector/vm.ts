@@ -1,6 +1,6 @@
-import { ConflictError, NotFoundError, sleep, TimeoutError } from '@panelkit/core'
+import { ConflictError, NotFoundError, sleep, TimeoutError, ValidationError } from '@panelkit/core'
 import type { ProxmoxClient } from '../client.ts'
-import { toBoolean, toNumber } from '../encoding.ts'
+import { sshPublicKeyProblem, toBoolean, toNumber } from '../encoding.ts'
 import { ENDPOINTS } from '../endpoints/catalog.ts'
 import type { ClusterResource, VmConfig } from '../endpoints/types.ts'
 import { isPveFailure, PveFailureKind } from '../errors.ts'
@@ -16,12 +16,44 @@ export function serviceTag(serviceId: string): string {
   return `pk-${serviceId.toLowerCase().replace(/[^a-z0-9_+.-]/g, '_')}`
 }
 
+/**
+ * The VM name: one DNS label of at most 63 characters. PVE's `name` has format `dns-name`, which must
+ * not start or end with `-` (pve-common `src/PVE/JSONSchema.pm` `pve_verify_dns_name`), so dashes are
+ * trimmed after the cut as well as before.
+ */
 export function hostnameFor(prefix: string, clientId: string, serviceId: string): string {
   const label = `${prefix}-${clientId}-${serviceId}`
     .toLowerCase()
     .replace(/[^a-z0-9-]+/g, '-')
     .replace(/^-+|-+$/g, '')
-  return label.slice(0, 63)
+  return label.slice(0, 63).replace(/-+$/, '')
+}
+
+/**
+ * Refuses, before anything is deployed, SSH keys PVE would refuse at the cloud-init step (it checks
+ * each line with `ssh-keygen -l`: pve-common `src/PVE/Tools.pm` `validate_ssh_public_keys`), naming
+ * the bad key by its position, type and comment.
+ */
+export function checkSshKeys(text: string | undefined): void {
+  if (!text) return
+  const lines = text.split(/\r?\n/).map((l) => l.trim())
+  const issues: { path: string; message: string }[] = []
+  lines.forEach((line, i) => {
+    if (line === '') return
+    const problem = sshPublicKeyProblem(line)
+    if (problem === undefined) return
+    const fields = line.split(/\s+/)
+    const label = [fields[0], fields.length > 2 ? fields.slice(2).join(' ') : undefined]
+      .filter(Boolean)
+      .join(' … ')
+      .slice(0, 80)
+    issues.push({ path: 'service.customFields.sshkeys', message: `line ${i + 1} (${label}): ${problem}` })
+  })
+  if (issues.length > 0)
+    throw new ValidationError(
+      `SSH key not accepted by Proxmox: ${issues.map((x) => x.message).join('; ')}`,
+      issues,
+    )
 }
 
 export function descriptionFor(serviceId: string, clientId: string): string {

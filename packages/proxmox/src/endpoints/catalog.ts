@@ -1,4 +1,5 @@
 import type { TicketGrant } from '../auth.ts'
+import { allocatesVolume } from '../encoding.ts'
 import type { TaskLogLine, TaskStatus } from '../tasks.ts'
 import { endpoint } from './define.ts'
 import type {
@@ -15,6 +16,7 @@ import type {
   VersionInfo,
   VmConfig,
   VmListEntry,
+  VmPendingEntry,
   VmStatus,
   VncProxyTicket,
 } from './types.ts'
@@ -177,6 +179,21 @@ export const ENDPOINTS = {
     returns: 'upid',
     idempotent: false,
   }),
+  vmPending: endpoint<VmPendingEntry[]>()({
+    method: 'GET',
+    path: '/nodes/{node}/qemu/{vmid}/pending',
+    params: { node, vmid },
+    returns: 'data',
+    idempotent: true,
+  }),
+  vmMoveDisk: endpoint<string>()({
+    method: 'POST',
+    path: '/nodes/{node}/qemu/{vmid}/move_disk',
+    params: { node, vmid, disk: { type: 'string' }, storage: optString, delete: optBool },
+    returns: 'upid',
+    // Copies a volume: sent twice it could copy twice.
+    idempotent: false,
+  }),
   vmConfig: endpoint<VmConfig>()({
     method: 'GET',
     path: '/nodes/{node}/qemu/{vmid}/config',
@@ -190,8 +207,9 @@ export const ENDPOINTS = {
     params: { ...configParams, background_delay: optInt },
     returns: 'upid-or-null',
     // Setting the same values again converges; a net string without a MAC would not, and the
-    // connector never sends one.
+    // connector never sends one. A new volume (`scsi1=local-lvm:8`) would be allocated again.
     idempotent: true,
+    repeatable: (params) => !allocatesVolume(params),
   }),
   vmConfigSet: endpoint<null>()({
     method: 'PUT',
@@ -199,6 +217,7 @@ export const ENDPOINTS = {
     params: configParams,
     returns: 'null',
     idempotent: true,
+    repeatable: (params) => !allocatesVolume(params),
   }),
   vmResize: endpoint<string | null>()({
     method: 'PUT',

@@ -29,6 +29,11 @@ export interface EndpointDefinition<
    * creates something (clone, snapshot, backup) never is.
    */
   idempotent: boolean
+  /**
+   * For an idempotent endpoint: whether these parameters may be resent (a config write that
+   * allocates a new volume may not). Absent: always.
+   */
+  repeatable?: (params: Record<string, unknown>) => boolean
   /** Module-log access class when it differs from the method (a login POST changes nothing remote). */
   access?: 'read' | 'write'
   /** Phantom: the shape of `data` in a successful answer. */

@@ -73,6 +73,15 @@ export interface VmStatus {
 }
 
 /** A VM config: fixed keys plus numbered options (`net0`, `scsi1`, …) and `digest`. */
+/** One row of `GET …/pending`: the current value, and the value or deletion waiting for a restart. */
+export interface VmPendingEntry {
+  key: string
+  value?: string | number
+  pending?: string | number
+  /** 1: deletion pending; 2: forced deletion pending. */
+  delete?: number
+}
+
 export type VmConfig = Record<string, string | number | undefined> & {
   digest?: string
   name?: string

@@ -79,6 +79,12 @@ export interface SimVm {
   startedAt?: number
   /** Cloud-init values at the last regeneration. */
   cloudinit?: Record<string, string>
+  /**
+   * Changes made while the VM ran that need a restart (qemu-server `vmconfig_hotplug_pending`
+   * skips them): new values, and deletions (with their `force` flag). Applied on the next start.
+   */
+  pending: Record<string, string>
+  pendingDelete: Map<string, boolean>
   usage: { cpu: number; netinRate: number; netoutRate: number; since: number }
 }
 

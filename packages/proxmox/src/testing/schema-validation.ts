@@ -105,6 +105,9 @@ export function validateParams(
   return Object.keys(errors).length > 0 ? errors : undefined
 }
 
+const DNS_LABEL = '[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?'
+const DNS_NAME = new RegExp(`^(?:${DNS_LABEL}\\.)*${DNS_LABEL}$`)
+
 function checkValue(prop: SchemaProperty, value: string): string | undefined {
   switch (prop.type) {
     case 'boolean':
@@ -138,6 +141,9 @@ function checkValue(prop: SchemaProperty, value: string): string | undefined {
     return `value may only be ${prop.maxLength} characters long`
   if (prop.format === 'urlencoded' && !/^[-%a-zA-Z0-9_.!~*'()]*$/.test(value))
     return `invalid format - invalid urlencoded string: ${value}`
+  // pve-common src/PVE/JSONSchema.pm pve_verify_dns_name
+  if (prop.format === 'dns-name' && !DNS_NAME.test(value))
+    return 'invalid format - value does not look like a valid DNS name'
   if (prop.pattern !== undefined) {
     try {
       if (!new RegExp(`^(?:${prop.pattern})$`).test(value)) return 'value does not match the regex pattern'

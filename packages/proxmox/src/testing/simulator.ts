@@ -4,17 +4,24 @@ import { createServer, type Server } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { generateTestCertificate } from '@panelkit/core/testing'
 import {
+  configOptionFormat,
+  type Drive,
   decodeForm,
   decodeSshKeys,
   formatDrive,
   formatNet,
+  NET_MODELS,
   parseDrive,
   parseNet,
+  parsePropertyStringWith,
   parseSize,
+  printPropertyString,
   splitIndexedKey,
+  sshPublicKeyProblem,
 } from '../encoding.ts'
 import { ENDPOINTS } from '../endpoints/catalog.ts'
 import type { EndpointDefinition } from '../endpoints/define.ts'
+import { PVE_SCHEMA_FACTS } from '../endpoints/pve-schema.generated.ts'
 import { formatUpid, parseUpid } from '../tasks.ts'
 import {
   configDigest,
@@ -48,6 +55,17 @@ export interface SimulatorBehaviour {
   nextIdAsString: boolean
   /** Resize runs as a task (PVE ≥ 8); false answers null synchronously (PVE 7). */
   resizeAsTask: boolean
+  /**
+   * vncproxy `port` as a JSON string or integer. The schema says integer, but qemu-server passes the
+   * port to the terminal proxy's command line first, and Perl's JSON encoder writes a scalar once used
+   * as a string as a string — unknown which a node sends, so both are offered.
+   */
+  vncPortAsString: boolean
+  /**
+   * How `/cluster/resources` writes the `template` and `shared` flags: PVE sends the integer 1
+   * (schema type integer); proxies and hand-written fixtures send "1" or true. Clients must take all.
+   */
+  resourceFlags: 'number' | 'string' | 'boolean'
   /** How long a synchronous call waits for a VM's file lock before `got timeout` (real: 10 s). */
   lockWaitMs: number
   /** Ticket lifetime (real: 2 h). */
@@ -92,6 +110,8 @@ export const DEFAULT_BEHAVIOUR: SimulatorBehaviour = {
   messageInBody: true,
   nextIdAsString: true,
   resizeAsTask: true,
+  vncPortAsString: true,
+  resourceFlags: 'number',
   lockWaitMs: 30,
   ticketLifetimeMs: 2 * 3600 * 1000,
 }
@@ -163,6 +183,106 @@ interface SimRequest {
 
 const STATIC_TOKEN_RE = /^PVEAPIToken[= ](.+)$/
 
+/** Key → type of the options `GET …/config` returns, from the schema facts. */
+const CONFIG_TYPES: Record<string, string | undefined> = Object.fromEntries(
+  Object.entries(PVE_SCHEMA_FACTS['GET /nodes/{node}/qemu/{vmid}/config']?.returns?.properties ?? {}).map(
+    ([k, v]) => [k, v.type],
+  ),
+)
+
+/** Memory the simulated host itself uses (kernel, pmxcfs, daemons). */
+const HOST_BASE_MEMORY = 2 * 1024 ** 3
+
+/** What a running guest holds: 40% of its configured memory (a guest seldom touches all of it). */
+function guestMemoryInUse(vm: SimVm): number {
+  const mib = Number(
+    String(vm.config.memory ?? '512')
+      .replace(/^current=/, '')
+      .split(',')[0],
+  )
+  return Math.round(mib * 1024 ** 2 * 0.4)
+}
+
+/** Option bases that are drives (qemu-server Drive.pm `is_valid_drivename`, less efidisk/tpmstate). */
+const DRIVE_BASES = ['ide', 'sata', 'scsi', 'virtio']
+
+/** A new volume: `STORAGE:SIZE_GB` (qemu-server Drive.pm `$NEW_DISK_RE`, storage required here). */
+const NEW_DISK_RE = /^([^/:\s]+):(\d+(?:\.\d+)?)$/
+
+/**
+ * Options applied at once on a running VM (qemu-server QemuServer.pm `$fast_plug_option`, plus every
+ * cloud-init option, which that file adds to it).
+ */
+const FAST_PLUG = new Set([
+  'description',
+  'hookscript',
+  'lock',
+  'migrate_downtime',
+  'migrate_speed',
+  'name',
+  'onboot',
+  'protection',
+  'shares',
+  'startup',
+  'tags',
+  'vmstatestorage',
+  'cicustom',
+  'cipassword',
+  'citype',
+  'ciupgrade',
+  'ciuser',
+  'nameserver',
+  'searchdomain',
+  'sshkeys',
+])
+
+/** The VM's `hotplug` features; unset or `1` means network, disk and usb (QemuServer.pm `parse_hotplug_features`). */
+function hotplugFeatures(vm: SimVm): Set<string> {
+  const text = vm.config.hotplug ?? '1'
+  if (text === '1') return new Set(['network', 'disk', 'usb'])
+  if (text === '0') return new Set()
+  return new Set(text.split(',').map((x) => x.trim()))
+}
+
+/** Drive options `vmconfig_update_disk` cannot change on a running disk (they wait for a restart). */
+const COLD_DRIVE_OPTIONS = ['aio', 'discard', 'iothread', 'queues', 'product', 'cache', 'ssd', 'vendor', 'ro']
+
+/**
+ * Whether a change takes effect at once on a running VM, after qemu-server QemuServer.pm
+ * `vmconfig_hotplug_pending`, `vmconfig_update_net` and `vmconfig_update_disk`: fast-plug and
+ * cloud-init options always; `netN` with network hot-plug; a CD-ROM's media change always; a new or
+ * replaced scsi/virtio disk with disk hot-plug (never ide/sata); an existing disk when only its
+ * throttling changes. Everything else (memory, cores, sockets, …, the cloud-init drive) stays pending.
+ */
+function hotApplicable(vm: SimVm, key: string, value: string): boolean {
+  if (FAST_PLUG.has(key) || /^ipconfig\d+$/.test(key)) return true
+  const features = hotplugFeatures(vm)
+  if (/^net\d+$/.test(key)) return features.has('network')
+  const split = splitIndexedKey(key)
+  if (!split || !DRIVE_BASES.includes(split.base)) return key === 'cpuunits' || key === 'cpulimit'
+  const drive = parseDrive(value)
+  if (drive.file.includes('cloudinit')) return false
+  const oldText = vm.config[key]
+  if (oldText !== undefined) {
+    const old = parseDrive(oldText)
+    if (old.options.media === 'cdrom') return true
+    if (old.file !== drive.file) return features.has('disk') && !['ide', 'sata'].includes(split.base)
+    return COLD_DRIVE_OPTIONS.every((k) => old.options[k] === drive.options[k])
+  }
+  return features.has('disk') && !['ide', 'sata'].includes(split.base)
+}
+
+/** Whether deleting an option takes effect at once on a running VM (same source, the delete loop). */
+function hotDeletable(vm: SimVm, key: string): boolean {
+  if (FAST_PLUG.has(key) || /^ipconfig\d+$/.test(key) || key === 'cpuunits' || key === 'cpulimit') return true
+  const features = hotplugFeatures(vm)
+  if (/^net\d+$/.test(key)) return features.has('network')
+  const split = splitIndexedKey(key)
+  if (split && DRIVE_BASES.includes(split.base))
+    return features.has('disk') && !['ide', 'sata'].includes(split.base)
+  return false
+}
+
 export class ProxmoxSimulator {
   readonly nodes = new Map<string, SimNode>()
   readonly storages: SimStorage[] = []
@@ -185,7 +305,10 @@ export class ProxmoxSimulator {
     requests: [] as RequestFault[],
     drop: 0,
     /** Requests that are carried out, then answered by a closed connection (the answer is lost). */
-    dropResponses: [] as { count: number; match?: (method: string, path: string) => boolean }[],
+    dropResponses: [] as {
+      count: number
+      match?: (method: string, path: string, params: Record<string, string>) => boolean
+    }[],
     tasks: [] as TaskFault[],
     /** Fraction of config/resize writes that fail with a file-lock timeout. */
     lockStorm: undefined as { probability: number; until: number; vmids?: Set<number> } | undefined,
@@ -316,6 +439,12 @@ export class ProxmoxSimulator {
     return this
   }
 
+  private flag(on: boolean): number | string | boolean {
+    if (this.behaviour.resourceFlags === 'boolean') return on
+    if (this.behaviour.resourceFlags === 'string') return on ? '1' : '0'
+    return on ? 1 : 0
+  }
+
   /** `METHOD /path/{param}` of every route the simulator serves. */
   routeKeys(): string[] {
     return this.routes.map((r) => `${r.method} ${r.template}`)
@@ -369,11 +498,20 @@ export class ProxmoxSimulator {
     this.faults.drop += count
   }
 
-  /** The next `count` matching requests are carried out, but the connection closes before the answer. */
+  /**
+   * The next `count` matching requests are carried out, but the connection closes before the answer.
+   * `match` also sees the request's parameters (body and query).
+   */
   dropResponseNext(
-    options: { count?: number; match?: (method: string, path: string) => boolean } = {},
+    options: {
+      count?: number
+      match?: (method: string, path: string, params: Record<string, string>) => boolean
+    } = {},
   ): void {
-    const fault: { count: number; match?: (method: string, path: string) => boolean } = {
+    const fault: {
+      count: number
+      match?: (method: string, path: string, params: Record<string, string>) => boolean
+    } = {
       count: options.count ?? 1,
     }
     if (options.match) fault.match = options.match
@@ -461,6 +599,8 @@ export class ProxmoxSimulator {
       flockUntil: 0,
       snapshots: [],
       firewall: newFirewall(),
+      pending: {},
+      pendingDelete: new Map(),
       createdAt: this.now(),
       usage: {
         cpu: 0.1 + (input.vmid % 5) / 20,
@@ -477,18 +617,20 @@ export class ProxmoxSimulator {
     return this.storages.find((s) => s.id === id && (s.shared || s.node === node))
   }
 
-  private allocateDisk(
+  /** Allocates a new volume of this VM (`vm-<vmid>-disk-<n>`) and returns its drive string. */
+  private allocateVolume(
     vm: SimVm,
-    key: string,
     storageId: string,
     size: number,
-    kind: 'disk' | 'base' = 'disk',
     options: Record<string, string> = {},
+    kind: 'disk' | 'base' = 'disk',
   ): string {
     const store = this.storage(vm.node, storageId) ?? fail(`storage '${storageId}' does not exist`)
     let n = 0
     const prefix = kind === 'base' ? 'base' : 'vm'
-    while (store.volumes.has(`${storageId}:${prefix}-${vm.vmid}-disk-${n}`)) n++
+    const taken = (name: string) =>
+      [...store.volumes.keys()].some((v) => v === name || v.endsWith(`/${name.split(':')[1]}`))
+    while (taken(`${storageId}:${prefix}-${vm.vmid}-disk-${n}`)) n++
     const volid = `${storageId}:${prefix}-${vm.vmid}-disk-${n}`
     store.volumes.set(volid, {
       volid,
@@ -498,8 +640,47 @@ export class ProxmoxSimulator {
       vmid: vm.vmid,
       format: 'raw',
     })
-    vm.config[key] = formatDrive({ file: volid, options: { ...options, size: sizeText(size) } })
-    return volid
+    return formatDrive({ file: volid, options: { ...options, size: sizeText(size) } })
+  }
+
+  private allocateDisk(
+    vm: SimVm,
+    key: string,
+    storageId: string,
+    size: number,
+    kind: 'disk' | 'base' = 'disk',
+    options: Record<string, string> = {},
+  ): string {
+    const drive = this.allocateVolume(vm, storageId, size, options, kind)
+    vm.config[key] = drive
+    return parseDrive(drive).file
+  }
+
+  /**
+   * A linked clone of a base volume (pve-storage `vdisk_clone` → the plugin's `clone_image`): on
+   * lvmthin a thin snapshot named like any disk (`vm-<id>-disk-<n>`, LvmThinPlugin.pm `clone_image`,
+   * whose `parse_volname` reports no base); on the other types the name carries the base
+   * (`base-9000-disk-0/vm-101-disk-0`), which `parse_volname` returns as the base name.
+   */
+  private linkedVolume(vm: SimVm, base: Drive): string {
+    const [storeId, baseName] = base.file.split(':') as [string, string]
+    const store = this.storage(vm.node, storeId) ?? fail(`storage '${storeId}' does not exist`)
+    let n = 0
+    const taken = (name: string) =>
+      [...store.volumes.keys()].some((v) => v.split(':')[1]?.split('/').pop() === name)
+    while (taken(`vm-${vm.vmid}-disk-${n}`)) n++
+    const name = `vm-${vm.vmid}-disk-${n}`
+    const volid = store.type === 'lvmthin' ? `${storeId}:${name}` : `${storeId}:${baseName}/${name}`
+    const size = parseSize(base.options.size ?? '1G')
+    store.volumes.set(volid, {
+      volid,
+      content: 'images',
+      size,
+      ctime: this.nowSeconds(),
+      vmid: vm.vmid,
+      format: 'raw',
+    })
+    return formatDrive({ file: volid, options: { ...base.options, size: sizeText(size) } })
   }
 
   private volumeOf(vm: SimVm, volid: string): SimVolume | undefined {
@@ -703,7 +884,7 @@ export class ProxmoxSimulator {
     if (isWrite) this.stats.writes++
     try {
       const data = await route.route.handler({ method, params: flat, path: route.path, user, raw })
-      const dropIndex = this.faults.dropResponses.findIndex((f) => !f.match || f.match(method, apiPath))
+      const dropIndex = this.faults.dropResponses.findIndex((f) => !f.match || f.match(method, apiPath, flat))
       if (dropIndex !== -1) {
         const fault = this.faults.dropResponses[dropIndex] as { count: number }
         fault.count--
@@ -877,16 +1058,24 @@ export class ProxmoxSimulator {
     }
   }
 
-  private publicConfig(vm: SimVm): Record<string, string | number> {
+  /**
+   * The config as `GET …/config` answers it. Types follow qemu-server QemuServer.pm `check_type`,
+   * which `parse_vm_config` applies to every value read from the file: a boolean becomes 1 or 0 and an
+   * integer a number (`int`); a `number` (cpulimit) and every string — `memory` and `agent` are
+   * property strings in PVE 9 — stay strings. The type of each key comes from the schema facts.
+   */
+  private publicConfig(vm: SimVm, current = false): Record<string, string | number> {
     const out: Record<string, string | number> = {}
-    for (const [k, v] of Object.entries(vm.config)) {
-      out[k] =
-        k === 'cipassword'
-          ? '**********'
-          : /^(cores|sockets|memory|vcpus|balloon|onboot|template|protection|agent)$/.test(k) &&
-              /^\d+$/.test(v)
-            ? Number(v)
-            : v
+    for (const [k, v] of Object.entries(this.effectiveConfig(vm, current))) {
+      if (k === 'cipassword') {
+        out[k] = '**********'
+        continue
+      }
+      const type = CONFIG_TYPES[k] ?? CONFIG_TYPES[`${/^([a-z]+)\d+$/.exec(k)?.[1] ?? ''}[n]`]
+      if (type === 'integer' && /^\d+$/.test(v)) out[k] = Number(v)
+      else if (type === 'boolean' && /^(1|on|yes|true)$/i.test(v)) out[k] = 1
+      else if (type === 'boolean' && /^(0|off|no|false)$/i.test(v)) out[k] = 0
+      else out[k] = v
     }
     if (vm.lock) out.lock = vm.lock
     out.digest = configDigest(vm.config)
@@ -915,8 +1104,17 @@ export class ProxmoxSimulator {
     return out
   }
 
-  /** Applies config changes with the server's checks (MACs for new nets, new disks, cloud-init, delete). */
-  private applyConfig(vm: SimVm, params: Record<string, string>): void {
+  /**
+   * Applies config changes with the server's checks, as qemu-server's `update_vm_api`
+   * (`src/PVE/API2/Qemu.pm`) does: net and drive values re-printed in canonical order
+   * (`add_random_macs`/`print_net`, `$check_drive_param`/`print_drive`), new volumes (`STORAGE:SIZE`)
+   * allocated, deletions first, a replaced or deleted disk registered as `unusedN`
+   * (`vmconfig_register_unused_drive`), deleting `unusedN` frees the volume (`try_deallocate_drive`).
+   * On a running VM only what `vmconfig_hotplug_pending` applies at once takes effect; the rest
+   * stays pending until the next start. `stage` runs the checks only (nothing allocated or changed):
+   * the synchronous part of an asynchronous POST, before the worker forks.
+   */
+  private applyConfig(vm: SimVm, params: Record<string, string>, stage = false): void {
     const errors: Record<string, string> = {}
     const changes: Record<string, string> = {}
     for (const [key, value] of Object.entries(params)) {
@@ -927,9 +1125,22 @@ export class ProxmoxSimulator {
       const split = splitIndexedKey(key)
       if (split?.base === 'net') {
         try {
-          const net = parseNet(value)
-          if (!net.macaddr) net.macaddr = randomMac()
-          changes[key] = formatNet(net)
+          const format = configOptionFormat(key) ?? {}
+          const net = parsePropertyStringWith(value, format)
+          const model = net.get('model')
+          if (!model || !NET_MODELS.includes(model))
+            throw new Error(`invalid model '${model ?? ''}' (not one of the schema's net models)`)
+          // qemu-server Network.pm parse_net: a missing MAC is generated.
+          if (!net.get('macaddr')) net.set('macaddr', randomMac())
+          changes[key] = printPropertyString(net, format)
+        } catch (error) {
+          errors[key] = `invalid format - ${(error as Error).message}`
+        }
+        continue
+      }
+      if (split && DRIVE_BASES.includes(split.base)) {
+        try {
+          changes[key] = formatDrive(parseDrive(value))
         } catch (error) {
           errors[key] = `invalid format - ${(error as Error).message}`
         }
@@ -943,13 +1154,8 @@ export class ProxmoxSimulator {
           errors[key] = `invalid format - invalid urlencoded string: ${value}`
           continue
         }
-        if (
-          keys.some(
-            (k) =>
-              !/^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp\d+|sk-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( .*)?$/.test(k),
-          )
-        )
-          fail('SSH public key validation error')
+        const bad = keys.find((k) => sshPublicKeyProblem(k) !== undefined)
+        if (bad !== undefined) fail(`SSH public key validation error`)
         changes[key] = value
         continue
       }
@@ -962,43 +1168,122 @@ export class ProxmoxSimulator {
       changes[key] = value
     }
     if (Object.keys(errors).length > 0) paramError(errors)
+    // Checks on new volumes and ISO images, before anything changes.
     for (const [key, value] of Object.entries(changes)) {
       const split = splitIndexedKey(key)
-      if (split && ['scsi', 'virtio', 'sata', 'ide'].includes(split.base)) {
+      if (!split || !DRIVE_BASES.includes(split.base)) continue
+      const drive = parseDrive(value)
+      const m = NEW_DISK_RE.exec(drive.file)
+      if (m && !this.storage(vm.node, m[1] as string)) fail(`storage '${m[1]}' does not exist`)
+      if (drive.file !== 'none' && drive.file.includes(':iso/')) {
+        const store = this.storage(vm.node, drive.file.split(':')[0] as string)
+        if (!store?.volumes.has(drive.file)) fail(`volume '${drive.file}' does not exist`)
+      }
+      const old = vm.config[key]
+      if (old !== undefined && vm.status === 'running') {
+        const before = parseDrive(old).options.media ?? 'disk'
+        const after = drive.options.media ?? 'disk'
+        // qemu-server QemuServer.pm vmconfig_update_disk
+        if (before !== after) paramError({ [key]: 'hotplug problem - unable to change media type' })
+      }
+    }
+    if (stage) return
+    const running = vm.status === 'running'
+    const deletions = (params.delete ?? '').split(/[,;\s]+/).filter(Boolean)
+    const force = params.force === '1'
+    for (const key of deletions) {
+      const split = splitIndexedKey(key)
+      if (split?.base === 'unused') {
+        const value = vm.config[key]
+        if (value === undefined) continue
+        this.removeVolume(vm.node, parseDrive(value).file)
+        delete vm.config[key]
+        continue
+      }
+      if (vm.config[key] === undefined && vm.pending[key] === undefined) continue
+      const dropped = vm.pending[key]
+      delete vm.pending[key]
+      // A pending disk that never took effect is registered as unused, not lost.
+      if (dropped !== undefined && split && DRIVE_BASES.includes(split.base)) this.registerUnused(vm, dropped)
+      if (vm.config[key] === undefined) continue
+      if (running && !hotDeletable(vm, key)) vm.pendingDelete.set(key, force)
+      else this.deleteOption(vm, key, force)
+    }
+    for (const [key, raw] of Object.entries(changes)) {
+      let value = raw
+      const split = splitIndexedKey(key)
+      if (split && DRIVE_BASES.includes(split.base)) {
         const drive = parseDrive(value)
-        const m = /^([a-zA-Z][\w-]*):(\d+(?:\.\d+)?)$/.exec(drive.file)
+        const m = NEW_DISK_RE.exec(drive.file)
         if (m) {
-          // `STORAGE:SIZE_GB` allocates a new volume.
           const options = { ...drive.options }
           delete options.size
-          this.allocateDisk(vm, key, m[1] as string, Number(m[2]) * 1024 ** 3, 'disk', options)
-          continue
+          value = this.allocateVolume(vm, m[1] as string, Number(m[2]) * 1024 ** 3, options)
         }
-        if (key === 'ide2' && drive.file !== 'none' && drive.file.includes(':iso/')) {
-          const store = this.storage(vm.node, drive.file.split(':')[0] as string)
-          if (!store?.volumes.has(drive.file)) fail(`volume '${drive.file}' does not exist`)
-        }
+        // A pending value replaced before it took effect: its volume becomes unused.
+        const superseded = vm.pending[key]
+        if (superseded !== undefined) this.registerUnused(vm, superseded)
       }
-      vm.config[key] = value
-    }
-    const deletions = (params.delete ?? '').split(/[,;\s]+/).filter(Boolean)
-    for (const key of deletions) {
-      const value = vm.config[key]
-      if (value === undefined) continue
-      delete vm.config[key]
-      const split = splitIndexedKey(key)
-      if (split && ['scsi', 'virtio', 'sata'].includes(split.base)) {
-        const file = parseDrive(value).file
-        if (params.force === '1') this.removeVolume(vm.node, file)
-        else {
-          let n = 0
-          while (vm.config[`unused${n}`] !== undefined) n++
-          vm.config[`unused${n}`] = file
-        }
-      } else if (split?.base === 'unused' && params.force === '1') {
-        this.removeVolume(vm.node, value)
+      vm.pendingDelete.delete(key)
+      if (running && !hotApplicable(vm, key, value)) vm.pending[key] = value
+      else {
+        delete vm.pending[key]
+        this.setOption(vm, key, value)
       }
     }
+  }
+
+  /** Sets an option; a drive whose volume changes leaves the old one as `unusedN`. */
+  private setOption(vm: SimVm, key: string, value: string): void {
+    const old = vm.config[key]
+    const split = splitIndexedKey(key)
+    if (old !== undefined && split && DRIVE_BASES.includes(split.base)) {
+      if (parseDrive(old).file !== parseDrive(value).file) this.registerUnused(vm, old)
+    }
+    vm.config[key] = value
+  }
+
+  private deleteOption(vm: SimVm, key: string, force: boolean): void {
+    const value = vm.config[key]
+    if (value === undefined) return
+    delete vm.config[key]
+    const split = splitIndexedKey(key)
+    if (split && DRIVE_BASES.includes(split.base)) {
+      // qemu-server QemuServer.pm vmconfig_delete_or_detach_drive: force frees, else unusedN.
+      if (force) this.removeVolume(vm.node, parseDrive(value).file)
+      else this.registerUnused(vm, value)
+    }
+  }
+
+  /**
+   * qemu-server QemuServer.pm vmconfig_register_unused_drive: a cloud-init volume is freed, a CD-ROM
+   * is dropped, any other volume of this VM goes to the first free `unusedN` (`add_unused_volume`).
+   */
+  private registerUnused(vm: SimVm, driveText: string): void {
+    const drive = parseDrive(driveText)
+    if (drive.file === 'none' || drive.options.media === 'cdrom') return
+    if (drive.file.includes('cloudinit')) return
+    if (!new RegExp(`(^|[:/])(vm|base)-${vm.vmid}-`).test(drive.file)) return
+    if (Object.values(vm.config).some((v) => v === drive.file)) return
+    let n = 0
+    while (vm.config[`unused${n}`] !== undefined) n++
+    vm.config[`unused${n}`] = drive.file
+  }
+
+  /** Applies pending changes, as `vmconfig_apply_pending` does when the VM starts. */
+  private applyPending(vm: SimVm): void {
+    for (const [key, force] of [...vm.pendingDelete].sort()) this.deleteOption(vm, key, force)
+    vm.pendingDelete.clear()
+    for (const [key, value] of Object.entries(vm.pending)) this.setOption(vm, key, value)
+    vm.pending = {}
+  }
+
+  /** The config as `GET …/config` shows it: pending values included unless `current`. */
+  private effectiveConfig(vm: SimVm, current: boolean): Record<string, string> {
+    if (current) return { ...vm.config }
+    const out = { ...vm.config, ...vm.pending }
+    for (const key of vm.pendingDelete.keys()) delete out[key]
+    return out
   }
 
   private nextFreeId(): number {
@@ -1080,16 +1365,34 @@ export class ProxmoxSimulator {
       })),
     )
 
+    // pve-manager PVE/API2/Nodes.pm `status`: uptime, idle, loadavg (strings), kversion,
+    // current-kernel, boot-info, cpuinfo, cpu, wait, memory (from /proc/meminfo: host usage), ksm,
+    // swap, pveversion, rootfs.
     r('GET', '/nodes/{node}/status', (req) => {
       const n = this.node(req.path.node as string)
       const used = this.usedMemory(n.name)
       return {
-        cpu: n.load,
-        memory: { total: n.memoryBytes, used, free: n.memoryBytes - used, available: n.memoryBytes - used },
-        rootfs: { total: 100 * 1024 ** 3, used: 10 * 1024 ** 3, free: 90 * 1024 ** 3, avail: 90 * 1024 ** 3 },
-        cpuinfo: { cores: n.cpus, cpus: n.cpus, sockets: 1, model: 'Simulated CPU' },
-        pveversion: `pve-manager/${this.version}/f0e1d2c3`,
+        uptime: 86400,
+        idle: 0,
         loadavg: ['0.10', '0.20', '0.30'],
+        kversion: 'Linux 6.17.2-1-pve #1 SMP PREEMPT_DYNAMIC PMX 6.17.2-1 (2026-01-01T00:00Z)',
+        'current-kernel': { sysname: 'Linux', release: '6.17.2-1-pve', version: '#1 SMP', machine: 'x86_64' },
+        'boot-info': { mode: 'efi', secureboot: 0 },
+        cpuinfo: {
+          cores: n.cpus,
+          cpus: n.cpus,
+          sockets: 1,
+          model: 'Simulated CPU',
+          mhz: '2400.000',
+          hvm: '1',
+        },
+        cpu: n.load,
+        wait: 0,
+        memory: { total: n.memoryBytes, used, free: n.memoryBytes - used, available: n.memoryBytes - used },
+        ksm: { shared: 0 },
+        swap: { total: 8 * 1024 ** 3, used: 0, free: 8 * 1024 ** 3 },
+        pveversion: `pve-manager/${this.version}/f0e1d2c3`,
+        rootfs: { total: 100 * 1024 ** 3, used: 10 * 1024 ** 3, free: 90 * 1024 ** 3, avail: 90 * 1024 ** 3 },
       }
     })
 
@@ -1124,7 +1427,7 @@ export class ProxmoxSimulator {
               node: n.name,
               storage: s.id,
               status: 'available',
-              shared: s.shared ? 1 : 0,
+              shared: this.flag(s.shared),
               content: s.content.join(','),
               plugintype: s.type,
               disk: this.usedBytes(s),
@@ -1220,7 +1523,30 @@ export class ProxmoxSimulator {
           fail(`snapshot '${req.params.snapshot}' does not exist`)
         return { ...snap.config, digest: configDigest(snap.config) }
       }
-      return this.publicConfig(vm)
+      return this.publicConfig(vm, req.params.current === '1')
+    })
+
+    // qemu-server API2/Qemu.pm `vm_pending`: every option with its current value, and `pending` /
+    // `delete` (1, or 2 when forced) where a change waits for the next start.
+    r('GET', '/nodes/{node}/qemu/{vmid}/pending', (req) => {
+      const vm = this.vmOn(req.path.node as string, req.path.vmid)
+      const keys = new Set([
+        ...Object.keys(vm.config),
+        ...Object.keys(vm.pending),
+        ...vm.pendingDelete.keys(),
+      ])
+      const rows: Record<string, string | number>[] = []
+      for (const key of [...keys].sort()) {
+        const row: Record<string, string | number> = { key }
+        const value = vm.config[key]
+        if (value !== undefined) row.value = key === 'cipassword' ? '**********' : value
+        const pending = vm.pending[key]
+        if (pending !== undefined) row.pending = key === 'cipassword' ? '**********' : pending
+        const force = vm.pendingDelete.get(key)
+        if (force !== undefined) row.delete = force ? 2 : 1
+        rows.push(row)
+      }
+      return rows
     })
 
     const updateConfig = async (req: SimRequest, asTask: boolean) => {
@@ -1238,9 +1564,9 @@ export class ProxmoxSimulator {
         this.applyConfig(vm, req.params)
         return null
       }
-      // Checks that fail before the fork are synchronous; the rest happens in the worker.
-      const staged = { ...vm, config: { ...vm.config } }
-      this.applyConfig(staged, req.params)
+      // Checks that fail before the fork are synchronous; the rest (allocation included) happens in
+      // the worker, once.
+      this.applyConfig(vm, req.params, true)
       const params = { ...req.params }
       return this.startTask(
         req.path.node as string,
@@ -1307,6 +1633,8 @@ export class ProxmoxSimulator {
         return this.startTask(req.path.node as string, types[op], String(vm.vmid), req.user, () => {
           if (op === 'start') {
             if (vm.status === 'running') throw new Error(`VM ${vm.vmid} already running`)
+            // qemu-server QemuServer.pm vm_start_nolock: pending changes are applied first.
+            this.applyPending(vm)
             vm.status = 'running'
             vm.startedAt = this.now()
             vm.cloudinit = this.cloudinitValues(vm)
@@ -1316,7 +1644,10 @@ export class ProxmoxSimulator {
             delete vm.startedAt
           } else if (op === 'reboot') {
             if (vm.status !== 'running') throw new Error(`VM ${vm.vmid} not running`)
+            // A reboot is a shutdown and a start: pending changes take effect.
+            this.applyPending(vm)
             vm.startedAt = this.now()
+            vm.cloudinit = this.cloudinitValues(vm)
           } else if (op === 'suspend') {
             if (vm.status !== 'running') throw new Error(`VM ${vm.vmid} not running`)
             vm.paused = true
@@ -1405,8 +1736,12 @@ export class ProxmoxSimulator {
             const storeId = req.params.storage ?? (drive.file.split(':')[0] as string)
             const options = { ...drive.options }
             delete options.size
-            this.allocateDisk(vm, k, storeId, parseSize(drive.options.size ?? '1G'), 'disk', options)
+            if (full)
+              this.allocateDisk(vm, k, storeId, parseSize(drive.options.size ?? '1G'), 'disk', options)
+            else vm.config[k] = this.linkedVolume(vm, drive)
           }
+          // qemu-server API2/Qemu.pm clone_vm: PVE::Firewall::clone_vmfw_conf copies the firewall.
+          vm.firewall = structuredClone(source.firewall)
         },
         {
           vm,
@@ -1417,6 +1752,33 @@ export class ProxmoxSimulator {
             this.vms.delete(vm.vmid)
           },
         },
+      )
+    })
+
+    // qemu-server API2/Qemu.pm move_vm_disk: copies the volume to the storage; the source is freed
+    // with `delete`, else kept as `unusedN`.
+    r('POST', '/nodes/{node}/qemu/{vmid}/move_disk', async (req) => {
+      const vm = this.vmOn(req.path.node as string, req.path.vmid)
+      const disk = req.params.disk as string
+      const value = vm.config[disk] ?? fail(`disk '${disk}' does not exist`)
+      const drive = parseDrive(value)
+      const storeId = req.params.storage ?? fail('you must specify a target storage')
+      if (!this.storage(vm.node, storeId)) fail(`storage '${storeId}' does not exist`)
+      if (drive.file.startsWith(`${storeId}:`)) fail('unable to move disk to same storage')
+      this.checkLock(vm)
+      return this.startTask(
+        vm.node,
+        'qmmove',
+        String(vm.vmid),
+        req.user,
+        () => {
+          const options = { ...drive.options }
+          delete options.size
+          vm.config[disk] = this.allocateVolume(vm, storeId, parseSize(drive.options.size ?? '1G'), options)
+          if (req.params.delete === '1') this.removeVolume(vm.node, drive.file)
+          else this.registerUnused(vm, value)
+        },
+        { vm, lock: 'move' },
       )
     })
 
@@ -1441,7 +1803,15 @@ export class ProxmoxSimulator {
             if (drive.file === 'none' || drive.file.includes(':iso/')) continue
             const storeId = drive.file.split(':')[0] as string
             const store = this.storage(from, storeId)
-            if (store?.shared && !req.params.targetstorage) continue
+            // qemu-server QemuMigrate.pm scan_local_volumes: a volume on shared storage stays where it
+            // is, `targetstorage` or not (the storage map applies to local volumes only).
+            if (store?.shared) continue
+            // Same file, the local-storage checks: a linked clone (a volume name with a base) cannot
+            // be migrated.
+            const volname = drive.file.slice(storeId.length + 1)
+            const slash = volname.indexOf('/')
+            if (slash !== -1 && /^base-/.test(volname))
+              throw new Error(`can't migrate '${drive.file}' as it's a clone of '${volname.slice(0, slash)}'`)
             moves.push([
               key,
               req.params.targetstorage && req.params.targetstorage !== '1'
@@ -1530,7 +1900,14 @@ export class ProxmoxSimulator {
       const upid = this.startTask(req.path.node as string, 'vncproxy', String(vm.vmid), req.user, () => {}, {
         durationMs: 10,
       })
-      return { user: req.user, ticket, port: String(port), upid, cert: this.cert, password }
+      return {
+        user: req.user,
+        ticket,
+        port: this.behaviour.vncPortAsString ? String(port) : port,
+        upid,
+        cert: this.cert,
+        password,
+      }
     })
 
     r('GET', '/nodes/{node}/qemu/{vmid}/snapshot', (req) => {
@@ -1773,7 +2150,7 @@ export class ProxmoxSimulator {
           storage: s.id,
           type: s.type,
           content: s.content.join(','),
-          shared: s.shared ? 1 : 0,
+          shared: this.flag(s.shared),
           active: 1,
           enabled: 1,
           total: s.totalBytes,
@@ -1883,10 +2260,10 @@ export class ProxmoxSimulator {
       vmid: vm.vmid,
       name: vm.config.name ?? `VM ${vm.vmid}`,
       status: vm.status,
-      template: vm.template ? 1 : 0,
+      template: this.flag(vm.template),
       cpu: running ? vm.usage.cpu : 0,
       maxcpu: Number(vm.config.cores ?? 1) * Number(vm.config.sockets ?? 1),
-      mem: running ? Math.round(maxmem * 0.4) : 0,
+      mem: running ? guestMemoryInUse(vm) : 0,
       maxmem,
       disk: 0,
       maxdisk,
@@ -1901,10 +2278,16 @@ export class ProxmoxSimulator {
     return row
   }
 
+  /**
+   * A node's used memory as PVE reports it: what the host uses (pve-manager PVE/API2/Nodes.pm
+   * `status` reads /proc/meminfo; /cluster/resources carries pvestatd's copy of the same), i.e. the
+   * host's own share plus what running guests hold — not the configured memory of every VM. Stopped
+   * VMs and templates use none.
+   */
   usedMemory(node: string): number {
-    let used = 0
+    let used = HOST_BASE_MEMORY
     for (const vm of this.vms.values()) {
-      if (vm.node === node && !vm.template) used += Number(vm.config.memory ?? 512) * 1024 ** 2
+      if (vm.node === node && vm.status === 'running') used += guestMemoryInUse(vm)
     }
     return used
   }

@@ -160,8 +160,8 @@ describe('deploy pipeline', () => {
 
   it('passes the customer’s SSH keys to cloud-init, encoded as the server accepts them', async () => {
     const keys = [
-      'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9vZm9vZm9vZm9vZm9vZm9vZm9vZm9vZm9vZm9v ada@laptop',
-      'ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7+/= ada+work@example.com',
+      'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEyR1UNgXn4nKnXr4Tyj40HXJyJv5OsA0NoZJLCCqnQz ada@laptop',
+      'ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQCm8ZHa7hiKMxsA25NhqH3dAVrrGuUbsIz/ZPZdbc42BRSCxotE4Mg/BjzkuVS2sZNG9xJX/tD5Lw2tSS1sLvUS4Gh4N/Dz0tHaIjYE05NBDqNeG8it4IhaV9hTB0MF0AkeRmGY0QA3hLdoFYFmwSByOtm34Na3LGqPGlEZQ2WAnw== ada+work@example.com',
     ]
     const s = { ...service({ additionalDiskGb: 0 }), customFields: { sshkeys: keys.join('\n') } }
     ok(await connector.invoke('create', { service: s }))
@@ -459,9 +459,26 @@ describe('lifecycle after deploy', () => {
     ).groups
     expect(Object.keys(groups).sort()).toEqual(['Debian', 'OTHER', 'Ubuntu', 'proxmox'])
     const volid = groups.Debian?.[0]?.volid as string
-    ok(await connector.invoke('action', { service: s, action: 'mountIso', params: { volid } }))
+    // The template has no CD-ROM drive (ide2 is cloud-init): a new ide3 on a running VM stays
+    // pending until a restart, as on a real node, and the action says so.
+    const vm = vmOf(String(s.serviceId))
+    expect(vm?.status).toBe('running')
+    const first = ok(await connector.invoke('action', { service: s, action: 'mountIso', params: { volid } }))
+    expect(first.message).toContain('only after a restart')
+    expect(first.data).toMatchObject({ slot: 'ide3', restartRequired: true })
+    expect(vm?.config.ide3).toBeUndefined()
+    expect(vm?.pending.ide3).toBe(`${volid},media=cdrom`)
+    ok(await connector.invoke('action', { service: s, action: 'reboot' }))
     expect(vmOf(String(s.serviceId))?.config.ide3).toBe(`${volid},media=cdrom`)
-    ok(await connector.invoke('action', { service: s, action: 'unmountIso' }))
+    // Now the drive exists: changing its media takes effect at once.
+    const other = groups.Ubuntu?.[0]?.volid as string
+    const second = ok(
+      await connector.invoke('action', { service: s, action: 'mountIso', params: { volid: other } }),
+    )
+    expect(second).toMatchObject({ message: `Mounted ${other}`, data: { restartRequired: false } })
+    expect(vmOf(String(s.serviceId))?.config.ide3).toBe(`${other},media=cdrom`)
+    const ejected = ok(await connector.invoke('action', { service: s, action: 'unmountIso' }))
+    expect(ejected.message).toBe(`Ejected ${other}`)
     expect(vmOf(String(s.serviceId))?.config.ide3).toBe('none,media=cdrom')
   })
 

@@ -38,6 +38,10 @@ describe('connector helpers', () => {
   it('names, tags and marks VMs so ownership survives any service id', () => {
     expect(hostnameFor('vps', '12', 'ABC:9_x')).toBe('vps-12-abc-9-x')
     expect(serviceTag('ABC:9_x')).toBe('pk-abc_9_x')
+    // Cut at 63 characters right after a dash: the dash goes (a DNS label cannot end in one).
+    const long = hostnameFor('vps', '12', `${'x'.repeat(55)}-tail`)
+    expect(long).toBe(`vps-12-${'x'.repeat(55)}`)
+    expect(long).toMatch(/^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/)
     expect(serviceIdFromDescription(descriptionFor('ABC:9_x', '12'))).toBe('ABC:9_x')
     expect(serviceIdFromDescription('hand-made')).toBeUndefined()
   })

@@ -3,20 +3,29 @@ import { describe, expect, it } from 'vitest'
 import { groupIsos, isoGroup } from '../../src/connector/iso.ts'
 import { bigIntToIpv6, ipv6ToBigInt, MemoryIpPool } from '../../src/connector/stores.ts'
 import {
+  allocatesVolume,
+  configOptionFormat,
   decodeForm,
   decodeSshKeys,
   encodeForm,
   encodeSshKeys,
+  formatDrive,
+  formatNet,
   formatPropertyString,
   formatSize,
   indexed,
   indexedKey,
   listIndexed,
+  NET_MODELS,
   parseDrive,
   parseNet,
   parsePropertyString,
+  parsePropertyStringWith,
   parseSize,
+  printPropertyString,
+  sameNet,
   splitIndexedKey,
+  sshPublicKeyProblem,
   toNumber,
   URLENCODED_PATTERN,
   updateNet,
@@ -260,5 +269,96 @@ describe('IP pools', () => {
     expect(bigIntToIpv6(ipv6ToBigInt('2001:db8:0:0:1:0:0:1'))).toBe('2001:db8::1:0:0:1')
     expect(bigIntToIpv6(ipv6ToBigInt('::1'))).toBe('::1')
     expect(bigIntToIpv6(ipv6ToBigInt('fe80::'))).toBe('fe80::')
+  })
+})
+
+describe('canonical property strings (pve-common print_property_string)', () => {
+  const net = configOptionFormat('net0') ?? {}
+  it('prints the default key first (model=MAC through keyAlias), then the keys sorted', () => {
+    const map = parsePropertyStringWith('virtio=bc:24:11:00:00:01,tag=20,mtu=1450,bridge=vmbr0,queues=4', net)
+    expect([...map.entries()]).toEqual([
+      ['model', 'virtio'],
+      ['macaddr', 'bc:24:11:00:00:01'],
+      ['tag', '20'],
+      ['mtu', '1450'],
+      ['bridge', 'vmbr0'],
+      ['queues', '4'],
+    ])
+    expect(printPropertyString(map, net)).toBe(
+      'virtio=bc:24:11:00:00:01,bridge=vmbr0,mtu=1450,queues=4,tag=20',
+    )
+    expect(printPropertyString({ model: 'e1000', bridge: 'vmbr1' }, net)).toBe('e1000,bridge=vmbr1')
+    expect(
+      formatDrive({ file: 'local-lvm:vm-1-disk-0', options: { size: '8G', discard: 'on', cache: 'none' } }),
+    ).toBe('local-lvm:vm-1-disk-0,cache=none,discard=on,size=8G')
+  })
+
+  it('printing is canonical: print(parse(print(x))) === print(x) for any NIC', () => {
+    const hex = fc.integer({ min: 0, max: 255 }).map((b) => b.toString(16).padStart(2, '0'))
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...NET_MODELS),
+        fc.array(hex, { minLength: 6, maxLength: 6 }),
+        fc.record(
+          {
+            bridge: fc.constantFrom('vmbr0', 'vmbr1'),
+            tag: fc.integer({ min: 1, max: 4094 }),
+            mtu: fc.integer({ min: 1, max: 9000 }),
+            firewall: fc.boolean(),
+            link_down: fc.constantFrom('0', '1'),
+          },
+          { requiredKeys: [] },
+        ),
+        (model, bytes, rest) => {
+          const { mtu, link_down, ...known } = rest
+          const extra: Record<string, string> = {}
+          if (mtu !== undefined) extra.mtu = String(mtu)
+          if (link_down !== undefined) extra.link_down = link_down
+          const text = formatNet({ model, macaddr: bytes.join(':').toUpperCase(), ...known, extra })
+          expect(printPropertyString(parsePropertyStringWith(text, net), net)).toBe(text)
+          expect(sameNet(text, text.toLowerCase().replace(model.toLowerCase(), model))).toBe(true)
+        },
+      ),
+    )
+  })
+
+  it('compares NICs by value: order and MAC case do not matter, values do', () => {
+    const a = 'virtio=BC:24:11:00:00:01,bridge=vmbr0,tag=20,mtu=1450'
+    expect(sameNet(a, 'virtio=bc:24:11:00:00:01,bridge=vmbr0,mtu=1450,tag=20')).toBe(true)
+    expect(sameNet(a, 'virtio=BC:24:11:00:00:01,bridge=vmbr0,tag=21,mtu=1450')).toBe(false)
+    expect(sameNet(a, 'virtio=BC:24:11:00:00:01,bridge=vmbr0,tag=20')).toBe(false)
+    expect(sameNet(a, 'e1000=BC:24:11:00:00:01,bridge=vmbr0,tag=20,mtu=1450')).toBe(false)
+  })
+
+  it('knows every NIC model of the schema, e1000-8254x included', () => {
+    expect(NET_MODELS).toEqual(
+      expect.arrayContaining(['e1000-82540em', 'e1000-82544gc', 'e1000-82545em', 'virtio']),
+    )
+    expect(parseNet('e1000-82544gc=BC:24:11:00:00:02,bridge=vmbr0').model).toBe('e1000-82544gc')
+  })
+})
+
+describe('config writes that allocate', () => {
+  it('a new volume (STORAGE:SIZE) or an import allocates; an existing volume or other keys do not', () => {
+    expect(allocatesVolume({ scsi1: 'local-lvm:8,discard=on' })).toBe(true)
+    expect(allocatesVolume({ virtio0: 'ceph:0.5' })).toBe(true)
+    expect(allocatesVolume({ scsi0: 'local-lvm:0,import-from=nfs:iso/x.qcow2' })).toBe(true)
+    expect(allocatesVolume({ scsi1: 'local-lvm:vm-100-disk-1,discard=on' })).toBe(false)
+    expect(allocatesVolume({ ide2: 'none,media=cdrom', cores: 4, net0: 'virtio,bridge=vmbr0' })).toBe(false)
+  })
+})
+
+describe('SSH public keys (checked as ssh-keygen -l would)', () => {
+  const ed25519 =
+    'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEyR1UNgXn4nKnXr4Tyj40HXJyJv5OsA0NoZJLCCqnQz ada@laptop'
+  it('accepts real keys, with options before them', () => {
+    expect(sshPublicKeyProblem(ed25519)).toBeUndefined()
+    expect(sshPublicKeyProblem(`no-pty,from="10.0.0.1" ${ed25519}`)).toBeUndefined()
+  })
+  it('refuses truncated data, a type that does not match the data, junk', () => {
+    expect(sshPublicKeyProblem('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEyR1UNg ada')).toBeDefined()
+    expect(sshPublicKeyProblem(ed25519.replace('ssh-ed25519 ', 'ssh-rsa '))).toBeDefined()
+    expect(sshPublicKeyProblem('not a key')).toBe('unknown key type')
+    expect(sshPublicKeyProblem('ssh-ed25519 !!!!')).toBe('key data is not base64')
   })
 })
