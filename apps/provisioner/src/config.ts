@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { extname } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
+import { lintConfig, unknownKeyIssues } from './config-lint.ts'
 import { parseSecretKey } from './secrets.ts'
 
 /**
@@ -290,6 +291,9 @@ export function parseConfig(
   const secrets: string[] = []
   const resolved = resolveEnv(raw, env, issues, [], secrets)
   const parsed = ConfigSchema.safeParse(resolved)
+  // Strictness lives apart from the schema (config-lint.ts): unknown keys with a hint, values that
+  // must parse (addresses, listen, fingerprints), server options of the built-in connectors.
+  issues.push(...unknownKeyIssues(ConfigSchema, resolved), ...lintConfig(resolved))
   if (!parsed.success) {
     for (const issue of parsed.error.issues)
       issues.push({ path: pathText(issue.path), message: issue.message })

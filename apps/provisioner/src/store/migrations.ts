@@ -238,5 +238,13 @@ export function migrations(dialect: 'sqlite' | 'postgres', box?: SecretBox): Rec
           await db.schema.alterTable('services').addColumn(column, 'text').execute()
       },
     },
+    '0005_confirmed_settings': {
+      async up(db: Kysely<unknown>) {
+        // The settings each service was provisioned with, so a plan or product changed in the config
+        // shows as drift and `reconcile` can queue the changePackage. Rows from before stay null and
+        // are compared on the settings last queued for them.
+        await db.schema.alterTable('services').addColumn('confirmed_settings_json', 'text').execute()
+      },
+    },
   }
 }

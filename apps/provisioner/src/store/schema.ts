@@ -47,6 +47,11 @@ export interface ServicesTable {
    */
   service_password_fp: string | null
   confirmed_service_password_fp: string | null
+  /**
+   * The settings the service was provisioned with, as JSON (secret settings as fingerprints), from
+   * its last successful create or changePackage (0005): what a config change is compared against.
+   */
+  confirmed_settings_json: string | null
 }
 
 export interface JobsTable {
