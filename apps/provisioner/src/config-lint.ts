@@ -1,7 +1,8 @@
 import { isIP } from 'node:net'
-import { AxigenServerOptionsSchema } from '@panelkit/axigen'
+import { AxigenServerOptionsSchema, axigenAccountConnector, axigenDomainConnector } from '@panelkit/axigen'
+import { computestacksAccountConnector } from '@panelkit/computestacks'
 import { type ConnectorDefinition, settingsSchema } from '@panelkit/core'
-import { normaliseFingerprint } from '@panelkit/proxmox'
+import { createProxmoxKvmConnector, normaliseFingerprint } from '@panelkit/proxmox'
 import { closest, distance } from 'fastest-levenshtein'
 import { z } from 'zod'
 import type { ConfigIssue } from './config.ts'
@@ -32,7 +33,9 @@ export function didYouMean(unknown: string, known: readonly string[]): string {
 function unknownKey(path: Path, key: string, known: readonly string[], what = 'key'): ConfigIssue {
   return {
     path: pathText([...path, key]),
-    message: `unknown ${what}${didYouMean(key, known)}; known: ${[...known].sort().join(', ')}`,
+    message: didYouMean(key, known)
+      ? `unknown ${what}${didYouMean(key, known)}`
+      : `unknown ${what}; known: ${[...known].sort().join(', ')}`,
   }
 }
 
@@ -214,6 +217,39 @@ export function lintConfig(config: unknown): ConfigIssue[] {
 // biome-ignore lint/suspicious/noExplicitAny: definitions of any settings shape are accepted
 type AnyDefinition = ConnectorDefinition<any, any>
 
+let builtins: Map<string, AnyDefinition> | undefined
+/** The built-in connectors' declarations (their settings), for checking a file without a store. */
+export function builtinDefinitions(): ReadonlyMap<string, AnyDefinition> {
+  builtins ??= new Map<string, AnyDefinition>(
+    [
+      axigenDomainConnector,
+      axigenAccountConnector,
+      computestacksAccountConnector,
+      createProxmoxKvmConnector(),
+    ].map((d) => [d.id, d as AnyDefinition]),
+  )
+  return builtins
+}
+
+/** The products of an unvalidated config, read defensively, for `productSettingsIssues`. */
+export function looseProducts(config: unknown): Parameters<typeof productSettingsIssues>[0] {
+  const products = list((config as Loose | null)?.products)
+  const obj = (v: unknown): Record<string, unknown> =>
+    v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {}
+  return products.map((p) => {
+    const plans = obj(p.plans)
+    const out: Parameters<typeof productSettingsIssues>[0][number] = {
+      connector: String(p.connector),
+      settings: obj(p.settings),
+    }
+    if (p.plans !== undefined)
+      out.plans = {
+        values: Object.fromEntries(Object.entries(obj(plans.values)).map(([k, v]) => [k, obj(v)])),
+      }
+    return out
+  })
+}
+
 /**
  * Each product's settings, and each plan's settings merged over them, validated by the connector's own
  * declaration: unknown settings (with a hint), wrong types, out-of-range numbers, missing required
@@ -227,6 +263,7 @@ export function productSettingsIssues(
     plans?: { values: Record<string, Record<string, unknown>> } | undefined
   }[],
   definitions: ReadonlyMap<string, AnyDefinition>,
+  options: { skipUnknownConnectors?: boolean } = {},
 ): ConfigIssue[] {
   const issues: ConfigIssue[] = []
   const seen = new Set<string>()
@@ -238,6 +275,7 @@ export function productSettingsIssues(
   }
   products.forEach((p, i) => {
     const definition = definitions.get(p.connector)
+    if (!definition && options.skipUnknownConnectors) return
     if (!definition) {
       add({
         path: pathText(['products', i, 'connector']),
@@ -266,12 +304,11 @@ export function productSettingsIssues(
         const missing = typeof key === 'string' && !(key in p.settings) && !inPlan
         add({
           path: pathText([...where, ...issue.path]),
-          message:
-            missing && planPath
-              ? `${issue.message} (missing in the product's settings and in plan ${String(planPath.at(-1))})`
-              : missing
-                ? `${issue.message} (is required)`
-                : issue.message,
+          message: !missing
+            ? issue.message
+            : planPath
+              ? `is required by ${p.connector} (in the product's settings, or in every plan)`
+              : `is required by ${p.connector}`,
         })
       }
     }
