@@ -1,17 +1,19 @@
 import { readFileSync } from 'node:fs'
-import { createRedactor, toFailure } from '@panelkit/core'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
-import { type App, type AppOptions, createApp } from './app.ts'
-import { narrate, progressBar, table } from './cli/output.ts'
+import type { App, AppOptions } from './app.ts'
 import { onStopSignals } from './cli/shutdown.ts'
-import { ConfigError, type LoadedConfig, loadConfig } from './config.ts'
-import { serverInput } from './engine/engine.ts'
-import { listJobs } from './engine/jobs.ts'
-import { listServices } from './engine/services.ts'
-import { startApiServer } from './http/server.ts'
+import type { LoadedConfig } from './config.ts'
 import type { LogFormat, LogLevel } from './logger.ts'
-import { parseSecretKey } from './secrets.ts'
-import { Store } from './store/store.ts'
+import type { Store } from './store/store.ts'
+
+// The app's modules are loaded when a command needs them, so `--help`, `--version` and a mistyped
+// command answer without loading the connectors, the store drivers or the config schema.
+const core = () => import('@panelkit/core')
+const output = () => import('./cli/output.ts')
+
+/** A configuration error (checked by its code, as every panelkit error). */
+const isConfigError = (error: unknown): error is Error & { issues: unknown[] } =>
+  (error as { code?: unknown } | null)?.code === 'PANELKIT_ERR_CONFIG'
 
 /**
  * The `provisioner` command line, on commander: every command answers `--help` with its own options,
@@ -111,6 +113,8 @@ export async function main(argv: string[], extras: CliExtras = {}, io: CliIo = d
   ): Promise<number> {
     const loaded = await load(opts)
     if (!loaded) return EXIT.FAILED
+    const { createApp } = await import('./app.ts')
+    const { createRedactor, toFailure } = await core()
     let app: App | undefined
     try {
       app = await createApp({
@@ -123,7 +127,7 @@ export async function main(argv: string[], extras: CliExtras = {}, io: CliIo = d
       })
       return await fn(app, loaded)
     } catch (error) {
-      if (error instanceof ConfigError) {
+      if (isConfigError(error)) {
         io.err(error.message)
         return EXIT.FAILED
       }
@@ -138,10 +142,11 @@ export async function main(argv: string[], extras: CliExtras = {}, io: CliIo = d
 
   async function load(opts: CommonOptions): Promise<LoadedConfig | undefined> {
     const file = opts.config ?? process.env.PROVISIONER_CONFIG ?? 'provisioner.yaml'
+    const { loadConfig } = await import('./config.ts')
     try {
       return await loadConfig(file)
     } catch (error) {
-      if (error instanceof ConfigError) {
+      if (isConfigError(error)) {
         io.err(error.message)
         return undefined
       }
@@ -208,7 +213,7 @@ export async function main(argv: string[], extras: CliExtras = {}, io: CliIo = d
         20,
       ),
   ).action(
-    action<CommonOptions & { once?: boolean; concurrency?: number; shutdownGrace: number }>((opts) =>
+    action<CommonOptions & { once?: boolean; concurrency?: number; shutdownGrace: number }>(async (opts) =>
       withApp(
         opts,
         async (app) => {
@@ -228,7 +233,7 @@ export async function main(argv: string[], extras: CliExtras = {}, io: CliIo = d
           }
           return EXIT.OK
         },
-        { onEvent: narrate(io.out) },
+        { onEvent: (await output()).narrate(io.out) },
       ),
     ),
   )
@@ -244,8 +249,10 @@ export async function main(argv: string[], extras: CliExtras = {}, io: CliIo = d
         20,
       ),
   ).action(
-    action<CommonOptions & { shutdownGrace: number }>((opts) =>
-      withApp(opts, (app) => serve(app, opts.shutdownGrace * 1000), { onEvent: narrate(io.out) }),
+    action<CommonOptions & { shutdownGrace: number }>(async (opts) =>
+      withApp(opts, (app) => serve(app, opts.shutdownGrace * 1000), {
+        onEvent: (await output()).narrate(io.out),
+      }),
     ),
   )
 
@@ -361,7 +368,7 @@ export async function main(argv: string[], extras: CliExtras = {}, io: CliIo = d
     action<CommonOptions & { server: string }>((opts) =>
       withApp(opts, async (app) => {
         const { importAccounts } = await import('./engine/import.ts')
-        const bar = progressBar(process.stderr, 'import')
+        const bar = (await output()).progressBar(process.stderr, 'import')
         const report = await importAccounts(app, opts.server, { onProgress: (d, t) => bar.update(d, t) })
         bar.done()
         io.out(
@@ -399,7 +406,7 @@ export async function main(argv: string[], extras: CliExtras = {}, io: CliIo = d
             `${d.openJobs} open, ${d.parkedJobs} parked`,
             d.message.slice(0, 90),
           ])
-        io.out(table(rows))
+        io.out((await output()).table(rows))
         io.out(
           `${report.entries.length} drifting${report.complete ? '' : ' (WHMCS was not read completely)'}`,
         )
@@ -524,7 +531,7 @@ export async function main(argv: string[], extras: CliExtras = {}, io: CliIo = d
   // ---- commands with more to them ---------------------------------------------------------------
 
   async function sync(app: App, opts: { client?: string; email?: string; service?: string; json?: boolean }) {
-    const bar = progressBar(process.stderr, 'sync')
+    const bar = (await output()).progressBar(process.stderr, 'sync')
     const report = await app.engine.sync({
       ...(opts.client !== undefined ? { clientId: opts.client } : {}),
       ...(opts.email !== undefined ? { email: opts.email } : {}),
@@ -555,6 +562,8 @@ export async function main(argv: string[], extras: CliExtras = {}, io: CliIo = d
 
   async function serve(app: App, drainMs: number): Promise<number> {
     const { engine } = app
+    const { startApiServer } = await import('./http/server.ts')
+    const { toFailure } = await core()
     const api = await startApiServer(app)
     app.logger.info('HTTP API listening', { url: api.url })
     io.out(`provisioner: API on ${api.url}, store ${app.store.location}`)
@@ -598,6 +607,8 @@ export async function main(argv: string[], extras: CliExtras = {}, io: CliIo = d
 
   async function status(app: App, json: boolean): Promise<number> {
     const { store } = app
+    const { listServices } = await import('./engine/services.ts')
+    const { listJobs } = await import('./engine/jobs.ts')
     const services = await listServices(store.db)
     const open = await listJobs(store.db, { status: ['queued', 'running', 'parked'], limit: 100_000 })
     const uncertain = await store.ledger.list({ state: 'uncertain' })
@@ -625,7 +636,7 @@ export async function main(argv: string[], extras: CliExtras = {}, io: CliIo = d
         (s.lastError ?? '').slice(0, 60) || '-',
       ])
     }
-    io.out(table(rows))
+    io.out((await output()).table(rows))
     io.out(`${services.length} services, ${open.filter((j) => j.status === 'parked').length} parked jobs`)
     if (uncertain.length > 0) {
       io.out('')
@@ -638,14 +649,18 @@ export async function main(argv: string[], extras: CliExtras = {}, io: CliIo = d
   }
 
   /** Opens the configured store without migrating it (read-only for SQLite). */
-  async function openAsIs(loaded: LoadedConfig): Promise<Store> {
+  async function openAsIs(loaded: LoadedConfig, writable = false): Promise<Store> {
     const c = loaded.config.store
+    const { Store } = await import('./store/store.ts')
+    const { parseSecretKey } = await import('./secrets.ts')
     return Store.open({
       url: c.url,
       dataDir: c.dataDir,
       ...(c.schema ? { schema: c.schema } : {}),
       encryptionKey: parseSecretKey(c.encryptionKey),
+      // Writable (migrate): created when missing, migrated by the caller; else as it is, read-only.
       migrate: false,
+      ...(writable ? { writable: true } : {}),
     })
   }
 
@@ -709,19 +724,13 @@ export async function main(argv: string[], extras: CliExtras = {}, io: CliIo = d
         io.out(`migrate: ${states.length - pending.length} applied, ${pending.length} pending`)
         return EXIT.OK
       }
-      const c = loaded.config.store
-      store = await Store.open({
-        url: c.url,
-        dataDir: c.dataDir,
-        ...(c.schema ? { schema: c.schema } : {}),
-        encryptionKey: parseSecretKey(c.encryptionKey),
-        migrate: false,
-      })
+      store = await openAsIs(loaded, true)
       const applied = await store.migrate()
       for (const name of applied) io.out(`applied ${name}`)
       io.out(`migrate: ${applied.length} applied; ${store.location} is up to date`)
       return EXIT.OK
     } catch (error) {
+      const { createRedactor, toFailure } = await core()
       const f = toFailure(error, createRedactor({ values: loaded.secrets }))
       io.err(`error: ${f.code}: ${f.detail}`)
       return EXIT.FAILED
@@ -734,6 +743,9 @@ export async function main(argv: string[], extras: CliExtras = {}, io: CliIo = d
     const loaded = await load(opts)
     if (!loaded) return EXIT.FAILED
     const { config } = loaded
+    const { createApp } = await import('./app.ts')
+    const { serverInput } = await import('./engine/engine.ts')
+    const { toFailure } = await core()
     // The connectors are built against a throw-away in-memory store: `check` never creates, migrates
     // or writes the configured one. Product and plan settings are validated by createApp.
     let app: App
@@ -747,7 +759,7 @@ export async function main(argv: string[], extras: CliExtras = {}, io: CliIo = d
         seedPools: false,
       })
     } catch (error) {
-      if (error instanceof ConfigError) {
+      if (isConfigError(error)) {
         io.err(error.message)
         return EXIT.FAILED
       }
@@ -822,6 +834,7 @@ export async function main(argv: string[], extras: CliExtras = {}, io: CliIo = d
    * groups): each configured value is looked up on the first enabled server of the product's group.
    */
   async function checkLoaders(app: App, problem: (line: string) => void): Promise<number> {
+    const { serverInput } = await import('./engine/engine.ts')
     let failures = 0
     const say = (line: string) => {
       failures++

@@ -39,6 +39,8 @@ export interface StoreOptions {
    * exist is an error instead of being created, and it is opened read-only.
    */
   migrate?: boolean
+  /** With `migrate: false`: open (and create) the SQLite file for writing all the same (`migrate`). */
+  writable?: boolean
 }
 
 /** One migration and whether this store has it. */
@@ -89,7 +91,7 @@ export class Store {
           `PostgreSQL schema name ${JSON.stringify(schema)} must be lower-case letters, digits, _`,
         )
       }
-      if (schema && options.migrate !== false) {
+      if (schema && (options.migrate !== false || options.writable === true)) {
         const admin = new pg.Client({ connectionString: options.url })
         await admin.connect()
         try {
@@ -120,7 +122,7 @@ export class Store {
     } else {
       const file = options.file ?? 'provisioner.sqlite'
       let path = file
-      const look = options.migrate === false && file !== ':memory:'
+      const look = options.migrate === false && options.writable !== true && file !== ':memory:'
       if (file !== ':memory:') {
         const dir = options.dataDir ?? '.data'
         if (!look) mkdirSync(dir, { recursive: true })
