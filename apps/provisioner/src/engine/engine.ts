@@ -16,6 +16,7 @@ import {
   type ServerInput,
   type StepRecord,
   secretSettingKeys,
+  settingsSchema,
   sleep,
   toFailure,
   ValidationError,
@@ -37,6 +38,7 @@ import {
   type SyncReport as WhmcsSyncReport,
   writeBackService,
 } from '@panelkit/whmcs'
+import { sql } from 'kysely'
 import type { Config, ProductConfig, ServerConfig } from '../config.ts'
 import type { Logger } from '../logger.ts'
 import type { DurableLedger, DurableModuleLog, Store, StoreProvisionedView } from '../store/store.ts'
@@ -732,6 +734,8 @@ export class Engine {
       await trx
         .updateTable('jobs')
         .set({
+          // The key is freed (kept, suffixed), so the same intent planned again is a new job.
+          key: sql<string>`key || ${':cancelled:'} || cast(id as text)`,
           status: JobStatus.CANCELLED,
           finished_at: now,
           updated_at: now,
@@ -1274,8 +1278,11 @@ export class Engine {
   recordable(connector: string, settings: Record<string, unknown>): Record<string, unknown> {
     const definition = this.definitions.get(connector)
     const secret = definition ? secretSettingKeys(definition.settings) : []
+    // Compared as the connector reads them: defaults filled in, numbers from strings.
+    const parsed = definition ? settingsSchema(definition.settings).safeParse(settings) : undefined
+    const normal = parsed?.success ? { ...settings, ...(parsed.data as Record<string, unknown>) } : settings
     const out: Record<string, unknown> = {}
-    for (const [k, v] of Object.entries(settings)) {
+    for (const [k, v] of Object.entries(normal)) {
       out[k] =
         secret.includes(k) && typeof v === 'string' && v !== ''
           ? `hmac:${createHmac('sha256', this.passwordKey || 'panelkit')
