@@ -220,6 +220,8 @@ export async function main(argv: string[], extras: CliExtras = {}, io: CliIo = d
           const controller = new AbortController()
           const drainMs = opts.shutdownGrace * 1000
           const release = onStopSignals(() => controller.abort(), io.err, drainMs)
+          if (opts.once !== true)
+            io.out(`worker: running as ${app.engine.owner} (SIGTERM or Ctrl-C stops it)`)
           try {
             const { ran, released } = await app.engine.runWorker({
               signal: controller.signal,

@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events'
 import { createRedactor } from '@panelkit/core'
 import {
   MemoryPanel,
@@ -169,5 +170,32 @@ describe.each(STORE_KINDS)('an operator frees stuck work and applies config chan
     })
     expect((await after.reconcile()).entries).toEqual([])
     expect((await after.drift()).entries).toEqual([])
+  })
+
+  it('a busy worker keeps at most one listener on its stop signal (no MaxListenersExceededWarning)', async () => {
+    const { store, engineWith, order } = await setup(kind)
+    const engine = engineWith({ plan: 'basic' })
+    for (let i = 0; i < 30; i++) order()
+    await engine.sync()
+    const warnings: string[] = []
+    const onWarning = (w: Error) => warnings.push(w.name)
+    process.on('warning', onWarning)
+    const stop = new AbortController()
+    let most = 0
+    const sample = setInterval(() => {
+      most = Math.max(most, getEventListeners(stop.signal, 'abort').length)
+    }, 1)
+    try {
+      // Each finished job wakes the loop; every turn used to leave its idle wait's listener behind.
+      await engine.runWorker({ signal: stop.signal, untilIdle: true, concurrency: 4 })
+    } finally {
+      clearInterval(sample)
+      process.off('warning', onWarning)
+    }
+    expect((await listJobs(store.db, { limit: 1000 })).filter((j) => j.status !== 'done')).toEqual([])
+    expect(most).toBeGreaterThan(0)
+    expect(most).toBeLessThanOrEqual(1)
+    expect(getEventListeners(stop.signal, 'abort')).toHaveLength(0)
+    expect(warnings).toEqual([])
   })
 })

@@ -166,7 +166,7 @@ export function createApiHandler(app: App) {
       res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers })
       res.end(JSON.stringify(body))
     }
-    if (path === '/health' && method === 'GET') {
+    if ((path === '/health' || path === '/v1/health') && (method === 'GET' || method === 'HEAD')) {
       // Unauthenticated on purpose (load balancers), and says nothing beyond "alive".
       send(200, { ok: true })
       return
