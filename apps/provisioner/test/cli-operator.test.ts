@@ -25,11 +25,7 @@ async function cli(argv: string[], env: Record<string, string> = {}) {
 
 function configIn(dir: string, extra = ''): string {
   const file = join(dir, 'provisioner.yaml')
-  writeFileSync(
-    file,
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: an environment reference in the config
-    `store:\n  dataDir: ${join(dir, 'data')}\n  encryptionKey: "\${KEY}"\n${extra}`,
-  )
+  writeFileSync(file, `store:\n  dataDir: ${join(dir, 'data')}\n  encryptionKey: "\${KEY}"\n${extra}`)
   return file
 }
 

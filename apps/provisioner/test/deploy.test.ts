@@ -102,19 +102,20 @@ describe('deployment files', () => {
     const compose = parseYaml(read('deploy', 'compose.yaml'), { merge: true }) as {
       services: Record<string, Record<string, unknown>>
     }
-    const { db, api, worker } = compose.services
-    expect(String(db?.image)).toMatch(/^postgres:/)
-    expect((worker?.deploy as { replicas: number }).replicas).toBe(2)
-    expect(worker?.healthcheck).toEqual({ disable: true })
+    const { db, api, worker } = compose.services as Record<string, Record<string, unknown>>
+    if (!db || !api || !worker) throw new Error('compose.yaml needs the services db, api and worker')
+    expect(String(db.image)).toMatch(/^postgres:/)
+    expect((worker.deploy as { replicas: number }).replicas).toBe(2)
+    expect(worker.healthcheck).toEqual({ disable: true })
     for (const service of [api, worker]) {
-      const command = service?.command as string[]
+      const command = service.command as string[]
       await expectValidCommand(command)
       const grace = Number(command[command.indexOf('--shutdown-grace') + 1])
-      expect(Number.parseInt(String(service?.stop_grace_period), 10)).toBeGreaterThan(grace)
-      expect(String((service?.environment as Record<string, string>).DATABASE_URL)).toMatch(/@db:5432\//)
+      expect(Number.parseInt(String(service.stop_grace_period), 10)).toBeGreaterThan(grace)
+      expect(String((service.environment as Record<string, string>).DATABASE_URL)).toMatch(/@db:5432\//)
     }
-    expect((api?.command as string[])[0]).toBe('serve')
-    expect((worker?.command as string[])[0]).toBe('worker')
+    expect((api.command as string[])[0]).toBe('serve')
+    expect((worker.command as string[])[0]).toBe('worker')
     if (has('docker') && spawnSync('docker', ['compose', 'version']).status === 0)
       execFileSync('docker', ['compose', '-f', join(appDir, 'deploy', 'compose.yaml'), 'config', '--quiet'], {
         env: { ...process.env, POSTGRES_PASSWORD: 'x' },
@@ -158,11 +159,7 @@ describe('the built app', () => {
   it.skipIf(!built)('bin/provisioner.js runs dist/ without loading any TypeScript', () => {
     const dir = mkdtempSync(join(tmpdir(), 'provisioner-built-'))
     const config = join(dir, 'provisioner.yaml')
-    writeFileSync(
-      config,
-      // biome-ignore lint/suspicious/noTemplateCurlyInString: an environment reference in the config
-      `store:\n  dataDir: ${join(dir, 'data')}\n  encryptionKey: "\${KEY}"\n`,
-    )
+    writeFileSync(config, `store:\n  dataDir: ${join(dir, 'data')}\n  encryptionKey: "\${KEY}"\n`)
     const noTs = `import { register } from 'node:module'
 register('data:text/javascript,' + encodeURIComponent('export async function load(url, context, next) { if (/\\\\.ts$/.test(url)) throw new Error("loaded TypeScript: " + url); return next(url, context) }'))`
     const run = (args: string[]) =>
