@@ -3,6 +3,7 @@ import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, write
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { validate as lintDockerfile } from 'dockerfile-utils'
 import { describe, expect, it } from 'vitest'
 import { parse as parseYaml } from 'yaml'
 import { main } from '../src/cli.ts'
@@ -95,6 +96,11 @@ describe('deployment files', () => {
     expect(final).toContain('ENTRYPOINT ["node", "/app/bin/provisioner.js"]')
     const cmd = JSON.parse(/^CMD (\[.*\])$/m.exec(final)?.[1] ?? '[]') as string[]
     await expectValidCommand(cmd)
+    // dockerfile-utils (the linter behind editors' Dockerfile support): syntax, flags, arguments.
+    expect(lintDockerfile(text).map((d) => `${d.range.start.line + 1}: ${d.message}`)).toEqual([])
+    expect(lintDockerfile('FROM node:20\nCOPY --frm=build a b\n').map((d) => d.message)).toEqual([
+      'Unknown flag: frm',
+    ])
     if (has('hadolint')) execFileSync('hadolint', [join(appDir, 'deploy', 'Dockerfile')])
   })
 
