@@ -1,10 +1,11 @@
 import type { Writable } from 'node:stream'
 import { createCallRecorder, createRedactor, type ModuleLogSink, type Redactor } from '@panelkit/core'
 import { createWhmcsClient, type WhmcsClient } from '@panelkit/whmcs'
-import type { Config } from './config.ts'
+import { type Config, ConfigError } from './config.ts'
+import { productSettingsIssues } from './config-lint.ts'
 import { builtinConnectors } from './connectors.ts'
 import { type ConnectorRegistration, Engine, type EngineEvent } from './engine/engine.ts'
-import { createLogger, type Logger, type LogLevel } from './logger.ts'
+import { createLogger, type LogFormat, type Logger, type LogLevel } from './logger.ts'
 import { parseSecretKey } from './secrets.ts'
 import { Store, type StoreOptions } from './store/store.ts'
 
@@ -22,7 +23,11 @@ export interface AppOptions {
   /** Where structured logs go (stderr by default, `null` for none). */
   logStream?: Pick<Writable, 'write'> | null
   logLevel?: LogLevel
+  /** JSON lines (the default) or readable lines; the CLI picks readable on a terminal. */
+  logFormat?: LogFormat
   store?: Partial<StoreOptions>
+  /** Seed the configured IP pools into the store (the default); `false` leaves the store as it is. */
+  seedPools?: boolean
   owner?: string
   onEvent?: (event: EngineEvent) => void
 }
@@ -44,6 +49,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     redactor,
     ...(options.logStream !== undefined ? { stream: options.logStream } : {}),
     level: options.logLevel ?? 'info',
+    ...(options.logFormat ? { format: options.logFormat } : {}),
     base: { app: 'provisioner' },
   })
   const store = await Store.open({
@@ -54,7 +60,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     ...options.store,
   })
   try {
-    for (const pool of config.ipPools) {
+    for (const pool of options.seedPools === false ? [] : config.ipPools) {
       // IPv6 addresses live in their own pool (`<id>#v6`), as the Proxmox connector asks per family.
       const v4 = pool.addresses.filter((a) => !a.includes(':'))
       const v6 = pool.addresses.filter((a) => a.includes(':'))
@@ -64,6 +70,12 @@ export async function createApp(options: AppOptions): Promise<App> {
     const extra =
       typeof options.connectors === 'function' ? options.connectors(store) : (options.connectors ?? [])
     const connectors = [...(options.builtins === false ? [] : builtinConnectors(store, config)), ...extra]
+    // Each product's and plan's settings against its connector's own declaration, before any work.
+    const settingIssues = productSettingsIssues(
+      config.products,
+      new Map(connectors.map((c) => [c.definition.id as string, c.definition])),
+    )
+    if (settingIssues.length > 0) throw new ConfigError('the configuration', settingIssues)
     const moduleLog = store.moduleLog(redactor)
     const whmcs = options.whmcs ?? whmcsFromConfig(config, redactor, moduleLog)
     const engine = new Engine({

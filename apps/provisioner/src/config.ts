@@ -3,6 +3,13 @@ import { readFile } from 'node:fs/promises'
 import { dirname, extname, resolve } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
+import {
+  builtinDefinitions,
+  lintConfig,
+  looseProducts,
+  productSettingsIssues,
+  unknownKeyIssues,
+} from './config-lint.ts'
 import { parseSecretKey } from './secrets.ts'
 
 /**
@@ -352,6 +359,14 @@ export function parseConfig(
   const resolved = resolveEnv(raw, env, issues, [], secrets)
   issues.push(...encryptionKeySource(raw, resolved, baseDir))
   const parsed = ConfigSchema.safeParse(resolved)
+  // Strictness lives apart from the schema (config-lint.ts): unknown keys with a hint, values that
+  // must parse (addresses, listen, fingerprints), server options of the built-in connectors.
+  issues.push(...unknownKeyIssues(ConfigSchema, resolved), ...lintConfig(resolved))
+  // Products of the built-in connectors are checked against their declarations here, so one run
+  // lists every problem; other connectors' products are checked when the app registers them.
+  issues.push(
+    ...productSettingsIssues(looseProducts(resolved), builtinDefinitions(), { skipUnknownConnectors: true }),
+  )
   if (!parsed.success) {
     for (const issue of parsed.error.issues)
       issues.push({ path: pathText(issue.path), message: issue.message })

@@ -1,5 +1,5 @@
 export { type App, type AppOptions, createApp, whmcsFromConfig } from './app.ts'
-export { type CliExtras, type CliIo, main } from './cli.ts'
+export { type CliExtras, type CliIo, EXIT, main, runProcess } from './cli.ts'
 export {
   type Config,
   ConfigError,
@@ -12,6 +12,7 @@ export {
 } from './config.ts'
 export { builtinConnectors, StoreIpPool, StoreVmidReservations } from './connectors.ts'
 export {
+  type ConfigDriftEntry,
   type ConnectorRegistration,
   type DriftEntry,
   Engine,
@@ -22,7 +23,14 @@ export {
   type SyncSummary,
 } from './engine/engine.ts'
 export { type ImportReport, importAccounts } from './engine/import.ts'
-export { type Job, type JobOperation, JobStatus, listJobs, retryParked } from './engine/jobs.ts'
+export {
+  type Job,
+  type JobOperation,
+  JobStatus,
+  listJobs,
+  releaseLeases,
+  retryParked,
+} from './engine/jobs.ts'
 export {
   getService,
   listServices,
@@ -31,7 +39,7 @@ export {
   settingsFor,
 } from './engine/services.ts'
 export { type ApiServer, createApiHandler, startApiServer, tokenMatches } from './http/server.ts'
-export { createLogger, type Logger, type LogLevel } from './logger.ts'
+export { createLogger, type LogFormat, type Logger, type LogLevel } from './logger.ts'
 export { createSecretBox, generateSecretKey, parseSecretKey, type SecretBox } from './secrets.ts'
 export {
   DurableAssignmentStore,

@@ -73,7 +73,10 @@ export async function processWorld(
     connectors: (store) => [{ definition: httpPanelConnector({ pool: store.ipPool('p1') }) }],
   })
   const children = new Set<ChildProcess>()
-  function spawnWorker(args: string[] = []): ChildProcess & { done: Promise<number | null> } {
+  const expectNonZero = new WeakSet<ChildProcess>()
+  function spawnWorker(
+    args: string[] = [],
+  ): ChildProcess & { done: Promise<number | null>; stderrText: () => string } {
     const child = spawn(
       process.execPath,
       [
@@ -98,11 +101,12 @@ export async function processWorld(
     const done = new Promise<number | null>((resolve) =>
       child.on('exit', (code) => {
         children.delete(child)
-        if (code !== 0 && code !== null) process.stderr.write(`worker exited ${code}: ${stderr}\n`)
+        if (code !== 0 && code !== null && !expectNonZero.has(child))
+          process.stderr.write(`worker exited ${code}: ${stderr}\n`)
         resolve(code)
       }),
     )
-    return Object.assign(child, { done })
+    return Object.assign(child, { done, stderrText: () => stderr })
   }
   const customers = [0, 1, 2, 3, 4, 5, 6].map((n) => whmcs.customer(`c${n}@example.com`))
   /** A paid order in WHMCS; returns the service id. */
@@ -113,6 +117,10 @@ export async function processWorld(
   return {
     panel,
     app,
+    configFile,
+    env,
+    /** A child whose non-zero exit the test expects (not reported on stderr). */
+    expectExit: (child: ChildProcess) => expectNonZero.add(child),
     whmcs,
     spawnWorker,
     order,

@@ -1,7 +1,9 @@
-import { randomUUID } from 'node:crypto'
+import { createHmac, randomUUID } from 'node:crypto'
+import { setMaxListeners } from 'node:events'
 import { hostname } from 'node:os'
 import {
   type CapacityProbe,
+  ConflictError,
   ConnectionError,
   type ConnectorDefinition,
   type ConnectorInstance,
@@ -14,6 +16,7 @@ import {
   type ServerGroup,
   type ServerInput,
   type StepRecord,
+  secretSettingKeys,
   settingsSchema,
   sleep,
   toFailure,
@@ -36,6 +39,7 @@ import {
   type SyncReport as WhmcsSyncReport,
   writeBackService,
 } from '@panelkit/whmcs'
+import { sql } from 'kysely'
 import { withCallSource } from '../call-source.ts'
 import type { Config, ProductConfig, ServerConfig } from '../config.ts'
 import type { Logger } from '../logger.ts'
@@ -49,7 +53,9 @@ import {
   type Job,
   type JobOperation,
   JobStatus,
+  jobFromRow,
   listJobs,
+  releaseLeases,
   renewLease,
   retryParked,
 } from './jobs.ts'
@@ -118,7 +124,7 @@ export interface SyncSummary {
 export interface DriftEntry {
   serviceId: string
   /** The library's drift kind, or `queued` / `parked` for work the store holds without WHMCS drift. */
-  kind: WhmcsDriftEntry['kind'] | 'queued' | 'parked'
+  kind: WhmcsDriftEntry['kind'] | 'queued' | 'parked' | 'settings-differ'
   whmcsStatus?: string
   connector?: string
   /** What is queued for the service. */
@@ -129,6 +135,17 @@ export interface DriftEntry {
   openJobs: number
   parkedJobs: number
   lastError?: string
+}
+
+/** A service whose settings on the server differ from what the config now gives its plan. */
+export interface ConfigDriftEntry {
+  serviceId: string
+  productId: string
+  plan: string | null
+  /** Each setting that differs: what the service was provisioned with, what the config says now. */
+  changes: { key: string; from?: unknown; to?: unknown }[]
+  /** A changePackage already open for the service (queued, running or parked). */
+  pendingJob?: number
 }
 
 /** An operator's (API, CLI) change to a service. */
@@ -193,6 +210,8 @@ export class Engine {
   readonly owner: string
   readonly moduleLog: DurableModuleLog
   private readonly connectors = new Map<string, { instance: ConnectorInstance; probe?: CapacityProbe }>()
+  // biome-ignore lint/suspicious/noExplicitAny: definitions of any settings shape are accepted
+  readonly definitions = new Map<string, ConnectorDefinition<any, any>>()
   private readonly logger: Logger
   private readonly redactor: Redactor
   private readonly listeners = new Set<(event: EngineEvent) => void>()
@@ -220,6 +239,7 @@ export class Engine {
         checkpoints: options.store.checkpoints,
         timeoutMs: options.operationTimeoutMs ?? options.config.worker.operationTimeoutSeconds * 1000,
       }) as unknown as ConnectorInstance
+      this.definitions.set(reg.definition.id as string, reg.definition)
       this.connectors.set(
         reg.definition.id as string,
         reg.probe ? { instance, probe: reg.probe } : { instance },
@@ -501,6 +521,9 @@ export class Engine {
         status: intent.whmcsStatus,
       }
       if (client) context.client = client
+      // A plan change from WHMCS replaces an operator's package overrides, as it always replaced the
+      // settings they were merged into.
+      if (settings) delete context.settingsOverrides
       if (intent.username) context.username = intent.username
       if (intent.domain) context.domain = intent.domain
       const now = Date.now()
@@ -559,6 +582,7 @@ export class Engine {
             confirmed_password_fp: null,
             service_password_fp: intent.servicePasswordFingerprint ?? null,
             confirmed_service_password_fp: null,
+            confirmed_settings_json: null,
             ...patch,
           })
           .onConflict((oc) => oc.column('service_id').doNothing())
@@ -572,8 +596,7 @@ export class Engine {
       if (intent.passwordFingerprint !== undefined) payload.passwordFingerprint = intent.passwordFingerprint
       if (intent.servicePasswordFingerprint !== undefined)
         payload.servicePasswordFingerprint = intent.servicePasswordFingerprint
-      if (settings) payload.settings = settings
-      if (intent.kind === 'changePackage' && current) payload.previousSettings = current.settings
+      // No copy of the settings: the job resolves them from the config when it runs (resolveSettings).
       const out = await enqueue(trx, {
         key: intent.key,
         serviceId: intent.serviceId,
@@ -612,6 +635,10 @@ export class Engine {
       const ops = operatorOps(current.desired, change)
       const hasPackage = change.settings !== undefined
       const settings = hasPackage ? { ...current.settings, ...change.settings } : current.settings
+      const overrides = {
+        ...((current.context.settingsOverrides as Record<string, unknown> | undefined) ?? {}),
+        ...(change.settings ?? {}),
+      }
       if (hasPackage && JSON.stringify(settings) !== JSON.stringify(current.settings)) {
         if (current.desired === 'active' || current.desired === 'suspended') ops.push('changePackage')
       }
@@ -628,6 +655,9 @@ export class Engine {
           desired: change.desired ?? current.desired,
           version,
           settings_json: JSON.stringify(settings),
+          ...(hasPackage
+            ? { context_json: JSON.stringify({ ...current.context, settingsOverrides: overrides }) }
+            : {}),
           updated_at: Date.now(),
           // An operator's password is kept (sealed) for later re-creates; the WHMCS fingerprint is
           // left alone, so the next sync does not undo it unless WHMCS's own password changes.
@@ -643,11 +673,11 @@ export class Engine {
         if (op === 'changePassword' && ops.includes('create')) continue // create sets it
         const key = `${source}:${serviceId}:v${version}:${op}`
         const payload: Record<string, unknown> = { reason: `requested by ${source}` }
-        if (op === 'changePackage') {
-          payload.settings = settings
-          payload.previousSettings = current.settings
+        // The operator's own values, for the record; the job resolves its settings when it runs.
+        if (op === 'changePackage' || op === 'create') {
+          if (change.settings) payload.overrides = change.settings
+          if (current.plan !== null) payload.plan = current.plan
         }
-        if (op === 'create') payload.settings = settings
         const r = await enqueue(trx, {
           key,
           serviceId,
@@ -741,6 +771,175 @@ export class Engine {
     const n = await retryParked(this.store.db, filter)
     if (n > 0) this.wake?.()
     return n
+  }
+
+  /**
+   * Cancels a parked or queued job, and every later open job of its service (they were queued on the
+   * assumption that it would run). The service's intended state goes back to what was confirmed, so
+   * the next sync plans it again from WHMCS with today's config: that is how a parked job is
+   * superseded. A running job cannot be cancelled (stop its worker first, or let it finish).
+   */
+  async cancel(
+    filter: { jobId?: number; serviceId?: string },
+    reason = 'cancelled by an operator',
+  ): Promise<{ cancelled: Job[]; services: string[] }> {
+    if (filter.jobId === undefined && filter.serviceId === undefined)
+      throw new ValidationError('Name a job or a service to cancel', [
+        { path: 'jobId', message: 'give a job id or a service id' },
+      ])
+    return this.store.tx(async (trx) => {
+      let serviceId = filter.serviceId
+      let fromId = 0
+      if (filter.jobId !== undefined) {
+        const row = await trx.selectFrom('jobs').selectAll().where('id', '=', filter.jobId).executeTakeFirst()
+        if (!row) throw new ValidationError(`No job ${filter.jobId}`, [{ path: 'jobId', message: 'unknown' }])
+        if (serviceId !== undefined && row.service_id !== serviceId)
+          throw new ValidationError(`Job ${filter.jobId} is not a job of service ${serviceId}`)
+        serviceId = row.service_id
+        fromId = Number(row.id)
+        if (row.status === JobStatus.RUNNING)
+          throw new ConflictError(
+            `Job ${filter.jobId} is running; stop its worker or wait for it, then cancel it if it parks`,
+          )
+        if (row.status !== JobStatus.QUEUED && row.status !== JobStatus.PARKED)
+          throw new ValidationError(
+            `Job ${filter.jobId} is ${row.status}; only queued or parked jobs can be cancelled`,
+          )
+      }
+      const open = await trx
+        .selectFrom('jobs')
+        .selectAll()
+        .where('service_id', '=', serviceId as string)
+        .where('id', '>=', fromId)
+        .where('status', 'in', [JobStatus.QUEUED, JobStatus.PARKED, JobStatus.RUNNING])
+        .orderBy('id')
+        .execute()
+      const running = open.find((r) => r.status === JobStatus.RUNNING)
+      if (running)
+        throw new ConflictError(
+          `Job ${running.id} of service ${serviceId} is running; stop its worker or wait for it first`,
+        )
+      if (open.length === 0) return { cancelled: [], services: [] }
+      const now = Date.now()
+      const ids = open.map((r) => Number(r.id))
+      await trx
+        .updateTable('jobs')
+        .set({
+          // The key is freed (kept, suffixed), so the same intent planned again is a new job.
+          key: sql<string>`key || ${':cancelled:'} || cast(id as text)`,
+          status: JobStatus.CANCELLED,
+          finished_at: now,
+          updated_at: now,
+          secret_enc: null,
+          lease_owner: null,
+          lease_until: null,
+          result_json: JSON.stringify({ cancelled: reason }),
+        })
+        .where('id', 'in', ids)
+        .execute()
+      // The intended view goes back to the confirmed one (and the version moves on), so the next
+      // sync sees the difference with WHMCS again and queues fresh jobs.
+      await trx
+        .updateTable('services')
+        .set((eb) => ({
+          desired: eb.ref('actual'),
+          plan: eb.ref('confirmed_plan'),
+          password_fp: eb.ref('confirmed_password_fp'),
+          service_password_fp: eb.ref('confirmed_service_password_fp'),
+          version: eb('version', '+', 1),
+          last_error: null,
+          updated_at: now,
+        }))
+        .where('service_id', '=', serviceId as string)
+        .execute()
+      const cancelled = open.map((r) => ({ ...jobFromRow(r), status: JobStatus.CANCELLED }))
+      this.logger.info('jobs cancelled', { serviceId, jobs: ids, reason })
+      return { cancelled, services: [serviceId as string] }
+    })
+  }
+
+  /**
+   * Services whose settings on the server (what their last create or changePackage applied) differ
+   * from what today's config gives their plan: a product's or a plan's settings were changed. With
+   * `apply`, a changePackage is queued for each one that has none open. Without it, nothing changes.
+   */
+  async reconcile(
+    options: { apply?: boolean; serviceId?: string } = {},
+  ): Promise<{ entries: ConfigDriftEntry[]; queued: number }> {
+    const entries = await this.configDrift(options.serviceId)
+    let queued = 0
+    if (options.apply) {
+      for (const e of entries) {
+        if (e.pendingJob !== undefined) continue
+        const job = await this.store.tx(async (trx) => {
+          let q = trx.selectFrom('services').selectAll().where('service_id', '=', e.serviceId)
+          if (this.store.dialect === 'postgres') q = q.forUpdate()
+          const row = await q.executeTakeFirst()
+          if (!row) return undefined
+          const current = serviceFromRow(row)
+          const version = current.version + 1
+          await trx
+            .updateTable('services')
+            .set({ version, updated_at: Date.now() })
+            .where('service_id', '=', e.serviceId)
+            .execute()
+          const payload: Record<string, unknown> = {
+            reason: `config changed: ${e.changes.map((c) => c.key).join(', ')}`,
+          }
+          const plan = current.confirmedPlan ?? current.plan
+          if (plan !== null) payload.plan = plan
+          return enqueue(trx, {
+            key: `reconcile:${e.serviceId}:v${version}:changePackage`,
+            serviceId: e.serviceId,
+            operation: 'changePackage',
+            payload,
+            source: 'reconcile',
+          })
+        })
+        if (job?.created) {
+          queued++
+          e.pendingJob = job.job.id
+        }
+      }
+      if (queued > 0) this.wake?.()
+    }
+    return { entries, queued }
+  }
+
+  /** The services whose provisioned settings differ from today's config (see `reconcile`). */
+  async configDrift(serviceId?: string): Promise<ConfigDriftEntry[]> {
+    const services = serviceId
+      ? [await getService(this.store.db, serviceId)].filter((s): s is ServiceRecord => s !== undefined)
+      : await listServices(this.store.db)
+    const open = await listJobs(this.store.db, { status: ['queued', 'running', 'parked'], limit: 100_000 })
+    const out: ConfigDriftEntry[] = []
+    for (const s of services) {
+      if (s.actual !== 'active' && s.actual !== 'suspended') continue
+      if (!this.productFor(s.productId)) continue
+      const want = this.resolveSettings({ operation: 'changePackage', payload: {} }, s)
+      if (!want.ok) continue
+      const expected = this.recordable(s.connector, want.settings)
+      const recorded = s.confirmedSettings ?? this.recordable(s.connector, s.settings)
+      const changes: ConfigDriftEntry['changes'] = []
+      for (const key of new Set([...Object.keys(expected), ...Object.keys(recorded)])) {
+        if (JSON.stringify(expected[key]) === JSON.stringify(recorded[key])) continue
+        const change: ConfigDriftEntry['changes'][number] = { key }
+        if (recorded[key] !== undefined) change.from = recorded[key]
+        if (expected[key] !== undefined) change.to = expected[key]
+        changes.push(change)
+      }
+      if (changes.length === 0) continue
+      const entry: ConfigDriftEntry = {
+        serviceId: s.serviceId,
+        productId: s.productId,
+        plan: s.confirmedPlan ?? s.plan,
+        changes,
+      }
+      const pending = open.find((j) => j.serviceId === s.serviceId && j.operation === 'changePackage')
+      if (pending) entry.pendingJob = pending.id
+      out.push(entry)
+    }
+    return out
   }
 
   /**
@@ -843,6 +1042,21 @@ export class Engine {
         }),
       )
     }
+    // Settings changed in the config since a service was provisioned (`reconcile` applies them).
+    for (const c of await this.configDrift()) {
+      if (options.clientId !== undefined && services.get(c.serviceId)?.clientId !== options.clientId) continue
+      entries.push(
+        annotate(c.serviceId, {
+          serviceId: c.serviceId,
+          kind: 'settings-differ',
+          message: `config differs from what the service was provisioned with: ${c.changes
+            .map((x) => `${x.key} ${JSON.stringify(x.from ?? null)} -> ${JSON.stringify(x.to ?? null)}`)
+            .join(
+              ', ',
+            )}${c.pendingJob !== undefined ? ` (changePackage job ${c.pendingJob} open)` : ' (`provisioner reconcile --apply`)'}`,
+        }),
+      )
+    }
     entries.sort((a, b) => a.serviceId.localeCompare(b.serviceId, 'en', { numeric: true }))
     return { complete, entries, errors }
   }
@@ -852,46 +1066,86 @@ export class Engine {
   /**
    * Claims and runs jobs until `signal` fires, or — with `untilIdle` — until no job is queued or
    * running. Up to `concurrency` jobs run at once (always different services).
+   *
+   * When `signal` fires the worker stops claiming and lets the jobs it is running reach their next
+   * resting state for up to `drainMs`; jobs still running then are aborted, and every lease this
+   * worker still holds is released (the job is queued again and resumes from its last checkpoint).
    */
   async runWorker(
-    options: { signal?: AbortSignal; untilIdle?: boolean; concurrency?: number; pollMs?: number } = {},
-  ): Promise<{ ran: number }> {
+    options: {
+      signal?: AbortSignal
+      untilIdle?: boolean
+      concurrency?: number
+      pollMs?: number
+      drainMs?: number
+    } = {},
+  ): Promise<{ ran: number; released: number }> {
     const concurrency = options.concurrency ?? this.config.worker.concurrency
     const leaseMs = this.config.worker.leaseSeconds * 1000
     const pollMs = options.pollMs ?? 200
+    const drainMs = options.drainMs ?? 20_000
     const active = new Map<number, Promise<void>>()
+    // Running jobs are aborted by this one, not by the stop signal: stopping lets them finish first.
+    const hard = new AbortController()
+    setMaxListeners(concurrency + 16, hard.signal)
+    const stop = options.signal
+    const onStop = () => this.wake?.()
+    stop?.addEventListener('abort', onStop, { once: true })
     let ran = 0
-    while (!options.signal?.aborted) {
-      let claimed: Job[] = []
-      try {
-        claimed = await claimJobs(this.store, this.owner, concurrency - active.size, leaseMs)
-      } catch (error) {
-        this.logger.warn('claiming jobs failed; will try again', { error: toFailure(error, this.redactor) })
+    try {
+      while (!stop?.aborted) {
+        let claimed: Job[] = []
+        try {
+          claimed = await claimJobs(this.store, this.owner, concurrency - active.size, leaseMs)
+        } catch (error) {
+          this.logger.warn('claiming jobs failed; will try again', { error: toFailure(error, this.redactor) })
+        }
+        for (const job of claimed) {
+          ran++
+          const p = this.runJob(job, hard.signal)
+            .catch((error) => {
+              this.logger.error('job runner failed', {
+                jobId: job.id,
+                error: toFailure(error, this.redactor),
+              })
+            })
+            .finally(() => {
+              active.delete(job.id)
+            })
+          active.set(job.id, p)
+        }
+        if (claimed.length > 0 && active.size < concurrency) continue
+        if (options.untilIdle && active.size === 0 && claimed.length === 0) {
+          if ((await countPending(this.store.db)) === 0) break
+        }
+        const woken = new Promise<void>((resolve) => {
+          this.wake = resolve
+        })
+        // The idle wait has its own signal, aborted as soon as the race is decided, so no timer and
+        // no abort listener outlives one turn of the loop (a busy worker turns many times a second).
+        const nap = new AbortController()
+        await Promise.race([...active.values(), woken, sleep(pollMs, nap.signal).catch(() => undefined)])
+        nap.abort()
+        this.wake = undefined
       }
-      for (const job of claimed) {
-        ran++
-        const p = this.runJob(job, options.signal)
-          .catch((error) => {
-            this.logger.error('job runner failed', { jobId: job.id, error: toFailure(error, this.redactor) })
-          })
-          .finally(() => {
-            active.delete(job.id)
-          })
-        active.set(job.id, p)
+      if (active.size > 0) {
+        this.logger.info('stopping: letting running jobs finish', {
+          running: active.size,
+          deadlineMs: drainMs,
+        })
+        const deadline = setTimeout(() => hard.abort(new Error('shutdown deadline reached')), drainMs)
+        await Promise.allSettled(active.values())
+        clearTimeout(deadline)
       }
-      if (claimed.length > 0 && active.size < concurrency) continue
-      if (options.untilIdle && active.size === 0 && claimed.length === 0) {
-        if ((await countPending(this.store.db)) === 0) break
-      }
-      const woken = new Promise<void>((resolve) => {
-        this.wake = resolve
-      })
-      await Promise.race([...active.values(), woken, sleep(pollMs, options.signal).catch(() => undefined)])
-      this.wake = undefined
+    } finally {
+      stop?.removeEventListener('abort', onStop)
+      if (!hard.signal.aborted && active.size > 0) hard.abort(new Error('worker stopped'))
+      await Promise.allSettled(active.values())
     }
-    await Promise.allSettled(active.values())
     await this.moduleLog.flush()
-    return { ran }
+    const released = await releaseLeases(this.store.db, this.owner)
+    if (released > 0) this.logger.warn('released the leases of unfinished jobs', { released })
+    return { ran, released }
   }
 
   /** Runs one claimed job to its next resting state (done, queued for retry, or parked). */
@@ -930,8 +1184,9 @@ export class Engine {
       }
       await this.moduleLog.flush().catch(() => undefined)
       if (controller.signal.aborted) return // lease lost or shutting down: whoever holds the job finishes it
-      if (outcome.ok === 'cancelled') await this.cancel(job, outcome.reason)
-      else if (outcome.ok) await this.succeed(job, service, outcome.data, steps, performance.now() - started)
+      if (outcome.ok === 'cancelled') await this.finishMoot(job, outcome.reason)
+      else if (outcome.ok)
+        await this.succeed(job, service, outcome.data, steps, performance.now() - started, outcome.settings)
       else await this.fail(job, outcome.error, steps)
     } finally {
       clearInterval(renew)
@@ -940,7 +1195,7 @@ export class Engine {
   }
 
   /** A job made moot by what ran before it: finished as cancelled, with the reason, nothing sent. */
-  private async cancel(job: Job, reason: string): Promise<void> {
+  private async finishMoot(job: Job, reason: string): Promise<void> {
     const finished = await finishJob(this.store.db, job, this.owner, {
       status: JobStatus.CANCELLED,
       lastError: null,
@@ -951,13 +1206,41 @@ export class Engine {
     this.emit({ type: 'job-cancelled', job, reason })
   }
 
+  /**
+   * The settings a job runs with, from today's config: the product's settings, the plan's over them
+   * (the plan the job was queued for; else the one the service has), then an operator's overrides. A
+   * job keeps what identifies its intent (operation, plan), never a copy of the settings, so fixing the
+   * config and running `retry` runs it with the fix. A product no longer in the config runs with the
+   * settings the service was last provisioned with.
+   */
+  resolveSettings(
+    job: Pick<Job, 'operation' | 'payload'>,
+    service: ServiceRecord,
+  ): { ok: true; settings: Record<string, unknown> } | { ok: false; error: Failure } {
+    const product = this.productFor(service.productId)
+    if (!product) return { ok: true, settings: service.confirmedSettings ?? service.settings }
+    const packaged = job.operation === 'create' || job.operation === 'changePackage'
+    const plan =
+      packaged && typeof job.payload.plan === 'string'
+        ? job.payload.plan
+        : ((packaged ? service.plan : (service.confirmedPlan ?? service.plan)) ?? undefined)
+    if (plan !== undefined && product.plans && !(plan in product.plans.values))
+      return this.permanent(
+        `Plan ${plan} of service ${service.serviceId} is not in the config (products[whmcsProductId=${product.whmcsProductId}].plans.values): add it, then \`provisioner retry --service ${service.serviceId}\``,
+      )
+    const overrides = service.context.settingsOverrides as Record<string, unknown> | undefined
+    return { ok: true, settings: { ...settingsFor(product, plan), ...(overrides ?? {}) } }
+  }
+
   private async execute(
     job: Job,
     service: ServiceRecord | undefined,
     signal: AbortSignal,
     steps: StepRecord[],
     redactor: Redactor = this.redactor,
-  ): Promise<{ ok: true; data: unknown } | { ok: false; error: Failure }> {
+  ): Promise<
+    { ok: true; data: unknown; settings?: Record<string, unknown> } | { ok: false; error: Failure }
+  > {
     if (job.operation === 'creditDeposit') return this.runCreditDeposit(job, signal)
     if (!service) return this.permanent(`Service ${job.serviceId} is not in the store`)
     if (job.operation === 'writeBack') {
@@ -1013,10 +1296,9 @@ export class Engine {
     }
     const server = this.server(serverId)
     if (!server) return this.permanent(`Server ${serverId} of service ${service.serviceId} is not configured`)
-    const settings =
-      (job.operation === 'changePackage' || job.operation === 'create') && job.payload.settings
-        ? (job.payload.settings as Record<string, unknown>)
-        : service.settings
+    const resolved = this.resolveSettings(job, service)
+    if (!resolved.ok) return resolved
+    const settings = resolved.settings
     const serviceInput: Record<string, unknown> = {
       ...service.context,
       settings,
@@ -1050,7 +1332,9 @@ export class Engine {
     }
     if (job.operation === 'changePackage') {
       const input: Record<string, unknown> = { service: serviceInput }
-      if (job.payload.previousSettings) input.previousSettings = job.payload.previousSettings
+      // What the service was provisioned with (0005), else what an older job recorded.
+      const previous = service.confirmedSettings ?? job.payload.previousSettings
+      if (previous) input.previousSettings = previous
       result = await entry.instance.invoke('changePackage', input as never, invokeOptions)
     } else {
       result = await entry.instance.invoke(
@@ -1084,7 +1368,7 @@ export class Engine {
     }
     if (!result.ok) return { ok: false, error: result.error }
     const data = result.data as Record<string, unknown>
-    return { ok: true, data: { ...data, serverId } }
+    return { ok: true, data: { ...data, serverId }, settings }
   }
 
   /** The job's own sealed password, else (a create) the service's current one. */
@@ -1097,6 +1381,29 @@ export class Engine {
       .where('service_id', '=', service.serviceId)
       .executeTakeFirst()
     return row?.password_enc ? this.store.open(row.password_enc, `service:${service.serviceId}`) : undefined
+  }
+
+  /**
+   * Settings as the store may keep them: a secret setting (a password-type one) becomes a keyed
+   * fingerprint, so a change to it is still seen as drift without the value being stored.
+   */
+  recordable(connector: string, settings: Record<string, unknown>): Record<string, unknown> {
+    const definition = this.definitions.get(connector)
+    const secret = definition ? secretSettingKeys(definition.settings) : []
+    // Compared as the connector reads them: defaults filled in, numbers from strings.
+    const parsed = definition ? settingsSchema(definition.settings).safeParse(settings) : undefined
+    const normal = parsed?.success ? { ...settings, ...(parsed.data as Record<string, unknown>) } : settings
+    const out: Record<string, unknown> = {}
+    for (const [k, v] of Object.entries(normal)) {
+      out[k] =
+        secret.includes(k) && typeof v === 'string' && v !== ''
+          ? `hmac:${createHmac('sha256', this.passwordKey || 'panelkit')
+              .update(v)
+              .digest('base64url')
+              .slice(0, 22)}`
+          : v
+    }
+    return out
   }
 
   /** The library's ledger outcome as the job's outcome. */
@@ -1186,6 +1493,7 @@ export class Engine {
     data: unknown,
     steps: StepRecord[],
     durationMs: number,
+    settings?: Record<string, unknown>,
   ): Promise<void> {
     const d = (data ?? {}) as Record<string, unknown>
     const finished = await this.store.tx(async (trx) => {
@@ -1208,6 +1516,9 @@ export class Engine {
       // What the connector now confirms: the reverse sync's view for the drift report.
       if (job.operation === 'create' || job.operation === 'changePackage') {
         if (typeof job.payload.plan === 'string') patch.confirmed_plan = job.payload.plan
+        // The settings the service now has on the server: a later change in the config is drift.
+        if (settings)
+          patch.confirmed_settings_json = JSON.stringify(this.recordable(service.connector, settings))
       }
       if (job.operation === 'create' || job.operation === 'changePassword') {
         if (typeof job.payload.passwordFingerprint === 'string')
@@ -1407,7 +1718,7 @@ function jobKeyOfLedgerKey(key: string): string | undefined {
 }
 
 type JobOutcome =
-  | { ok: true; data: unknown }
+  | { ok: true; data: unknown; settings?: Record<string, unknown> }
   | { ok: false; error: Failure }
   | { ok: 'cancelled'; reason: string }
 

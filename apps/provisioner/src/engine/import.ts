@@ -127,6 +127,8 @@ export async function importAccounts(
           confirmed_password_fp: would?.passwordFingerprint ?? null,
           service_password_fp: would?.servicePasswordFingerprint ?? null,
           confirmed_service_password_fp: would?.servicePasswordFingerprint ?? null,
+          // What the account has on the server is not known: compared on the settings above.
+          confirmed_settings_json: null,
         })
         .execute()
       await trx

@@ -236,6 +236,21 @@ export async function finishJob(
   return Number(result.numUpdatedRows) === 1
 }
 
+/**
+ * Gives up every lease `owner` still holds (a worker shutting down): the jobs are queued again at
+ * once and resume from their last checkpoint wherever they are claimed next. Returns how many.
+ */
+export async function releaseLeases(db: Db, owner: string): Promise<number> {
+  const now = Date.now()
+  const result = await db
+    .updateTable('jobs')
+    .set({ status: JobStatus.QUEUED, lease_owner: null, lease_until: null, run_after: now, updated_at: now })
+    .where('lease_owner', '=', owner)
+    .where('status', '=', JobStatus.RUNNING)
+    .executeTakeFirst()
+  return Number(result.numUpdatedRows)
+}
+
 /** Puts parked jobs (all, one service's, or one job) back in the queue. Returns how many. */
 export async function retryParked(
   db: Db,

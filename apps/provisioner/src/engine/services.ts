@@ -22,7 +22,13 @@ export interface ServiceRecord {
   actual: ServiceState
   plan: string | null
   confirmedPlan: string | null
+  /** The settings last queued (kept for services whose product left the config). */
   settings: Record<string, unknown>
+  /**
+   * The settings the service was provisioned with (its last create or changePackage that succeeded),
+   * secret settings as fingerprints; null for services provisioned before migration 0005.
+   */
+  confirmedSettings: Record<string, unknown> | null
   /** True when a sealed password is stored. */
   hasPassword: boolean
   context: Record<string, unknown>
@@ -50,6 +56,9 @@ export function serviceFromRow(row: ServicesTable): ServiceRecord {
     plan: row.plan,
     confirmedPlan: row.confirmed_plan,
     settings: JSON.parse(row.settings_json) as Record<string, unknown>,
+    confirmedSettings: row.confirmed_settings_json
+      ? (JSON.parse(row.confirmed_settings_json) as Record<string, unknown>)
+      : null,
     hasPassword: row.password_enc !== null,
     context: JSON.parse(row.context_json) as Record<string, unknown>,
     serverId: row.server_id,

@@ -238,6 +238,14 @@ export function migrations(dialect: 'sqlite' | 'postgres', box?: SecretBox): Rec
           await db.schema.alterTable('services').addColumn(column, 'text').execute()
       },
     },
+    '0005_confirmed_settings': {
+      async up(db: Kysely<unknown>) {
+        // The settings each service was provisioned with, so a plan or product changed in the config
+        // shows as drift and `reconcile` can queue the changePackage. Rows from before stay null and
+        // are compared on the settings last queued for them.
+        await db.schema.alterTable('services').addColumn('confirmed_settings_json', 'text').execute()
+      },
+    },
     '0007_service_due_date': {
       async up(db: Kysely<unknown>) {
         // WHMCS's due date (`nextduedate`) as last recorded from a create or a due-date event: null

@@ -49,6 +49,11 @@ export interface ServicesTable {
   confirmed_service_password_fp: string | null
   /** WHMCS's due date last recorded (0007): null until known, '' when the service has none. */
   next_due_date: string | null
+  /**
+   * The settings the service was provisioned with, as JSON (secret settings as fingerprints), from
+   * its last successful create or changePackage (0005): what a config change is compared against.
+   */
+  confirmed_settings_json: string | null
 }
 
 export interface JobsTable {

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import type {
   AssignmentStore,
@@ -34,6 +34,20 @@ export interface StoreOptions {
   poolSize?: number
   /** The 32-byte key service passwords are sealed under (AES-256-GCM). */
   encryptionKey?: Buffer | undefined
+  /**
+   * Apply pending migrations at open (the default). `false` opens the store as it is: `check` and
+   * `migrate --status` look without changing anything. With `false`, a SQLite file that does not
+   * exist is an error instead of being created, and it is opened read-only.
+   */
+  migrate?: boolean
+  /** With `migrate: false`: open (and create) the SQLite file for writing all the same (`migrate`). */
+  writable?: boolean
+}
+
+/** One migration and whether this store has it. */
+export interface MigrationState {
+  name: string
+  executedAt: Date | undefined
 }
 
 /**
@@ -78,7 +92,7 @@ export class Store {
           `PostgreSQL schema name ${JSON.stringify(schema)} must be lower-case letters, digits, _`,
         )
       }
-      if (schema) {
+      if (schema && (options.migrate !== false || options.writable === true)) {
         const admin = new pg.Client({ connectionString: options.url })
         await admin.connect()
         try {
@@ -109,13 +123,16 @@ export class Store {
     } else {
       const file = options.file ?? 'provisioner.sqlite'
       let path = file
+      const look = options.migrate === false && options.writable !== true && file !== ':memory:'
       if (file !== ':memory:') {
         const dir = options.dataDir ?? '.data'
-        mkdirSync(dir, { recursive: true })
+        if (!look) mkdirSync(dir, { recursive: true })
         path = join(dir, file)
       }
-      const sqlite = new BetterSqlite3(path)
-      sqlite.pragma('journal_mode = WAL')
+      if (look && !existsSync(path))
+        throw new Error(`No store at ${path} yet (the first sync, worker or serve creates it)`)
+      const sqlite = new BetterSqlite3(path, look ? { readonly: true, fileMustExist: true } : {})
+      if (!look) sqlite.pragma('journal_mode = WAL')
       // NORMAL in WAL mode survives a killed process (the WAL is synced at checkpoints); FULL only adds
       // protection against power loss at a large cost per commit.
       sqlite.pragma('synchronous = NORMAL')
@@ -124,18 +141,40 @@ export class Store {
       const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) })
       store = new Store(db, 'sqlite', path, box, sqlite)
     }
-    await store.migrate()
+    if (options.migrate !== false) await store.migrate()
     return store
   }
 
-  async migrate(): Promise<string[]> {
-    const migrator = new Migrator({
+  private migrator(): Migrator {
+    return new Migrator({
       db: this.db,
-      // Kysely looks for its bookkeeping tables across every schema unless told which one: another
-      // schema's tables (a second provisioner, a parallel test) must not count as this one's.
       ...(this.schema ? { migrationTableSchema: this.schema } : {}),
       provider: { getMigrations: async () => migrations(this.dialect, this.box) },
     })
+  }
+
+  /** Every migration this version knows, with when this store applied it (undefined: pending). */
+  async migrationStatus(): Promise<MigrationState[]> {
+    const list = await this.migrator().getMigrations()
+    return list.map((m) => ({ name: m.name, executedAt: m.executedAt }))
+  }
+
+  /**
+   * A consistent copy of a SQLite store in one file (`VACUUM INTO`), safe while workers run. The
+   * target must not exist. PostgreSQL is backed up with its own tools (`pg_dump`).
+   */
+  async backup(target: string): Promise<{ bytes: number }> {
+    if (this.dialect !== 'sqlite' || !this.sqlite)
+      throw new Error('Backups of a PostgreSQL store are made with pg_dump (see `provisioner backup`)')
+    if (existsSync(target)) throw new Error(`${target} exists already; choose a new file`)
+    this.sqlite.prepare('VACUUM INTO ?').run(target)
+    return { bytes: statSync(target).size }
+  }
+
+  async migrate(): Promise<string[]> {
+    // Kysely looks for its bookkeeping tables across every schema unless told which one: another
+    // schema's tables (a second provisioner, a parallel test) must not count as this one's.
+    const migrator = this.migrator()
     const { error, results } = await migrator.migrateToLatest()
     if (error) throw new Error(`Store migration failed: ${(error as Error).message}`, { cause: error })
     return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName)
