@@ -6,7 +6,11 @@ import BetterSqlite3 from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
 import { main } from '../src/cli.ts'
 import { createLogger, prettyLine } from '../src/logger.ts'
+import { migrations } from '../src/store/migrations.ts'
 import { TEST_KEY } from './helpers.ts'
+
+/** How many migrations the store has: a new one must not break these tests. */
+const MIGRATIONS = Object.keys(migrations('sqlite')).length
 
 async function cli(argv: string[], env: Record<string, string> = {}) {
   const lines: string[] = []
@@ -111,22 +115,26 @@ describe('the command line', () => {
     // A store one migration behind stays behind after `check` (it only reports it).
     expect((await cli(['migrate', '-c', file], env)).code).toBe(0)
     const db = new BetterSqlite3(join(dir, 'data', 'provisioner.sqlite'))
-    db.prepare(`delete from kysely_migration where name = '0005_confirmed_settings'`).run()
+    db.prepare(`delete from kysely_migration where name = '0010_confirmed_settings'`).run()
     db.prepare('alter table services drop column confirmed_settings_json').run()
     db.close()
     const behind = await cli(['check', '-c', file], env)
     expect(behind.text).toMatch(/1 migration\(s\) pending/)
     const status = await cli(['migrate', '--status', '-c', file], env)
     expect(status.text).toMatch(/0004_service_password_fingerprint {2}applied \d{4}-/)
-    expect(status.text).toMatch(/0005_confirmed_settings {2}pending/)
+    expect(status.text).toMatch(/0010_confirmed_settings {2}pending/)
     const dry = await cli(['migrate', '--dry-run', '-c', file], env)
-    expect(dry.text).toMatch(/would apply 0005_confirmed_settings\nmigrate: 4 applied, 1 pending/)
+    expect(dry.text).toMatch(
+      new RegExp(`would apply 0010_confirmed_settings\nmigrate: ${MIGRATIONS - 1} applied, 1 pending`),
+    )
     expect((await cli(['migrate', '--status', '-c', file], env)).text).toMatch(
-      /0005_confirmed_settings {2}pending/,
+      /0010_confirmed_settings {2}pending/,
     )
     const applied = await cli(['migrate', '-c', file], env)
-    expect(applied.text).toMatch(/applied 0005_confirmed_settings/)
-    expect((await cli(['migrate', '--status', '-c', file], env)).text).toMatch(/5 applied, 0 pending/)
+    expect(applied.text).toMatch(/applied 0010_confirmed_settings/)
+    expect((await cli(['migrate', '--status', '-c', file], env)).text).toMatch(
+      new RegExp(`${MIGRATIONS} applied, 0 pending`),
+    )
   })
 
   it('`check` reports every mistake an operator makes, each at its path, and creates nothing', async () => {
@@ -189,7 +197,7 @@ describe('the command line', () => {
     expect(copy.prepare(`select value from meta where key = 'backup-marker'`).get()).toEqual({
       value: 'kept',
     })
-    expect(copy.prepare('select count(*) as n from kysely_migration').get()).toEqual({ n: 5 })
+    expect(copy.prepare('select count(*) as n from kysely_migration').get()).toEqual({ n: MIGRATIONS })
     copy.close()
     const again = await cli(['backup', '--to', target, '-c', file], env)
     expect(again.code).toBe(1)

@@ -1332,7 +1332,7 @@ export class Engine {
     }
     if (job.operation === 'changePackage') {
       const input: Record<string, unknown> = { service: serviceInput }
-      // What the service was provisioned with (0005), else what an older job recorded.
+      // What the service was provisioned with (0010), else what an older job recorded.
       const previous = service.confirmedSettings ?? job.payload.previousSettings
       if (previous) input.previousSettings = previous
       result = await entry.instance.invoke('changePackage', input as never, invokeOptions)

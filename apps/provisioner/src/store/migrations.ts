@@ -238,14 +238,6 @@ export function migrations(dialect: 'sqlite' | 'postgres', box?: SecretBox): Rec
           await db.schema.alterTable('services').addColumn(column, 'text').execute()
       },
     },
-    '0005_confirmed_settings': {
-      async up(db: Kysely<unknown>) {
-        // The settings each service was provisioned with, so a plan or product changed in the config
-        // shows as drift and `reconcile` can queue the changePackage. Rows from before stay null and
-        // are compared on the settings last queued for them.
-        await db.schema.alterTable('services').addColumn('confirmed_settings_json', 'text').execute()
-      },
-    },
     '0007_service_due_date': {
       async up(db: Kysely<unknown>) {
         // WHMCS's due date (`nextduedate`) as last recorded from a create or a due-date event: null
@@ -258,6 +250,14 @@ export function migrations(dialect: 'sqlite' | 'postgres', box?: SecretBox): Rec
         // Who caused each external call: the WHMCS server module, the reverse sync, the API, the CLI or
         // the engine. Earlier rows stay null (their cause was not recorded).
         await db.schema.alterTable('module_log').addColumn('source', 'text').execute()
+      },
+    },
+    '0010_confirmed_settings': {
+      async up(db: Kysely<unknown>) {
+        // The settings each service was provisioned with, so a plan or product changed in the config
+        // shows as drift and `reconcile` can queue the changePackage. Rows from before stay null and
+        // are compared on the settings last queued for them.
+        await db.schema.alterTable('services').addColumn('confirmed_settings_json', 'text').execute()
       },
     },
   }

@@ -51,7 +51,7 @@ export interface ServicesTable {
   next_due_date: string | null
   /**
    * The settings the service was provisioned with, as JSON (secret settings as fingerprints), from
-   * its last successful create or changePackage (0005): what a config change is compared against.
+   * its last successful create or changePackage (0010): what a config change is compared against.
    */
   confirmed_settings_json: string | null
 }
