@@ -306,7 +306,13 @@ export function createApiHandler(app: App) {
     if (segments[0] !== 'v1') throw new ApiError(404, API_ERROR.NOT_FOUND, `No endpoint ${path}`)
     const [, resource, id, sub] = segments
     // Every endpoint has a fixed depth: `/v1/services/1/actions/extra` is not `/actions`.
-    const depth: Record<string, number> = { services: 4, clients: 4, ledger: 3 }
+    // The WHMCS module's routes (module-routes.ts) match their own exact paths.
+    const depth: Record<string, number> = {
+      services: 4,
+      clients: 4,
+      ledger: 3,
+      module: Number.POSITIVE_INFINITY,
+    }
     if (segments.length > (depth[resource ?? ''] ?? 2))
       throw new ApiError(404, API_ERROR.NOT_FOUND, `No endpoint ${path}`)
     const need = (scope: TokenScope) => {
@@ -317,7 +323,8 @@ export function createApiHandler(app: App) {
           `This token may not do that: it needs the ${scope} scope (it has ${caller.scopes.join(', ')})`,
         )
     }
-    need(requiredScope(method, resource))
+    // A module call names its action last (`/v1/module/services/3/terminate`): terminate needs admin there too.
+    need(requiredScope(method, resource, resource === 'module' ? { action: segments.at(-1) } : undefined))
     switch (resource) {
       case 'module':
         // The WHMCS server module's endpoints (module-routes.ts): they answer for themselves.
