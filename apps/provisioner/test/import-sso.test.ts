@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseMarker } from '@panelkit/axigen'
+import { formatMarker, parseMarker } from '@panelkit/axigen'
 import { serviceIdFromDescription } from '@panelkit/proxmox'
 import { describe, expect, it } from 'vitest'
 import { type App, createApp } from '../src/app.ts'
@@ -124,8 +124,14 @@ describe('import and single sign-on against the four simulators', () => {
       expect(markerOf(axigen.account('lovelace-shop.example', 'postmaster'))).toBeUndefined()
       expect(markerOf(axigen.account(MAIL_DOMAIN, 'ada'))).toBeUndefined()
 
+      // A mailbox marked for another service is not adopted by name, nor re-marked.
+      const bob = world.order(world.products.mailbox.id, { username: 'bob', password: 'Mailbox-Pw-2' })
+      axigen.addAccount(MAIL_DOMAIN, 'bob').contact.notes = formatMarker({ serviceId: '999999' })
+
       expect((await importAccounts(app, 'axigen-1')).adoptedServices).toEqual([String(sid.domain)])
       expect((await importAccounts(app, 'axigen-1-boxes')).adoptedServices).toEqual([String(sid.mailbox)])
+      expect(await getService(app.store.db, String(bob))).toBeUndefined()
+      expect(markerOf(axigen.account(MAIL_DOMAIN, 'bob'))).toBe('999999')
       // The import was the explicit act: both now carry their service's marker, nothing else was made.
       expect(markerOf(axigen.account('lovelace-shop.example', 'postmaster'))).toBe(String(sid.domain))
       expect(markerOf(axigen.account(MAIL_DOMAIN, 'ada'))).toBe(String(sid.mailbox))

@@ -65,17 +65,21 @@ export async function importAccounts(
   let done = 0
   for (const account of listed.data.accounts) {
     options.onProgress?.(++done, listed.data.accounts.length)
+    // An account marked for a service is that service's or nobody's here: the name fallbacks are only
+    // for unmarked accounts (one marked for another service would be adopted and then refused).
     const match =
-      whmcsServices.find((s) => account.serviceId !== undefined && sameId(s.id, account.serviceId)) ??
-      whmcsServices.find(
-        (s) => account.username !== undefined && account.username !== '' && s.username === account.username,
-      ) ??
-      whmcsServices.find(
-        (s) =>
-          account.domain !== undefined &&
-          account.domain !== '' &&
-          String(s.domain ?? '').toLowerCase() === account.domain.toLowerCase(),
-      )
+      account.serviceId !== undefined
+        ? whmcsServices.find((s) => sameId(s.id, account.serviceId as string))
+        : (whmcsServices.find(
+            (s) =>
+              account.username !== undefined && account.username !== '' && s.username === account.username,
+          ) ??
+          whmcsServices.find(
+            (s) =>
+              account.domain !== undefined &&
+              account.domain !== '' &&
+              String(s.domain ?? '').toLowerCase() === account.domain.toLowerCase(),
+          ))
     if (!match) {
       report.unmatched++
       continue
