@@ -1,10 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { formatMarker, parseMarker } from '@panelkit/axigen'
 import { serviceIdFromDescription } from '@panelkit/proxmox'
 import { describe, expect, it } from 'vitest'
 import { type App, createApp } from '../src/app.ts'
-import { startDemoWorld } from '../src/demo/world.ts'
+import { MAIL_DOMAIN, startDemoWorld } from '../src/demo/world.ts'
 import { importAccounts } from '../src/engine/import.ts'
 import { listJobs } from '../src/engine/jobs.ts'
 import { getService } from '../src/engine/services.ts'
@@ -105,6 +106,56 @@ describe('import and single sign-on against the four simulators', () => {
       await world.close()
       rmSync(dirA, { recursive: true, force: true })
       rmSync(dirB, { recursive: true, force: true })
+    }
+  })
+
+  it('links an unmarked Axigen domain and mailbox it adopts, so later operations manage them', {
+    timeout: 60_000,
+  }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'provisioner-import-link-'))
+    const world = await startDemoWorld({ store: { dataDir: dir } })
+    const { whmcs, axigen, sid, app } = world
+    try {
+      // Made by hand before panelkit: the WHMCS services' domain and mailbox, with no ownership marker.
+      axigen.addDomain('lovelace-shop.example')
+      axigen.addAccount(MAIL_DOMAIN, 'ada', 'Hand-Made-Pw-1')
+      const markerOf = (account: { contact: Record<string, string | undefined> } | undefined) =>
+        parseMarker(account?.contact.notes)?.serviceId
+      expect(markerOf(axigen.account('lovelace-shop.example', 'postmaster'))).toBeUndefined()
+      expect(markerOf(axigen.account(MAIL_DOMAIN, 'ada'))).toBeUndefined()
+
+      // A mailbox marked for another service is not adopted by name, nor re-marked.
+      const bob = world.order(world.products.mailbox.id, { username: 'bob', password: 'Mailbox-Pw-2' })
+      axigen.addAccount(MAIL_DOMAIN, 'bob').contact.notes = formatMarker({ serviceId: '999999' })
+
+      expect((await importAccounts(app, 'axigen-1')).adoptedServices).toEqual([String(sid.domain)])
+      expect((await importAccounts(app, 'axigen-1-boxes')).adoptedServices).toEqual([String(sid.mailbox)])
+      expect(await getService(app.store.db, String(bob))).toBeUndefined()
+      expect(markerOf(axigen.account(MAIL_DOMAIN, 'bob'))).toBe('999999')
+      // The import was the explicit act: both now carry their service's marker, nothing else was made.
+      expect(markerOf(axigen.account('lovelace-shop.example', 'postmaster'))).toBe(String(sid.domain))
+      expect(markerOf(axigen.account(MAIL_DOMAIN, 'ada'))).toBe(String(sid.mailbox))
+      expect(axigen.account(MAIL_DOMAIN, 'ada')?.password).toBe('Hand-Made-Pw-1')
+
+      // WHMCS suspends both: the jobs succeed on the adopted resources instead of a CONFLICT.
+      whmcs.suspendForNonPayment(sid.domain)
+      whmcs.suspendForNonPayment(sid.mailbox)
+      await app.engine.sync({ serviceId: String(sid.domain) })
+      await app.engine.sync({ serviceId: String(sid.mailbox) })
+      await app.engine.runWorker({ untilIdle: true, pollMs: 5 })
+      expect(axigen.domains.get('lovelace-shop.example')?.enabled).toBe(false)
+      expect(axigen.account(MAIL_DOMAIN, 'ada')?.services).toEqual([])
+      for (const id of [sid.domain, sid.mailbox]) {
+        const s = await getService(app.store.db, String(id))
+        expect({ id, actual: s?.actual, error: s?.lastError ?? null }).toEqual({
+          id,
+          actual: 'suspended',
+          error: null,
+        })
+      }
+    } finally {
+      await world.close()
+      rmSync(dir, { recursive: true, force: true })
     }
   })
 })

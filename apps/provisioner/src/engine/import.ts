@@ -15,10 +15,20 @@ export interface ImportReport {
 }
 
 /**
+ * The admin actions by which a connector takes over an existing account that carries no ownership
+ * marker (Axigen's domain and mailbox links, ComputeStacks' account link). The operator's import is the
+ * explicit act these actions wait for: without it, an unmarked account stays foreign and every later
+ * operation on it answers CONFLICT.
+ */
+const LINK_ACTIONS = ['linkExistingDomain', 'linkExistingMailbox', 'linkAccount'] as const
+
+/**
  * Adopts accounts that already exist on a server: each is matched to a WHMCS service of a product
  * mapped to this server's connector (by the service id the connector reports, else by username),
  * recorded as provisioned on that server — intended and confirmed, with WHMCS's plan and password
- * fingerprint — so no create runs; then a sync of each adopted service queues whatever else WHMCS
+ * fingerprint — so no create runs. An account that carries no service id (no ownership marker) is
+ * linked first with the connector's link action when it has one, and is not adopted if the link fails.
+ * Then a sync of each adopted service queues whatever else WHMCS
  * asks for (a suspension, a termination, another plan).
  */
 export async function importAccounts(
@@ -55,11 +65,21 @@ export async function importAccounts(
   let done = 0
   for (const account of listed.data.accounts) {
     options.onProgress?.(++done, listed.data.accounts.length)
+    // An account marked for a service is that service's or nobody's here: the name fallbacks are only
+    // for unmarked accounts (one marked for another service would be adopted and then refused).
     const match =
-      whmcsServices.find((s) => account.serviceId !== undefined && sameId(s.id, account.serviceId)) ??
-      whmcsServices.find(
-        (s) => account.username !== undefined && account.username !== '' && s.username === account.username,
-      )
+      account.serviceId !== undefined
+        ? whmcsServices.find((s) => sameId(s.id, account.serviceId as string))
+        : (whmcsServices.find(
+            (s) =>
+              account.username !== undefined && account.username !== '' && s.username === account.username,
+          ) ??
+          whmcsServices.find(
+            (s) =>
+              account.domain !== undefined &&
+              account.domain !== '' &&
+              String(s.domain ?? '').toLowerCase() === account.domain.toLowerCase(),
+          ))
     if (!match) {
       report.unmatched++
       continue
@@ -95,6 +115,30 @@ export async function importAccounts(
     }
     if (match.username) context.username = match.username
     if (match.domain) context.domain = match.domain
+    const link = LINK_ACTIONS.find((name) => connector.definition.actions?.[name] !== undefined)
+    if (account.serviceId === undefined && link) {
+      const linked = await connector.invoke('action', {
+        action: link,
+        audience: 'admin',
+        params: { accountId: account.accountId },
+        service: {
+          ...context,
+          settings: settingsFor(product, would?.plan),
+          server: serverInput(server),
+        },
+      } as never)
+      if (!linked.ok) {
+        app.logger.warn('import: could not link an existing account, not adopted', {
+          serverId,
+          serviceId,
+          accountId: account.accountId,
+          code: linked.error.code,
+          detail: linked.error.detail,
+        })
+        report.unmatched++
+        continue
+      }
+    }
     await store.tx(async (trx) => {
       await trx
         .insertInto('services')

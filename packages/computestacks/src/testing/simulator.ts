@@ -218,6 +218,11 @@ export class ComputeStacksSimulator {
   readonly ssoLogins: { userId: number; fromAdmin: boolean; at: number }[] = []
   requestCount = 0
   writeCount = 0
+  /**
+   * A crash point: counts down on every write, and the write that brings it to zero is carried out, then
+   * answered by a closed connection (as if the caller crashed right after it). 0 turns it off.
+   */
+  dropAfterWrites = 0
   rateLimit: { limit: number; windowMs: number }
   defaultPerPage: number
   readonly currencies: string[]
@@ -611,8 +616,10 @@ export class ComputeStacksSimulator {
       send(throttled)
       return
     }
+    let crashed = false
     if (path.startsWith('/api/') && method !== 'GET' && method !== 'OPTIONS' && path !== '/api/oauth/token') {
       this.writeCount++
+      if (this.dropAfterWrites > 0 && --this.dropAfterWrites === 0) crashed = true
     }
     const out = this.negotiated(
       method,
@@ -620,7 +627,7 @@ export class ComputeStacksSimulator {
       req.headers.accept,
       this.route(method, url, req.headers, rawBody),
     )
-    if (fault?.type === 'drop') {
+    if (fault?.type === 'drop' || crashed) {
       req.socket.destroy()
       return
     }

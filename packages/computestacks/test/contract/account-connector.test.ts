@@ -1,7 +1,8 @@
 import type { ServiceContextInput } from '@panelkit/core'
 import { runContractSuite } from '@panelkit/core/contract'
 import { computestacksAccountConnector } from '../../src/index.ts'
-import { startComputeStacksSimulator } from '../../src/testing/index.ts'
+import { type SimUser, startComputeStacksSimulator } from '../../src/testing/index.ts'
+import { plantUntiedAccountWithServiceEmail } from './foreign-account.ts'
 
 let n = 0
 
@@ -10,6 +11,8 @@ let n = 0
 runContractSuite({
   name: 'computestacks-account',
   connector: computestacksAccountConnector,
+  foreignResource: true,
+  interruptions: true,
   async setup() {
     const sim = await startComputeStacksSimulator({ userGroups: ['starter', 'pro'] })
     const pro = [...sim.userGroups.values()].find((g) => g.name === 'pro')
@@ -21,6 +24,32 @@ runContractSuite({
       options: { ca: sim.cert },
     }
     const emailOf = (service: ServiceContextInput) => String(service.username).toLowerCase()
+    const planted = new Map<string, () => unknown>()
+    /** The service's account as the simulator holds it, without what differs from one service to the next. */
+    const anonymised = (user: SimUser, service: ServiceContextInput) => {
+      const ids = [emailOf(service), String(service.serviceId), String(service.clientId), String(user.id)]
+      const {
+        id: _id,
+        createdAt: _c,
+        updatedAt: _u,
+        confirmedAt,
+        authToken: _t,
+        authTokenExp: _e,
+        ...rest
+      } = user
+      return JSON.parse(
+        JSON.stringify(
+          {
+            ...rest,
+            password: rest.password === service.password,
+            confirmed: confirmedAt !== null,
+          },
+          (_k, v) =>
+            // Whole values only: a client id such as 12 is also a substring of a phone number.
+            ids.includes(String(v)) ? '<id>' : v,
+        ),
+      )
+    }
     return {
       server,
       makeService() {
@@ -64,6 +93,28 @@ runContractSuite({
       },
       async writeCount() {
         return sim.writeCount
+      },
+      foreignResource: {
+        async create(service) {
+          planted.set(String(service.serviceId), plantUntiedAccountWithServiceEmail(sim, service).snapshot)
+        },
+        async snapshot(service) {
+          return planted.get(String(service.serviceId))?.()
+        },
+      },
+      interruptions: {
+        async snapshot(service) {
+          const users = sim.usersForService(String(service.serviceId))
+          return users.map((u) => anonymised(u, service))
+        },
+        crashAfterWrite: {
+          arm(k) {
+            sim.dropAfterWrites = k
+          },
+          disarm() {
+            sim.dropAfterWrites = 0
+          },
+        },
       },
       secrets: () => [sim.apiSecret],
       invalidServices: [],

@@ -27,3 +27,28 @@ export function plantAccountTiedElsewhereByExternalId(
   }
   return { user, snapshot }
 }
+
+/**
+ * The foreign resource of core's contract case "an existing resource not marked as ours is never
+ * modified": a customer with the service's email (the account's identity on ComputeStacks) made by hand,
+ * with no WHMCS label and no external_id, so nothing ties it to the service.
+ */
+export function plantUntiedAccountWithServiceEmail(
+  sim: ComputeStacksSimulator,
+  service: ServiceContextInput,
+): { user: SimUser; snapshot: () => unknown } {
+  const user = sim.addUser({
+    email: String(service.username).toLowerCase(),
+    fname: 'Hand',
+    lname: 'Made',
+    externalId: null,
+    userGroupId: sim.defaultGroup().id,
+  })
+  const snapshot = () => {
+    const current = sim.users.get(user.id)
+    return current
+      ? JSON.parse(JSON.stringify({ ...current, authToken: null, authTokenExp: null }))
+      : 'deleted'
+  }
+  return { user, snapshot }
+}

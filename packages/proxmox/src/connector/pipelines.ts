@@ -8,6 +8,7 @@ import {
 } from '@panelkit/core'
 import { diskLimitsOf, parseDrive, parseSize, sameNet, toBoolean, toNumber, updateNet } from '../encoding.ts'
 import { ENDPOINTS } from '../endpoints/catalog.ts'
+import type { VmConfig } from '../endpoints/types.ts'
 import { isPveFailure, PveFailureKind } from '../errors.ts'
 import {
   ADDITIONAL_DISK_KEY,
@@ -37,6 +38,7 @@ import {
   locateVm,
   serviceIdFromDescription,
   tagsFor,
+  tagsOf,
   vmStatus,
   waitUnlocked,
 } from './vm.ts'
@@ -151,6 +153,22 @@ async function isOurs(rt: KvmRuntime, vmid: number): Promise<{ node: string } | 
   return serviceIdFromDescription(config.description) === rt.serviceId ? { node: vm.node } : false
 }
 
+/**
+ * The clone's last write: the service's tags. A clone found already made (its answer lost, or the run
+ * stopped right after it) may still lack them, so they are checked and written whichever way it got here.
+ */
+async function tagClone(rt: KvmRuntime, node: string, vmid: number, known?: VmConfig): Promise<void> {
+  const config = known ?? (await readConfig(rt, node, vmid))
+  const have = tagsOf(config.tags)
+  const want = tagsOf(tagsFor(rt.serviceId))
+  if (want.every((t) => have.includes(t))) return
+  await rt.client.run(
+    ENDPOINTS.vmConfigUpdate,
+    { node, vmid, tags: tagsFor(rt.serviceId) },
+    { signal: rt.signal },
+  )
+}
+
 /** Clones the template into a reserved VMID; a clone that already happened (ours) counts as done. */
 export async function cloneStep(rt: KvmRuntime, data: DeployData, fixedVmid?: number): Promise<Outcome> {
   const templateVmid = data.templateVmid as number
@@ -163,6 +181,7 @@ export async function cloneStep(rt: KvmRuntime, data: DeployData, fixedVmid?: nu
         // An earlier attempt cloned it (its answer may have been lost): wait for the clone to finish.
         rt.onCloneStarted?.({ vmid, node: existing.node })
         await waitUnlocked(rt.client, existing.node, vmid, rt.signal)
+        await tagClone(rt, existing.node, vmid)
         return { status: 'done', note: `VM ${vmid} already cloned`, data: { vmid, node: existing.node } }
       }
       if (existing === false) {
@@ -189,11 +208,7 @@ export async function cloneStep(rt: KvmRuntime, data: DeployData, fixedVmid?: nu
       const upid = await rt.client.call(ENDPOINTS.vmClone, params, { signal: rt.signal })
       rt.onCloneStarted?.({ vmid, node: templateNode })
       await rt.client.waitForTask(upid, { signal: rt.signal })
-      await rt.client.run(
-        ENDPOINTS.vmConfigUpdate,
-        { node: templateNode, vmid, tags: tagsFor(rt.serviceId) },
-        { signal: rt.signal },
-      )
+      await tagClone(rt, templateNode, vmid, {})
       const note =
         rt.settings.linkedClone && full
           ? `full clone: the VM belongs on ${data.targetNode}, the template is on ${templateNode}`
@@ -205,6 +220,7 @@ export async function cloneStep(rt: KvmRuntime, data: DeployData, fixedVmid?: nu
         if (owner) {
           rt.onCloneStarted?.({ vmid, node: owner.node })
           await waitUnlocked(rt.client, owner.node, vmid, rt.signal)
+          await tagClone(rt, owner.node, vmid)
           return { status: 'done', note: `VM ${vmid} already cloned`, data: { vmid, node: owner.node } }
         }
         if (fixedVmid !== undefined) throw error
