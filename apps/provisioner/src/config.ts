@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { extname } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
+import { ConsoleConfigSchema } from './console/config.ts'
 import { parseSecretKey } from './secrets.ts'
 
 /**
@@ -150,6 +151,8 @@ export const ConfigSchema = z
         tokens: z.array(z.string().min(16, 'must be at least 16 characters')).default([]),
       })
       .default({ listen: '127.0.0.1:8080', tokens: [] }),
+    /** The operator console and /metrics (src/console). */
+    console: ConsoleConfigSchema.optional(),
   })
   // Cross-references are checked even when other fields are wrong, so `check` lists every problem in
   // one go; the payload is then unvalidated, hence the defensive reading.

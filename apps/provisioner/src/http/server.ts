@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { isPanelkitError, toFailure } from '@panelkit/core'
 import { z } from 'zod'
 import type { App } from '../app.ts'
+import { consoleHandler } from '../console/handler.ts'
 import { serverInput } from '../engine/engine.ts'
 import { listJobs } from '../engine/jobs.ts'
 import { getService, listServices, type ServiceRecord } from '../engine/services.ts'
@@ -390,8 +391,10 @@ export function createApiHandler(app: App) {
     }
   }
 
+  const extra = consoleHandler(app)
   return async (req: IncomingMessage, res: ServerResponse) => {
     try {
+      if (await extra(req, res)) return // the console, /metrics and /openapi.json (src/console)
       await route(req, res)
     } catch (error) {
       let status = 500
@@ -441,4 +444,14 @@ export async function startApiServer(app: App, listen = app.config.http.listen):
         server.close(() => resolve())
       }),
   }
+}
+
+/** The request schemas, for the OpenAPI document (src/http/openapi.ts). */
+export {
+  ActionBodySchema,
+  CreditBodySchema,
+  RetryBodySchema,
+  ServiceIdSchema,
+  SettleBodySchema,
+  SyncBodySchema,
 }

@@ -1,0 +1,35 @@
+import { z } from 'zod'
+
+/**
+ * The console and monitoring block of the config (`console:`). Optional: without it the console is
+ * served at /console and /metrics needs a bearer token, like the API.
+ */
+export const ConsoleConfigSchema = z
+  .object({
+    /** Serve the operator console at /console. */
+    enabled: z.boolean().default(true),
+    /** Minutes a console session lasts without use. */
+    sessionMinutes: z
+      .number()
+      .int()
+      .min(1)
+      .max(24 * 60)
+      .default(60),
+    /** Mark the session cookie Secure even when the request did not come over TLS (behind a TLS proxy). */
+    secureCookie: z.boolean().default(false),
+    /** The console's address as operators reach it, for links in notifications. */
+    publicUrl: z.url().optional(),
+    metrics: z
+      .object({
+        /**
+         * `token` (default): GET /metrics on the API address with a bearer token. `public`: without a
+         * token (only for a listen address monitoring alone can reach).
+         */
+        auth: z.enum(['token', 'public']).default('token'),
+      })
+      .default({ auth: 'token' }),
+  })
+  .strict()
+export type ConsoleConfig = z.infer<typeof ConsoleConfigSchema>
+
+export const DEFAULT_CONSOLE_CONFIG: ConsoleConfig = ConsoleConfigSchema.parse({})
