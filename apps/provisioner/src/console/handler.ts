@@ -306,8 +306,8 @@ ${options(
       ? w
           .getClientsProducts({ serviceid: serviceId })
           .then((r) => {
-            const p = (r as { products?: { product?: { status?: string }[] } }).products?.product?.[0]
-            return p?.status ?? 'not found in WHMCS'
+            const p = r.products.find((x) => String(x.id) === serviceId)
+            return p?.status ? String(p.status) : 'not found in WHMCS'
           })
           .catch((error) => `unknown (${toFailure(error, app.redactor).code})`)
       : Promise.resolve('no WHMCS configured')
