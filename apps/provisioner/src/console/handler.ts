@@ -321,12 +321,17 @@ ${options(
     if (!service) throw new ConsoleError(404, 'PANELKIT_ERR_NOT_FOUND', `No service ${serviceId}`)
     const [jobs, log, status] = await Promise.all([
       listJobs(store.db, { serviceId, limit: 20 }),
-      engine.moduleLog.query({ serviceId, limit: 50 }),
+      engine.moduleLog.query({ serviceId, limit: 25 }),
       statusInWhmcs(serviceId),
     ])
     const here = `/console/services/${encodeURIComponent(serviceId)}`
     const connector = engine.connector(service.connector)
-    const custom = connector?.capabilities.actions.filter((a) => a.audience.includes('admin')) ?? []
+    // The connector's admin buttons that take no parameters (others need a form of their own).
+    const custom =
+      connector?.capabilities.actions.filter((a) => {
+        const params = connector.definition.actions?.[a.name]?.params
+        return a.audience.includes('admin') && (!params || params.safeParse({}).success)
+      }) ?? []
     const live = service.actual === 'active' || service.actual === 'suspended'
     const parked = jobs.filter((j) => j.status === 'parked')
     return html`<dl class="facts">
@@ -344,11 +349,11 @@ ${parked.map((j) => [
   actionForm(`/console/jobs/${j.id}/cancel`, s.csrf, `Cancel parked job ${j.id}`, { back: here }, true),
 ])}
 ${live && connector?.capabilities.operations.includes('sso') ? [actionForm(`${here}/sso`, s.csrf, 'Sign in as admin', { audience: 'admin' }), actionForm(`${here}/sso`, s.csrf, 'Sign in as client', { audience: 'client' })] : ''}
-${live ? custom.map((a) => actionForm(`${here}/action`, s.csrf, a.label, { name: a.name, back: here })) : ''}
 </div>
+${live && custom.length ? html`<details class="connector-actions"><summary>${service.connector} actions (${custom.length})</summary>${custom.map((a) => actionForm(`${here}/action`, s.csrf, a.label, { name: a.name }))}</details>` : ''}
 <h2>Jobs</h2>
 ${jobs.length === 0 ? html`<p class="empty">No jobs.</p>` : [...jobs].reverse().map((j) => jobBlock(j))}
-<h2>Module log</h2>
+<h2>Module log <small><a href="/console/log?serviceId=${encodeURIComponent(serviceId)}">(all of this service's calls)</a></small></h2>
 ${table(['time', 'service', 'connector', 'operation', 'call', 'outcome', 'duration', 'error'], logRows(log.reverse()), 'No calls logged for this service.')}`
   }
 
@@ -575,17 +580,43 @@ ${actionForm('/console/ledger/settle', s.csrf, 'Confirm', { key, outcome, confir
             'PANELKIT_ERR_NOT_FOUND',
             `Connector ${service.connector} has no admin action ${name}`,
           )
+        if (form.get('confirm') !== 'yes') {
+          const label = connector.capabilities.actions.find((x) => x.name === name)?.label ?? name
+          sendHtml(
+            res,
+            200,
+            layout(
+              { title: `${label}?`, path: `/console/services/${serviceId}`, csrf: s.csrf },
+              html`<p class="confirm">Run ${label} (${service.connector}) on service ${serviceId} now?</p>
+${actionForm(`/console/services/${encodeURIComponent(serviceId)}/action`, s.csrf, 'Confirm', { name, confirm: 'yes' })} <a href="/console/services/${encodeURIComponent(serviceId)}">Back</a>`,
+            ),
+          )
+          return
+        }
         const result = await connector.invoke('action', {
           action: name,
           audience: 'admin',
           params: {},
           service: input,
         } as never)
-        redirect(
+        if (!result.ok) {
+          redirect(res, back(form, `${name} failed: ${result.error.code}: ${result.error.detail}`, 'error'))
+          return
+        }
+        // The answer is shown on the page (redacted), not carried in a redirect's URL.
+        sendHtml(
           res,
-          result.ok
-            ? back(form, `${name}: done`)
-            : back(form, `${name} failed: ${result.error.code}: ${result.error.detail}`, 'error'),
+          200,
+          layout(
+            {
+              title: `${name}: done`,
+              path: `/console/services/${serviceId}`,
+              csrf: s.csrf,
+              flash: { kind: 'ok', text: `${name}: done` },
+            },
+            html`<pre class="result">${JSON.stringify(app.redactor.redact(result.data ?? null), null, 2).slice(0, 20_000)}</pre>
+<p><a href="/console/services/${encodeURIComponent(serviceId)}">Back to service ${serviceId}</a></p>`,
+          ),
         )
         return
       }
