@@ -86,7 +86,7 @@ export function timeline(job: Job): Html {
   const total = steps.reduce((n, s) => n + s.durationMs, 0)
   return html`<div class="timeline">${head}<ol class="steps">${steps.map(
     (s) =>
-      html`<li class="step step-${s.outcome}"><span class="mark">[${OUTCOME_MARK[s.outcome] ?? '?'}]</span><span class="n">${s.index}.</span><span class="label">${s.label}${s.outcome === 'skipped' ? ' (skip — no change)' : ''}</span><span class="outcome">${s.outcome === 'failed' ? (s.reason ?? 'failed') : 'success'}</span><span class="transition">(${s.from} -&gt; ${s.to})</span><span class="duration">[${seconds(s.durationMs)}]</span></li>`,
+      html`<li class="step step-${s.outcome}"><span class="mark">[${OUTCOME_MARK[s.outcome] ?? '?'}]</span><span class="idx">${s.index}.</span><span class="label">${s.label}${s.outcome === 'skipped' ? ' (skip — no change)' : ''}</span><span class="outcome">${s.outcome === 'failed' ? (s.reason ?? 'failed') : 'success'}</span><span class="transition">(${s.from} -&gt; ${s.to})</span><span class="duration">[${seconds(s.durationMs)}]</span></li>`,
   )}</ol><p class="run-foot">--- ${job.status === 'done' ? 'complete' : job.status}: ${steps.length} steps, ${seconds(total)} ---</p></div>`
 }
 
