@@ -28,6 +28,15 @@ export const ConsoleConfigSchema = z
         auth: z.enum(['token', 'public']).default('token'),
       })
       .default({ auth: 'token' }),
+    /** A webhook told when a job is parked, a ledger entry becomes uncertain or a sync pass fails. */
+    notify: z
+      .object({
+        webhook: z.url({ error: 'must be a URL such as https://hooks.example.com/provisioner' }),
+        /** Extra headers for the webhook (e.g. an authorization header from the environment). */
+        headers: z.record(z.string(), z.string()).default({}),
+        timeoutMs: z.number().int().min(100).max(60_000).default(5000),
+      })
+      .optional(),
   })
   .strict()
 export type ConsoleConfig = z.infer<typeof ConsoleConfigSchema>

@@ -10,6 +10,7 @@ import { getJob, type Job, listJobs } from '../engine/jobs.ts'
 import { getService, serviceFromRow } from '../engine/services.ts'
 import { createAppMetrics } from '../http/metrics.ts'
 import { buildOpenApi } from '../http/openapi.ts'
+import { startNotifier } from '../notify.ts'
 import { DEFAULT_CONSOLE_CONFIG } from './config.ts'
 import { type Html, html } from './html.ts'
 import { cancelParked } from './ops.ts'
@@ -148,6 +149,7 @@ export function createConsoleHandler(app: App): ConsoleHandler {
   const { engine, store } = app
   const tokens = app.config.http.tokens
   const metrics = createAppMetrics(app)
+  startNotifier(app)
   const sessions = new SessionStore(cfg.sessionMinutes)
   const whmcsStatus = new Map<string, { at: number; value: Promise<string> }>()
 
