@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { extname } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
-import { ConsoleConfigSchema } from './console/config.ts'
+import { ConsoleConfigSchema, SchedulesConfigSchema } from './console/config.ts'
 import { parseSecretKey } from './secrets.ts'
 
 /**
@@ -153,6 +153,8 @@ export const ConfigSchema = z
       .default({ listen: '127.0.0.1:8080', tokens: [] }),
     /** The operator console and /metrics (src/console). */
     console: ConsoleConfigSchema.optional(),
+    /** Timers for connectors' scheduled admin actions, per product (src/scheduler.ts). */
+    schedules: SchedulesConfigSchema.default([]),
   })
   // Cross-references are checked even when other fields are wrong, so `check` lists every problem in
   // one go; the payload is then unvalidated, hence the defensive reading.

@@ -1,3 +1,4 @@
+import { Cron } from 'croner'
 import { z } from 'zod'
 
 /**
@@ -42,3 +43,46 @@ export const ConsoleConfigSchema = z
 export type ConsoleConfig = z.infer<typeof ConsoleConfigSchema>
 
 export const DEFAULT_CONSOLE_CONFIG: ConsoleConfig = ConsoleConfigSchema.parse({})
+
+const CronSchema = z.string().refine(
+  (v) => {
+    try {
+      new Cron(v, { paused: true, timezone: 'UTC' }).stop()
+      return true
+    } catch {
+      return false
+    }
+  },
+  { message: 'must be a cron expression such as "*/15 * * * *" (UTC; an optional first field for seconds)' },
+)
+
+/**
+ * Timers for the connectors' scheduled admin actions, per product (`schedules:`): Proxmox's
+ * `scheduledBackup` (the client's days and time) and `cleanupSnapshots` (expired snapshots).
+ */
+export const SchedulesConfigSchema = z.array(
+  z
+    .object({
+      /** The WHMCS product id (`products[].whmcsProductId`). */
+      product: z.union([z.number().int().positive(), z.string().regex(/^\d{1,12}$/)]).transform(String),
+      backup: z
+        .object({
+          /** How often the idempotent `scheduledBackup` tick runs. */
+          cron: CronSchema.default('*/15 * * * *'),
+          days: z.array(z.enum(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'])).min(1),
+          /** Not before this time of day (UTC). */
+          after: z
+            .string()
+            .regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be HH:MM')
+            .optional(),
+        })
+        .strict()
+        .optional(),
+      snapshotCleanup: z
+        .object({ cron: CronSchema.default('0 3 * * *') })
+        .strict()
+        .optional(),
+    })
+    .strict(),
+)
+export type SchedulesConfig = z.infer<typeof SchedulesConfigSchema>

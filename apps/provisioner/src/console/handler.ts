@@ -11,6 +11,7 @@ import { getService, serviceFromRow } from '../engine/services.ts'
 import { createAppMetrics } from '../http/metrics.ts'
 import { buildOpenApi } from '../http/openapi.ts'
 import { startNotifier } from '../notify.ts'
+import { startScheduler } from '../scheduler.ts'
 import { DEFAULT_CONSOLE_CONFIG } from './config.ts'
 import { type Html, html } from './html.ts'
 import { cancelParked } from './ops.ts'
@@ -150,6 +151,15 @@ export function createConsoleHandler(app: App): ConsoleHandler {
   const tokens = app.config.http.tokens
   const metrics = createAppMetrics(app)
   startNotifier(app)
+  if ((app.config.schedules ?? []).length > 0) {
+    // The timers live as long as the app (`serve`): they stop when it closes.
+    const scheduler = startScheduler(app)
+    const close = app.close.bind(app)
+    app.close = async () => {
+      scheduler.stop()
+      await close()
+    }
+  }
   const sessions = new SessionStore(cfg.sessionMinutes)
   const whmcsStatus = new Map<string, { at: number; value: Promise<string> }>()
 
