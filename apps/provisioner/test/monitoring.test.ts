@@ -10,6 +10,7 @@ import parsePrometheusTextFormat from 'parse-prometheus-text-format'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type App, createApp } from '../src/app.ts'
 import { parseConfig } from '../src/config.ts'
+import { consoleHandler } from '../src/console/handler.ts'
 import { type ApiServer, startApiServer } from '../src/http/server.ts'
 import { TEST_KEY } from './helpers.ts'
 import { startWhmcs, type WhmcsWorld } from './whmcs.ts'
@@ -171,6 +172,34 @@ describe('GET /metrics', () => {
     expect(lag).toBeGreaterThan(0)
     expect(lag).toBeLessThan(120)
     expect(value(all, 'provisioner_store_query_seconds')).toBeGreaterThan(0)
+  })
+})
+
+describe('GET /metrics on a separate address', () => {
+  it('is served there without a token, and not on the API address', async () => {
+    const { config } = parseConfig(
+      {
+        store: { encryptionKey: TEST_KEY },
+        http: { listen: '127.0.0.1:0', tokens: [TOKEN] },
+        console: { metrics: { listen: '127.0.0.1:0' } },
+      },
+      {},
+    )
+    const other = await createApp({ config, logStream: null, store: { file: ':memory:' }, builtins: false })
+    const otherApi = await startApiServer(other)
+    try {
+      const handler = consoleHandler(other)
+      await expect.poll(() => handler.metricsUrl).toBeDefined()
+      const res = await fetch(handler.metricsUrl as string)
+      expect(res.status).toBe(200)
+      const all = parsePrometheusTextFormat(await res.text())
+      expect(value(all, 'provisioner_parked_jobs')).toBe(0)
+      const onApi = await fetch(`${otherApi.url}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })
+      expect(onApi.status).toBe(404)
+    } finally {
+      await otherApi.close()
+      await other.close()
+    }
   })
 })
 

@@ -23,12 +23,16 @@ export const ConsoleConfigSchema = z
     metrics: z
       .object({
         /**
-         * `token` (default): GET /metrics on the API address with a bearer token. `public`: without a
-         * token (only for a listen address monitoring alone can reach).
+         * A separate address for GET /metrics, without a token (one monitoring alone can reach, e.g.
+         * `10.0.0.5:9464`). Without it /metrics is on the API's address and needs a bearer token.
          */
-        auth: z.enum(['token', 'public']).default('token'),
+        listen: z
+          .string()
+          .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port')
+          .optional(),
       })
-      .default({ auth: 'token' }),
+      .strict()
+      .default({}),
     /** A webhook told when a job is parked, a ledger entry becomes uncertain or a sync pass fails. */
     notify: z
       .object({

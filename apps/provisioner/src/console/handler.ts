@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { createRequire } from 'node:module'
+import type { AddressInfo } from 'node:net'
 import { toFailure } from '@panelkit/core'
 import { sql } from 'kysely'
 import { z } from 'zod'
@@ -96,6 +97,8 @@ export interface ConsoleHandler {
   (req: IncomingMessage, res: ServerResponse): Promise<boolean>
   metrics: ReturnType<typeof createAppMetrics>
   sessions: SessionStore
+  /** The separate metrics address once it listens (`console.metrics.listen`). */
+  metricsUrl?: string
 }
 
 const handlers = new WeakMap<App, ConsoleHandler>()
@@ -789,7 +792,8 @@ ${actionForm(`/console/services/${encodeURIComponent(serviceId)}/action`, s.csrf
         jsonError(res, 405, 'PANELKIT_ERR_METHOD_NOT_ALLOWED', `${method} is not allowed here (use GET)`)
         return true
       }
-      if (cfg.metrics.auth === 'token' && !bearerOk(req)) {
+      if (cfg.metrics.listen !== undefined) return false // served on its own address (metricsServer)
+      if (!bearerOk(req)) {
         jsonError(
           res,
           401,
@@ -842,6 +846,41 @@ ${actionForm(`/console/services/${encodeURIComponent(serviceId)}/action`, s.csrf
     }
     return true
   }) as ConsoleHandler
+  if (cfg.metrics.listen !== undefined) {
+    const listen = cfg.metrics.listen
+    const m = /^\[?(.*?)\]?:(\d+)$/.exec(listen) as RegExpExecArray
+    const server = createServer((req, res) => {
+      const path = new URL(req.url ?? '/', 'http://localhost').pathname
+      if (path !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
+        jsonError(res, 404, 'PANELKIT_ERR_NOT_FOUND', 'Only GET /metrics is served here')
+        return
+      }
+      metrics
+        .render()
+        .then((out) => {
+          res.writeHead(200, { 'content-type': out.contentType, 'cache-control': 'no-store' })
+          res.end(req.method === 'HEAD' ? undefined : out.body)
+        })
+        .catch((error) => {
+          app.logger.error('metrics failed', { error: toFailure(error, app.redactor) })
+          jsonError(res, 500, 'PANELKIT_ERR_INTERNAL', 'The metrics could not be read')
+        })
+    })
+    server.on('error', (error) =>
+      app.logger.error('metrics listener failed', { listen, error: toFailure(error, app.redactor) }),
+    )
+    server.listen(Number(m[2]), m[1], () => {
+      const a = server.address() as AddressInfo
+      handler.metricsUrl = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}/metrics`
+      app.logger.info('metrics listening', { url: handler.metricsUrl })
+    })
+    const close = app.close.bind(app)
+    app.close = async () => {
+      server.closeAllConnections()
+      await new Promise<void>((r) => server.close(() => r()))
+      await close()
+    }
+  }
   handler.metrics = metrics
   handler.sessions = sessions
   return handler
