@@ -54,7 +54,7 @@ async function startServe(config: string, env: Record<string, string>): Promise<
 }
 
 async function shot(name: string) {
-  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true })
+  await page.screenshot({ path: join(SHOTS, `${name}.png`) })
 }
 
 /** Nothing the world was configured with, nor the API token, is on the page. */
