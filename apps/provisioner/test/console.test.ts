@@ -140,6 +140,9 @@ describe('the console in a browser, against serve with the simulators', () => {
     await page.click('button[type=submit]')
     await page.waitForURL(/\/console$/)
     expect(page.url()).not.toContain(TOKEN)
+    // A message written into a link is not shown: outcomes come from the session only.
+    await page.goto(`${url}/console?flash=Your+session+expired&kind=error`)
+    expect(await page.locator('.flash').count()).toBe(0)
 
     // The overview follows the demo's orders becoming services, without a reload.
     await page.locator('[data-metric="services"]', { hasText: /^4$/ }).waitFor({ timeout: 60_000 })

@@ -184,10 +184,14 @@ export function createConsoleHandler(app: App): ConsoleHandler {
     res.end()
   }
   /** Where an action returns to: a console page named by the form, else the overview. */
-  function back(form: URLSearchParams, flash: string, kind: 'ok' | 'error' = 'ok'): string {
+  /**
+   * Where an action returns to (a console page named by the form, else the overview), with its
+   * outcome kept in the session for the next page — not in the URL, where anyone could write one.
+   */
+  function back(s: Session, form: URLSearchParams, flash: string, kind: 'ok' | 'error' = 'ok'): string {
     const to = form.get('back') ?? '/console'
-    const safe = /^\/console(\/[A-Za-z0-9_.:/-]*)?$/.test(to) ? to : '/console'
-    return `${safe}?flash=${encodeURIComponent(flash)}&kind=${kind}`
+    s.flash = { kind, text: flash.slice(0, 500) }
+    return /^\/console(\/[A-Za-z0-9_.:/-]*)?$/.test(to) ? to : '/console'
   }
 
   // ---- pages --------------------------------------------------------------------------------------
@@ -516,6 +520,7 @@ ${actionForm('/console/ledger/settle', s.csrf, 'Confirm', { key, outcome, confir
       redirect(
         res,
         back(
+          s,
           form,
           n === 1
             ? `Job ${jobId} ${c === 'retry' ? 'queued again' : 'cancelled'}`
@@ -536,8 +541,8 @@ ${actionForm('/console/ledger/settle', s.csrf, 'Confirm', { key, outcome, confir
       redirect(
         res,
         out.settled
-          ? back(form, `Settled ${f.key} as ${f.outcome}${out.retried ? '; its job is queued again' : ''}`)
-          : back(form, `No open ledger entry ${f.key}`, 'error'),
+          ? back(s, form, `Settled ${f.key} as ${f.outcome}${out.retried ? '; its job is queued again' : ''}`)
+          : back(s, form, `No open ledger entry ${f.key}`, 'error'),
       )
       return
     }
@@ -554,6 +559,7 @@ ${actionForm('/console/ledger/settle', s.csrf, 'Confirm', { key, outcome, confir
         redirect(
           res,
           back(
+            s,
             form,
             `Synced: ${r.intents} intents, ${r.jobsCreated} jobs queued${r.errors.length ? `, ${r.errors.length} errors: ${r.errors.map((e) => e.message).join('; ')}` : ''}`,
             r.errors.length ? 'error' : 'ok',
@@ -578,7 +584,7 @@ ${actionForm('/console/ledger/settle', s.csrf, 'Confirm', { key, outcome, confir
         if (!result.ok) {
           redirect(
             res,
-            back(form, `Single sign-on failed: ${result.error.code}: ${result.error.detail}`, 'error'),
+            back(s, form, `Single sign-on failed: ${result.error.code}: ${result.error.detail}`, 'error'),
           )
           return
         }
@@ -615,7 +621,10 @@ ${actionForm(`/console/services/${encodeURIComponent(serviceId)}/action`, s.csrf
           service: input,
         } as never)
         if (!result.ok) {
-          redirect(res, back(form, `${name} failed: ${result.error.code}: ${result.error.detail}`, 'error'))
+          redirect(
+            res,
+            back(s, form, `${name} failed: ${result.error.code}: ${result.error.detail}`, 'error'),
+          )
           return
         }
         // The answer is shown on the page (redacted), not carried in a redirect's URL.
@@ -731,14 +740,10 @@ ${actionForm(`/console/services/${encodeURIComponent(serviceId)}/action`, s.csrf
     if (method === 'POST') return act(s, req, res, parts)
     if (method !== 'GET')
       throw new ConsoleError(405, 'PANELKIT_ERR_METHOD_NOT_ALLOWED', `${method} is not allowed here`)
-    const flashText = url.searchParams.get('flash')
-    const flash = flashText
-      ? {
-          kind: url.searchParams.get('kind') === 'error' ? ('error' as const) : ('ok' as const),
-          text: flashText.slice(0, 500),
-        }
-      : undefined
-    const self = `${url.pathname}${url.search.replace(/([?&])(flash|kind)=[^&]*/g, '$1')}`
+    // An action's outcome is shown once, on the next full page (not on the live region's polls).
+    const flash = s.flash
+    if (req.headers['hx-request'] === undefined) s.flash = undefined
+    const self = `${url.pathname}${url.search}`
     const view = (title: string, body: Html, live = true, before?: Html) =>
       sendHtml(
         res,

@@ -16,6 +16,8 @@ export interface Session {
   csrf: string
   tokenDigest: Buffer
   expires: number
+  /** The outcome of the last action, shown once on the next page. */
+  flash?: { kind: 'ok' | 'error'; text: string } | undefined
 }
 
 export function digest(text: string): Buffer {
