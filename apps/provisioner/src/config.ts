@@ -10,6 +10,7 @@ import {
   productSettingsIssues,
   unknownKeyIssues,
 } from './config-lint.ts'
+import { ConsoleConfigSchema, SchedulesConfigSchema } from './console/config.ts'
 import { parseSecretKey } from './secrets.ts'
 
 /**
@@ -217,6 +218,10 @@ export const ConfigSchema = z
         tokens: z.array(ApiTokenSchema).default([]),
       })
       .default({ listen: '127.0.0.1:8080', tokens: [] }),
+    /** The operator console and /metrics (src/console). */
+    console: ConsoleConfigSchema.optional(),
+    /** Timers for connectors' scheduled admin actions, per product (src/scheduler.ts). */
+    schedules: SchedulesConfigSchema.default([]),
   })
   // Cross-references are checked even when other fields are wrong, so `check` lists every problem in
   // one go; the payload is then unvalidated, hence the defensive reading.

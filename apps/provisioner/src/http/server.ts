@@ -6,6 +6,7 @@ import { z } from 'zod'
 import type { App } from '../app.ts'
 import { withCallSource } from '../call-source.ts'
 import { apiTokens, type TokenScope } from '../config.ts'
+import { consoleHandler } from '../console/handler.ts'
 import { serverInput } from '../engine/engine.ts'
 import { listJobs } from '../engine/jobs.ts'
 import { getService, listServices, type ServiceRecord } from '../engine/services.ts'
@@ -324,7 +325,9 @@ export function createApiHandler(app: App) {
         )
     }
     // A module call names its action last (`/v1/module/services/3/terminate`): terminate needs admin there too.
-    need(requiredScope(method, resource, resource === 'module' ? { action: segments.at(-1) } : undefined))
+    need(
+      requiredScope(method, resource, resource === 'module' ? { action: segments.at(-1) ?? '' } : undefined),
+    )
     switch (resource) {
       case 'module':
         // The WHMCS server module's endpoints (module-routes.ts): they answer for themselves.
@@ -537,8 +540,10 @@ export function createApiHandler(app: App) {
     }
   }
 
+  const extra = consoleHandler(app)
   return async (req: IncomingMessage, res: ServerResponse) => {
     try {
+      if (await extra(req, res)) return // the console, /metrics and /openapi.json (src/console)
       await withCallSource('api', () => route(req, res))
     } catch (error) {
       let status = 500
@@ -606,4 +611,14 @@ export async function startApiServer(app: App, listen = app.config.http.listen):
         server.close(() => resolve())
       }),
   }
+}
+
+/** The request schemas, for the OpenAPI document (src/http/openapi.ts). */
+export {
+  ActionBodySchema,
+  CreditBodySchema,
+  RetryBodySchema,
+  ServiceIdSchema,
+  SettleBodySchema,
+  SyncBodySchema,
 }
