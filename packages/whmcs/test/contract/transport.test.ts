@@ -62,6 +62,8 @@ describe('a maintenance page (HTML at HTTP 200)', () => {
     })
     const owner = sim.createClient({ email: 'maintenance@example.test' })
     const service = sim.createService({ clientId: owner.id, pid: product.id, status: 'Active' })
+    // The customer's chosen password (a create without it is a sync error of its own).
+    sim.service(service.id).customFields[product.customFields[0]?.id ?? 0] = 'Chosen-Pw-2026'
     const sync = createReverseSync({
       client: client(),
       view: new MemoryProvisionedView(),
