@@ -9,7 +9,7 @@ import { type App, createApp } from '../src/app.ts'
 import { parseConfig } from '../src/config.ts'
 import { countJobs } from '../src/engine/jobs.ts'
 import { type ApiServer, startApiServer, tokenMatches } from '../src/http/server.ts'
-import { TEST_KEY } from './helpers.ts'
+import { apiCaller, TEST_KEY } from './helpers.ts'
 import { startWhmcs, type WhmcsWorld } from './whmcs.ts'
 
 const TOKEN = 'api-token-0123456789abcdef'
@@ -22,19 +22,7 @@ let s31 = ''
 let s32 = ''
 let client1 = 0
 
-async function call(method: string, path: string, body?: unknown, token: string | null = TOKEN) {
-  const headers: Record<string, string> = {}
-  if (token !== null) headers.authorization = `Bearer ${token}`
-  if (body !== undefined) headers['content-type'] = 'application/json'
-  const res = await fetch(`${api.url}${path}`, {
-    method,
-    headers,
-    redirect: 'manual',
-    ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
-  })
-  const text = await res.text()
-  return { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers }
-}
+const call = apiCaller(() => api.url, TOKEN)
 
 beforeAll(async () => {
   panel = registerMemoryPanel(host, new MemoryPanel({ apiPassword: 'Panel-Pw-77' }))

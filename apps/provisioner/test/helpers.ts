@@ -57,3 +57,36 @@ export async function openTestStore(
     },
   }
 }
+
+/**
+ * A JSON call to the provisioner's API as a client makes it: the bearer token (or none with null), a
+ * JSON body (a string is sent as it is), no redirect following. `body` is the parsed JSON answer (null
+ * when the answer is empty or not JSON), `text` the raw one.
+ */
+export interface ApiAnswer {
+  status: number
+  // biome-ignore lint/suspicious/noExplicitAny: tests read whatever JSON the route answers
+  body: any
+  text: string
+  headers: Headers
+}
+
+export function apiCaller(
+  url: () => string,
+  defaultToken: string,
+): (method: string, path: string, body?: unknown, token?: string | null) => Promise<ApiAnswer> {
+  return async (method, path, body, token = defaultToken) => {
+    const headers: Record<string, string> = {}
+    if (token !== null) headers.authorization = `Bearer ${token}`
+    if (body !== undefined) headers['content-type'] = 'application/json'
+    const res = await fetch(`${url()}${path}`, {
+      method,
+      headers,
+      redirect: 'manual',
+      ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
+    })
+    const text = await res.text()
+    const json = text !== '' && /json/.test(res.headers.get('content-type') ?? '')
+    return { status: res.status, body: json ? JSON.parse(text) : null, text, headers: res.headers }
+  }
+}

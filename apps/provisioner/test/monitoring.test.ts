@@ -12,7 +12,7 @@ import { type App, createApp } from '../src/app.ts'
 import { parseConfig } from '../src/config.ts'
 import { consoleHandler } from '../src/console/handler.ts'
 import { type ApiServer, startApiServer } from '../src/http/server.ts'
-import { TEST_KEY } from './helpers.ts'
+import { apiCaller, TEST_KEY } from './helpers.ts'
 import { startWhmcs, type WhmcsWorld } from './whmcs.ts'
 
 /**
@@ -26,18 +26,7 @@ let app: App
 let api: ApiServer
 let whmcs: WhmcsWorld
 
-async function call(method: string, path: string, body?: unknown, token: string | null = TOKEN) {
-  const headers: Record<string, string> = {}
-  if (token !== null) headers.authorization = `Bearer ${token}`
-  if (body !== undefined) headers['content-type'] = 'application/json'
-  const res = await fetch(`${api.url}${path}`, {
-    method,
-    headers,
-    redirect: 'manual',
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  })
-  return { status: res.status, text: await res.text(), headers: res.headers }
-}
+const call = apiCaller(() => api.url, TOKEN)
 
 beforeAll(async () => {
   registerMemoryPanel(host, new MemoryPanel({ apiPassword: 'Metrics-Panel-Pw-1' }))
@@ -179,11 +168,12 @@ describe('GET /metrics on a separate address', () => {
   it('is served there without a token, and not on the API address', async () => {
     const { config } = parseConfig(
       {
-        store: { encryptionKey: TEST_KEY },
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: an environment reference in the config
+        store: { encryptionKey: '${KEY}' },
         http: { listen: '127.0.0.1:0', tokens: [TOKEN] },
         console: { metrics: { listen: '127.0.0.1:0' } },
       },
-      {},
+      { KEY: TEST_KEY },
     )
     const other = await createApp({ config, logStream: null, store: { file: ':memory:' }, builtins: false })
     const otherApi = await startApiServer(other)
@@ -231,7 +221,7 @@ describe('GET /openapi.json', () => {
     const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
     const routes = [...readme.matchAll(/^\| `(GET|POST) (\/[^`?[\s]*)/gm)].map((m) => ({
       method: (m[1] as string).toLowerCase(),
-      path: (m[2] as string).replace(/:id/g, '{id}'),
+      path: (m[2] as string).replace(/:(\w+)/g, '{$1}'),
     }))
     expect(routes.length).toBeGreaterThanOrEqual(12)
     for (const route of routes)
@@ -241,7 +231,10 @@ describe('GET /openapi.json', () => {
     const sid = services[0].serviceId as string
     for (const [path, ops] of Object.entries(doc.paths as Record<string, Record<string, unknown>>)) {
       for (const method of Object.keys(ops)) {
-        const concrete = path.replace('{id}', path.startsWith('/v1/clients') ? '1' : sid)
+        const concrete = path
+          .replace('{id}', path.startsWith('/v1/clients') ? '1' : sid)
+          .replace('{action}', 'suspend')
+          .replace('{name}', 'status')
         const res = await call(method.toUpperCase(), concrete, method === 'post' ? {} : undefined)
         const unrouted = res.status === 405 || (res.status === 404 && /No endpoint/.test(res.text))
         expect(unrouted, `${method} ${path} -> ${res.status} ${res.text.slice(0, 120)}`).toBe(false)

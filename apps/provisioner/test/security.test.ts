@@ -11,7 +11,7 @@ import { parseConfig } from '../src/config.ts'
 import { countJobs, listJobs } from '../src/engine/jobs.ts'
 import { getService } from '../src/engine/services.ts'
 import { type ApiServer, startApiServer } from '../src/http/server.ts'
-import { TEST_KEY } from './helpers.ts'
+import { apiCaller, TEST_KEY } from './helpers.ts'
 import { startWhmcs, type WhmcsWorld } from './whmcs.ts'
 
 /**
@@ -34,19 +34,7 @@ let s1 = ''
 let s2 = ''
 let client1 = 0
 
-async function call(method: string, path: string, body?: unknown, token: string | null = ADMIN) {
-  const headers: Record<string, string> = {}
-  if (token !== null) headers.authorization = `Bearer ${token}`
-  if (body !== undefined) headers['content-type'] = 'application/json'
-  const res = await fetch(`${api.url}${path}`, {
-    method,
-    headers,
-    redirect: 'manual',
-    ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
-  })
-  const text = await res.text()
-  return { status: res.status, body: text ? JSON.parse(text) : null, text, headers: res.headers }
-}
+const call = apiCaller(() => api.url, ADMIN)
 
 beforeAll(async () => {
   panel = registerMemoryPanel(host, new MemoryPanel({ apiPassword: 'Panel-Pw-55' }))

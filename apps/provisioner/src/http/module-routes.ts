@@ -68,12 +68,14 @@ class ModuleError extends Error {
   }
 }
 
-const WhmcsIdSchema = z.union([z.number().int().positive(), z.string().regex(/^\d{1,12}$/)]).transform(String)
+export const WhmcsIdSchema = z
+  .union([z.number().int().positive(), z.string().regex(/^\d{1,12}$/)])
+  .transform(String)
 const ServiceIdSchema = z.string().regex(/^\d{1,12}$/, 'must be a WHMCS service id')
 const TextSchema = z.string().max(1000)
 const ValueSchema = z.union([z.string().max(1000), z.number()]).transform(String)
 
-const LifecycleActionSchema = z.enum([
+export const LifecycleActionSchema = z.enum([
   'create',
   'suspend',
   'unsuspend',
@@ -84,7 +86,7 @@ const LifecycleActionSchema = z.enum([
 type LifecycleAction = z.infer<typeof LifecycleActionSchema>
 
 /** The `$params` a lifecycle call carries (module-parameters.md names: userid, pid, configoptions, …). */
-const IntentBodySchema = z
+export const IntentBodySchema = z
   .object({
     clientId: WhmcsIdSchema,
     productId: WhmcsIdSchema,
@@ -103,10 +105,10 @@ const IntentBodySchema = z
   })
   .strict()
 
-const SsoBodySchema = z
+export const SsoBodySchema = z
   .object({ clientId: WhmcsIdSchema, audience: z.enum(['client', 'admin']).default('client') })
   .strict()
-const ActionBodySchema = z
+export const ActionBodySchema = z
   .object({
     clientId: WhmcsIdSchema,
     audience: z.enum(['client', 'admin']).default('admin'),

@@ -1,5 +1,12 @@
 import { z } from 'zod'
 import {
+  IntentBodySchema,
+  LifecycleActionSchema,
+  ActionBodySchema as ModuleActionBodySchema,
+  SsoBodySchema,
+  WhmcsIdSchema,
+} from './module-routes.ts'
+import {
   ActionBodySchema,
   CreditBodySchema,
   RetryBodySchema,
@@ -171,6 +178,44 @@ export function buildOpenApi(): Json {
           ok: 'Accepted',
         }),
       },
+      // The WHMCS server module's routes (module-routes.ts).
+      '/v1/module/info': { get: op("The module's TestConnection and product loader") },
+      '/v1/module/usage': { get: op('Disk and bandwidth of every provisioned service (UsageUpdate)') },
+      '/v1/module/services/{id}': {
+        get: op('The WHMCS admin tab: state, last job, pipeline step', {
+          params: [moduleId, moduleClient],
+        }),
+      },
+      '/v1/module/services/{id}/{action}': {
+        post: op('A WHMCS module lifecycle call', {
+          params: [
+            moduleId,
+            { name: 'action', in: 'path', required: true, schema: schema(LifecycleActionSchema) },
+          ],
+          body: IntentBodySchema,
+        }),
+      },
+      '/v1/module/services/{id}/client-area': {
+        get: op("The client area's overview data", { params: [moduleId, moduleClient] }),
+      },
+      '/v1/module/services/{id}/sso': {
+        post: op('Single sign-on URL for the client or an admin', {
+          params: [moduleId],
+          body: SsoBodySchema,
+        }),
+      },
+      '/v1/module/services/{id}/actions': {
+        get: op("The connector's custom actions", { params: [moduleId, moduleClient] }),
+      },
+      '/v1/module/services/{id}/actions/{name}': {
+        post: op('Run one custom action', {
+          params: [moduleId, { name: 'name', in: 'path', required: true, schema: { type: 'string' } }],
+          body: ModuleActionBodySchema,
+        }),
+      },
     },
   }
 }
+
+const moduleId = { name: 'id', in: 'path', required: true, schema: { type: 'string' } }
+const moduleClient = { name: 'clientId', in: 'query', required: true, schema: schema(WhmcsIdSchema) }
