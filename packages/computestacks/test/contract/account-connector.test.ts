@@ -1,6 +1,6 @@
 import type { ServiceContextInput } from '@panelkit/core'
 import { runContractSuite } from '@panelkit/core/contract'
-import { computestacksAccountConnector } from '../../src/index.ts'
+import { computeStacksAccountConnector } from '../../src/index.ts'
 import { startComputeStacksSimulator } from '../../src/testing/index.ts'
 
 let n = 0
@@ -9,7 +9,7 @@ let n = 0
 // suspend-only default is covered in connector.test.ts.
 runContractSuite({
   name: 'computestacks-account',
-  connector: computestacksAccountConnector,
+  connector: computeStacksAccountConnector,
   async setup() {
     const sim = await startComputeStacksSimulator({ userGroups: ['starter', 'pro'] })
     const pro = [...sim.userGroups.values()].find((g) => g.name === 'pro')
