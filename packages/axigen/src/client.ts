@@ -24,6 +24,10 @@ export const DEFAULT_PORT = 7000
 export const DEFAULT_SECURE_PORT = 7001
 
 const PemSchema = z.union([z.string(), z.instanceof(Buffer)])
+const CaSchema = z.union([PemSchema, z.array(PemSchema)])
+const FingerprintSchema = z
+  .string()
+  .regex(/^([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$/, 'must be a SHA-256 fingerprint (AA:BB:… or hex)')
 
 export const AxigenClientOptionsSchema = z.object({
   host: z.string().min(1),
@@ -36,16 +40,31 @@ export const AxigenClientOptionsSchema = z.object({
   secure: z.boolean().default(false),
   username: z.string().min(1),
   password: z.string(),
-  ca: z.union([PemSchema, z.array(PemSchema)]).optional(),
-  fingerprint256: z
-    .string()
-    .regex(/^([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$/, 'must be a SHA-256 fingerprint (AA:BB:… or hex)')
+  /**
+   * Certificate trust with `secure`, the same names as the REST clients' `tls` option: `ca` (PEM CA
+   * certificates to trust), `fingerprint` (pin the server certificate's SHA-256 fingerprint) or
+   * `insecure` (accept any certificate; warns once).
+   */
+  tls: z
+    .object({
+      ca: CaSchema.optional(),
+      fingerprint: FingerprintSchema.optional(),
+      insecure: z.boolean().optional(),
+    })
     .optional(),
-  insecure: z.boolean().default(false),
+  /** @deprecated use `tls.ca` */
+  ca: CaSchema.optional(),
+  /** @deprecated use `tls.fingerprint` */
+  fingerprint256: FingerprintSchema.optional(),
+  /** @deprecated use `tls.insecure` */
+  insecure: z.boolean().optional(),
   servername: z.string().optional(),
   connectTimeoutMs: z.number().int().positive().default(10_000),
   greetingTimeoutMs: z.number().int().positive().default(10_000),
-  commandTimeoutMs: z.number().int().positive().default(30_000),
+  /** Time limit for one command, from sending it to the end of its reply. Default 30 s. */
+  timeoutMs: z.number().int().positive().optional(),
+  /** @deprecated use `timeoutMs` */
+  commandTimeoutMs: z.number().int().positive().optional(),
   socketIdleTimeoutMs: z.number().int().nonnegative().optional(),
   probeVersion: z.boolean().default(true),
   maxLineBytes: z.number().int().positive().optional(),
@@ -258,11 +277,13 @@ export function createAxigenClient(options: AxigenClientOptions): AxigenClient {
     host: o.host,
     port,
     secure: o.secure,
-    insecure: o.insecure,
+    insecure: o.tls?.insecure ?? o.insecure ?? false,
     connectTimeoutMs: o.connectTimeoutMs,
   }
-  if (o.ca !== undefined) transportOptions.ca = o.ca
-  if (o.fingerprint256 !== undefined) transportOptions.fingerprint256 = o.fingerprint256
+  const ca = o.tls?.ca ?? o.ca
+  if (ca !== undefined) transportOptions.ca = ca
+  const fingerprint = o.tls?.fingerprint ?? o.fingerprint256
+  if (fingerprint !== undefined) transportOptions.fingerprint256 = fingerprint
   if (o.servername !== undefined) transportOptions.servername = o.servername
   if (o.socketIdleTimeoutMs !== undefined) transportOptions.socketIdleTimeoutMs = o.socketIdleTimeoutMs
   if (options.onWarning) transportOptions.onWarning = options.onWarning
@@ -278,7 +299,7 @@ export function createAxigenClient(options: AxigenClientOptions): AxigenClient {
         password: o.password,
         probeVersion: o.probeVersion,
         greetingTimeoutMs: o.greetingTimeoutMs,
-        commandTimeoutMs: o.commandTimeoutMs,
+        commandTimeoutMs: o.timeoutMs ?? o.commandTimeoutMs ?? 30_000,
         framer,
       }),
     Object.fromEntries(Object.entries(o.pool).filter(([, v]) => v !== undefined)),

@@ -24,6 +24,7 @@ export {
 } from './client.ts'
 export {
   type ComputeStacksAccountSettings,
+  computeStacksAccountConnector,
   computestacksAccountConnector,
   loadUserGroupChoices,
 } from './connector/account.ts'

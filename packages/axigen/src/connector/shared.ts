@@ -15,11 +15,17 @@ import { AxigenDialectSchema } from '../dialect.ts'
 export const AxigenServerOptionsSchema = z
   .object({
     ca: z.string().optional(),
+    /** SHA-256 fingerprint of the CLI listener's certificate: only that certificate is trusted. */
+    fingerprint: z.string().optional(),
+    /** @deprecated use `fingerprint` */
     fingerprint256: z.string().optional(),
     insecure: z.boolean().optional(),
     servername: z.string().optional(),
     connectTimeoutMs: z.coerce.number().int().positive().optional(),
     greetingTimeoutMs: z.coerce.number().int().positive().optional(),
+    /** Time limit for one command. */
+    timeoutMs: z.coerce.number().int().positive().optional(),
+    /** @deprecated use `timeoutMs` */
     commandTimeoutMs: z.coerce.number().int().positive().optional(),
     poolMax: z.coerce.number().int().positive().max(64).optional(),
     probeVersion: z.boolean().optional(),
@@ -104,18 +110,17 @@ export class ClientCache {
         recorder: calls,
         pool: { max: o.poolMax ?? 4 },
       }
-      for (const k of [
-        'ca',
-        'fingerprint256',
-        'insecure',
-        'servername',
-        'connectTimeoutMs',
-        'greetingTimeoutMs',
-        'commandTimeoutMs',
-        'probeVersion',
-      ] as const) {
+      for (const k of ['servername', 'connectTimeoutMs', 'greetingTimeoutMs', 'probeVersion'] as const) {
         if (o[k] !== undefined) (options as Record<string, unknown>)[k] = o[k]
       }
+      const tls: NonNullable<typeof options.tls> = {}
+      if (o.ca !== undefined) tls.ca = o.ca
+      const fingerprint = o.fingerprint ?? o.fingerprint256
+      if (fingerprint !== undefined) tls.fingerprint = fingerprint
+      if (o.insecure !== undefined) tls.insecure = o.insecure
+      if (Object.keys(tls).length > 0) options.tls = tls
+      const timeoutMs = o.timeoutMs ?? o.commandTimeoutMs
+      if (timeoutMs !== undefined) options.timeoutMs = timeoutMs
       const dialect: Record<string, unknown> = {}
       for (const k of DIALECT_KEYS) if (o[k] !== undefined) dialect[k] = o[k]
       options.dialect = dialect

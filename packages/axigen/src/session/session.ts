@@ -267,7 +267,7 @@ export class CliSession {
       const shown = command?.masked ?? line.split(' ')[0]
       return new TimeoutError(
         `The Axigen CLI at ${transport.description} did not answer ${shown} within ${timeoutMs} ms; ` +
-          'the connection was closed (raise commandTimeoutMs for long jobs).',
+          'the connection was closed (raise timeoutMs for long jobs).',
         { details: { diagnosis: 'command-timeout' } },
       )
     })

@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto'
 import net from 'node:net'
 import tls from 'node:tls'
 import {
@@ -148,6 +149,18 @@ export class AxigenSimulator {
 
   get host(): string {
     return this.options.host ?? '127.0.0.1'
+  }
+
+  /** The PEM certificate of the TLS listener (the `tls.cert` it was started with), for the client's `tls.ca`. */
+  get ca(): string | undefined {
+    const cert = this.options.tls?.cert
+    return cert === undefined ? undefined : cert.toString()
+  }
+
+  /** The SHA-256 fingerprint of that certificate, for the client's `tls.fingerprint`. */
+  get fingerprint(): string | undefined {
+    const ca = this.ca
+    return ca === undefined ? undefined : new X509Certificate(ca).fingerprint256
   }
 
   async listen(): Promise<this> {

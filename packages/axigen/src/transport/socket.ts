@@ -98,8 +98,8 @@ export function classifySocketError(error: unknown, where: string, secure: boole
   }
   if (CERT_CODES.has(code)) {
     return new ConnectionError(
-      `The TLS certificate of ${where} is not trusted (${code}). Pass the issuing CA (ca option), pin the ` +
-        `certificate's SHA-256 fingerprint (fingerprint256 option), or fix the certificate's name and dates.`,
+      `The TLS certificate of ${where} is not trusted (${code}). Pass the issuing CA (tls.ca option), pin the ` +
+        `certificate's SHA-256 fingerprint (tls.fingerprint option), or fix the certificate's name and dates.`,
       { cause: error, retryable: false, details: { diagnosis: 'certificate', code } },
     )
   }
@@ -187,8 +187,8 @@ export function socketTransportFactory(options: SocketTransportOptions): Transpo
       ((m: string) =>
         process.emitWarning(m, { code: 'PANELKIT_AXIGEN_INSECURE_TLS', type: 'SecurityWarning' }))
     warn(
-      `Axigen client: TLS certificate verification is disabled for ${where} (insecure option); ` +
-        'anyone on the path can read the admin password. Use ca or fingerprint256 instead.',
+      `Axigen client: TLS certificate verification is disabled for ${where} (tls.insecure option); ` +
+        'anyone on the path can read the admin password. Use tls.ca or tls.fingerprint instead.',
     )
   }
   if (!options.secure && !plaintextWarned && !isLoopback(options.host)) {
@@ -198,8 +198,8 @@ export function socketTransportFactory(options: SocketTransportOptions): Transpo
       ((m: string) => process.emitWarning(m, { code: 'PANELKIT_AXIGEN_PLAINTEXT', type: 'SecurityWarning' }))
     warn(
       `Axigen client: the CLI connection to ${where} is plain text (secure: false); the admin password and ` +
-        'every service password travel in clear. Enable TLS on the CLI listener and set secure (with ca or ' +
-        'fingerprint256), or reach the CLI through an SSH tunnel to localhost.',
+        'every service password travel in clear. Enable TLS on the CLI listener and set secure (with tls.ca or ' +
+        'tls.fingerprint), or reach the CLI through an SSH tunnel to localhost.',
     )
   }
   return (signal) =>

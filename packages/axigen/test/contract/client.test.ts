@@ -128,12 +128,20 @@ describe('client against the simulator', () => {
   })
 
   it('a slow command hits the per-command timeout, and the session is replaced', async () => {
-    const c = client({ commandTimeoutMs: 100, pool: { max: 1 } })
+    const c = client({ timeoutMs: 100, pool: { max: 1 } })
     await c.domains.list()
     sim.faults.slowCommands = { match: /^LIST AllDomains/, delayMs: 400 }
     expect(await code(c.domains.list())).toBe('PANELKIT_ERR_TIMEOUT')
     sim.faults = {}
     expect(await c.domains.list()).toHaveLength(1)
+  })
+
+  it('still honours the deprecated commandTimeoutMs', async () => {
+    const c = client({ commandTimeoutMs: 100, pool: { max: 1 } })
+    await c.domains.list()
+    sim.faults.slowCommands = { match: /^LIST AllDomains/, delayMs: 400 }
+    expect(await code(c.domains.list())).toBe('PANELKIT_ERR_TIMEOUT')
+    sim.faults = {}
   })
 
   it('waits through a delayed prompt', async () => {
@@ -265,12 +273,20 @@ describe('TLS', () => {
 
   it('refuses an untrusted certificate with an actionable message', async () => {
     const c = client({ port: sim.tlsPort, secure: true })
-    await expect(c.domains.list()).rejects.toThrow(/not trusted.*ca option.*fingerprint256/s)
+    await expect(c.domains.list()).rejects.toThrow(/not trusted.*tls\.ca option.*tls\.fingerprint/s)
   })
 
   it('accepts a pinned fingerprint and refuses a wrong one', async () => {
-    const ok = client({ port: sim.tlsPort, secure: true, fingerprint256: cert.fingerprint256 })
+    expect(sim.fingerprint).toBe(cert.fingerprint256)
+    const ok = client({ port: sim.tlsPort, secure: true, tls: { fingerprint: sim.fingerprint ?? '' } })
     expect(await ok.domains.list()).toHaveLength(1)
+    const wrong = client({ port: sim.tlsPort, secure: true, tls: { fingerprint: 'AB:'.repeat(31) + 'AB' } })
+    await expect(wrong.domains.list()).rejects.toThrow(/does not match the pinned SHA-256 fingerprint/)
+  })
+
+  it('still honours the deprecated top-level fingerprint256', async () => {
+    const pinned = client({ port: sim.tlsPort, secure: true, fingerprint256: cert.fingerprint256 })
+    expect(await pinned.domains.list()).toHaveLength(1)
     const wrong = client({ port: sim.tlsPort, secure: true, fingerprint256: 'AB:'.repeat(31) + 'AB' })
     await expect(wrong.domains.list()).rejects.toThrow(/does not match the pinned SHA-256 fingerprint/)
   })

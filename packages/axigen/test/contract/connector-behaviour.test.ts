@@ -380,6 +380,15 @@ for (const variation of VARIANTS) {
         )
       })
 
+      it('server.options fingerprint pins the TLS listener (fingerprint256 still works)', async () => {
+        const pinned = { port: tlsPort, secure: true }
+        expect(await diagnose({ ...pinned, options: { fingerprint: sim.fingerprint } })).toBe('ok 10.6.30')
+        expect(await diagnose({ ...pinned, options: { fingerprint256: sim.fingerprint } })).toBe('ok 10.6.30')
+        expect(await diagnose({ ...pinned, options: { fingerprint: 'AB:'.repeat(31) + 'AB' } })).toMatch(
+          /^CONNECTION: .*pinned SHA-256 fingerprint/,
+        )
+      })
+
       it('authentication failed', async () => {
         expect(await diagnose({ password: 'not-the-password' })).toMatch(
           /^AUTH: .*username or password is wrong.*WebAdmin/,

@@ -731,7 +731,8 @@ async function linkAccount(
   }
 }
 
-export const computestacksAccountConnector = defineConnector({
+/** One billing service = one ComputeStacks user (id `computestacks-account`). */
+export const computeStacksAccountConnector = defineConnector({
   id: 'computestacks-account',
   metadata: {
     displayName: 'ComputeStacks Account',
@@ -998,6 +999,10 @@ export const computestacksAccountConnector = defineConnector({
     },
   },
 })
+
+/** @deprecated use `computeStacksAccountConnector` */
+export const computestacksAccountConnector: typeof computeStacksAccountConnector =
+  computeStacksAccountConnector
 
 export type { Resources as ComputeStacksResources, Service as ComputeStacksService }
 export { ownedBy as isTiedToService }

@@ -515,11 +515,25 @@ export class ComputeStacksSimulator {
     return `127.0.0.1:${this.port}`
   }
 
+  /** @deprecated use `ca` */
   cert = ''
+
+  /** The PEM certificate the simulator serves (self-signed): pass it as the client's `tls.ca`. */
+  get ca(): string {
+    return this.cert
+  }
+
+  /** The SHA-256 fingerprint of that certificate, for `tls.fingerprint`. */
+  get fingerprint(): string {
+    return this.certFingerprint
+  }
+
+  private certFingerprint = ''
 
   async listen(): Promise<this> {
     const certificate = await generateTestCertificate()
     this.cert = certificate.cert
+    this.certFingerprint = certificate.fingerprint256
     const server = createServer({ key: certificate.key, cert: certificate.cert }, (req, res) => {
       this.handle(req, res).catch((error: unknown) => {
         if (!res.headersSent) {

@@ -1,6 +1,6 @@
 import type { ServiceContextInput } from '@panelkit/core'
 import { runContractSuite } from '@panelkit/core/contract'
-import { computestacksAccountConnector } from '../../src/index.ts'
+import { computeStacksAccountConnector } from '../../src/index.ts'
 import { type SimUser, startComputeStacksSimulator } from '../../src/testing/index.ts'
 import { plantUntiedAccountWithServiceEmail } from './foreign-account.ts'
 
@@ -10,7 +10,7 @@ let n = 0
 // suspend-only default is covered in connector.test.ts.
 runContractSuite({
   name: 'computestacks-account',
-  connector: computestacksAccountConnector,
+  connector: computeStacksAccountConnector,
   foreignResource: true,
   interruptions: true,
   async setup() {

@@ -1,12 +1,12 @@
 import { createConnector, MemoryLogSink, type Result, type ServiceContextInput } from '@panelkit/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { computestacksAccountConnector } from '../../src/index.ts'
+import { computeStacksAccountConnector } from '../../src/index.ts'
 import { type ComputeStacksSimulator, startComputeStacksSimulator } from '../../src/testing/index.ts'
 import { visit } from './helpers.ts'
 
 let sim: ComputeStacksSimulator
 const sink = new MemoryLogSink(100_000)
-const connector = createConnector(computestacksAccountConnector, { sink })
+const connector = createConnector(computeStacksAccountConnector, { sink })
 let server: {
   hostname: string
   port: number
@@ -446,7 +446,7 @@ describe('server operations', () => {
   })
 
   it('OAuth2 tokens are cached per server across invocations and refreshed once on a 401', async () => {
-    const local = createConnector(computestacksAccountConnector)
+    const local = createConnector(computeStacksAccountConnector)
     const oauth = {
       ...server,
       options: {

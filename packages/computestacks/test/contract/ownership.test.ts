@@ -1,6 +1,6 @@
 import { createConnector, MemoryLogSink, type Result, type ServiceContextInput } from '@panelkit/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { computestacksAccountConnector } from '../../src/index.ts'
+import { computeStacksAccountConnector } from '../../src/index.ts'
 import {
   type ComputeStacksSimulator,
   type SimUser,
@@ -16,7 +16,7 @@ import { plantAccountTiedElsewhereByExternalId } from './foreign-account.ts'
  */
 let sim: ComputeStacksSimulator
 const sink = new MemoryLogSink(100_000)
-const connector = createConnector(computestacksAccountConnector, { sink })
+const connector = createConnector(computeStacksAccountConnector, { sink })
 let server: {
   hostname: string
   port: number

@@ -29,7 +29,7 @@ describe('TLS options', () => {
   })
 
   it('tls.ca, and the deprecated top-level ca, trust the simulator', async () => {
-    const viaTls = createComputeStacksClient({ host: sim.host, auth: auth(), tls: { ca: sim.cert } })
+    const viaTls = createComputeStacksClient({ host: sim.host, auth: auth(), tls: { ca: sim.ca } })
     await expect(viaTls.version()).resolves.toBeDefined()
     await viaTls.close()
     const { client } = clientFor(sim)
@@ -38,7 +38,9 @@ describe('TLS options', () => {
   })
 
   it('pins the certificate fingerprint and refuses any other', async () => {
-    const fingerprint = new X509Certificate(sim.cert).fingerprint256
+    const fingerprint = sim.fingerprint
+    expect(fingerprint).toBe(new X509Certificate(sim.ca).fingerprint256)
+    expect(sim.cert).toBe(sim.ca) // the deprecated name
     const pinned = createComputeStacksClient({ host: sim.host, auth: auth(), tls: { fingerprint } })
     await expect(pinned.version()).resolves.toBeDefined()
     await pinned.close()

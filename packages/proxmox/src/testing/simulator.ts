@@ -327,7 +327,9 @@ export class ProxmoxSimulator {
   private pidCounter = 0x1000
   private vncPort = 5900
   private cert = ''
+  /** @deprecated use `fingerprint` */
   fingerprint256 = ''
+  /** `https://127.0.0.1:{port}` once started. */
   url = ''
   readonly version: string
 
@@ -454,6 +456,17 @@ export class ProxmoxSimulator {
     return Number(new URL(this.url).port)
   }
 
+  /** The PEM certificate the simulator serves (self-signed): pass it as the client's `tls.ca`. */
+  get ca(): string {
+    return this.cert
+  }
+
+  /** The SHA-256 fingerprint of that certificate, for `tls.fingerprint`. */
+  get fingerprint(): string {
+    return this.fingerprint256
+  }
+
+  /** @deprecated use `ca` */
   get certificate(): string {
     return this.cert
   }

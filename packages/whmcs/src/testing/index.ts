@@ -29,5 +29,6 @@ export {
   type SimCredential,
   type SimulatorOptions,
   type SimulatorQuirks,
+  startWhmcsSimulator,
   WhmcsSimulator,
 } from './simulator.ts'

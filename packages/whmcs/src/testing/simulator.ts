@@ -362,8 +362,15 @@ export class WhmcsSimulator {
   private server: Server | ReturnType<typeof createHttpServer> | undefined
   private readonly sockets = new Set<Socket>()
   private port = 0
+  /** The PEM certificate the simulator serves (self-signed): pass it as the client's `tls.ca`. */
   ca = ''
+  /** @deprecated use `fingerprint` */
   fingerprint256 = ''
+
+  /** The SHA-256 fingerprint of that certificate, for `tls.fingerprint`. */
+  get fingerprint(): string {
+    return this.fingerprint256
+  }
 
   constructor(options: SimulatorOptions = {}) {
     this.options = options
@@ -2106,6 +2113,10 @@ function insertSorted(index: Map<number, number[]>, key: number, id: number): vo
 }
 
 /** Starts a simulator on 127.0.0.1 with a fresh certificate. */
-export async function createWhmcsSimulator(options: SimulatorOptions = {}): Promise<WhmcsSimulator> {
+export async function startWhmcsSimulator(options: SimulatorOptions = {}): Promise<WhmcsSimulator> {
   return new WhmcsSimulator(options).start()
 }
+
+/** @deprecated use `startWhmcsSimulator` */
+export const createWhmcsSimulator: (options?: SimulatorOptions) => Promise<WhmcsSimulator> =
+  startWhmcsSimulator

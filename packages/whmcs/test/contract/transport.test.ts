@@ -95,7 +95,9 @@ describe('TLS', () => {
   })
 
   it('pins the certificate fingerprint and refuses any other', async () => {
-    const pinned = client({ tls: { fingerprint: new X509Certificate(sim.ca).fingerprint256 } })
+    expect(sim.fingerprint).toBe(new X509Certificate(sim.ca).fingerprint256)
+    expect(sim.fingerprint256).toBe(sim.fingerprint) // the deprecated name
+    const pinned = client({ tls: { fingerprint: sim.fingerprint } })
     await expect(pinned.getClients()).resolves.toBeDefined()
     await pinned.close()
     const wrong = client({ tls: { fingerprint: `${'CD:'.repeat(31)}CD` } })
