@@ -219,7 +219,9 @@ describe('HTTP layer', () => {
     expect(writes).toBe(1)
     // … while one that only sets values is (three attempts in all).
     writes = 0
-    await client.api.vmConfigUpdate({ node: 'pve1', vmid: 100, description: 'resent' }).catch((e: unknown) => e)
+    await client.api
+      .vmConfigUpdate({ node: 'pve1', vmid: 100, description: 'resent' })
+      .catch((e: unknown) => e)
     expect(writes).toBe(3)
   })
 
