@@ -5,7 +5,7 @@ import type { SimulatorTexts } from './texts.ts'
  * Legal differences between Axigen servers that the protocol notes leave open. The default simulator
  * prints one shape of everything; each switch here makes it print or refuse another shape a real server
  * may have, so a client proven against every variation does not depend on the simulator's choices.
- * Each field names the section of `../shared/protocols/axigen.md` that leaves it open.
+ * Each field names the section of the Axigen protocol notes (axigen.md in the project's notes) that leaves it open.
  */
 export interface SimulatorVariations {
   /** Column layout of every table (§2.4, §7.4: widths unknown). Default `aligned`. */
