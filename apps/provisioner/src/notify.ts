@@ -150,37 +150,31 @@ function createNotifier(app: App): Notifier | undefined {
     )
   })
 
-  const sync = engine.sync.bind(engine)
-  engine.sync = async (...args: Parameters<typeof engine.sync>) => {
-    const at = Date.now()
-    try {
-      const summary = await sync(...args)
-      if (!summary.complete && summary.pass === 'full')
-        track(
-          notifier.notify(
-            `sync-failed:${at}`,
-            {
-              event: 'sync-failed',
-              reason: `the pass could not read every WHMCS page: ${summary.errors
-                .slice(0, 3)
-                .map((e) => `${e.stage} ${e.code}: ${e.message}`)
-                .join('; ')}`,
-            },
-            '/console/drift',
-          ),
-        )
-      return summary
-    } catch (error) {
-      const f = toFailure(error, redactor)
+  engine.on((event) => {
+    if (event.type === 'sync-done' && !event.summary.complete && event.summary.pass === 'full')
       track(
         notifier.notify(
-          `sync-failed:${at}`,
+          `sync-failed:${event.startedAt}`,
+          {
+            event: 'sync-failed',
+            reason: `the pass could not read every WHMCS page: ${event.summary.errors
+              .slice(0, 3)
+              .map((e) => `${e.stage} ${e.code}: ${e.message}`)
+              .join('; ')}`,
+          },
+          '/console/drift',
+        ),
+      )
+    else if (event.type === 'sync-failed') {
+      const f = toFailure(event.error, redactor)
+      track(
+        notifier.notify(
+          `sync-failed:${event.startedAt}`,
           { event: 'sync-failed', reason: `${f.code}: ${f.detail}` },
           '/console',
         ),
       )
-      throw error
     }
-  }
+  })
   return notifier
 }

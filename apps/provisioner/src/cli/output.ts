@@ -71,6 +71,7 @@ export function narrate(write: (line: string) => void, options: { showWriteBack?
   // reaches a resting state, so a block reads like one cron tick of one service.
   const blocks = new Map<number, string[]>()
   return (event: EngineEvent) => {
+    if (!('job' in event)) return // sync passes are narrated by the sync command itself
     const job = event.job
     const title = TITLES[job.operation] ?? job.operation
     if (

@@ -82,6 +82,11 @@ export type EngineEvent =
   | { type: 'job-retry'; job: Job; error: Failure; runAfter: number }
   | { type: 'job-parked'; job: Job; error: Failure }
   | { type: 'job-cancelled'; job: Job; reason: string }
+  | { type: 'sync-done'; pass: SyncPassKind; startedAt: number; durationMs: number; summary: SyncSummary }
+  | { type: 'sync-failed'; pass: SyncPassKind; startedAt: number; durationMs: number; error: unknown }
+
+/** Which sync a pass was: every service, one client's (by id or login email), or one service. */
+export type SyncPassKind = 'full' | 'client' | 'service'
 
 export interface EngineOptions {
   store: Store
@@ -320,10 +325,21 @@ export class Engine {
       whmcs?: WhmcsClient
     } = {},
   ): Promise<SyncSummary> {
-    const source =
-      options.source ??
-      (options.serviceId ? 'sync-service' : options.clientId || options.email ? 'sync-client' : 'sync')
-    return withCallSource(source, () => this.syncPass(options, source))
+    const pass: SyncPassKind = options.serviceId
+      ? 'service'
+      : options.clientId || options.email
+        ? 'client'
+        : 'full'
+    const source = options.source ?? (pass === 'full' ? 'sync' : `sync-${pass}`)
+    const startedAt = Date.now()
+    try {
+      const summary = await withCallSource(source, () => this.syncPass(options, source))
+      this.emit({ type: 'sync-done', pass, startedAt, durationMs: Date.now() - startedAt, summary })
+      return summary
+    } catch (error) {
+      this.emit({ type: 'sync-failed', pass, startedAt, durationMs: Date.now() - startedAt, error })
+      throw error
+    }
   }
 
   private async syncPass(options: Parameters<Engine['sync']>[0] & {}, source: string): Promise<SyncSummary> {

@@ -113,6 +113,7 @@ export function createAppMetrics(app: App): AppMetrics {
   // ---- observed in this process ---------------------------------------------------------------------
   const started = new Map<number, { at: number; connector: string }>()
   engine.on((event) => {
+    if (!('job' in event)) return // sync passes: below
     const op = event.job.operation
     if (event.type === 'job-started') {
       started.set(event.job.id, {
@@ -143,26 +144,20 @@ export function createAppMetrics(app: App): AppMetrics {
     if (entry.outcome === 'error') callErrors.inc(labels)
     write(entry)
   }
-  const sync = engine.sync.bind(engine)
-  engine.sync = async (...args: Parameters<typeof engine.sync>) => {
-    const at = Date.now()
-    const pass = args[0]?.serviceId ? 'service' : args[0]?.clientId || args[0]?.email ? 'client' : 'full'
-    try {
-      const summary = await sync(...args)
-      const ok = summary.errors.length === 0
-      syncDuration.observe({ pass, outcome: ok ? 'ok' : 'errors' }, (Date.now() - at) / 1000)
-      if (pass === 'full') {
-        last = { at, ok, summary }
-        if (ok) lastOkAt = at
-        syncSeen.set(summary.servicesSeen)
-      }
-      return summary
-    } catch (error) {
-      syncDuration.observe({ pass, outcome: 'failed' }, (Date.now() - at) / 1000)
-      if (pass === 'full') last = { at, ok: false, error: String((error as Error)?.message ?? error) }
-      throw error
+  engine.on((event) => {
+    if (event.type !== 'sync-done' && event.type !== 'sync-failed') return
+    const ok = event.type === 'sync-done' && event.summary.errors.length === 0
+    const outcome = event.type === 'sync-failed' ? 'failed' : ok ? 'ok' : 'errors'
+    syncDuration.observe({ pass: event.pass, outcome }, event.durationMs / 1000)
+    if (event.pass !== 'full') return
+    if (event.type === 'sync-done') {
+      last = { at: event.startedAt, ok, summary: event.summary }
+      if (ok) lastOkAt = event.startedAt
+      syncSeen.set(event.summary.servicesSeen)
+    } else {
+      last = { at: event.startedAt, ok: false, error: String((event.error as Error)?.message ?? event.error) }
     }
-  }
+  })
 
   // ---- read from the store at scrape time ----------------------------------------------------------
   async function collect(): Promise<void> {
