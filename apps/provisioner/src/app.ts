@@ -1,5 +1,11 @@
 import type { Writable } from 'node:stream'
-import { createCallRecorder, createRedactor, type ModuleLogSink, type Redactor } from '@panelkit/core'
+import {
+  createCallRecorder,
+  createRedactor,
+  type ModuleLogSink,
+  type Redactor,
+  toFailure,
+} from '@panelkit/core'
 import { createWhmcsClient, type WhmcsClient } from '@panelkit/whmcs'
 import { type Config, ConfigError } from './config.ts'
 import { productSettingsIssues } from './config-lint.ts'
@@ -38,6 +44,12 @@ export interface App {
   engine: Engine
   redactor: Redactor
   logger: Logger
+  /**
+   * Registers work to do when the app closes (timers, listeners, deliveries under way), before the
+   * engine and the store close. Hooks run once, the last registered first; one that fails is logged
+   * and the rest still run. Returns a function that unregisters the hook.
+   */
+  onClose(hook: () => void | Promise<void>): () => void
   close(): Promise<void>
 }
 
@@ -89,15 +101,34 @@ export async function createApp(options: AppOptions): Promise<App> {
       ...(options.owner !== undefined ? { owner: options.owner } : {}),
       ...(options.onEvent ? { onEvent: options.onEvent } : {}),
     })
+    const hooks: (() => void | Promise<void>)[] = []
+    let closing: Promise<void> | undefined
     return {
       config,
       store,
       engine,
       redactor,
       logger,
-      async close() {
-        await engine.close()
-        await store.close()
+      onClose(hook) {
+        hooks.push(hook)
+        return () => {
+          const i = hooks.indexOf(hook)
+          if (i >= 0) hooks.splice(i, 1)
+        }
+      },
+      close() {
+        closing ??= (async () => {
+          for (const hook of hooks.splice(0).reverse()) {
+            try {
+              await hook()
+            } catch (error) {
+              logger.error('a close hook failed', { error: toFailure(error, redactor) })
+            }
+          }
+          await engine.close()
+          await store.close()
+        })()
+        return closing
       },
     }
   } catch (error) {

@@ -222,6 +222,9 @@ export async function main(argv: string[], extras: CliExtras = {}, io: CliIo = d
           const release = onStopSignals(() => controller.abort(), io.err, drainMs)
           if (opts.once !== true)
             io.out(`worker: running as ${app.engine.owner} (SIGTERM or Ctrl-C stops it)`)
+          // Notifications, and the scheduler's timers for a worker that keeps running (src/background.ts).
+          const { startBackground } = await import('./background.ts')
+          startBackground(app, { scheduler: opts.once !== true })
           try {
             const { ran, released } = await app.engine.runWorker({
               signal: controller.signal,
@@ -566,6 +569,8 @@ export async function main(argv: string[], extras: CliExtras = {}, io: CliIo = d
     const { engine } = app
     const { startApiServer } = await import('./http/server.ts')
     const { toFailure } = await core()
+    const { startBackground } = await import('./background.ts')
+    startBackground(app)
     const api = await startApiServer(app)
     app.logger.info('HTTP API listening', { url: api.url })
     io.out(`provisioner: API on ${api.url}, store ${app.store.location}`)

@@ -212,7 +212,59 @@ export function lintConfig(config: unknown): ConfigIssue[] {
       } else issues.push({ path: pathText(['servers', i, 'options', ...issue.path]), message: issue.message })
     }
   })
+  issues.push(...smtpIssues(c))
   return issues
+}
+
+/**
+ * The e-mail notification block: a port that speaks the other kind of TLS than the one configured
+ * (465 is TLS from the first byte, 587 and 25 upgrade with STARTTLS), and credentials sent in plain
+ * text. Each would otherwise show only at the first notification, which then is lost.
+ */
+function smtpIssues(c: Loose): ConfigIssue[] {
+  const email = ((c.console as Loose | undefined)?.notify as Loose | undefined)?.email as Loose | undefined
+  if (!email || typeof email !== 'object') return []
+  const issues: ConfigIssue[] = []
+  const base = ['console', 'notify', 'email']
+  const port = typeof email.port === 'number' ? email.port : 587
+  if (email.secure === true && (port === 587 || port === 25))
+    issues.push({
+      path: pathText([...base, 'secure']),
+      message: `port ${port} starts in plain text and upgrades with STARTTLS: set secure: false (starttls: required), or use port 465`,
+    })
+  if (email.secure !== true && port === 465)
+    issues.push({
+      path: pathText([...base, 'port']),
+      message: 'port 465 is TLS from the first byte (SMTPS): set secure: true',
+    })
+  if (email.secure !== true && email.starttls === 'never' && email.auth !== undefined)
+    issues.push({
+      path: pathText([...base, 'starttls']),
+      message: 'with starttls: never the SMTP password would cross the network in plain text: use required',
+    })
+  return issues
+}
+
+/**
+ * The SMTP password comes from the environment (`pass: ${NAME}`), never from the configuration file
+ * itself, which is copied and pasted into tickets. Checked on the file as written (before references
+ * are resolved).
+ */
+export function smtpPasswordSource(raw: unknown): ConfigIssue[] {
+  const pass = (
+    (((raw as Loose | null)?.console as Loose | undefined)?.notify as Loose | undefined)?.email as
+      | Loose
+      | undefined
+  )?.auth as Loose | undefined
+  const value = pass?.pass
+  if (typeof value !== 'string' || /^\s*\$\{[A-Za-z_][A-Za-z0-9_]*\}\s*$/.test(value)) return []
+  return [
+    {
+      path: 'console.notify.email.auth.pass',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the message shows an environment reference
+      message: 'must not be written in the configuration file: use a ${NAME} environment reference',
+    },
+  ]
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: definitions of any settings shape are accepted

@@ -8,6 +8,7 @@ import {
   lintConfig,
   looseProducts,
   productSettingsIssues,
+  smtpPasswordSource,
   unknownKeyIssues,
 } from './config-lint.ts'
 import { ConsoleConfigSchema, SchedulesConfigSchema } from './console/config.ts'
@@ -362,7 +363,7 @@ export function parseConfig(
   const issues: ConfigIssue[] = []
   const secrets: string[] = []
   const resolved = resolveEnv(raw, env, issues, [], secrets)
-  issues.push(...encryptionKeySource(raw, resolved, baseDir))
+  issues.push(...encryptionKeySource(raw, resolved, baseDir), ...smtpPasswordSource(raw))
   const parsed = ConfigSchema.safeParse(resolved)
   // Strictness lives apart from the schema (config-lint.ts): unknown keys with a hint, values that
   // must parse (addresses, listen, fingerprints), server options of the built-in connectors.
@@ -386,6 +387,8 @@ export function parseConfig(
   if (config.whmcs) secrets.push(config.whmcs.secret)
   secrets.push(config.store.encryptionKey)
   secrets.push(...apiTokens(config).map((t) => t.token))
+  const smtpPass = config.console?.notify?.email?.auth?.pass
+  if (smtpPass) secrets.push(smtpPass)
   return { config, secrets: [...new Set(secrets)] }
 }
 

@@ -1,6 +1,38 @@
 import { Cron } from 'croner'
 import { z } from 'zod'
 
+const Address = z.email({ error: 'must be an e-mail address such as ops@example.net' })
+
+/**
+ * E-mail notifications through an SMTP server (nodemailer). The password comes from the environment
+ * (`pass: ${SMTP_PASSWORD}`); it is masked in every log and never part of an error.
+ */
+export const SmtpConfigSchema = z
+  .object({
+    host: z.string().min(1).max(253),
+    /** 587 (submission, STARTTLS) by default; 465 with `secure: true`; 25 for a local relay. */
+    port: z.number().int().min(1).max(65535).default(587),
+    /** TLS from the first byte (SMTPS, usually port 465). */
+    secure: z.boolean().default(false),
+    /**
+     * Without `secure`: `required` (the default) refuses a server that does not offer STARTTLS,
+     * `opportunistic` upgrades when offered, `never` stays in plain text (a relay on the same host).
+     */
+    starttls: z.enum(['required', 'opportunistic', 'never']).default('required'),
+    /** A PEM CA certificate to trust (a private CA), instead of the system's. */
+    ca: z.string().optional(),
+    from: Address,
+    to: z.union([Address.transform((a) => [a]), z.array(Address).min(1)]),
+    auth: z
+      .object({ user: z.string().min(1), pass: z.string().min(1) })
+      .strict()
+      .optional(),
+    /** Subject prefix, e.g. the installation's name. */
+    subjectPrefix: z.string().max(60).default('[provisioner]'),
+  })
+  .strict()
+export type SmtpConfig = z.infer<typeof SmtpConfigSchema>
+
 /**
  * The console and monitoring block of the config (`console:`). Optional: without it the console is
  * served at /console and /metrics needs a bearer token, like the API.
@@ -33,13 +65,21 @@ export const ConsoleConfigSchema = z
       })
       .strict()
       .default({}),
-    /** A webhook told when a job is parked, a ledger entry becomes uncertain or a sync pass fails. */
+    /**
+     * Who is told when a job is parked, a ledger entry becomes uncertain or a sync pass fails: a
+     * webhook, e-mail through an SMTP server, or both.
+     */
     notify: z
       .object({
-        webhook: z.url({ error: 'must be a URL such as https://hooks.example.com/provisioner' }),
+        webhook: z.url({ error: 'must be a URL such as https://hooks.example.com/provisioner' }).optional(),
         /** Extra headers for the webhook (e.g. an authorization header from the environment). */
         headers: z.record(z.string(), z.string()).default({}),
         timeoutMs: z.number().int().min(100).max(60_000).default(5000),
+        email: SmtpConfigSchema.optional(),
+      })
+      .strict()
+      .refine((n) => n.webhook !== undefined || n.email !== undefined, {
+        message: 'give a webhook, an email block, or both',
       })
       .optional(),
   })

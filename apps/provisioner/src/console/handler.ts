@@ -12,8 +12,6 @@ import { getJob, type Job, listJobs } from '../engine/jobs.ts'
 import { getService, serviceFromRow } from '../engine/services.ts'
 import { createAppMetrics } from '../http/metrics.ts'
 import { buildOpenApi } from '../http/openapi.ts'
-import { startNotifier } from '../notify.ts'
-import { startScheduler } from '../scheduler.ts'
 import { DEFAULT_CONSOLE_CONFIG } from './config.ts'
 import { type Html, html } from './html.ts'
 import { cancelParked } from './ops.ts'
@@ -161,16 +159,6 @@ export function createConsoleHandler(app: App): ConsoleHandler {
     .filter((t) => t.scopes.includes('read') || t.scopes.includes('admin'))
     .map((t) => t.token)
   const metrics = createAppMetrics(app)
-  startNotifier(app)
-  if ((app.config.schedules ?? []).length > 0) {
-    // The timers live as long as the app (`serve`): they stop when it closes.
-    const scheduler = startScheduler(app)
-    const close = app.close.bind(app)
-    app.close = async () => {
-      scheduler.stop()
-      await close()
-    }
-  }
   const sessions = new SessionStore(cfg.sessionMinutes)
   const whmcsStatus = new Map<string, { at: number; value: Promise<string> }>()
 
@@ -887,12 +875,10 @@ ${actionForm(`/console/services/${encodeURIComponent(serviceId)}/action`, s.csrf
       handler.metricsUrl = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}/metrics`
       app.logger.info('metrics listening', { url: handler.metricsUrl })
     })
-    const close = app.close.bind(app)
-    app.close = async () => {
+    app.onClose(async () => {
       server.closeAllConnections()
       await new Promise<void>((r) => server.close(() => r()))
-      await close()
-    }
+    })
   }
   handler.metrics = metrics
   handler.sessions = sessions
