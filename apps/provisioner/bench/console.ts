@@ -114,7 +114,11 @@ async function measure(kind: 'sqlite' | 'postgres') {
   const api = await startApiServer(app)
   try {
     await seed(app.store.db)
-    const session = consoleHandler(app).sessions.create(TOKEN)
+    const session = await consoleHandler(app).sessions.create({
+      token: TOKEN,
+      name: 'bench',
+      scopes: ['admin'],
+    })
     const headers = { cookie: `pk_session=${session.id}` }
     const time = async (path: string, h: Record<string, string>) => {
       const samples: number[] = []

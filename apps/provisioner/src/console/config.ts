@@ -50,6 +50,8 @@ export const ConsoleConfigSchema = z
       .default(60),
     /** Mark the session cookie Secure even when the request did not come over TLS (behind a TLS proxy). */
     secureCookie: z.boolean().default(false),
+    /** How long the service page waits for the server when it asks for the service's live state. */
+    probeTimeoutMs: z.number().int().min(200).max(60_000).default(5000),
     /** The console's address as operators reach it, for links in notifications. */
     publicUrl: z.url().optional(),
     metrics: z

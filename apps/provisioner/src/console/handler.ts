@@ -9,7 +9,7 @@ import type { App } from '../app.ts'
 import { apiTokens } from '../config.ts'
 import { serverInput } from '../engine/engine.ts'
 import { getJob, type Job, listJobs } from '../engine/jobs.ts'
-import { getService, serviceFromRow } from '../engine/services.ts'
+import { getService, type ServiceRecord, serviceFromRow } from '../engine/services.ts'
 import { createAppMetrics } from '../http/metrics.ts'
 import { buildOpenApi } from '../http/openapi.ts'
 import { DEFAULT_CONSOLE_CONFIG } from './config.ts'
@@ -17,6 +17,7 @@ import { type Html, html } from './html.ts'
 import { cancelParked } from './ops.ts'
 import { actionForm, layout, logRows, stateBadge, table, timeline } from './pages.ts'
 import {
+  type ConsoleToken,
   cookie,
   cookies,
   isTls,
@@ -56,6 +57,19 @@ function once<T>(fn: () => T): () => T {
     return v.value
   }
 }
+
+type Probe =
+  | {
+      kind: 'found'
+      /** active, suspended, absent (not on the server) or unknown. */
+      state: string
+      /** What the connector reported (e.g. a VM's running or stopped). */
+      status: string
+      ms: number
+      server: string
+      fields: { key: string; label: string; value: unknown; unit?: string }[]
+    }
+  | { kind: 'error' | 'unplaced' | 'unsupported'; text: string }
 
 class ConsoleError extends Error {
   readonly status: number
@@ -152,14 +166,12 @@ export function createConsoleHandler(app: App): ConsoleHandler {
   const { engine, store } = app
   // The console acts with an operator's full power (retry, cancel, settle, SSO, custom actions): only a
   // token with the admin scope signs in. /metrics needs a token with the read scope.
-  const tokens = apiTokens(app.config)
-    .filter((t) => t.scopes.includes('admin'))
-    .map((t) => t.token)
+  const tokens: ConsoleToken[] = apiTokens(app.config).filter((t) => t.scopes.includes('admin'))
   const readTokens = apiTokens(app.config)
     .filter((t) => t.scopes.includes('read') || t.scopes.includes('admin'))
     .map((t) => t.token)
   const metrics = createAppMetrics(app)
-  const sessions = new SessionStore(cfg.sessionMinutes)
+  const sessions = new SessionStore(store.db, cfg.sessionMinutes)
   const whmcsStatus = new Map<string, { at: number; value: Promise<string> }>()
 
   const secure = (req: IncomingMessage) => cfg.secureCookie || isTls(req)
@@ -179,14 +191,18 @@ export function createConsoleHandler(app: App): ConsoleHandler {
     res.writeHead(303, { location, ...headers })
     res.end()
   }
-  /** Where an action returns to: a console page named by the form, else the overview. */
   /**
    * Where an action returns to (a console page named by the form, else the overview), with its
    * outcome kept in the session for the next page — not in the URL, where anyone could write one.
    */
-  function back(s: Session, form: URLSearchParams, flash: string, kind: 'ok' | 'error' = 'ok'): string {
+  async function back(
+    s: Session,
+    form: URLSearchParams,
+    flash: string,
+    kind: 'ok' | 'error' = 'ok',
+  ): Promise<string> {
     const to = form.get('back') ?? '/console'
-    s.flash = { kind, text: flash.slice(0, 500) }
+    await sessions.setFlash(s, { kind, text: flash.slice(0, 500) })
     return /^\/console(\/[A-Za-z0-9_.:/-]*)?$/.test(to) ? to : '/console'
   }
 
@@ -353,7 +369,8 @@ ${options(
 <dt>WHMCS status</dt><dd data-field="whmcs">${status}</dd>
 <dt>Wanted</dt><dd data-field="wanted">${stateBadge(service.desired)}${service.plan ? ` plan ${service.plan}` : ''}</dd>
 <dt>Confirmed</dt><dd data-field="confirmed">${stateBadge(service.actual)}${service.confirmedPlan ? ` plan ${service.confirmedPlan}` : ''}</dd>
-<dt>On the server</dt><dd>${service.serverId ?? 'not placed'}${service.username ? ` · ${service.username}` : ''}${service.accountId ? ` · account ${service.accountId}` : ''}${service.ips.length ? ` · ${service.ips.join(', ')}` : ''}</dd>
+<dt>On the server</dt>${probePlaceholder(here)}
+<dt>Placed on</dt><dd>${service.serverId ?? 'not placed'}${service.username ? ` · ${service.username}` : ''}${service.accountId ? ` · account ${service.accountId}` : ''}${service.ips.length ? ` · ${service.ips.join(', ')}` : ''}</dd>
 <dt>Client, product</dt><dd>${service.clientId}, ${service.productId} (${service.connector})</dd>
 ${service.lastError ? html`<dt>Last error</dt><dd class="error">${service.lastError}</dd>` : ''}
 </dl>
@@ -370,6 +387,109 @@ ${live && custom.length ? html`<details class="connector-actions"><summary>${ser
 ${jobs.length === 0 ? html`<p class="empty">No jobs.</p>` : [...jobs].reverse().map((j) => jobBlock(j))}
 <h2>Module log <small><a href="/console/log?serviceId=${encodeURIComponent(serviceId)}">(all of this service's calls)</a></small></h2>
 ${table(['time', 'service', 'connector', 'operation', 'call', 'outcome', 'duration', 'error'], logRows(log.reverse()), 'No calls logged for this service.')}`
+  }
+
+  // ---- the live probe: the service as its server has it now ----------------------------------------
+
+  /** Loaded once per page view (kept across the live region's polls), and again on request. */
+  function probePlaceholder(here: string): Html {
+    return html`<dd id="probe" class="probe probe-loading" hx-preserve="true" hx-get="${here}/probe" hx-trigger="load" hx-swap="outerHTML"><a href="${here}/probe">Ask the server</a></dd>`
+  }
+
+  /**
+   * Reads the service on its server with the connector's read-only `clientArea` operation (every
+   * connector reports a `status` there), under a short deadline. Compares what it finds with the
+   * wanted and the confirmed state; an error is shown as its code and redacted detail.
+   */
+  async function probe(service: ServiceRecord): Promise<Probe> {
+    const connector = engine.connector(service.connector)
+    const serverId = service.serverId ?? (await store.assignments.get(service.serviceId))
+    const server = serverId ? engine.server(serverId) : undefined
+    if (!connector?.capabilities.operations.includes('clientArea'))
+      return { kind: 'unsupported', text: `${service.connector} cannot be asked for a service's state` }
+    if (!server) return { kind: 'unplaced', text: 'not placed on a server: nothing to ask' }
+    const input: Record<string, unknown> = {
+      ...(service.context as Record<string, unknown>),
+      settings: service.settings,
+      ...(service.username ? { username: service.username } : {}),
+      server: serverInput(server),
+    }
+    delete input.password
+    const started = performance.now()
+    const r = await connector.invoke('clientArea', { service: input } as never, {
+      timeoutMs: cfg.probeTimeoutMs,
+    })
+    const ms = Math.round(performance.now() - started)
+    if (r.ok) {
+      const fields = (r.data as { fields: { key: string; label: string; value: unknown; unit?: string }[] })
+        .fields
+      const raw = fields.find((f) => f.key === 'status')?.value
+      const status = typeof raw === 'string' ? raw : 'unknown'
+      // A stopped or running VM is an account that exists and is not suspended.
+      const state = status === 'suspended' ? 'suspended' : status === 'unknown' ? 'unknown' : 'active'
+      return { kind: 'found', state, status, ms, server: server.id, fields }
+    }
+    if (r.error.code === 'NOT_FOUND')
+      return { kind: 'found', state: 'absent', status: 'not found', ms, server: server.id, fields: [] }
+    const detail = app.redactor.redactString(`${r.error.code}: ${r.error.detail}`).slice(0, 400)
+    return {
+      kind: 'error',
+      text:
+        r.error.code === 'TIMEOUT'
+          ? `no answer from ${server.id} within ${cfg.probeTimeoutMs / 1000} s`
+          : `could not ask ${server.id}: ${detail}`,
+    }
+  }
+
+  function probeFragment(here: string, service: ServiceRecord, p: Probe): Html {
+    const again = html`<button type="button" class="probe-again" hx-get="${here}/probe" hx-target="#probe" hx-swap="outerHTML">Ask again</button>`
+    if (p.kind !== 'found')
+      return html`<dd id="probe" class="probe probe-${p.kind}" hx-preserve="true" data-probe="${p.kind}"><span class="${p.kind === 'error' ? 'error' : ''}">${p.text}</span> ${again}</dd>`
+    // What a confirmed state looks like on the server: terminated and never-created are "absent".
+    const expect = (s: string) => (s === 'terminated' || s === 'none' ? 'absent' : s)
+    const differsConfirmed = p.state !== 'unknown' && p.state !== expect(service.actual)
+    const differsWanted = p.state !== 'unknown' && p.state !== expect(service.desired)
+    const notes: Html[] = []
+    if (differsConfirmed)
+      notes.push(html`<strong class="differs">differs from confirmed (${service.actual})</strong>`)
+    if (differsWanted && service.desired !== service.actual)
+      notes.push(html`<strong class="differs">differs from wanted (${service.desired})</strong>`)
+    const details = p.fields
+      .filter((f) => f.key !== 'status')
+      .slice(0, 8)
+      .map((f) => `${f.label}: ${f.value === null ? '-' : String(f.value)}${f.unit ? ` ${f.unit}` : ''}`)
+      .join(' · ')
+    return html`<dd id="probe" class="probe${differsConfirmed ? ' probe-differs' : ''}" hx-preserve="true" data-probe="found" data-probe-state="${p.state}">${stateBadge(p.state === 'absent' ? 'absent' : p.state)}${p.status !== p.state && p.state !== 'absent' ? ` (${p.status})` : ''} ${notes} <small>on ${p.server}, asked ${new Date().toISOString().slice(11, 19)} UTC, ${p.ms} ms</small> ${again}${details ? html`<br><small class="probe-details">${app.redactor.redactString(details)}</small>` : ''}</dd>`
+  }
+
+  async function probePage(
+    req: IncomingMessage,
+    res: ServerResponse,
+    s: Session,
+    id: string,
+    flash: Session['flash'],
+  ): Promise<void> {
+    const serviceId = parseWith(Id, id)
+    const service = await getService(store.db, serviceId)
+    if (!service) throw new ConsoleError(404, 'PANELKIT_ERR_NOT_FOUND', `No service ${serviceId}`)
+    const here = `/console/services/${encodeURIComponent(serviceId)}`
+    const fragment = probeFragment(here, service, await probe(service))
+    if (req.headers['hx-request'] !== undefined) {
+      sendHtml(res, 200, fragment)
+      return
+    }
+    sendHtml(
+      res,
+      200,
+      layout(
+        { title: `Service ${serviceId} on the server`, path: here, csrf: s.csrf, flash },
+        html`<dl class="facts">
+<dt>Wanted</dt><dd data-field="wanted">${stateBadge(service.desired)}</dd>
+<dt>Confirmed</dt><dd data-field="confirmed">${stateBadge(service.actual)}</dd>
+<dt>On the server</dt>${fragment}
+</dl><p><a href="${here}">Back to service ${serviceId}</a></p>`,
+      ),
+    )
   }
 
   function jobBlock(j: Job): Html {
@@ -502,7 +622,7 @@ ${actionForm('/console/ledger/settle', s.csrf, 'Confirm', { key, outcome, confir
       )
     const [a, b, c] = parts
     if (a === 'logout' && b === undefined) {
-      sessions.end(s.id)
+      await sessions.end(s.id)
       redirect(res, '/console/login', {
         'set-cookie': cookie(SESSION_COOKIE, '', { secure: secure(req), maxAge: 0 }),
       })
@@ -515,7 +635,7 @@ ${actionForm('/console/ledger/settle', s.csrf, 'Confirm', { key, outcome, confir
       const n = c === 'retry' ? await engine.retry({ jobId }) : await cancelParked(store.db, jobId)
       redirect(
         res,
-        back(
+        await back(
           s,
           form,
           n === 1
@@ -537,8 +657,12 @@ ${actionForm('/console/ledger/settle', s.csrf, 'Confirm', { key, outcome, confir
       redirect(
         res,
         out.settled
-          ? back(s, form, `Settled ${f.key} as ${f.outcome}${out.retried ? '; its job is queued again' : ''}`)
-          : back(s, form, `No open ledger entry ${f.key}`, 'error'),
+          ? await back(
+              s,
+              form,
+              `Settled ${f.key} as ${f.outcome}${out.retried ? '; its job is queued again' : ''}`,
+            )
+          : await back(s, form, `No open ledger entry ${f.key}`, 'error'),
       )
       return
     }
@@ -554,7 +678,7 @@ ${actionForm('/console/ledger/settle', s.csrf, 'Confirm', { key, outcome, confir
         const r = await engine.sync({ serviceId })
         redirect(
           res,
-          back(
+          await back(
             s,
             form,
             `Synced: ${r.intents} intents, ${r.jobsCreated} jobs queued${r.errors.length ? `, ${r.errors.length} errors: ${r.errors.map((e) => e.message).join('; ')}` : ''}`,
@@ -580,7 +704,12 @@ ${actionForm('/console/ledger/settle', s.csrf, 'Confirm', { key, outcome, confir
         if (!result.ok) {
           redirect(
             res,
-            back(s, form, `Single sign-on failed: ${result.error.code}: ${result.error.detail}`, 'error'),
+            await back(
+              s,
+              form,
+              `Single sign-on failed: ${result.error.code}: ${result.error.detail}`,
+              'error',
+            ),
           )
           return
         }
@@ -619,7 +748,7 @@ ${actionForm(`/console/services/${encodeURIComponent(serviceId)}/action`, s.csrf
         if (!result.ok) {
           redirect(
             res,
-            back(s, form, `${name} failed: ${result.error.code}: ${result.error.detail}`, 'error'),
+            await back(s, form, `${name} failed: ${result.error.code}: ${result.error.detail}`, 'error'),
           )
           return
         }
@@ -662,7 +791,7 @@ ${actionForm(`/console/services/${encodeURIComponent(serviceId)}/action`, s.csrf
 <input type="hidden" name="_csrf" value="${nonce}">
 <label>API token <input type="password" name="token" autocomplete="current-password" required minlength="16"></label>
 <button type="submit">Log in</button></form>
-<p class="hint">Use a token of <code>http.tokens</code> with the admin scope. It is checked once and kept only as a digest; the session lives in a cookie.</p>`,
+<p class="hint">Use a token of <code>http.tokens</code> with the admin scope. It is checked once and never kept; the session lives in a cookie and in the store.</p>`,
       ),
       { 'set-cookie': cookie(LOGIN_COOKIE, nonce, { secure: secure(req) }) },
     )
@@ -677,7 +806,9 @@ ${actionForm(`/console/services/${encodeURIComponent(serviceId)}/action`, s.csrf
       return
     }
     const token = form.get('token') ?? ''
-    if (tokens.length === 0 || !tokenMatches(token, tokens)) {
+    let match: ConsoleToken | undefined
+    for (const t of tokens) if (sameSecret(token, t.token)) match ??= t
+    if (!match) {
       app.logger.warn('console login refused', { remote: req.socket.remoteAddress })
       loginPage(
         req,
@@ -687,8 +818,8 @@ ${actionForm(`/console/services/${encodeURIComponent(serviceId)}/action`, s.csrf
       )
       return
     }
-    const s = sessions.create(token)
-    app.logger.info('console login', { remote: req.socket.remoteAddress })
+    const s = await sessions.create(match)
+    app.logger.info('console login', { remote: req.socket.remoteAddress, token: match.name })
     redirect(res, '/console', {
       'set-cookie': [
         cookie(SESSION_COOKIE, s.id, { secure: secure(req), maxAge: cfg.sessionMinutes * 60 }),
@@ -728,17 +859,22 @@ ${actionForm(`/console/services/${encodeURIComponent(serviceId)}/action`, s.csrf
       if (method === 'POST') return login(req, res)
       throw new ConsoleError(405, 'PANELKIT_ERR_METHOD_NOT_ALLOWED', `${method} is not allowed here`)
     }
-    const s = sessions.get(req, tokens)
+    const s = await sessions.get(req, tokens)
     if (!s) {
       if (method === 'GET') return redirect(res, '/console/login')
       throw new ConsoleError(401, 'PANELKIT_ERR_AUTH', 'Log in first: this action needs a console session')
     }
+    // The cookie lives as long as the session's idle time: renewed with it.
+    if (s.extended)
+      res.setHeader(
+        'set-cookie',
+        cookie(SESSION_COOKIE, s.id, { secure: secure(req), maxAge: cfg.sessionMinutes * 60 }),
+      )
     if (method === 'POST') return act(s, req, res, parts)
     if (method !== 'GET')
       throw new ConsoleError(405, 'PANELKIT_ERR_METHOD_NOT_ALLOWED', `${method} is not allowed here`)
     // An action's outcome is shown once, on the next full page (not on the live region's polls).
-    const flash = s.flash
-    if (req.headers['hx-request'] === undefined) s.flash = undefined
+    const flash = req.headers['hx-request'] === undefined ? await sessions.takeFlash(s) : s.flash
     const self = `${url.pathname}${url.search}`
     const view = (title: string, body: Html, live = true, before?: Html) =>
       sendHtml(
@@ -766,6 +902,8 @@ ${actionForm(`/console/services/${encodeURIComponent(serviceId)}/action`, s.csrf
     }
     if (a === 'services' && b !== undefined && parts.length === 2)
       return view(`Service ${b}`, await servicePage(s, b))
+    if (a === 'services' && b !== undefined && parts[2] === 'probe' && parts.length === 3)
+      return probePage(req, res, s, b, flash)
     if (a === 'parked' && b === undefined) return view('Parked jobs', await parkedPage(s))
     if (a === 'drift' && b === undefined) return view('Drift', await driftPage(), false)
     if (a === 'ledger' && b === undefined) return view('Ledger', await ledgerPage(s))
@@ -830,7 +968,7 @@ ${actionForm(`/console/services/${encodeURIComponent(serviceId)}/action`, s.csrf
       if (f) app.logger.error('console request failed', { path: url.pathname, error: f })
       const status = known ? error.status : 500
       const text = known ? error.message : `Something failed (${f?.code}): ${f?.detail}`
-      const s = sessions.get(req, tokens)
+      const s = await sessions.get(req, tokens).catch(() => undefined)
       sendHtml(
         res,
         status,

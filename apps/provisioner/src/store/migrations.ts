@@ -260,5 +260,27 @@ export function migrations(dialect: 'sqlite' | 'postgres', box?: SecretBox): Rec
         await db.schema.alterTable('services').addColumn('confirmed_settings_json', 'text').execute()
       },
     },
+    '0011_console_sessions': {
+      async up(db: Kysely<unknown>) {
+        // Console sessions in the store, so they survive a restart and work across several `serve`
+        // processes: the cookie's id as a digest, the token's name and scopes (never the token).
+        await db.schema
+          .createTable('console_sessions')
+          .addColumn('id_hash', 'text', (c) => c.primaryKey())
+          .addColumn('csrf', 'text', (c) => c.notNull())
+          .addColumn('token_name', 'text', (c) => c.notNull())
+          .addColumn('token_scopes', 'text', (c) => c.notNull())
+          .addColumn('token_check', 'text', (c) => c.notNull())
+          .addColumn('flash_json', 'text')
+          .addColumn('created_at', big, (c) => c.notNull())
+          .addColumn('expires_at', big, (c) => c.notNull())
+          .execute()
+        await db.schema
+          .createIndex('console_sessions_expires')
+          .on('console_sessions')
+          .column('expires_at')
+          .execute()
+      },
+    },
   }
 }

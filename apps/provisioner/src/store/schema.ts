@@ -156,6 +156,24 @@ export interface MetaTable {
   value: string
 }
 
+/**
+ * Operator console sessions (src/console/session.ts): the cookie's id only as a SHA-256 digest, the
+ * token's name and scopes (never the token), and the session's CSRF secret.
+ */
+export interface ConsoleSessionsTable {
+  id_hash: string
+  csrf: string
+  token_name: string
+  /** JSON array of the token's scopes. */
+  token_scopes: string
+  /** HMAC of the token under the session id: ends the session when its token leaves the config. */
+  token_check: string
+  /** The outcome of the last action, shown once on the next page (JSON), or null. */
+  flash_json: string | null
+  created_at: number
+  expires_at: number
+}
+
 export interface Database {
   services: ServicesTable
   jobs: JobsTable
@@ -167,4 +185,5 @@ export interface Database {
   vmid_reservations: VmidReservationsTable
   ledger_entries: LedgerEntriesTable
   meta: MetaTable
+  console_sessions: ConsoleSessionsTable
 }
