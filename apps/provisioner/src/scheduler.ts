@@ -36,6 +36,8 @@ export interface Scheduler {
   run(product: string, action: ScheduledAction): Promise<ScheduleRun>
   /** The last run of each timer. */
   readonly last: Map<string, ScheduleRun>
+  /** This process's latest runs, oldest first (at most 100). */
+  readonly history: ScheduleRun[]
   /**
    * A timer's tick for one slot, as the timer runs it: claims the slot in the store, then runs. None
    * when another process (or an earlier tick) had claimed it.
@@ -53,6 +55,7 @@ export function startScheduler(app: App, schedules: SchedulesConfig = app.config
   const timers: Cron[] = []
   const last = new Map<string, ScheduleRun>()
   const running = new Set<Promise<unknown>>()
+  const history: ScheduleRun[] = []
 
   async function claim(product: string, action: ScheduledAction, slot: Date): Promise<boolean> {
     const prefix = `schedule:${product}:${action}:`
@@ -157,6 +160,8 @@ export function startScheduler(app: App, schedules: SchedulesConfig = app.config
         logger.warn('scheduled action failed', { action, serviceId: service.serviceId, message })
     }
     last.set(`${product}:${action}`, out)
+    history.push(out)
+    if (history.length > 100) history.shift()
     logger.info('scheduled actions ran', {
       product,
       action,
@@ -189,6 +194,7 @@ export function startScheduler(app: App, schedules: SchedulesConfig = app.config
     run: (product, action) => run(product, action),
     tick,
     last,
+    history,
     stop() {
       for (const t of timers) t.stop()
     },

@@ -1,17 +1,19 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import {
+  generateTestCertificate,
   MemoryPanel,
   memoryPanelConnector,
   registerMemoryPanel,
   unregisterMemoryPanel,
 } from '@panelkit/core/testing'
+import { SMTPServer } from 'smtp-server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type App, createApp } from '../src/app.ts'
 import { parseConfig } from '../src/config.ts'
 import { type ApiServer, startApiServer } from '../src/http/server.ts'
 import { startNotifier } from '../src/notify.ts'
-import { TEST_KEY } from './helpers.ts'
+import { dropSchema, PG_URL, TEST_KEY, uniqueSchema } from './helpers.ts'
 import { startWhmcs, type WhmcsWorld } from './whmcs.ts'
 
 /** The webhook, received by a real local HTTP server: a parked job, an uncertain entry, a failed sync. */
@@ -146,5 +148,235 @@ describe('notifications', () => {
     for (const r of received)
       for (const s of [TOKEN, 'Notify-Service-pw-1', TEST_KEY])
         expect(JSON.stringify(r.body)).not.toContain(s)
+  })
+})
+
+describe('notifications from two engines on one store', () => {
+  it('delivers each parked job once, and an event raised by both once', { timeout: 60_000 }, async () => {
+    const schema = uniqueSchema()
+    const panelHost = `notify-shared-${process.pid}`
+    const panel = registerMemoryPanel(panelHost, new MemoryPanel({ apiPassword: 'Shared-Panel-Pw-1' }))
+    const world = await startWhmcs()
+    const hooks: { jobId?: number; event: string }[] = []
+    const hookServer = createServer((req, res) => {
+      const chunks: Buffer[] = []
+      req.on('data', (c: Buffer) => chunks.push(c))
+      req.on('end', () => {
+        hooks.push(JSON.parse(Buffer.concat(chunks).toString('utf8')))
+        res.writeHead(204)
+        res.end()
+      })
+    })
+    await new Promise<void>((r) => hookServer.listen(0, '127.0.0.1', r))
+    const raw = {
+      whmcs: world.config,
+      servers: [{ id: 's1', connector: 'memory-panel', hostname: panelHost, password: 'Shared-Panel-Pw-1' }],
+      serverGroups: [{ id: 'g1', servers: ['s1'] }],
+      products: [{ whmcsProductId: world.pid, connector: 'memory-panel', serverGroup: 'g1' }],
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: an environment reference in the config
+      store: { url: PG_URL, schema, encryptionKey: '${KEY}' },
+      http: { listen: '127.0.0.1:0', tokens: [TOKEN] },
+      worker: { backoffMs: 5, maxBackoffMs: 10, maxAttempts: 1 },
+      console: { notify: { webhook: `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/` } },
+    }
+    const apps: App[] = []
+    try {
+      for (let i = 0; i < 2; i++) {
+        const { config, secrets } = parseConfig(raw, { KEY: TEST_KEY, ...world.env })
+        apps.push(
+          await createApp({
+            config,
+            secrets,
+            logStream: null,
+            connectors: [{ definition: memoryPanelConnector }],
+          }),
+        )
+      }
+      const [a, b] = apps as [App, App]
+      const notifiers = apps.map((app) => startNotifier(app) as NonNullable<ReturnType<typeof startNotifier>>)
+      for (let i = 0; i < 6; i++) world.order({ password: `Shared-Service-pw-${i}` })
+      await a.engine.sync()
+      // Every create fails once: each job parks, on whichever engine ran it.
+      panel.failNext = 6
+      await Promise.all([
+        a.engine.runWorker({ untilIdle: true, pollMs: 5, concurrency: 2 }),
+        b.engine.runWorker({ untilIdle: true, pollMs: 5, concurrency: 2 }),
+      ])
+      await Promise.all(notifiers.map((n) => n.idle()))
+      const parked = await a.store.db.selectFrom('jobs').select('id').where('status', '=', 'parked').execute()
+      expect(parked.length).toBe(6)
+      const delivered = hooks.filter((h) => h.event === 'job-parked').map((h) => h.jobId)
+      expect(delivered.sort()).toEqual(parked.map((p) => p.id).sort())
+
+      // The same event raised in both processes at once is sent by one of them.
+      const raised = await Promise.all(
+        notifiers.map((n) =>
+          n.notify('sync-failed:shared', { event: 'sync-failed', reason: 'x' }, '/console'),
+        ),
+      )
+      expect(raised.filter(Boolean)).toHaveLength(1)
+      await Promise.all(notifiers.map((n) => n.idle()))
+      expect(hooks.filter((h) => h.event === 'sync-failed')).toHaveLength(1)
+    } finally {
+      for (const app of apps) await app.close()
+      await world.close()
+      await new Promise((r) => hookServer.close(r))
+      unregisterMemoryPanel(panelHost)
+      await dropSchema(schema)
+    }
+  })
+})
+
+describe('notifications by e-mail (SMTP)', () => {
+  it('sends the message over STARTTLS with AUTH to a real SMTP server, never logging the credentials', {
+    timeout: 60_000,
+  }, async () => {
+    const cert = await generateTestCertificate()
+    const SMTP_USER = 'provisioner'
+    const SMTP_PASS = 'Smtp-Pass-Secret-9'
+    const messages: { from: string; to: string[]; data: string; secure: boolean }[] = []
+    const smtp = new SMTPServer({
+      key: cert.key,
+      cert: cert.cert,
+      authMethods: ['PLAIN', 'LOGIN'],
+      disabledCommands: [],
+      logger: false,
+      onAuth(auth, _session, callback) {
+        if (auth.username === SMTP_USER && auth.password === SMTP_PASS)
+          callback(null, { user: auth.username })
+        else callback(new Error('Authentication failed'))
+      },
+      onData(stream, session, callback) {
+        const chunks: Buffer[] = []
+        stream.on('data', (c: Buffer) => chunks.push(c))
+        stream.on('end', () => {
+          messages.push({
+            from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+            to: session.envelope.rcptTo.map((r) => r.address),
+            data: Buffer.concat(chunks).toString('utf8'),
+            secure: session.secure,
+          })
+          callback()
+        })
+      },
+    })
+    await new Promise<void>((r) => smtp.listen(0, '127.0.0.1', r))
+    const port = (smtp.server.address() as AddressInfo).port
+    const logs: string[] = []
+    const open = async (pass: string) => {
+      const { config, secrets } = parseConfig(
+        {
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: an environment reference in the config
+          store: { encryptionKey: '${KEY}' },
+          http: { listen: '127.0.0.1:0', tokens: [TOKEN] },
+          console: {
+            publicUrl: 'https://provisioner.example.net',
+            notify: {
+              timeoutMs: 5000,
+              email: {
+                host: '127.0.0.1',
+                port,
+                starttls: 'required',
+                ca: cert.cert,
+                from: 'provisioner@example.net',
+                to: ['ops@example.net', 'oncall@example.net'],
+                // biome-ignore lint/suspicious/noTemplateCurlyInString: an environment reference in the config
+                auth: { user: SMTP_USER, pass: '${SMTP_PASS}' },
+              },
+            },
+          },
+        },
+        { KEY: TEST_KEY, SMTP_PASS: pass },
+      )
+      return createApp({
+        config,
+        secrets,
+        logStream: {
+          write: (line: string) => {
+            logs.push(line)
+            return true
+          },
+        },
+        store: { file: ':memory:' },
+        builtins: false,
+      })
+    }
+    const good = await open(SMTP_PASS)
+    const bad = await open('Wrong-Smtp-Pass-1')
+    try {
+      const n = startNotifier(good)
+      if (!n) throw new Error('the notifier was not installed')
+      expect(
+        await n.notify(
+          'job-parked:42:1:1',
+          {
+            event: 'job-parked',
+            reason: 'TIMEOUT: the panel did not answer',
+            jobId: 42,
+            serviceId: '7',
+            operation: 'create',
+          },
+          '/console/services/7',
+        ),
+      ).toBe(true)
+      await n.idle()
+      expect(messages).toHaveLength(1)
+      const m = messages[0] as (typeof messages)[number]
+      expect(m.secure).toBe(true) // upgraded with STARTTLS before AUTH and the message
+      expect(m.from).toBe('provisioner@example.net')
+      expect(m.to).toEqual(['ops@example.net', 'oncall@example.net'])
+      expect(m.data).toMatch(/^Subject: \[provisioner\] job parked \(service 7, create\)$/m)
+      expect(m.data).toContain('Reason: TIMEOUT: the panel did not answer')
+      expect(m.data).toContain('Console: https://provisioner.example.net/console/services/7')
+
+      // A refused login is logged with the server's reply, and without the password.
+      const refused = startNotifier(bad)
+      if (!refused) throw new Error('the notifier was not installed')
+      await refused.notify('job-parked:43:1:1', { event: 'job-parked', reason: 'x' }, '/console/parked')
+      await refused.idle()
+      expect(messages).toHaveLength(1)
+      const failure = logs.find((l) => l.includes('notification not delivered'))
+      expect(failure).toMatch(/"channel":"email"/)
+      expect(failure).toMatch(/Invalid login|535|Authentication/i)
+      const all = logs.join('\n')
+      for (const secret of [
+        SMTP_PASS,
+        'Wrong-Smtp-Pass-1',
+        Buffer.from(`\u0000${SMTP_USER}\u0000Wrong-Smtp-Pass-1`).toString('base64'),
+      ])
+        expect(all).not.toContain(secret)
+    } finally {
+      await good.close()
+      await bad.close()
+      await new Promise<void>((r) => smtp.close(() => r()))
+    }
+  })
+
+  it('config lint knows the e-mail keys: a misspelt one, a literal password, the wrong TLS for the port', () => {
+    const base = (email: Record<string, unknown>) => ({
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: an environment reference in the config
+      store: { encryptionKey: '${KEY}' },
+      console: {
+        notify: { email: { host: 'mail.example.net', from: 'p@example.net', to: 'o@example.net', ...email } },
+      },
+    })
+    const issues = (email: Record<string, unknown>) => {
+      try {
+        parseConfig(base(email), { KEY: TEST_KEY, P: 'x' })
+        return ''
+      } catch (error) {
+        return (error as Error).message
+      }
+    }
+    expect(issues({})).toBe('')
+    expect(issues({ startls: 'required' })).toMatch(/console\.notify\.email\.startls.*did you mean starttls/)
+    expect(issues({ auth: { user: 'u', pass: 'literal-password' } })).toMatch(
+      /console\.notify\.email\.auth\.pass.*environment reference/,
+    )
+    expect(issues({ port: 587, secure: true })).toMatch(/console\.notify\.email\.secure.*STARTTLS/)
+    expect(issues({ port: 465 })).toMatch(/console\.notify\.email\.port.*secure: true/)
+    expect(issues({ to: 'not-an-address' })).toMatch(/console\.notify\.email\.to/)
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: an environment reference in the config
+    expect(issues({ starttls: 'never', auth: { user: 'u', pass: '${P}' } })).toMatch(/plain text/)
   })
 })
