@@ -1,5 +1,8 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import {
   generateTestCertificate,
   MemoryPanel,
@@ -10,6 +13,7 @@ import {
 import { SMTPServer } from 'smtp-server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type App, createApp } from '../src/app.ts'
+import { main } from '../src/cli.ts'
 import { parseConfig } from '../src/config.ts'
 import { type ApiServer, startApiServer } from '../src/http/server.ts'
 import { startNotifier } from '../src/notify.ts'
@@ -378,5 +382,75 @@ describe('notifications by e-mail (SMTP)', () => {
     expect(issues({ to: 'not-an-address' })).toMatch(/console\.notify\.email\.to/)
     // biome-ignore lint/suspicious/noTemplateCurlyInString: an environment reference in the config
     expect(issues({ starttls: 'never', auth: { user: 'u', pass: '${P}' } })).toMatch(/plain text/)
+  })
+})
+
+describe('notifications from `provisioner worker`', () => {
+  it('a bare worker process (the CLI command) sends the webhook for the job it parked', {
+    timeout: 60_000,
+  }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'provisioner-notify-worker-'))
+    const panelHost = `notify-worker-${process.pid}`
+    const panel = registerMemoryPanel(panelHost, new MemoryPanel({ apiPassword: 'Worker-Panel-Pw-1' }))
+    const world = await startWhmcs()
+    const hooks: { event: string; jobId?: number }[] = []
+    const hookServer = createServer((req, res) => {
+      const chunks: Buffer[] = []
+      req.on('data', (c: Buffer) => chunks.push(c))
+      req.on('end', () => {
+        hooks.push(JSON.parse(Buffer.concat(chunks).toString('utf8')))
+        res.writeHead(204)
+        res.end()
+      })
+    })
+    await new Promise<void>((r) => hookServer.listen(0, '127.0.0.1', r))
+    const file = join(dir, 'provisioner.json')
+    writeFileSync(
+      file,
+      JSON.stringify({
+        whmcs: world.config,
+        servers: [
+          { id: 's1', connector: 'memory-panel', hostname: panelHost, password: 'Worker-Panel-Pw-1' },
+        ],
+        serverGroups: [{ id: 'g1', servers: ['s1'] }],
+        products: [{ whmcsProductId: world.pid, connector: 'memory-panel', serverGroup: 'g1' }],
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: an environment reference in the config
+        store: { dataDir: join(dir, 'data'), encryptionKey: '${NOTIFY_WORKER_KEY}' },
+        worker: { backoffMs: 5, maxBackoffMs: 10, maxAttempts: 1 },
+        console: { notify: { webhook: `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/` } },
+      }),
+    )
+    const saved = { ...process.env }
+    Object.assign(process.env, { NOTIFY_WORKER_KEY: TEST_KEY, ...world.env })
+    const cli = async (...argv: string[]) => {
+      const lines: string[] = []
+      const code = await main(
+        [...argv, '-c', file, '--log-level', 'error'],
+        { connectors: [{ definition: memoryPanelConnector }] },
+        { out: (l) => lines.push(l), err: (l) => lines.push(l) },
+      )
+      return { code, text: lines.join('\n') }
+    }
+    try {
+      world.order({ password: 'Worker-Service-pw-1' })
+      expect((await cli('sync')).code).toBe(0)
+      panel.failNext = 1
+      const run = await cli('worker', '--once')
+      expect(run.code, run.text).toBe(0)
+      // Sent before the command returned (the app's close waits for deliveries under way).
+      expect(hooks.map((h) => h.event)).toEqual(['job-parked'])
+      // Another worker run over the same store does not send it again.
+      expect((await cli('worker', '--once')).code).toBe(0)
+      expect(hooks).toHaveLength(1)
+    } finally {
+      for (const k of ['NOTIFY_WORKER_KEY', ...Object.keys(world.env)]) {
+        if (saved[k] === undefined) delete process.env[k]
+        else process.env[k] = saved[k]
+      }
+      await world.close()
+      await new Promise((r) => hookServer.close(r))
+      unregisterMemoryPanel(panelHost)
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
