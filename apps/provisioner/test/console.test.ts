@@ -165,7 +165,7 @@ describe('the console in a browser, against serve with the simulators', () => {
     expect(await step.locator('.duration').textContent()).toMatch(/^\[\d+\.\d\ds\]$/)
     expect(await page.locator('.job .step-skipped').count()).toBeGreaterThan(0) // "skip — no change" steps
     expect(await page.textContent('[data-field="whmcs"]')).toBe('Active')
-    // The state on the server, asked live once (kept across the page's refreshes), agrees.
+    // The state on the server, asked live once (outside the refreshed region), agrees.
     await page.locator('#probe[data-probe-state="active"]').waitFor({ timeout: 30_000 })
     expect(await page.locator('#probe.probe-differs').count()).toBe(0)
     await page.waitForTimeout(2500) // a refresh of the live region later, the answer is still there

@@ -369,7 +369,6 @@ ${options(
 <dt>WHMCS status</dt><dd data-field="whmcs">${status}</dd>
 <dt>Wanted</dt><dd data-field="wanted">${stateBadge(service.desired)}${service.plan ? ` plan ${service.plan}` : ''}</dd>
 <dt>Confirmed</dt><dd data-field="confirmed">${stateBadge(service.actual)}${service.confirmedPlan ? ` plan ${service.confirmedPlan}` : ''}</dd>
-<dt>On the server</dt>${probePlaceholder(here)}
 <dt>Placed on</dt><dd>${service.serverId ?? 'not placed'}${service.username ? ` · ${service.username}` : ''}${service.accountId ? ` · account ${service.accountId}` : ''}${service.ips.length ? ` · ${service.ips.join(', ')}` : ''}</dd>
 <dt>Client, product</dt><dd>${service.clientId}, ${service.productId} (${service.connector})</dd>
 ${service.lastError ? html`<dt>Last error</dt><dd class="error">${service.lastError}</dd>` : ''}
@@ -391,9 +390,15 @@ ${table(['time', 'service', 'connector', 'operation', 'call', 'outcome', 'durati
 
   // ---- the live probe: the service as its server has it now ----------------------------------------
 
-  /** Loaded once per page view (kept across the live region's polls), and again on request. */
+  /**
+   * Loaded once per page view, and again on request. It sits above the live region (next to the
+   * facts it compares with), so the region's polling does not ask the server every two seconds.
+   */
+  function probeBlock(here: string): Html {
+    return html`<dl class="facts probe-facts"><dt>On the server now</dt>${probePlaceholder(here)}</dl>`
+  }
   function probePlaceholder(here: string): Html {
-    return html`<dd id="probe" class="probe probe-loading" hx-preserve="true" hx-get="${here}/probe" hx-trigger="load" hx-swap="outerHTML"><a href="${here}/probe">Ask the server</a></dd>`
+    return html`<dd id="probe" class="probe probe-loading" hx-get="${here}/probe" hx-trigger="load" hx-swap="outerHTML"><a href="${here}/probe">Ask the server</a></dd>`
   }
 
   /**
@@ -444,7 +449,7 @@ ${table(['time', 'service', 'connector', 'operation', 'call', 'outcome', 'durati
   function probeFragment(here: string, service: ServiceRecord, p: Probe): Html {
     const again = html`<button type="button" class="probe-again" hx-get="${here}/probe" hx-target="#probe" hx-swap="outerHTML">Ask again</button>`
     if (p.kind !== 'found')
-      return html`<dd id="probe" class="probe probe-${p.kind}" hx-preserve="true" data-probe="${p.kind}"><span class="${p.kind === 'error' ? 'error' : ''}">${p.text}</span> ${again}</dd>`
+      return html`<dd id="probe" class="probe probe-${p.kind}" data-probe="${p.kind}"><span class="${p.kind === 'error' ? 'error' : ''}">${p.text}</span> ${again}</dd>`
     // What a confirmed state looks like on the server: terminated and never-created are "absent".
     const expect = (s: string) => (s === 'terminated' || s === 'none' ? 'absent' : s)
     const differsConfirmed = p.state !== 'unknown' && p.state !== expect(service.actual)
@@ -459,7 +464,7 @@ ${table(['time', 'service', 'connector', 'operation', 'call', 'outcome', 'durati
       .slice(0, 8)
       .map((f) => `${f.label}: ${f.value === null ? '-' : String(f.value)}${f.unit ? ` ${f.unit}` : ''}`)
       .join(' · ')
-    return html`<dd id="probe" class="probe${differsConfirmed ? ' probe-differs' : ''}" hx-preserve="true" data-probe="found" data-probe-state="${p.state}">${stateBadge(p.state === 'absent' ? 'absent' : p.state)}${p.status !== p.state && p.state !== 'absent' ? ` (${p.status})` : ''} ${notes} <small>on ${p.server}, asked ${new Date().toISOString().slice(11, 19)} UTC, ${p.ms} ms</small> ${again}${details ? html`<br><small class="probe-details">${app.redactor.redactString(details)}</small>` : ''}</dd>`
+    return html`<dd id="probe" class="probe${differsConfirmed ? ' probe-differs' : ''}" data-probe="found" data-probe-state="${p.state}">${stateBadge(p.state === 'absent' ? 'absent' : p.state)}${p.status !== p.state && p.state !== 'absent' ? ` (${p.status})` : ''} ${notes} <small>on ${p.server}, asked ${new Date().toISOString().slice(11, 19)} UTC, ${p.ms} ms</small> ${again}${details ? html`<br><small class="probe-details">${app.redactor.redactString(details)}</small>` : ''}</dd>`
   }
 
   async function probePage(
@@ -900,8 +905,18 @@ ${actionForm(`/console/services/${encodeURIComponent(serviceId)}/action`, s.csrf
       )
       return
     }
-    if (a === 'services' && b !== undefined && parts.length === 2)
-      return view(`Service ${b}`, await servicePage(s, b))
+    if (a === 'services' && b !== undefined && parts.length === 2) {
+      const body = await servicePage(s, b)
+      securityHeaders(res)
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
+      res.end(
+        layout({ title: `Service ${b}`, path, csrf: s.csrf, live: self, flash }, body).value.replace(
+          '<div id="live"',
+          `${probeBlock(`/console/services/${encodeURIComponent(b)}`).value}<div id="live"`,
+        ),
+      )
+      return
+    }
     if (a === 'services' && b !== undefined && parts[2] === 'probe' && parts.length === 3)
       return probePage(req, res, s, b, flash)
     if (a === 'parked' && b === undefined) return view('Parked jobs', await parkedPage(s))
