@@ -169,6 +169,30 @@ export async function main(argv: string[], extras: CliExtras = {}, io: CliIo = d
       code = await runDemo({ io, keep: opts.keep === true })
     })
 
+  program
+    .command('simulators')
+    .description(
+      'WHMCS, Axigen, Proxmox VE and ComputeStacks simulators for trying a config copied from examples/: prints their addresses and the keys to change, writes their secrets to an environment file; runs until SIGINT/SIGTERM',
+    )
+    .option('--dir <dir>', 'where simulators.env (the secrets, mode 0600) is written', '.data/simulators')
+    .action(async (opts: { dir: string }) => {
+      const { startSimulators } = await import('./simulators.ts')
+      const sims = await startSimulators({ dir: opts.dir })
+      for (const line of sims.lines) io.out(line)
+      const signal = await new Promise<NodeJS.Signals>((resolve) => {
+        const stop = (s: NodeJS.Signals) => {
+          process.off('SIGINT', stop)
+          process.off('SIGTERM', stop)
+          resolve(s)
+        }
+        process.on('SIGINT', stop)
+        process.on('SIGTERM', stop)
+      })
+      await sims.close()
+      io.out(`simulators: stopped (${signal})`)
+      code = EXIT.OK
+    })
+
   common(
     program
       .command('check')
