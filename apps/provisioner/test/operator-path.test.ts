@@ -307,4 +307,49 @@ describe("the README's first service, followed literally with the built bin", ()
     }
     expect(json.services[0]?.username).toBe('grace')
   }, 600_000)
+
+  it('each other SQLite example, copied and changed the same way, provisions its service on the same simulators', async () => {
+    const session = commandLines(readmeBlock('run')).filter((l) => !l.startsWith('bin/provisioner.js '))
+    const edits = printedEdits(simulators?.out() ?? '')
+    const examples = readdirSync(join(appDir, 'examples')).filter(
+      (f) => f.endsWith('.yaml') && f !== 'minimal-sqlite.yaml' && !/postgres/.test(f),
+    )
+    expect(examples.sort()).toEqual([
+      'axigen-account.yaml',
+      'axigen-domain.yaml',
+      'computestacks-account.yaml',
+      'proxmox-kvm.yaml',
+    ])
+    for (const example of examples) {
+      const pid = Number(
+        parseDocument(readFileSync(join(appDir, 'examples', example), 'utf8')).getIn([
+          'products',
+          0,
+          'whmcsProductId',
+        ]),
+      )
+      const file = `try-${example}`
+      expect((await sh(`cp examples/${example} ${file}`, work)).code).toBe(0)
+      writeFileSync(join(work, file), edit(readFileSync(join(work, file), 'utf8'), edits))
+      // A store of its own for each example (what the printed store.dataDir holds is the last one's).
+      rmSync(join(work, '.data', 'provisioner'), { recursive: true, force: true })
+      const r = await sh(
+        `${session.join('\n')}\nset -e\nfor c in check sync "worker --once"; do bin/provisioner.js $c -c ${file}; done\nbin/provisioner.js status --json -c ${file}`,
+        work,
+        300_000,
+      )
+      timings.push({ step: `${example}: check, sync, worker --once, status --json`, seconds: r.seconds })
+      expect(r.code, `${example}:\n${r.stdout}\n${r.stderr}`).toBe(0)
+      expect(r.stdout, example).toMatch(/check: everything ok/)
+      expect(r.stderr, example).not.toMatch(/"level":"(warn|error)"|loaded TypeScript/)
+      const json = JSON.parse(r.stdout.slice(r.stdout.indexOf('{\n'))) as {
+        services: { productId: string; desired: string; actual: string }[]
+        openJobs: unknown[]
+      }
+      expect(json.services, example).toEqual([
+        expect.objectContaining({ productId: String(pid), desired: 'active', actual: 'active' }),
+      ])
+      expect(json.openJobs, example).toEqual([])
+    }
+  }, 900_000)
 })
