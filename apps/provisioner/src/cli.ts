@@ -169,6 +169,30 @@ export async function main(argv: string[], extras: CliExtras = {}, io: CliIo = d
       code = await runDemo({ io, keep: opts.keep === true })
     })
 
+  program
+    .command('simulators')
+    .description(
+      'WHMCS, Axigen, Proxmox VE and ComputeStacks simulators for trying a config copied from examples/: prints their addresses and the keys to change, writes their secrets to an environment file; runs until SIGINT/SIGTERM',
+    )
+    .option('--dir <dir>', 'where simulators.env (the secrets, mode 0600) is written', '.data/simulators')
+    .action(async (opts: { dir: string }) => {
+      const { startSimulators } = await import('./simulators.ts')
+      const sims = await startSimulators({ dir: opts.dir })
+      for (const line of sims.lines) io.out(line)
+      const signal = await new Promise<NodeJS.Signals>((resolve) => {
+        const stop = (s: NodeJS.Signals) => {
+          process.off('SIGINT', stop)
+          process.off('SIGTERM', stop)
+          resolve(s)
+        }
+        process.on('SIGINT', stop)
+        process.on('SIGTERM', stop)
+      })
+      await sims.close()
+      io.out(`simulators: stopped (${signal})`)
+      code = EXIT.OK
+    })
+
   common(
     program
       .command('check')
@@ -298,29 +322,41 @@ export async function main(argv: string[], extras: CliExtras = {}, io: CliIo = d
       )
       .option('--job <n>', 'the job', integer('--job', 1, Number.MAX_SAFE_INTEGER))
       .option('--service <id>', 'every open job of the service', plainId('--service'))
-      .option('--reason <text>', 'recorded with the cancelled jobs', 'cancelled by an operator'),
+      .option('--reason <text>', 'recorded with the cancelled jobs', 'cancelled by an operator')
+      .option(
+        '--sync',
+        "supersede: then sync each service from WHMCS at once, so today's config plans it afresh",
+      ),
   ).action(
-    action<CommonOptions & { job?: number; service?: string; reason: string }>((opts) => {
+    action<CommonOptions & { job?: number; service?: string; reason: string; sync?: boolean }>((opts) => {
       if (opts.job === undefined && opts.service === undefined) {
         io.err('cancel needs --job N or --service ID')
         return Promise.resolve(EXIT.USAGE)
       }
       return withApp(opts, async (app) => {
-        const out = await app.engine.cancel(
+        const { cancelJobs } = await import('./engine/supersede.ts')
+        const out = await cancelJobs(
+          app.engine,
           {
             ...(opts.job !== undefined ? { jobId: opts.job } : {}),
             ...(opts.service !== undefined ? { serviceId: opts.service } : {}),
           },
-          opts.reason,
+          { reason: opts.reason, resync: opts.sync === true },
         )
         for (const j of out.cancelled)
           io.out(`cancelled job ${j.id} (${j.operation}, service ${j.serviceId})`)
+        for (const s of out.syncs)
+          io.out(
+            `sync of service ${s.serviceId}: ${s.summary.intents} intents, ${s.summary.jobsCreated} jobs queued${s.summary.errors.length ? `, ${s.summary.errors.length} error(s): ${s.summary.errors.map((e) => `${e.code}: ${e.message}`).join('; ')}` : ''}`,
+          )
         io.out(
           out.cancelled.length === 0
             ? 'cancel: no open job'
-            : `cancel: ${out.cancelled.length} job(s); run \`provisioner sync --service ${out.services[0]}\` to plan the service again from WHMCS`,
+            : opts.sync
+              ? `cancel: ${out.cancelled.length} job(s) cancelled and superseded by what WHMCS asks for now (run a worker)`
+              : `cancel: ${out.cancelled.length} job(s); run \`provisioner sync --service ${out.services[0]}\` (or cancel with --sync) to plan the service again from WHMCS`,
         )
-        return EXIT.OK
+        return out.syncs.some((s) => s.summary.errors.length > 0) ? EXIT.FAILED : EXIT.OK
       })
     }),
   )

@@ -147,4 +147,35 @@ describe('the CLI', () => {
     expect(await served).toBe(0)
     expect(lines.join('\n')).toMatch(/--- Suspend complete: service=/)
   })
+
+  it('`cancel --sync` supersedes a parked job: cancelled, planned again from WHMCS, and run', async () => {
+    // The panel's password in the environment is wrong: the create parks (AUTH).
+    process.env.CLI_PANEL_PW = 'Not-The-Panel-Pw'
+    const c = whmcs.order({ password: 'Cli-Service-Pw-3' })
+    try {
+      expect((await cli('sync', '--service', c)).code).toBe(0)
+      expect((await cli('worker', '--once')).code).toBe(0)
+    } finally {
+      process.env.CLI_PANEL_PW = 'Cli-Panel-Pw-1'
+    }
+    const status = await cli('status', '--json')
+    const parked = (
+      JSON.parse(status.text) as { openJobs: { id: number; serviceId: string; status: string }[] }
+    ).openJobs
+    expect(parked).toEqual([expect.objectContaining({ serviceId: c, status: 'parked' })])
+    const id = String(parked[0]?.id)
+    const out = await cli('cancel', '--job', id, '--sync', '--reason', 'wrong panel password')
+    expect(out.code).toBe(0)
+    expect(out.text).toMatch(new RegExp(`cancelled job ${id} \\(create, service ${c}\\)`))
+    expect(out.text).toMatch(new RegExp(`sync of service ${c}: 1 intents, 1 jobs queued`))
+    expect(out.text).toMatch(/1 job\(s\) cancelled and superseded/)
+    expect((await cli('worker', '--once')).code).toBe(0)
+    expect(panel.find(`svc${c}`)).toMatchObject({ suspended: false })
+    expect((await cli('status')).text).toMatch(
+      new RegExp(`^${c}\\s+memory-panel\\s+s1\\s+active\\s+active`, 'm'),
+    )
+    // Nothing left to cancel; and cancel needs a job or a service.
+    expect((await cli('cancel', '--service', c)).text).toMatch(/cancel: no open job/)
+    expect((await cli('cancel')).code).toBe(2)
+  })
 })

@@ -8,7 +8,10 @@ import {
 } from './module-routes.ts'
 import {
   ActionBodySchema,
+  CancelBodySchema,
   CreditBodySchema,
+  ReconcileBodySchema,
+  ReconcileQuerySchema,
   RetryBodySchema,
   ServiceIdSchema,
   SettleBodySchema,
@@ -74,7 +77,14 @@ const errorBody = {
 
 function op(
   summary: string,
-  options: { body?: z.ZodType; params?: Json[]; ok?: string; okStatus?: string; auth?: boolean } = {},
+  options: {
+    body?: z.ZodType
+    params?: Json[]
+    ok?: string
+    okStatus?: string
+    auth?: boolean
+    conflict?: boolean
+  } = {},
 ): Json {
   const responses: Json = {
     [options.okStatus ?? '200']: {
@@ -85,6 +95,7 @@ function op(
     '401': { $ref: '#/components/responses/Error' },
     '404': { $ref: '#/components/responses/Error' },
   }
+  if (options.conflict) responses['409'] = { $ref: '#/components/responses/Error' }
   const out: Json = { summary, responses }
   if (options.params?.length) out.parameters = options.params
   if (options.body)
@@ -151,6 +162,23 @@ export function buildOpenApi(): Json {
         post: op('A reverse-sync pass (full, one client, one service)', { body: SyncBodySchema }),
       },
       '/v1/retry': { post: op('Parked jobs back in the queue', { body: RetryBodySchema }) },
+      '/v1/cancel': {
+        post: op(
+          "Cancel a parked or queued job and its service's later open jobs (or all of a service's); the intended state goes back to the confirmed one. `resync` supersedes: a service sync follows. 409 when a job is running",
+          { body: CancelBodySchema, conflict: true },
+        ),
+      },
+      '/v1/reconcile': {
+        get: op(
+          "Services whose settings differ from what today's config gives their plan (the plan; nothing changes)",
+          {
+            params: queryParams(ReconcileQuerySchema),
+          },
+        ),
+        post: op('The same; with `apply: true` a changePackage is queued for each service without one open', {
+          body: ReconcileBodySchema,
+        }),
+      },
       '/v1/log': { get: op('The module log (redacted)', { params: queryParams(logQuerySchema()) }) },
       '/v1/drift': {
         get: op('WHMCS against what the servers confirmed', {

@@ -10,6 +10,7 @@ import { consoleHandler } from '../console/handler.ts'
 import { serverInput } from '../engine/engine.ts'
 import { listJobs } from '../engine/jobs.ts'
 import { getService, listServices, type ServiceRecord } from '../engine/services.ts'
+import { cancelJobs, publicJob } from '../engine/supersede.ts'
 import { handleModuleRequest } from './module-routes.ts'
 
 /**
@@ -28,6 +29,7 @@ export const API_ERROR = {
   TOO_LARGE: 'PANELKIT_ERR_PAYLOAD_TOO_LARGE',
   INTERNAL: 'PANELKIT_ERR_INTERNAL',
   NO_WHMCS: 'PANELKIT_ERR_NO_WHMCS',
+  CONFLICT: 'PANELKIT_ERR_CONFLICT',
 } as const
 
 class ApiError extends Error {
@@ -129,6 +131,32 @@ const RetryBodySchema = z
   .partial()
   .strict()
 const ServiceIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, 'must be a service id')
+const CancelBodySchema = z
+  .object({
+    jobId: z.number().int().positive(),
+    serviceId: ServiceIdSchema,
+    reason: z
+      .string()
+      .min(1)
+      .max(200)
+      .refine((r) => !CONTROL.test(r), 'must not contain control characters (CR, LF, NUL, …)'),
+    /** Supersede: a service pass of the reverse sync right after, so WHMCS's view is planned afresh. */
+    resync: z.boolean(),
+  })
+  .partial()
+  .strict()
+  .refine((b) => b.jobId !== undefined || b.serviceId !== undefined, {
+    message: 'give jobId (that job and the later open jobs of its service) or serviceId (all its open jobs)',
+  })
+const ReconcileBodySchema = z
+  .object({
+    serviceId: ServiceIdSchema,
+    /** Queue the changePackage jobs; without it (false) the answer is the plan and nothing changes. */
+    apply: z.boolean(),
+  })
+  .partial()
+  .strict()
+const ReconcileQuerySchema = z.object({ serviceId: ServiceIdSchema }).partial().strict()
 
 function digest(token: string): Buffer {
   return createHash('sha256').update(token).digest()
@@ -501,6 +529,54 @@ export function createApiHandler(app: App) {
         send(200, { retried })
         return
       }
+      case 'cancel': {
+        allow('POST')
+        const body = parse(CancelBodySchema, await readJson(req))
+        if (body.serviceId !== undefined && !(await getService(store.db, body.serviceId)))
+          throw new ApiError(404, API_ERROR.NOT_FOUND, `No service ${body.serviceId}`)
+        if (body.resync && !engine.whmcs)
+          throw new ApiError(
+            409,
+            API_ERROR.NO_WHMCS,
+            'No WHMCS connection is configured (the `whmcs` section), so resync is not possible: nothing was cancelled',
+          )
+        const out = await cancelJobs(
+          engine,
+          {
+            ...(body.jobId !== undefined ? { jobId: body.jobId } : {}),
+            ...(body.serviceId !== undefined ? { serviceId: body.serviceId } : {}),
+          },
+          {
+            reason: body.reason ?? `cancelled through the API (token ${caller.name})`,
+            resync: body.resync === true,
+          },
+        )
+        send(200, {
+          cancelled: out.cancelled.map((j) => ({
+            ...publicJob(j),
+            lastError: publicFailure(j.lastError),
+          })),
+          services: out.services,
+          ...(body.resync ? { syncs: out.syncs } : {}),
+        })
+        return
+      }
+      case 'reconcile': {
+        allow('GET', 'POST')
+        // GET (read): the plan only. POST (operate): with `apply: true` the changePackage jobs are queued.
+        const q =
+          method === 'GET'
+            ? { ...parse(ReconcileQuerySchema, Object.fromEntries(url.searchParams)), apply: false }
+            : parse(ReconcileBodySchema, await readJson(req))
+        if (q.serviceId !== undefined && !(await getService(store.db, q.serviceId)))
+          throw new ApiError(404, API_ERROR.NOT_FOUND, `No service ${q.serviceId}`)
+        const out = await engine.reconcile({
+          apply: q.apply === true,
+          ...(q.serviceId !== undefined ? { serviceId: q.serviceId } : {}),
+        })
+        send(200, { applied: q.apply === true, queued: out.queued, entries: out.entries })
+        return
+      }
       case 'log': {
         allow('GET')
         const q = parse(
@@ -556,9 +632,14 @@ export function createApiHandler(app: App) {
           detail: withoutPaths(error.detail ?? error.message),
           ...(error.issues ? { issues: error.issues } : {}),
         }
+      } else if (isPanelkitError(error) && error.kind === 'CONFLICT') {
+        // The request is right but the state is not (a running job cannot be cancelled): nothing changed.
+        const f = toFailure(error, app.redactor)
+        status = 409
+        body = { code: API_ERROR.CONFLICT, message: withoutPaths(f.detail), detail: withoutPaths(f.detail) }
       } else if (isPanelkitError(error) && error.kind === 'VALIDATION') {
         const f = toFailure(error, app.redactor)
-        status = error.message.startsWith('No service') ? 404 : 400
+        status = /^No (service|job) /.test(error.message) ? 404 : 400
         body = {
           code: status === 404 ? API_ERROR.NOT_FOUND : API_ERROR.VALIDATION,
           message: withoutPaths(f.detail),
@@ -616,7 +697,10 @@ export async function startApiServer(app: App, listen = app.config.http.listen):
 /** The request schemas, for the OpenAPI document (src/http/openapi.ts). */
 export {
   ActionBodySchema,
+  CancelBodySchema,
   CreditBodySchema,
+  ReconcileBodySchema,
+  ReconcileQuerySchema,
   RetryBodySchema,
   ServiceIdSchema,
   SettleBodySchema,
