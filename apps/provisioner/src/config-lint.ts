@@ -1,6 +1,6 @@
 import { isIP } from 'node:net'
 import { AxigenServerOptionsSchema, axigenAccountConnector, axigenDomainConnector } from '@panelkit/axigen'
-import { computestacksAccountConnector } from '@panelkit/computestacks'
+import { computeStacksAccountConnector } from '@panelkit/computestacks'
 import { type ConnectorDefinition, settingsSchema } from '@panelkit/core'
 import { normaliseFingerprint } from '@panelkit/core/http'
 import { createProxmoxKvmConnector } from '@panelkit/proxmox'
@@ -230,7 +230,7 @@ export function builtinDefinitions(): ReadonlyMap<string, AnyDefinition> {
     [
       axigenDomainConnector,
       axigenAccountConnector,
-      computestacksAccountConnector,
+      computeStacksAccountConnector,
       createProxmoxKvmConnector(),
     ].map((d) => [d.id, d as AnyDefinition]),
   )
