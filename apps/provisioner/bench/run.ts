@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { axigenAccountConnector } from '@panelkit/axigen'
 import { startAxigenSimulator } from '@panelkit/axigen/testing'
 import { definePipeline, runPipeline } from '@panelkit/core'
-import { createWhmcsSimulator } from '@panelkit/whmcs/testing'
+import { startWhmcsSimulator } from '@panelkit/whmcs/testing'
 import pg from 'pg'
 import { type App, createApp, whmcsFromConfig } from '../src/app.ts'
 import { parseConfig } from '../src/config.ts'
@@ -33,7 +33,7 @@ async function dropSchema(schema: string) {
 async function lifecycle(kind: 'sqlite' | 'postgres', workers: number) {
   const sim = await startAxigenSimulator({ admins: { admin: 'Bench-Admin-1' } })
   sim.addDomain('bench.example')
-  const whmcs = await createWhmcsSimulator()
+  const whmcs = await startWhmcsSimulator()
   const product = whmcs.createProduct({ name: 'Mailbox' })
   const customer = whmcs.createClient({ email: 'bench@example.com' })
   const dir = mkdtempSync(join(tmpdir(), 'provisioner-bench-'))

@@ -155,7 +155,7 @@ export function whmcsFromConfig(
     identifier: w.identifier,
     secret: w.secret,
     ...(w.accessKey ? { accessKey: w.accessKey } : {}),
-    ...(w.ca ? { ca: w.ca } : {}),
+    ...(w.ca ? { tls: { ca: w.ca } } : {}),
     recorder: createCallRecorder({ connector: 'whmcs-client', redactor, ...(sink ? { sink } : {}) }),
   })
 }

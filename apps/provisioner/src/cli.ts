@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import type { App, AppOptions } from './app.ts'
+import type { CliIo } from './cli/output.ts'
 import { onStopSignals } from './cli/shutdown.ts'
 import type { LoadedConfig } from './config.ts'
 import type { LogFormat, LogLevel } from './logger.ts'
@@ -27,10 +28,7 @@ const isConfigError = (error: unknown): error is Error & { issues: unknown[] } =
 
 export const EXIT = { OK: 0, FAILED: 1, USAGE: 2 } as const
 
-export interface CliIo {
-  out: (line: string) => void
-  err: (line: string) => void
-}
+export type { CliIo }
 
 const defaultIo: CliIo = {
   out: (line) => process.stdout.write(`${line}\n`),

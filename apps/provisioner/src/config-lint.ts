@@ -1,12 +1,11 @@
 import { isIP } from 'node:net'
 import { AxigenServerOptionsSchema, axigenAccountConnector, axigenDomainConnector } from '@panelkit/axigen'
-import { computestacksAccountConnector } from '@panelkit/computestacks'
+import { computeStacksAccountConnector } from '@panelkit/computestacks'
 import { type ConnectorDefinition, settingsSchema } from '@panelkit/core'
 import { normaliseFingerprint } from '@panelkit/core/http'
 import { createProxmoxKvmConnector } from '@panelkit/proxmox'
 import { closest, distance } from 'fastest-levenshtein'
 import { z } from 'zod'
-import type { ConfigIssue } from './config.ts'
 
 /**
  * The strict half of config validation, kept apart from the schema itself: unknown keys (with a
@@ -14,6 +13,12 @@ import type { ConfigIssue } from './config.ts'
  * listen address, certificate fingerprints), server options per connector, and — once the connectors
  * are known — each product's and each plan's settings against that connector's own declaration.
  */
+
+/** One problem with a configuration, and where it is (a dotted path). */
+export interface ConfigIssue {
+  path: string
+  message: string
+}
 
 type Path = readonly PropertyKey[]
 
@@ -277,7 +282,7 @@ export function builtinDefinitions(): ReadonlyMap<string, AnyDefinition> {
     [
       axigenDomainConnector,
       axigenAccountConnector,
-      computestacksAccountConnector,
+      computeStacksAccountConnector,
       createProxmoxKvmConnector(),
     ].map((d) => [d.id, d as AnyDefinition]),
   )

@@ -5,6 +5,7 @@ import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
 import {
   builtinDefinitions,
+  type ConfigIssue,
   lintConfig,
   looseProducts,
   productSettingsIssues,
@@ -295,10 +296,7 @@ function checkReferences(config: Loose, ctx: z.RefinementCtx): void {
 export type Config = z.infer<typeof ConfigSchema>
 export type ConfigInput = z.input<typeof ConfigSchema>
 
-export interface ConfigIssue {
-  path: string
-  message: string
-}
+export type { ConfigIssue } from './config-lint.ts'
 
 /** A configuration that cannot be used, with every problem and where it is. */
 export class ConfigError extends Error {

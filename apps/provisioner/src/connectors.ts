@@ -1,5 +1,5 @@
 import { axigenAccountConnector, axigenDomainConnector } from '@panelkit/axigen'
-import { computestacksAccountConnector } from '@panelkit/computestacks'
+import { computeStacksAccountConnector } from '@panelkit/computestacks'
 import { CapacityError } from '@panelkit/core'
 import {
   createProxmoxKvmConnector,
@@ -25,7 +25,7 @@ export function builtinConnectors(
   return [
     { definition: axigenDomainConnector },
     { definition: axigenAccountConnector },
-    { definition: computestacksAccountConnector },
+    { definition: computeStacksAccountConnector },
     {
       definition: createProxmoxKvmConnector({
         ...(options.proxmoxClient ?? {}),

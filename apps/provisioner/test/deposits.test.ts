@@ -1,7 +1,7 @@
 import { startComputeStacksSimulator } from '@panelkit/computestacks/testing'
 import { createRedactor } from '@panelkit/core'
 import { createWhmcsClient } from '@panelkit/whmcs'
-import { createWhmcsSimulator } from '@panelkit/whmcs/testing'
+import { startWhmcsSimulator } from '@panelkit/whmcs/testing'
 import { afterEach, describe, expect, it } from 'vitest'
 import { parseConfig } from '../src/config.ts'
 import { builtinConnectors } from '../src/connectors.ts'
@@ -21,7 +21,7 @@ afterEach(async () => {
 })
 
 async function setup(kind: StoreKind, settings: Record<string, unknown> = {}) {
-  const whmcs = await createWhmcsSimulator()
+  const whmcs = await startWhmcsSimulator()
   const cs = await startComputeStacksSimulator()
   const product = whmcs.createProduct({
     name: 'Cloud with deposit',
@@ -47,7 +47,7 @@ async function setup(kind: StoreKind, settings: Record<string, unknown> = {}) {
           username: cs.apiKey,
           // biome-ignore lint/suspicious/noTemplateCurlyInString: an environment reference in the config
           password: '${CS_SECRET}',
-          options: { ca: cs.cert },
+          options: { ca: cs.ca },
         },
       ],
       serverGroups: [{ id: 'containers', servers: ['cs-1'] }],
@@ -71,7 +71,7 @@ async function setup(kind: StoreKind, settings: Record<string, unknown> = {}) {
     url: whmcs.url,
     identifier: whmcs.credential.identifier,
     secret: whmcs.credential.secret,
-    ca: whmcs.ca,
+    tls: { ca: whmcs.ca },
     retry: false,
   })
   const engine = new Engine({
@@ -97,7 +97,7 @@ async function setup(kind: StoreKind, settings: Record<string, unknown> = {}) {
   return { whmcs, cs, engine, store, product, clientId }
 }
 
-const creditsOf = (whmcs: Awaited<ReturnType<typeof createWhmcsSimulator>>, clientId: number) =>
+const creditsOf = (whmcs: Awaited<ReturnType<typeof startWhmcsSimulator>>, clientId: number) =>
   [...whmcs.credits.values()].filter((c) => c.clientid === clientId)
 
 describe.each(STORE_KINDS)('deposits as account credit (%s)', (kind) => {
@@ -134,7 +134,7 @@ describe.each(STORE_KINDS)('deposits as account credit (%s)', (kind) => {
           port: cs.port,
           username: cs.apiKey,
           password: cs.apiSecret,
-          options: { ca: cs.cert },
+          options: { ca: cs.ca },
         },
         settings: { emailDomain: 'cloud.example.test' },
         client: { email: 'dora@example.com', firstName: 'Dora', lastName: 'Deposit' },

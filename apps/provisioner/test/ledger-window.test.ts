@@ -56,7 +56,7 @@ describe.each(STORE_KINDS)('deposit credits against an unreachable WHMCS (%s)', 
       url: stallUrl,
       identifier: whmcs.sim.credential.identifier,
       secret: whmcs.sim.credential.secret,
-      ca: whmcs.sim.ca,
+      tls: { ca: whmcs.sim.ca },
       timeoutMs: 400,
       retry: false,
     })

@@ -1,5 +1,5 @@
 import { createWhmcsClient, type WhmcsClient } from '@panelkit/whmcs'
-import { createWhmcsSimulator, type WhmcsSimulator } from '@panelkit/whmcs/testing'
+import { startWhmcsSimulator, type WhmcsSimulator } from '@panelkit/whmcs/testing'
 
 /**
  * A WHMCS simulator with one product (a `Plan` option with Basic and Pro, a `Password` custom field)
@@ -19,7 +19,7 @@ export interface WhmcsWorld {
 }
 
 export async function startWhmcs(): Promise<WhmcsWorld> {
-  const sim = await createWhmcsSimulator()
+  const sim = await startWhmcsSimulator()
   const product = sim.createProduct({
     name: 'Panel account',
     configOptions: [{ name: 'Plan', options: ['Basic', 'Pro'] }],
@@ -43,7 +43,7 @@ export async function startWhmcs(): Promise<WhmcsWorld> {
         url: sim.url,
         identifier: sim.credential.identifier,
         secret: sim.credential.secret,
-        ca: sim.ca,
+        tls: { ca: sim.ca },
         retry: false,
       })
       clients.push(c)

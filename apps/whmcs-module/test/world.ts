@@ -8,8 +8,8 @@ import { fileURLToPath } from 'node:url'
 import { startAxigenSimulator } from '@panelkit/axigen/testing'
 import { startComputeStacksSimulator } from '@panelkit/computestacks/testing'
 import { generateTestCertificate } from '@panelkit/core/testing'
-import { ProxmoxSimulator } from '@panelkit/proxmox/testing'
-import { createWhmcsSimulator } from '@panelkit/whmcs/testing'
+import { startProxmoxSimulator } from '@panelkit/proxmox/testing'
+import { startWhmcsSimulator } from '@panelkit/whmcs/testing'
 
 /** apps/whmcs-module: the folder with modules/ and includes/, as in a WHMCS root. */
 export const MODULE_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -100,7 +100,7 @@ export async function startWorld() {
   const dir = mkdtempSync(join(tmpdir(), 'whmcs-module-'))
   stoppers.push(async () => rmSync(dir, { recursive: true, force: true }))
   try {
-    const whmcs = await createWhmcsSimulator()
+    const whmcs = await startWhmcsSimulator()
     stoppers.push(() => whmcs.close())
     const axigen = await startAxigenSimulator({ admins: { admin: AXIGEN_ADMIN_PASSWORD } })
     stoppers.push(() => axigen.close())
@@ -108,7 +108,7 @@ export async function startWorld() {
     const cs = await startComputeStacksSimulator({ userGroups: ['starter', 'pro'] })
     stoppers.push(() => cs.close())
     const group = (name: string) => String([...cs.userGroups.values()].find((g) => g.name === name)?.id)
-    const pve = await new ProxmoxSimulator({ taskDurations: { default: 2 } }).start()
+    const pve = await startProxmoxSimulator({ taskDurations: { default: 2 } })
     stoppers.push(() => pve.close())
 
     const plan = [{ name: 'Plan', options: ['Basic', 'Pro'] }]
@@ -159,7 +159,7 @@ export async function startWorld() {
           port: pve.port,
           username: 'root@pam',
           password: env$('MOD_PVE_PASSWORD'),
-          options: { fingerprint: pve.fingerprint256 },
+          options: { fingerprint: pve.fingerprint },
         },
         {
           id: 'cs-1',
@@ -168,7 +168,7 @@ export async function startWorld() {
           port: cs.port,
           username: cs.apiKey,
           password: env$('MOD_CS_SECRET'),
-          options: { ca: cs.cert },
+          options: { ca: cs.ca },
         },
       ],
       serverGroups: [

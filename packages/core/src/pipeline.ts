@@ -1,5 +1,8 @@
 import { isPanelkitError, type PanelkitError, throwIfAborted, toPanelkitError } from './errors.ts'
 import { type Failure, toFailure } from './result.ts'
+import type { PipelineRunSummary, StepRecord } from './run-records.ts'
+
+export type { StepRecord, StepRecordOutcome } from './run-records.ts'
 
 /**
  * Resumable pipelines: an ordered list of named, idempotent steps. A run starts at the persisted
@@ -50,22 +53,6 @@ export function definePipeline<D extends JsonObject, C = unknown>(
     names.add(step.name)
   }
   return definition
-}
-
-export type StepRecordOutcome = 'success' | 'skipped' | 'failed'
-
-export interface StepRecord {
-  /** 1-based position in the pipeline. */
-  index: number
-  name: string
-  label: string
-  outcome: StepRecordOutcome
-  from: string
-  to: string
-  durationMs: number
-  at: string
-  reason?: string
-  retryable?: boolean
 }
 
 export interface Checkpoint<D extends JsonObject = JsonObject> {
@@ -286,7 +273,7 @@ export function formatStepLine(
 
 /** A whole run (or its summary in a result): header, one line per step, and where it ended. */
 export function formatPipelineRun(
-  run: PipelineRun | import('./result.ts').PipelineRunSummary,
+  run: PipelineRun | PipelineRunSummary,
   options: { subject?: string } = {},
 ): string {
   const endState = 'checkpoint' in run ? run.checkpoint.state : run.state

@@ -1,5 +1,8 @@
 import { customerMessageFor, type ErrorKind, isPanelkitError, ValidationError } from './errors.ts'
 import type { Redactor } from './redaction.ts'
+import type { PipelineRunSummary } from './run-records.ts'
+
+export type { PipelineRunSummary } from './run-records.ts'
 
 /** A serialisable description of what went wrong, with secrets already masked. */
 export interface FailureCause {
@@ -30,18 +33,6 @@ export interface RecordedWrite {
   action: string
   target?: string
   request?: unknown
-}
-
-/** What a pipeline run inside an operation did, for progress displays and the app's store. */
-export interface PipelineRunSummary {
-  pipeline: string
-  title: string
-  key: string
-  status: 'completed' | 'failed'
-  startedAt: string
-  state: string
-  steps: import('./pipeline.ts').StepRecord[]
-  durationMs: number
 }
 
 export interface OkResult<T> {

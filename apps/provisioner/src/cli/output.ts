@@ -2,6 +2,12 @@ import type { Writable } from 'node:stream'
 import { formatStepLine } from '@panelkit/core'
 import type { EngineEvent } from '../engine/engine.ts'
 
+/** Where the CLI (and the demo it runs) writes its lines. */
+export interface CliIo {
+  out: (line: string) => void
+  err: (line: string) => void
+}
+
 /**
  * A progress bar on a terminal (a counter when the total is unknown); on anything else, a line every
  * two seconds. `done()` ends the line.

@@ -1,8 +1,8 @@
 import { startAxigenSimulator } from '@panelkit/axigen/testing'
 import { startComputeStacksSimulator } from '@panelkit/computestacks/testing'
 import { SUSPENDED_TAG, serviceIdFromDescription } from '@panelkit/proxmox'
-import { ProxmoxSimulator } from '@panelkit/proxmox/testing'
-import { createWhmcsSimulator } from '@panelkit/whmcs/testing'
+import { startProxmoxSimulator } from '@panelkit/proxmox/testing'
+import { startWhmcsSimulator } from '@panelkit/whmcs/testing'
 import { createApp } from '../app.ts'
 import { parseConfig } from '../config.ts'
 import type { EngineEvent } from '../engine/engine.ts'
@@ -35,7 +35,7 @@ export async function startDemoWorld(options: DemoWorldOptions) {
   const dataDir = 'dataDir' in options.store ? options.store.dataDir : ''
   try {
     // ---- the systems -------------------------------------------------------------------------------
-    const whmcs = await createWhmcsSimulator()
+    const whmcs = await startWhmcsSimulator()
     stoppers.push(() => whmcs.close())
     const axigen = await startAxigenSimulator({ admins: { admin: AXIGEN_ADMIN_PASSWORD } })
     stoppers.push(() => axigen.close())
@@ -43,7 +43,7 @@ export async function startDemoWorld(options: DemoWorldOptions) {
     const cs = await startComputeStacksSimulator({ userGroups: ['starter', 'pro'] })
     stoppers.push(() => cs.close())
     const group = (name: string) => String([...cs.userGroups.values()].find((g) => g.name === name)?.id)
-    const pve = await new ProxmoxSimulator({ taskDurations: { default: options.pveTaskMs ?? 2 } }).start()
+    const pve = await startProxmoxSimulator({ taskDurations: { default: options.pveTaskMs ?? 2 } })
     stoppers.push(() => pve.close())
 
     // ---- the catalogue and the orders in WHMCS -------------------------------------------------------
@@ -118,7 +118,7 @@ export async function startDemoWorld(options: DemoWorldOptions) {
             port: pve.port,
             username: 'root@pam',
             password: env$('DEMO_PVE_PASSWORD'),
-            options: { fingerprint: pve.fingerprint256 },
+            options: { fingerprint: pve.fingerprint },
           },
           {
             id: 'cs-1',
@@ -127,7 +127,7 @@ export async function startDemoWorld(options: DemoWorldOptions) {
             port: cs.port,
             username: cs.apiKey,
             password: env$('DEMO_CS_SECRET'),
-            options: { ca: cs.cert },
+            options: { ca: cs.ca },
           },
         ],
         serverGroups: [

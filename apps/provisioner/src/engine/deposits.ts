@@ -1,13 +1,13 @@
 import { type Failure, toFailure } from '@panelkit/core'
 import { depositKey, findPaidDeposits, type PaidDeposit } from '@panelkit/whmcs'
-import type { SyncSummary } from './engine.ts'
-import { type Engine, serverInput } from './engine.ts'
+import { creditDeposit } from './billing.ts'
+import { type EngineContext, type SyncSummary, serverFor, serverInput } from './context.ts'
 import { getService } from './services.ts'
 
 /**
  * Deposits as account credit, automatically (ComputeStacks' "Apply Credit", seed 001): during a sync
  * pass, the paid one-time fee of each order of a product whose connector declares an `applyCredit`
- * setting that is on is found in WHMCS (`findPaidDeposits`) and queued with `engine.creditDeposit` —
+ * setting that is on is found in WHMCS (`findPaidDeposits`) and queued with `creditDeposit` (billing.ts) —
  * the same job and ledger key (`whmcs:credit:whmcs-order-{id}`) an operator's `provisioner credit`
  * uses, so AddCredit runs exactly once per order however often sync finds it. Once the ledger says
  * the credit is done, each of the order's services gets the `recordDeposit` connector action, so the
@@ -19,11 +19,14 @@ const YES = new Set(['on', 'yes', 'true', '1', 'y'])
 const shownKey = (depositId: string, serviceId: string) => `deposit-shown:${depositId}:${serviceId}`
 const completeKey = (orderId: string) => `deposit-complete:${orderId}`
 
-/** WHMCS product ids whose connector has `applyCredit` on (the product's value, else the connector default). */
-export function applyCreditProducts(engine: Engine): string[] {
+/**
+ * WHMCS product ids whose connector has `applyCredit` on (the product's value, else the connector
+ * default). Takes an `Engine` or its context.
+ */
+export function applyCreditProducts(engine: Pick<EngineContext, 'config' | 'definitions'>): string[] {
   const out: string[] = []
   for (const product of engine.config.products) {
-    const spec = engine.connector(product.connector)?.definition.settings?.applyCredit as
+    const spec = engine.definitions.get(product.connector)?.settings?.applyCredit as
       | { type?: string; default?: unknown }
       | undefined
     if (spec?.type !== 'yesno') continue
@@ -34,8 +37,8 @@ export function applyCreditProducts(engine: Engine): string[] {
   return out
 }
 
-async function metaKeys(engine: Engine, prefix: string): Promise<Set<string>> {
-  const rows = await engine.store.db
+async function metaKeys(ctx: EngineContext, prefix: string): Promise<Set<string>> {
+  const rows = await ctx.store.db
     .selectFrom('meta')
     .select('key')
     .where('key', 'like', `${prefix}%`)
@@ -43,8 +46,8 @@ async function metaKeys(engine: Engine, prefix: string): Promise<Set<string>> {
   return new Set(rows.map((r) => r.key.slice(prefix.length)))
 }
 
-async function markMeta(engine: Engine, key: string): Promise<void> {
-  await engine.store.db
+async function markMeta(ctx: EngineContext, key: string): Promise<void> {
+  await ctx.store.db
     .insertInto('meta')
     .values({ key, value: new Date().toISOString() })
     .onConflict((oc) => oc.column('key').doNothing())
@@ -53,17 +56,17 @@ async function markMeta(engine: Engine, key: string): Promise<void> {
 
 /** Shows a credited deposit on each of its services' accounts; `all` when every one shows it. */
 async function showDeposit(
-  engine: Engine,
+  ctx: EngineContext,
   deposit: PaidDeposit,
   shown: Set<string>,
 ): Promise<{ all: boolean; error?: Failure }> {
   let all = true
   for (const part of deposit.services) {
     if (shown.has(`${deposit.depositId}:${part.serviceId}`)) continue
-    const service = await getService(engine.store.db, part.serviceId)
-    const serverId = service?.serverId ?? (await engine.store.assignments.get(part.serviceId))
-    const server = serverId ? engine.server(serverId) : undefined
-    const connector = service ? engine.connector(service.connector) : undefined
+    const service = await getService(ctx.store.db, part.serviceId)
+    const serverId = service?.serverId ?? (await ctx.store.assignments.get(part.serviceId))
+    const server = serverId ? serverFor(ctx, serverId) : undefined
+    const connector = service ? ctx.connectors.get(service.connector)?.instance : undefined
     // A service on its way out has no client area to show the deposit in: nothing left to do for it.
     if (service && (service.desired === 'terminated' || service.actual === 'terminated')) continue
     // Not provisioned yet (or not by us): shown on a later pass, once the account exists.
@@ -88,7 +91,7 @@ async function showDeposit(
       },
     } as never)
     if (!result.ok) return { all: false, error: result.error }
-    await markMeta(engine, shownKey(deposit.depositId, part.serviceId))
+    await markMeta(ctx, shownKey(deposit.depositId, part.serviceId))
   }
   return { all }
 }
@@ -98,18 +101,18 @@ async function showDeposit(
  * come back as sync errors (stage `deposit`).
  */
 export async function syncDeposits(
-  engine: Engine,
+  ctx: EngineContext,
   scope: { clientId?: string; serviceId?: string; signal?: AbortSignal } = {},
 ): Promise<{ found: number; queued: number; errors: SyncSummary['errors'] }> {
   const errors: SyncSummary['errors'] = []
-  const whmcs = engine.whmcs
-  const productIds = applyCreditProducts(engine)
+  const whmcs = ctx.whmcs
+  const productIds = applyCreditProducts(ctx)
   if (!whmcs || productIds.length === 0) return { found: 0, queued: 0, errors }
   let found = 0
   let queued = 0
   try {
-    const complete = await metaKeys(engine, 'deposit-complete:')
-    const shown = await metaKeys(engine, 'deposit-shown:')
+    const complete = await metaKeys(ctx, 'deposit-complete:')
+    const shown = await metaKeys(ctx, 'deposit-shown:')
     const deposits = await findPaidDeposits(whmcs, {
       productIds,
       skipOrderIds: complete,
@@ -120,7 +123,8 @@ export async function syncDeposits(
     for (const deposit of deposits) {
       found++
       try {
-        const out = await engine.creditDeposit(
+        const out = await creditDeposit(
+          ctx,
           {
             clientId: deposit.clientId,
             depositId: deposit.depositId,
@@ -130,9 +134,9 @@ export async function syncDeposits(
           'deposit-sync',
         )
         if (out.created) queued++
-        const entry = await engine.store.ledger.get(depositKey(deposit))
+        const entry = await ctx.store.ledger.get(depositKey(deposit))
         if (entry?.state !== 'done') continue
-        const show = await showDeposit(engine, deposit, shown)
+        const show = await showDeposit(ctx, deposit, shown)
         if (show.error) {
           errors.push({
             stage: 'deposit',
@@ -140,7 +144,7 @@ export async function syncDeposits(
             message: `Deposit ${deposit.depositId} is credited but not yet shown: ${show.error.detail}`,
             clientId: String(deposit.clientId),
           })
-        } else if (show.all) await markMeta(engine, completeKey(deposit.orderId))
+        } else if (show.all) await markMeta(ctx, completeKey(deposit.orderId))
       } catch (error) {
         const f = toFailure(error)
         errors.push({

@@ -1,7 +1,7 @@
 import { ValidationError } from '@panelkit/core'
 import { sameId } from '@panelkit/whmcs'
 import type { App } from '../app.ts'
-import { serverInput } from './engine.ts'
+import { serverInput } from './context.ts'
 import { getService, settingsFor } from './services.ts'
 
 export interface ImportReport {

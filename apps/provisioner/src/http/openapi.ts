@@ -16,7 +16,7 @@ import {
   ServiceIdSchema,
   SettleBodySchema,
   SyncBodySchema,
-} from './server.ts'
+} from './schemas.ts'
 
 /**
  * The OpenAPI 3.1 document of the HTTP API, generated from the zod schemas the routes validate

@@ -12,6 +12,17 @@ import { listJobs } from '../engine/jobs.ts'
 import { getService, listServices, type ServiceRecord } from '../engine/services.ts'
 import { cancelJobs, publicJob } from '../engine/supersede.ts'
 import { handleModuleRequest } from './module-routes.ts'
+import {
+  ActionBodySchema,
+  CancelBodySchema,
+  CreditBodySchema,
+  ReconcileBodySchema,
+  ReconcileQuerySchema,
+  RetryBodySchema,
+  ServiceIdSchema,
+  SettleBodySchema,
+  SyncBodySchema,
+} from './schemas.ts'
 
 /**
  * The HTTP API: JSON in, JSON out, bearer tokens compared in constant time, each with its scopes. Every
@@ -55,9 +66,6 @@ class ApiError extends Error {
 /** Bodies up to this size are read (and discarded) to answer 413 instead of resetting the connection. */
 const DRAIN_LIMIT = 32 * 1024 * 1024
 
-/** CR, LF, NUL and the other control characters: no password may hold them (header and CLI injection). */
-const CONTROL = /[\u0000-\u001f\u007f]/
-
 /** A source file in a stack frame or an error message: operators see it in the log, API callers never. */
 const SOURCE_PATH =
   /(?:file:\/\/)?(?:[A-Za-z]:)?(?:[\\/][\w.@+~-]+)+\.(?:[cm]?[jt]sx?|node)(?::\d+){0,2}|node:internal\/[\w/.-]+(?::\d+){0,2}/g
@@ -87,76 +95,6 @@ export function publicFailure(f: Failure | null): Record<string, unknown> | null
   }
   return out
 }
-
-const ActionBodySchema = z
-  .object({
-    action: z.enum(['create', 'suspend', 'unsuspend', 'terminate', 'changePassword', 'changePackage']),
-    password: z
-      .string()
-      .min(8, 'must be at least 8 characters')
-      .max(128)
-      .refine((p) => !CONTROL.test(p), 'must not contain control characters (CR, LF, NUL, …)')
-      .optional(),
-    settings: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
-  })
-  .strict()
-  .superRefine((b, ctx) => {
-    if (b.action === 'changePassword' && !b.password)
-      ctx.addIssue({ code: 'custom', path: ['password'], message: 'is required for changePassword' })
-    if (b.action === 'changePackage' && !b.settings)
-      ctx.addIssue({ code: 'custom', path: ['settings'], message: 'is required for changePackage' })
-  })
-
-const SyncBodySchema = z
-  .object({
-    clientId: z.string().regex(/^\d{1,12}$/, 'must be a WHMCS client id'),
-    email: z.email().max(254),
-    serviceId: z.string().regex(/^\d{1,12}$/, 'must be a WHMCS service id'),
-  })
-  .partial()
-  .strict()
-  .refine((b) => Object.keys(b).length <= 1, { message: 'give at most one of clientId, email, serviceId' })
-const SettleBodySchema = z
-  .object({ key: z.string().min(1).max(200), outcome: z.enum(['done', 'release']) })
-  .strict()
-const CreditBodySchema = z
-  .object({
-    depositId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, 'must be a plain id'),
-    amount: z.string().regex(/^\d{1,9}(\.\d{1,2})?$/, 'must be a decimal such as 12.50'),
-    description: z.string().min(1).max(200),
-  })
-  .strict()
-const RetryBodySchema = z
-  .object({ jobId: z.number().int().positive(), serviceId: z.string().min(1).max(64) })
-  .partial()
-  .strict()
-const ServiceIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, 'must be a service id')
-const CancelBodySchema = z
-  .object({
-    jobId: z.number().int().positive(),
-    serviceId: ServiceIdSchema,
-    reason: z
-      .string()
-      .min(1)
-      .max(200)
-      .refine((r) => !CONTROL.test(r), 'must not contain control characters (CR, LF, NUL, …)'),
-    /** Supersede: a service pass of the reverse sync right after, so WHMCS's view is planned afresh. */
-    resync: z.boolean(),
-  })
-  .partial()
-  .strict()
-  .refine((b) => b.jobId !== undefined || b.serviceId !== undefined, {
-    message: 'give jobId (that job and the later open jobs of its service) or serviceId (all its open jobs)',
-  })
-const ReconcileBodySchema = z
-  .object({
-    serviceId: ServiceIdSchema,
-    /** Queue the changePackage jobs; without it (false) the answer is the plan and nothing changes. */
-    apply: z.boolean(),
-  })
-  .partial()
-  .strict()
-const ReconcileQuerySchema = z.object({ serviceId: ServiceIdSchema }).partial().strict()
 
 function digest(token: string): Buffer {
   return createHash('sha256').update(token).digest()
@@ -692,17 +630,4 @@ export async function startApiServer(app: App, listen = app.config.http.listen):
         server.close(() => resolve())
       }),
   }
-}
-
-/** The request schemas, for the OpenAPI document (src/http/openapi.ts). */
-export {
-  ActionBodySchema,
-  CancelBodySchema,
-  CreditBodySchema,
-  ReconcileBodySchema,
-  ReconcileQuerySchema,
-  RetryBodySchema,
-  ServiceIdSchema,
-  SettleBodySchema,
-  SyncBodySchema,
 }
