@@ -4,5 +4,6 @@ export {
   type ContractSuiteOptions,
   type ForeignResourceHooks,
   type InterruptionHooks,
+  type KillHooks,
   runContractSuite,
 } from './contract-suite.ts'
