@@ -5,5 +5,7 @@ export {
   type ForeignResourceHooks,
   type InterruptionHooks,
   type KillHooks,
+  type KillOperation,
+  type KillPoints,
   runContractSuite,
 } from './contract-suite.ts'
