@@ -98,7 +98,7 @@ export interface KillHooks {
   /**
    * The child's module (a file URL or path; TypeScript is fine, the suite bundles it with esbuild): it
    * exports `connector(params)`, returning the connector definition built as the test's own (see
-   * `KillTargetModule` in `@panelkit/core/testing`), and optionally `settle`.
+   * `KillTargetModule` in `@panelkit/core/testing`).
    */
   module: string | URL
   /** JSON handed to the module's `connector` in every child (simulator address, state files, …). */

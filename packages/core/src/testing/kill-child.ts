@@ -93,11 +93,6 @@ export interface KillTargetModule {
     params: unknown,
     // biome-ignore lint/suspicious/noExplicitAny: any connector's definition, whatever its settings
   ): ConnectorDefinition<any, any> | Promise<ConnectorDefinition<any, any>>
-  /**
-   * Optional: waits, after an operation returned, for work it left running in this process (a deploy
-   * that continues after an accepted create). The kill point stays armed meanwhile.
-   */
-  settle?(instance: ConnectorInstance<SettingsSpec, unknown>, task: KillTask, params: unknown): Promise<void>
 }
 
 function send(message: unknown): Promise<void> {
@@ -133,7 +128,6 @@ async function runTask(target: KillTargetModule, plan: KillPlan, task: KillTask)
         if (event.step.outcome !== 'failed') reached('steps', ++steps)
       },
     })) as Result<unknown>
-    if (result.ok && target.settle) await target.settle(instance, task, plan.params)
     const report: KillReport = { id: task.id, ok: result.ok, steps, writes }
     if (!result.ok) {
       report.code = result.error.code
