@@ -1,7 +1,7 @@
 import { fork } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { dirname, extname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { KillPlan, KillReport } from './kill-child.ts'
 
@@ -32,7 +32,9 @@ export async function bundleKillChild(module: string | URL): Promise<KillChildSc
   }
   const dir = mkdtempSync(join(tmpdir(), 'panelkit-kill-'))
   const file = join(dir, 'child.mjs')
-  const runner = fileURLToPath(new URL('./kill-child.ts', import.meta.url))
+  // The runner next to this file: `kill-child.ts` in the sources, `kill-child.js` in the published build.
+  const here = fileURLToPath(import.meta.url)
+  const runner = join(dirname(here), `kill-child${extname(here)}`)
   try {
     await esbuild.build({
       stdin: {
