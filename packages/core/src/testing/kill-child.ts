@@ -146,7 +146,8 @@ export function runKillChild(target: KillTargetModule): void {
     void (async () => {
       const plan = message as KillPlan
       for (const task of plan.tasks) await send({ report: await runTask(target, plan, task) })
-      process.disconnect()
+      // Not from inside the 'message' dispatch (Node 20 trips over a channel closed there): on the next turn.
+      setImmediate(() => process.disconnect())
     })().catch((error: unknown) => {
       process.stderr.write(
         `kill runner: ${error instanceof Error ? (error.stack ?? error.message) : error}\n`,
