@@ -538,110 +538,128 @@ export function runContractSuite<Spec extends SettingsSpec, R>(options: Contract
         async () => {
           const hooks = fixture.kills
           if (!hooks) throw new Error('the fixture declared kills in the options but did not provide it')
-          const childTimeout = Math.max(timeout, 60_000)
-          const script = await bundleKillChild(hooks.module)
-          const dir = mkdtempSync(join(tmpdir(), 'panelkit-kill-checkpoints-'))
-          const timings: string[] = [`bundle ${Math.round(script.bundleMs)} ms`]
-          try {
-            const plans = (
-              Object.entries(hooks.operations ?? { create: 'steps' }) as [
-                KillOperation,
-                KillPoints | readonly KillPoints[],
-              ][]
-            ).flatMap(([operation, points]) =>
-              (typeof points === 'string' ? [points] : points).map((p) => [operation, p] as const),
-            )
-            for (const [operation, points] of plans) {
-              if (operation === 'changePackage' && !hooks.changedPackage)
-                throw new Error('kills.operations names changePackage but the fixture has no changedPackage')
-              const prep = (service: ServiceContextInput, id: string): KillTask[] =>
-                operation === 'create'
-                  ? []
-                  : [{ id: `${id}:create`, operation: 'create', input: { service }, runKey: `${id}:create` }]
-              const task = (service: ServiceContextInput, id: string, k?: number): KillTask => ({
-                id,
-                operation,
-                input:
-                  operation === 'changePackage'
-                    ? { service: hooks.changedPackage?.(service), previousSettings: service.settings }
-                    : { service },
-                runKey: id,
-                ...(k === undefined ? {} : { killAfter: { points, k } }),
-              })
-              const describeRun = (run: KillChildRun) =>
-                `exit ${run.code ?? run.signal}; reports ${JSON.stringify(run.reports)}; stderr: ${run.stderr.slice(-2000)}`
-              const reportOf = (run: KillChildRun, id: string): KillReport => {
-                const report = run.reports.find((r) => r.id === id)
-                if (!report) throw new Error(`${operation}: no report for ${id} (${describeRun(run)})`)
-                if (!report.ok) throw new Error(`${operation}: ${id} failed: ${report.code} ${report.detail}`)
-                return report
-              }
-              const reference = fresh()
-              const started = performance.now()
-              let total: number | undefined
-              let expected = ''
-              let pending: { service: ServiceContextInput; id: string; k: number } | undefined
-              let children = 0
-              // Child k re-runs the service killed in child k-1 (a fresh process, the same run key — what the
-              // engine's retry does), then starts service k and kills itself right after point k: one
-              // process start per kill point. The first child also makes the uninterrupted reference.
-              for (let k = 1; ; k++) {
-                const tasks: KillTask[] = []
-                if (pending) tasks.push(task(pending.service, pending.id))
-                if (total === undefined)
-                  tasks.push(...prep(reference, 'reference'), task(reference, 'reference'))
-                const next =
-                  total === undefined || k <= total
-                    ? { service: fresh(), id: `${operation}-${points}-${k}`, k }
-                    : undefined
-                if (next) tasks.push(...prep(next.service, next.id), task(next.service, next.id, k))
-                const run = await spawnKillChild(
-                  script,
-                  { checkpointDir: dir, params: hooks.params ?? null, tasks },
-                  childTimeout,
-                )
-                children++
-                for (const t of tasks) if (t.id.endsWith(':create')) reportOf(run, t.id)
-                if (total === undefined) {
-                  const ref = reportOf(run, 'reference')
-                  total = ref[points]
-                  if (total < 1)
-                    throw new Error(
-                      `${operation}: an uninterrupted run has no ${points} to kill after (${points === 'steps' ? 'not a pipeline: use writes' : 'no writes'})`,
-                    )
-                  expected = JSON.stringify(await hooks.snapshot(reference))
-                }
-                if (pending) {
-                  const what = `${operation} re-run after a kill after ${points.slice(0, -1)} ${pending.k} of ${total}`
-                  reportOf(run, pending.id)
-                  expect(await fixture.countAccounts(pending.service), what).toBe(
-                    operation === 'terminate' ? 0 : 1,
-                  )
-                  expect(JSON.stringify(await hooks.snapshot(pending.service)), what).toBe(expected)
-                }
-                if (next) {
-                  expect(
-                    run.signal,
-                    `${operation}: the child was to kill itself after ${points.slice(0, -1)} ${k} (${describeRun(run)})`,
-                  ).toBe('SIGKILL')
-                  expect(run.reports.some((r) => r.id === next.id)).toBe(false)
-                } else {
-                  expect(run.code, `${operation}: the last child ended badly (${describeRun(run)})`).toBe(0)
-                }
-                pending = next
-                if (!next) break
-              }
-              timings.push(
-                `${operation}: ${total} ${points}, ${children} processes, ${Math.round(performance.now() - started)} ms`,
-              )
-            }
-          } finally {
-            script.dispose()
-            rmSync(dir, { recursive: true, force: true })
-          }
+          const timings = await runKillCase({
+            hooks,
+            countAccounts: (service) => fixture.countAccounts(service),
+            makeService: fresh,
+            childTimeoutMs: Math.max(timeout, 60_000),
+          })
           console.info(`kill case ${options.name}: ${timings.join('; ')}`)
         },
         options.killTimeoutMs ?? 300_000,
       )
   })
+}
+
+/**
+ * The kill-between-steps case without the test runner's bookkeeping: throws (an assertion error naming
+ * the operation and the kill point) when a re-run does not end as the uninterrupted run. Returns one
+ * timing line per operation.
+ */
+export async function runKillCase(args: {
+  hooks: KillHooks
+  countAccounts(service: ServiceContextInput): Promise<number>
+  makeService(): ServiceContextInput
+  childTimeoutMs: number
+}): Promise<string[]> {
+  const { hooks, countAccounts } = args
+  const fresh = args.makeService
+  const script = await bundleKillChild(hooks.module)
+  const dir = mkdtempSync(join(tmpdir(), 'panelkit-kill-checkpoints-'))
+  const timings: string[] = [`bundle ${Math.round(script.bundleMs)} ms`]
+  try {
+    const plans = (
+      Object.entries(hooks.operations ?? { create: 'steps' }) as [
+        KillOperation,
+        KillPoints | readonly KillPoints[],
+      ][]
+    ).flatMap(([operation, points]) =>
+      (typeof points === 'string' ? [points] : points).map((p) => [operation, p] as const),
+    )
+    for (const [operation, points] of plans) {
+      if (operation === 'changePackage' && !hooks.changedPackage)
+        throw new Error('kills.operations names changePackage but the fixture has no changedPackage')
+      const prep = (service: ServiceContextInput, id: string): KillTask[] =>
+        operation === 'create'
+          ? []
+          : [{ id: `${id}:create`, operation: 'create', input: { service }, runKey: `${id}:create` }]
+      const task = (service: ServiceContextInput, id: string, k?: number): KillTask => ({
+        id,
+        operation,
+        input:
+          operation === 'changePackage'
+            ? { service: hooks.changedPackage?.(service), previousSettings: service.settings }
+            : { service },
+        runKey: id,
+        ...(k === undefined ? {} : { killAfter: { points, k } }),
+      })
+      const describeRun = (run: KillChildRun) =>
+        `exit ${run.code ?? run.signal}; reports ${JSON.stringify(run.reports)}; stderr: ${run.stderr.slice(-2000)}`
+      const reportOf = (run: KillChildRun, id: string): KillReport => {
+        const report = run.reports.find((r) => r.id === id)
+        if (!report) throw new Error(`${operation}: no report for ${id} (${describeRun(run)})`)
+        if (!report.ok) throw new Error(`${operation}: ${id} failed: ${report.code} ${report.detail}`)
+        return report
+      }
+      const reference = fresh()
+      const started = performance.now()
+      let total: number | undefined
+      let expected = ''
+      let pending: { service: ServiceContextInput; id: string; k: number } | undefined
+      let children = 0
+      // Child k re-runs the service killed in child k-1 (a fresh process, the same run key — what the
+      // engine's retry does), then starts service k and kills itself right after point k: one process
+      // start per kill point. The first child also makes the uninterrupted reference.
+      for (let k = 1; ; k++) {
+        const tasks: KillTask[] = []
+        if (pending) tasks.push(task(pending.service, pending.id))
+        if (total === undefined) tasks.push(...prep(reference, 'reference'), task(reference, 'reference'))
+        const next =
+          total === undefined || k <= total
+            ? { service: fresh(), id: `${operation}-${points}-${k}`, k }
+            : undefined
+        if (next) tasks.push(...prep(next.service, next.id), task(next.service, next.id, k))
+        const run = await spawnKillChild(
+          script,
+          { checkpointDir: dir, params: hooks.params ?? null, tasks },
+          args.childTimeoutMs,
+        )
+        children++
+        for (const t of tasks) if (t.id.endsWith(':create')) reportOf(run, t.id)
+        if (total === undefined) {
+          const ref = reportOf(run, 'reference')
+          total = ref[points]
+          if (total < 1)
+            throw new Error(
+              `${operation}: an uninterrupted run has no ${points} to kill after (${points === 'steps' ? 'not a pipeline: use writes' : 'no writes'})`,
+            )
+          expected = JSON.stringify(await hooks.snapshot(reference))
+        }
+        if (pending) {
+          const what = `${operation} re-run after a kill after ${points.slice(0, -1)} ${pending.k} of ${total}`
+          reportOf(run, pending.id)
+          expect(await countAccounts(pending.service), what).toBe(operation === 'terminate' ? 0 : 1)
+          expect(JSON.stringify(await hooks.snapshot(pending.service)), what).toBe(expected)
+        }
+        if (next) {
+          expect(
+            run.signal,
+            `${operation}: the child was to kill itself after ${points.slice(0, -1)} ${k} (${describeRun(run)})`,
+          ).toBe('SIGKILL')
+          expect(run.reports.some((r) => r.id === next.id)).toBe(false)
+        } else {
+          expect(run.code, `${operation}: the last child ended badly (${describeRun(run)})`).toBe(0)
+        }
+        pending = next
+        if (!next) break
+      }
+      timings.push(
+        `${operation}: ${total} ${points}, ${children} processes, ${Math.round(performance.now() - started)} ms`,
+      )
+    }
+  } finally {
+    script.dispose()
+    rmSync(dir, { recursive: true, force: true })
+  }
+  return timings
 }
