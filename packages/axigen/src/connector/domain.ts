@@ -240,6 +240,89 @@ const createDomainPipeline = definePipeline<CreateData, CreateContext>({
   ],
 })
 
+interface PackageData extends Record<string, unknown> {
+  domain: string
+  /** Whether the domain was enabled when the job began: a suspended domain stays disabled. */
+  wasEnabled?: boolean
+  /** The groupware flag differs from the package's (the domain is disabled for the edit). */
+  groupware?: boolean
+  /** Admin limits and migration source this job changed. */
+  applied?: string[]
+}
+
+/**
+ * Change-package as a resumable pipeline. Groupware support can only be edited on a disabled domain, so
+ * an enabled domain is disabled for the edit and enabled again: the checkpoint remembers that it was
+ * enabled, so that a retry after a crash between the disable and the enable does not take the domain it
+ * finds disabled for a suspended one and leave it down.
+ */
+const changePackagePipeline = definePipeline<PackageData, Omit<CreateContext, 'password'>>({
+  name: 'axigen-domain-change-package',
+  title: 'Change mail domain package',
+  initialState: 'current',
+  steps: [
+    {
+      name: 'check-domain',
+      label: 'Check the domain is this service’s',
+      state: 'checked',
+      async run({ data, context }) {
+        const state = await requireOwned(context.client, data.domain, context.serviceId)
+        const info = await context.client.domains.show(data.domain)
+        const groupware = info.groupware !== undefined && info.groupware !== context.settings.groupware
+        return { status: 'done', data: { wasEnabled: state.enabled, groupware } }
+      },
+    },
+    {
+      name: 'groupware',
+      label: 'Change groupware support on the disabled domain',
+      state: 'groupware-set',
+      async run({ data, context }) {
+        if (!data.groupware) return { status: 'skipped', reason: 'no change' }
+        // groupwareSupport is only editable on an inactive domain (EDIT Domain): a short disable.
+        const { enabled } = await domainState(context.client, data.domain)
+        if (enabled) await context.client.domains.disable(data.domain)
+        try {
+          await context.client.domains.editGroupware(data.domain, context.settings.groupware)
+        } catch (error) {
+          // Not left down while the job waits for its retry (which disables it again).
+          if (data.wasEnabled) await context.client.domains.enable(data.domain).catch(() => undefined)
+          throw error
+        }
+        return { status: 'done' }
+      },
+    },
+    {
+      name: 'enable',
+      label: 'Enable the domain again',
+      state: 'enabled',
+      async run({ data, context }) {
+        if (!data.groupware || !data.wasEnabled)
+          return { status: 'skipped', reason: 'not disabled by this job' }
+        const { enabled } = await domainState(context.client, data.domain)
+        if (enabled) return { status: 'skipped', reason: 'already enabled' }
+        await context.client.domains.enable(data.domain)
+        return { status: 'done' }
+      },
+    },
+    {
+      name: 'apply-limits',
+      label: 'Apply admin limits and migration source',
+      state: 'configured',
+      async run({ data, context }) {
+        const applied = await convergePlan(
+          context.client,
+          data.domain,
+          adminLimitsFrom(context.settings),
+          context.settings.migrationSource || undefined,
+        )
+        return applied.length
+          ? { status: 'done', note: applied.join(', '), data: { applied } }
+          : { status: 'skipped', reason: 'no change' }
+      },
+    },
+  ],
+})
+
 /**
  * Marks a domain this job has just created. When the server refuses the marker attribute (an unconfirmed
  * fact, see the dialect), the new, empty domain is deleted again so that nothing is left half done, and
@@ -390,27 +473,12 @@ export const axigenDomainConnector = defineConnector({
     async changePackage(ctx) {
       const domain = domainOf(ctx.service)
       const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
-      const state = await requireOwned(client, domain, ctx.service.serviceId)
-      const applied: string[] = []
-      const info = await client.domains.show(domain)
-      if (info.groupware !== undefined && info.groupware !== ctx.settings.groupware) {
-        // groupwareSupport is only editable on an inactive domain (EDIT Domain): a short disable.
-        if (state.enabled) await client.domains.disable(domain)
-        try {
-          await client.domains.editGroupware(domain, ctx.settings.groupware)
-        } finally {
-          if (state.enabled) await client.domains.enable(domain)
-        }
-        applied.push('groupware')
-      }
-      applied.push(
-        ...(await convergePlan(
-          client,
-          domain,
-          adminLimitsFrom(ctx.settings),
-          ctx.settings.migrationSource || undefined,
-        )),
-      )
+      const run = await ctx.runPipeline(changePackagePipeline, {
+        data: { domain },
+        context: { client, settings: ctx.settings, serviceId: ctx.service.serviceId },
+      })
+      const data = run.checkpoint.data
+      const applied = [...(data.groupware ? ['groupware'] : []), ...(data.applied ?? [])]
       return {
         changed: applied.length > 0,
         applied,

@@ -10,6 +10,8 @@ for (const variation of VARIANTS) {
     connector: axigenDomainConnector,
     foreignResource: true,
     interruptions: true,
+    // Real processes killed between steps: against the default simulator only (a child start per point).
+    kills: variation === undefined,
     setup: domainFixture(variation),
   })
 }

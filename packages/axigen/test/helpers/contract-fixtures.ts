@@ -1,3 +1,4 @@
+import type { ServiceContextInput } from '@panelkit/core'
 import type { ContractFixture } from '@panelkit/core/contract'
 import { generateTestCertificate } from '@panelkit/core/testing'
 import { parseMarker } from '../../src/index.ts'
@@ -14,6 +15,9 @@ export const VARIANTS: readonly (NamedVariation | undefined)[] = [undefined, ...
 export const variantName = (v: NamedVariation | undefined) => v?.name ?? 'the default simulator'
 
 let n = 0
+
+/** The module the contract suite's kill children run. */
+const KILL_TARGET = new URL('./kill-target.ts', import.meta.url)
 
 /** Replaces a service's own identifiers inside strings so that two services' states compare equal. */
 function anonymise(value: unknown, ...identity: string[]): unknown {
@@ -64,6 +68,27 @@ export function domainFixture(variation: NamedVariation | undefined): () => Prom
       const { accounts, ...rest } = d
       return { ...rest, accounts: [...accounts.values()] }
     }
+    const domainSnapshot = (service: ServiceContextInput) => {
+      const d = state(service)
+      if (!d) return null
+      const postmaster = d.accounts.find((a) => a.name === 'postmaster')
+      const marker = parseMarker(postmaster?.contact[variation?.serverOptions.markerAttribute ?? 'notes'])
+      return anonymise(
+        {
+          enabled: d.enabled,
+          groupware: d.groupware,
+          location: d.location,
+          messagesLocations: d.messagesLocations,
+          adminLimits: d.adminLimits,
+          migration: d.migration,
+          owner: marker?.serviceId,
+          postmasterPassword: postmaster?.password === service.password,
+          accounts: d.accounts.map((a) => a.name),
+        },
+        domainOf(service),
+        String(service.serviceId),
+      )
+    }
     return {
       server,
       makeService() {
@@ -111,27 +136,23 @@ export function domainFixture(variation: NamedVariation | undefined): () => Prom
       },
       interruptions: {
         async snapshot(service) {
-          const d = state(service)
-          if (!d) return null
-          const postmaster = d.accounts.find((a) => a.name === 'postmaster')
-          const marker = parseMarker(postmaster?.contact[variation?.serverOptions.markerAttribute ?? 'notes'])
-          return anonymise(
-            {
-              enabled: d.enabled,
-              groupware: d.groupware,
-              location: d.location,
-              messagesLocations: d.messagesLocations,
-              adminLimits: d.adminLimits,
-              migration: d.migration,
-              owner: marker?.serviceId,
-              postmasterPassword: postmaster?.password === service.password,
-              accounts: d.accounts.map((a) => a.name),
-            },
-            domainOf(service),
-            String(service.serviceId),
-          )
+          return domainSnapshot(service)
         },
         crashAfterWrite: crashPoints(sim),
+      },
+      kills: {
+        module: KILL_TARGET,
+        params: { product: 'domain' },
+        async snapshot(service) {
+          return domainSnapshot(service)
+        },
+        // Create by steps and by writes (CREATE and TAG are two writes of one step); terminate and
+        // change-package are a few writes each.
+        operations: { create: ['steps', 'writes'], terminate: 'writes', changePackage: 'writes' },
+        changedPackage: (service) => ({
+          ...service,
+          settings: { ...service.settings, groupware: false, maxAccounts: 50, maxLists: 9 },
+        }),
       },
       async close() {
         await sim.close()
@@ -161,6 +182,16 @@ export function accountFixture(variation: NamedVariation | undefined): () => Pro
     }
     const account = (service: { username?: string | undefined }) =>
       sim.account(MAILBOX_DOMAIN, service.username ?? '')
+    const accountSnapshot = (service: ServiceContextInput) => {
+      const a = account(service)
+      if (!a) return null
+      const { createdAt: _created, usage: _usage, password: pw, ...rest } = a
+      return anonymise(
+        { ...rest, passwordSet: pw === service.password },
+        service.username ?? '',
+        String(service.serviceId),
+      )
+    }
     return {
       server,
       makeService() {
@@ -219,16 +250,22 @@ export function accountFixture(variation: NamedVariation | undefined): () => Pro
       },
       interruptions: {
         async snapshot(service) {
-          const a = account(service)
-          if (!a) return null
-          const { createdAt: _created, usage: _usage, password: pw, ...rest } = a
-          return anonymise(
-            { ...rest, passwordSet: pw === service.password },
-            service.username ?? '',
-            String(service.serviceId),
-          )
+          return accountSnapshot(service)
         },
         crashAfterWrite: crashPoints(sim),
+      },
+      kills: {
+        module: KILL_TARGET,
+        params: { product: 'account' },
+        async snapshot(service) {
+          return accountSnapshot(service)
+        },
+        // None of the mailbox operations is a pipeline: each is cut after every write that got an answer.
+        operations: { create: 'writes', terminate: 'writes', changePackage: 'writes' },
+        changedPackage: (service) => ({
+          ...service,
+          settings: { ...service.settings, mailboxSizeMb: 1024, maxMessages: 20000, services: 'imap smtp' },
+        }),
       },
       async close() {
         await sim.close()

@@ -13,9 +13,11 @@ runContractSuite({
   connector: computeStacksAccountConnector,
   foreignResource: true,
   interruptions: true,
+  kills: true,
   async setup() {
     const sim = await startComputeStacksSimulator({ userGroups: ['starter', 'pro'] })
     const pro = [...sim.userGroups.values()].find((g) => g.name === 'pro')
+    const starter = [...sim.userGroups.values()].find((g) => g.name === 'starter')
     const server = {
       hostname: '127.0.0.1',
       port: sim.port,
@@ -50,6 +52,8 @@ runContractSuite({
         ),
       )
     }
+    const snapshot = (service: ServiceContextInput) =>
+      sim.usersForService(String(service.serviceId)).map((u) => anonymised(u, service))
     return {
       server,
       makeService() {
@@ -103,10 +107,7 @@ runContractSuite({
         },
       },
       interruptions: {
-        async snapshot(service) {
-          const users = sim.usersForService(String(service.serviceId))
-          return users.map((u) => anonymised(u, service))
-        },
+        snapshot: async (service) => snapshot(service),
         crashAfterWrite: {
           arm(k) {
             sim.dropAfterWrites = k
@@ -115,6 +116,16 @@ runContractSuite({
             sim.dropAfterWrites = 0
           },
         },
+      },
+      kills: {
+        module: new URL('./kill-target.ts', import.meta.url),
+        snapshot: async (service) => snapshot(service),
+        // Create is a pipeline; terminate (delete) and change-package are one write each.
+        operations: { create: ['steps', 'writes'], terminate: 'writes', changePackage: 'writes' },
+        changedPackage: (service) => ({
+          ...service,
+          settings: { ...service.settings, userGroup: String(starter?.id) },
+        }),
       },
       secrets: () => [sim.apiSecret],
       invalidServices: [],

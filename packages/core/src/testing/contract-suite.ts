@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ConnectorDefinition, ConnectorInstance } from '../connector.ts'
 import { createConnector } from '../connector.ts'
@@ -7,6 +10,8 @@ import { Operation } from '../operations.ts'
 import { MemoryCheckpointStore } from '../pipeline.ts'
 import type { Result } from '../result.ts'
 import type { SettingsSpec } from '../settings.ts'
+import { bundleKillChild, type KillChildRun, spawnKillChild } from './kill.ts'
+import type { KillReport, KillTask } from './kill-child.ts'
 
 /** What a connector's test provides so the shared contract suite can drive it against a simulator. */
 export interface ContractFixture {
@@ -39,6 +44,11 @@ export interface ContractFixture {
    * by a fresh connector instance, ends exactly as an uninterrupted create".
    */
   interruptions?: InterruptionHooks
+  /**
+   * Optional: opts into "a process killed with SIGKILL right after any step of an operation, then re-run
+   * by a fresh process with the same run key, ends exactly as an uninterrupted run".
+   */
+  kills?: KillHooks
   close(): Promise<void>
 }
 
@@ -72,6 +82,42 @@ export interface InterruptionHooks {
   }
 }
 
+/** An operation the kill case interrupts. */
+export type KillOperation = 'create' | 'terminate' | 'changePackage'
+/** Where the kill case cuts: after each completed pipeline step, or after each write that got its answer. */
+export type KillPoints = 'steps' | 'writes'
+
+/**
+ * How the suite runs the connector in child processes and kills them. Each child is a real Node process
+ * (`child_process.fork`) running the fixture's `module` against the simulator, which stays in the test's
+ * process; the child stops itself with SIGKILL from its own step observer (the invocation's
+ * `onProgress`) or module log sink, so nothing after the point runs. Checkpoints live in files, as in a
+ * durable store; anything else the connector keeps in memory dies with the child.
+ */
+export interface KillHooks {
+  /**
+   * The child's module (a file URL or path; TypeScript is fine, the suite bundles it with esbuild): it
+   * exports `connector(params)`, returning the connector definition built as the test's own (see
+   * `KillTargetModule` in `@panelkit/core/testing`).
+   */
+  module: string | URL
+  /** JSON handed to the module's `connector` in every child (simulator address, state files, …). */
+  params?: unknown
+  /**
+   * The service's end state without its identity (as `InterruptionHooks.snapshot`): after a killed and
+   * re-run operation it must equal the end state of an uninterrupted run.
+   */
+  snapshot(service: ServiceContextInput): Promise<unknown>
+  /**
+   * Which operations to kill, and where: after each completed pipeline step (`steps`), or after each
+   * write that got its answer (`writes`, for an operation that is not a pipeline or to cut inside steps),
+   * or both in turn (`['steps', 'writes']`). Default: `{ create: 'steps' }`. Terminate and change-package run on a service the child first creates.
+   */
+  operations?: Partial<Record<KillOperation, KillPoints | readonly KillPoints[]>>
+  /** For `changePackage`: the service with the next package's settings. */
+  changedPackage?(service: ServiceContextInput): ServiceContextInput
+}
+
 export interface ContractSuiteOptions<Spec extends SettingsSpec, R> {
   /** Suite title, e.g. `axigen-domain`. */
   name: string
@@ -81,8 +127,12 @@ export interface ContractSuiteOptions<Spec extends SettingsSpec, R> {
   foreignResource?: boolean
   /** Runs the optional interrupted-create case (the fixture must provide `interruptions`). */
   interruptions?: boolean
+  /** Runs the optional kill-between-steps case (the fixture must provide `kills`). */
+  kills?: boolean
   /** Per-test time limit; pipelines against slow simulators may need more. */
   timeoutMs?: number
+  /** Time limit of the kill case, which starts one process per kill point (default 300 s). */
+  killTimeoutMs?: number
 }
 
 const SAFE_OPERATIONS = [
@@ -479,5 +529,137 @@ export function runContractSuite<Spec extends SettingsSpec, R>(options: Contract
       },
       timeout,
     )
+
+    // Registered only when opted into: a suite that runs against many variations of one simulator takes
+    // it once (each kill point is a process start), and the others do not list it as skipped.
+    if (options.kills)
+      it(
+        'a process killed (SIGKILL) right after any step, then re-run by a fresh process, ends as an uninterrupted run',
+        async () => {
+          const hooks = fixture.kills
+          if (!hooks) throw new Error('the fixture declared kills in the options but did not provide it')
+          const timings = await runKillCase({
+            hooks,
+            countAccounts: (service) => fixture.countAccounts(service),
+            makeService: fresh,
+            childTimeoutMs: Math.max(timeout, 60_000),
+          })
+          console.info(`kill case ${options.name}: ${timings.join('; ')}`)
+        },
+        options.killTimeoutMs ?? 300_000,
+      )
   })
+}
+
+/**
+ * The kill-between-steps case without the test runner's bookkeeping: throws (an assertion error naming
+ * the operation and the kill point) when a re-run does not end as the uninterrupted run. Returns one
+ * timing line per operation.
+ */
+export async function runKillCase(args: {
+  hooks: KillHooks
+  countAccounts(service: ServiceContextInput): Promise<number>
+  makeService(): ServiceContextInput
+  childTimeoutMs: number
+}): Promise<string[]> {
+  const { hooks, countAccounts } = args
+  const fresh = args.makeService
+  const script = await bundleKillChild(hooks.module)
+  const dir = mkdtempSync(join(tmpdir(), 'panelkit-kill-checkpoints-'))
+  const timings: string[] = [`bundle ${Math.round(script.bundleMs)} ms`]
+  try {
+    const plans = (
+      Object.entries(hooks.operations ?? { create: 'steps' }) as [
+        KillOperation,
+        KillPoints | readonly KillPoints[],
+      ][]
+    ).flatMap(([operation, points]) =>
+      (typeof points === 'string' ? [points] : points).map((p) => [operation, p] as const),
+    )
+    for (const [operation, points] of plans) {
+      if (operation === 'changePackage' && !hooks.changedPackage)
+        throw new Error('kills.operations names changePackage but the fixture has no changedPackage')
+      const prep = (service: ServiceContextInput, id: string): KillTask[] =>
+        operation === 'create'
+          ? []
+          : [{ id: `${id}:create`, operation: 'create', input: { service }, runKey: `${id}:create` }]
+      const task = (service: ServiceContextInput, id: string, k?: number): KillTask => ({
+        id,
+        operation,
+        input:
+          operation === 'changePackage'
+            ? { service: hooks.changedPackage?.(service), previousSettings: service.settings }
+            : { service },
+        runKey: id,
+        ...(k === undefined ? {} : { killAfter: { points, k } }),
+      })
+      const describeRun = (run: KillChildRun) =>
+        `exit ${run.code ?? run.signal}; reports ${JSON.stringify(run.reports)}; stderr: ${run.stderr.slice(-2000)}`
+      const reportOf = (run: KillChildRun, id: string): KillReport => {
+        const report = run.reports.find((r) => r.id === id)
+        if (!report) throw new Error(`${operation}: no report for ${id} (${describeRun(run)})`)
+        if (!report.ok) throw new Error(`${operation}: ${id} failed: ${report.code} ${report.detail}`)
+        return report
+      }
+      const reference = fresh()
+      const started = performance.now()
+      let total: number | undefined
+      let expected = ''
+      let pending: { service: ServiceContextInput; id: string; k: number } | undefined
+      let children = 0
+      // Child k re-runs the service killed in child k-1 (a fresh process, the same run key — what the
+      // engine's retry does), then starts service k and kills itself right after point k: one process
+      // start per kill point. The first child also makes the uninterrupted reference.
+      for (let k = 1; ; k++) {
+        const tasks: KillTask[] = []
+        if (pending) tasks.push(task(pending.service, pending.id))
+        if (total === undefined) tasks.push(...prep(reference, 'reference'), task(reference, 'reference'))
+        const next =
+          total === undefined || k <= total
+            ? { service: fresh(), id: `${operation}-${points}-${k}`, k }
+            : undefined
+        if (next) tasks.push(...prep(next.service, next.id), task(next.service, next.id, k))
+        const run = await spawnKillChild(
+          script,
+          { checkpointDir: dir, params: hooks.params ?? null, tasks },
+          args.childTimeoutMs,
+        )
+        children++
+        for (const t of tasks) if (t.id.endsWith(':create')) reportOf(run, t.id)
+        if (total === undefined) {
+          const ref = reportOf(run, 'reference')
+          total = ref[points]
+          if (total < 1)
+            throw new Error(
+              `${operation}: an uninterrupted run has no ${points} to kill after (${points === 'steps' ? 'not a pipeline: use writes' : 'no writes'})`,
+            )
+          expected = JSON.stringify(await hooks.snapshot(reference))
+        }
+        if (pending) {
+          const what = `${operation} re-run after a kill after ${points.slice(0, -1)} ${pending.k} of ${total}`
+          reportOf(run, pending.id)
+          expect(await countAccounts(pending.service), what).toBe(operation === 'terminate' ? 0 : 1)
+          expect(JSON.stringify(await hooks.snapshot(pending.service)), what).toBe(expected)
+        }
+        if (next) {
+          expect(
+            run.signal,
+            `${operation}: the child was to kill itself after ${points.slice(0, -1)} ${k} (${describeRun(run)})`,
+          ).toBe('SIGKILL')
+          expect(run.reports.some((r) => r.id === next.id)).toBe(false)
+        } else {
+          expect(run.code, `${operation}: the last child ended badly (${describeRun(run)})`).toBe(0)
+        }
+        pending = next
+        if (!next) break
+      }
+      timings.push(
+        `${operation}: ${total} ${points}, ${children} processes, ${Math.round(performance.now() - started)} ms`,
+      )
+    }
+  } finally {
+    script.dispose()
+    rmSync(dir, { recursive: true, force: true })
+  }
+  return timings
 }

@@ -4,5 +4,8 @@ export {
   type ContractSuiteOptions,
   type ForeignResourceHooks,
   type InterruptionHooks,
+  type KillHooks,
+  type KillOperation,
+  type KillPoints,
   runContractSuite,
 } from './contract-suite.ts'

@@ -4,10 +4,22 @@
  */
 export { generateTestCertificate, type TestCertificate } from './certificates.ts'
 export {
+  FileCheckpointStore,
+  type KillPlan,
+  type KillPoint,
+  type KillReport,
+  type KillTargetModule,
+  type KillTask,
+  runKillChild,
+} from './kill-child.ts'
+export {
   type MemoryAccount,
   MemoryPanel,
+  type MemoryPanelEndpoint,
   type MemoryPanelOptions,
   memoryPanelConnector,
   registerMemoryPanel,
+  remoteMemoryPanel,
+  serveMemoryPanel,
   unregisterMemoryPanel,
 } from './memory-panel.ts'

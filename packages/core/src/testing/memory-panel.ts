@@ -1,3 +1,5 @@
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import type { CallRecorder } from '../calls.ts'
 import { defineConnector } from '../connector.ts'
 import { AuthError, ConflictError, ConnectionError, NotFoundError } from '../errors.ts'
@@ -111,12 +113,86 @@ export class MemoryPanel {
   }
 }
 
-const panels = new Map<string, MemoryPanel>()
+/** What the connector talks to: a panel in this process, or one in another process over HTTP. */
+export interface MemoryPanelEndpoint {
+  handle(password: string | undefined, command: string, args: Record<string, string>): unknown
+}
+
+const panels = new Map<string, MemoryPanelEndpoint>()
 
 /** Registers a panel under a host name; the connector finds it by `server.hostname`. */
-export function registerMemoryPanel(hostname: string, panel = new MemoryPanel()): MemoryPanel {
+export function registerMemoryPanel<P extends MemoryPanelEndpoint = MemoryPanel>(
+  hostname: string,
+  panel: P = new MemoryPanel() as unknown as P,
+): P {
   panels.set(hostname, panel)
   return panel
+}
+
+const REMOTE_ERRORS: Record<string, new (message: string) => Error> = {
+  AUTH: AuthError,
+  CONFLICT: ConflictError,
+  NOT_FOUND: NotFoundError,
+  CONNECTION: ConnectionError,
+}
+
+/**
+ * Serves a panel over HTTP on 127.0.0.1, so that a connector in another process (the contract suite's
+ * kill-between-steps children) reaches the same accounts: `registerMemoryPanel(host, remoteMemoryPanel(url))`
+ * there. A write takes effect before its answer is sent, as on a real panel.
+ */
+export async function serveMemoryPanel(panel: MemoryPanel): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createServer((request, response) => {
+    const chunks: Buffer[] = []
+    request.on('data', (chunk: Buffer) => chunks.push(chunk))
+    request.on('end', () => {
+      let status = 200
+      let body: unknown
+      try {
+        const { password, command, args } = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+          password?: string
+          command: string
+          args: Record<string, string>
+        }
+        body = { result: panel.handle(password, command, args) ?? null }
+      } catch (error) {
+        status = 500
+        const code = (error as { kind?: string }).kind ?? 'INTERNAL'
+        body = { error: { kind: code, message: error instanceof Error ? error.message : String(error) } }
+      }
+      response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body))
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
+  }
+}
+
+/** A panel served by `serveMemoryPanel` in another process. */
+export function remoteMemoryPanel(url: string): MemoryPanelEndpoint {
+  return {
+    async handle(password, command, args) {
+      let response: Response
+      try {
+        response = await fetch(url, { method: 'POST', body: JSON.stringify({ password, command, args }) })
+      } catch (error) {
+        throw new ConnectionError(`memory panel ${url}: ${(error as Error).message}`)
+      }
+      const body = (await response.json()) as { result?: unknown; error?: { kind: string; message: string } }
+      if (body.error) {
+        const ErrorClass = REMOTE_ERRORS[body.error.kind]
+        throw ErrorClass ? new ErrorClass(body.error.message) : new Error(body.error.message)
+      }
+      return body.result
+    },
+  }
 }
 
 export function unregisterMemoryPanel(hostname: string): void {
@@ -143,7 +219,7 @@ function memoryClient(hostname: string, apiPassword: string | undefined, calls: 
       async () => {
         const panel = panels.get(hostname)
         if (!panel) throw new ConnectionError(`memory panel ${hostname}: connection refused (no such panel)`)
-        return structuredClone(panel.handle(apiPassword, command, args)) as T
+        return structuredClone(await panel.handle(apiPassword, command, args)) as T
       },
     )
   return {

@@ -3,6 +3,7 @@ import {
   MemoryPanel,
   memoryPanelConnector,
   registerMemoryPanel,
+  serveMemoryPanel,
   unregisterMemoryPanel,
 } from '../../src/testing/index.ts'
 
@@ -12,9 +13,16 @@ runContractSuite({
   connector: memoryPanelConnector,
   foreignResource: true,
   interruptions: true,
+  kills: true,
   async setup() {
     const hostname = `panel-${process.pid}-${Date.now()}`
     const panel = registerMemoryPanel(hostname, new MemoryPanel({ apiPassword: 'Api-Secret-123' }))
+    // The kill case's child processes reach this same panel over HTTP.
+    const served = await serveMemoryPanel(panel)
+    const snapshot = async (service: { username?: string | undefined }) => {
+      const a = panel.find(service.username ?? '')
+      return a ? { plan: a.plan, suspended: a.suspended, diskUsedMb: a.diskUsedMb } : null
+    }
     const server = { hostname, password: 'Api-Secret-123' }
     return {
       server,
@@ -61,10 +69,7 @@ runContractSuite({
         },
       },
       interruptions: {
-        async snapshot(service) {
-          const a = panel.find(service.username ?? '')
-          return a ? { plan: a.plan, suspended: a.suspended, diskUsedMb: a.diskUsedMb } : null
-        },
+        snapshot,
         crashAfterWrite: {
           arm(k) {
             panel.crashAfterWrites = k
@@ -74,7 +79,16 @@ runContractSuite({
           },
         },
       },
+      kills: {
+        module: new URL('./memory-panel.kill-target.ts', import.meta.url),
+        params: { hostname, url: served.url },
+        snapshot,
+        // Create is a pipeline; terminate and change-package are one write each (killed before the answer).
+        operations: { create: 'steps', terminate: 'writes', changePackage: 'writes' },
+        changedPackage: (service) => ({ ...service, settings: { plan: 'enterprise' } }),
+      },
       async close() {
+        await served.close()
         unregisterMemoryPanel(hostname)
       },
     }

@@ -1,3 +1,7 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { ServiceContextInput } from '@panelkit/core'
 import { runContractSuite } from '@panelkit/core/contract'
 import {
   createProxmoxKvmConnector,
@@ -8,6 +12,7 @@ import {
   serviceIdFromDescription,
 } from '../../src/index.ts'
 import { ProxmoxSimulator, type SimVm } from '../../src/testing/index.ts'
+import { dnsFile, type KillParams, poolFile, vmidFile } from './kill-target.ts'
 
 let n = 0
 
@@ -48,7 +53,11 @@ function anonymise(value: unknown, ids: string[]): unknown {
         .replace(/([0-9A-F]{2}:){5}[0-9A-F]{2}/gi, '<mac>')
         .replace(/203\.0\.113\.\d+/g, '<ipv4>')
         .replace(/2001:db8:10::[0-9a-f:]*/gi, '<ipv6>')
-      for (const id of sorted) out = out.replaceAll(id, '<id>')
+      // A numeric id only as a whole number: VM 102 must not turn `memory: 1024` into `<id>4`.
+      for (const id of sorted)
+        out = /^\d+$/.test(id)
+          ? out.replace(new RegExp(`(?<!\\d)${id}(?!\\d)`, 'g'), '<id>')
+          : out.replaceAll(id, '<id>')
       return out
     }),
   )
@@ -76,8 +85,21 @@ for (const mode of ['complete', 'accept'] as const)
     connector: createProxmoxKvmConnector(options(mode)),
     foreignResource: true,
     interruptions: true,
+    // Real processes killed after every step: in complete mode. An accepted create's deploy runs the same
+    // steps after its answer, and there the next write on the service (not a re-run create) resumes it;
+    // the in-process interruption case covers that mode, and a child start per step would double the cost.
+    kills: mode === 'complete',
     async setup() {
       const sim = await new ProxmoxSimulator({ taskDurations: { default: 2 } }).start()
+      // The kill case's children keep the pool, VMID reservations and DNS in files here.
+      const stateDir = mkdtempSync(join(tmpdir(), 'panelkit-kvm-kill-'))
+      const readState = <T>(file: string): Record<string, T> => {
+        try {
+          return JSON.parse(readFileSync(file, 'utf8')) as Record<string, T>
+        } catch {
+          return {}
+        }
+      }
       const server = {
         hostname: '127.0.0.1',
         port: sim.port,
@@ -91,6 +113,12 @@ for (const mode of ['complete', 'accept'] as const)
         hostnameFor('vps', String(service.clientId), String(service.serviceId))
       const named = (service: { clientId: number | string; serviceId: number | string }) =>
         [...sim.vms.values()].filter((vm) => !vm.template && vm.config.name === hostnameOf(service))
+      const vmSnapshot = (service: ServiceContextInput) =>
+        ours(String(service.serviceId)).map((vm) => {
+          const { vmid, ...rest } = vmState(vm)
+          const ids = [hostnameOf(service), String(service.serviceId), String(vmid), service.username ?? '']
+          return anonymise(rest, ids)
+        })
       return {
         server,
         makeService() {
@@ -161,19 +189,7 @@ for (const mode of ['complete', 'accept'] as const)
           },
         },
         interruptions: {
-          async snapshot(service) {
-            const vms = ours(String(service.serviceId))
-            return vms.map((vm) => {
-              const { vmid, ...rest } = vmState(vm)
-              const ids = [
-                hostnameOf(service),
-                String(service.serviceId),
-                String(vmid),
-                service.username ?? '',
-              ]
-              return anonymise(rest, ids)
-            })
-          },
+          snapshot: async (service) => vmSnapshot(service),
           crashAfterWrite: {
             arm(k: number) {
               let seen = 0
@@ -184,9 +200,37 @@ for (const mode of ['complete', 'accept'] as const)
             },
           },
         },
+        kills: {
+          module: new URL('./kill-target.ts', import.meta.url),
+          params: { createMode: mode, stateDir } satisfies KillParams,
+          // The VMs, and what the stores hold for the service: one lease per family, the VMID reserved for
+          // the VM that exists, the host's DNS records (all gone after terminate).
+          async snapshot(service) {
+            const id = String(service.serviceId)
+            const vms = ours(id)
+            const reserved = readState<number>(vmidFile(stateDir))[id]
+            const fqdn = `${hostnameOf(service)}.example.net`
+            return {
+              vms: vmSnapshot(service),
+              leases: (readState<{ family: number }[]>(poolFile(stateDir))[id] ?? []).map((l) => l.family),
+              vmid:
+                reserved === undefined ? 'none' : vms.some((vm) => vm.vmid === reserved) ? 'the VM' : 'other',
+              dns: Object.entries(readState<{ type: string }[]>(dnsFile(stateDir)))
+                .filter(([key]) => key.endsWith(`/${fqdn}`))
+                .flatMap(([, records]) => records.map((r) => r.type)),
+            }
+          },
+          // Create and change-package are pipelines; terminate is a stop and a destroy, then the stores.
+          operations: { create: 'steps', changePackage: 'steps', terminate: 'writes' },
+          changedPackage: (service) => ({
+            ...service,
+            settings: { ...service.settings, cores: 2, memoryMb: 2048, diskGb: 30, additionalDiskGb: 10 },
+          }),
+        },
         secrets: () => [...sim.issuedSecrets, ...sim.issuedSecrets.map((t) => t.split('::')[1] ?? '')],
         async close() {
           await sim.close()
+          rmSync(stateDir, { recursive: true, force: true })
         },
       }
     },
