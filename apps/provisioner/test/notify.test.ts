@@ -161,17 +161,7 @@ describe('notifications from two engines on one store', () => {
     const panelHost = `notify-shared-${process.pid}`
     const panel = registerMemoryPanel(panelHost, new MemoryPanel({ apiPassword: 'Shared-Panel-Pw-1' }))
     const world = await startWhmcs()
-    const hooks: { jobId?: number; event: string }[] = []
-    const hookServer = createServer((req, res) => {
-      const chunks: Buffer[] = []
-      req.on('data', (c: Buffer) => chunks.push(c))
-      req.on('end', () => {
-        hooks.push(JSON.parse(Buffer.concat(chunks).toString('utf8')))
-        res.writeHead(204)
-        res.end()
-      })
-    })
-    await new Promise<void>((r) => hookServer.listen(0, '127.0.0.1', r))
+    const { hooks, hookServer } = await startHookServer()
     const raw = {
       whmcs: world.config,
       servers: [{ id: 's1', connector: 'memory-panel', hostname: panelHost, password: 'Shared-Panel-Pw-1' }],
@@ -393,17 +383,7 @@ describe('notifications from `provisioner worker`', () => {
     const panelHost = `notify-worker-${process.pid}`
     const panel = registerMemoryPanel(panelHost, new MemoryPanel({ apiPassword: 'Worker-Panel-Pw-1' }))
     const world = await startWhmcs()
-    const hooks: { event: string; jobId?: number }[] = []
-    const hookServer = createServer((req, res) => {
-      const chunks: Buffer[] = []
-      req.on('data', (c: Buffer) => chunks.push(c))
-      req.on('end', () => {
-        hooks.push(JSON.parse(Buffer.concat(chunks).toString('utf8')))
-        res.writeHead(204)
-        res.end()
-      })
-    })
-    await new Promise<void>((r) => hookServer.listen(0, '127.0.0.1', r))
+    const { hooks, hookServer } = await startHookServer()
     const file = join(dir, 'provisioner.json')
     writeFileSync(
       file,
@@ -454,3 +434,22 @@ describe('notifications from `provisioner worker`', () => {
     }
   })
 })
+
+/** A webhook receiver on a loopback port that keeps every JSON body it is sent. */
+async function startHookServer(): Promise<{
+  hooks: { event: string; jobId?: number }[]
+  hookServer: Server
+}> {
+  const hooks: { event: string; jobId?: number }[] = []
+  const hookServer = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      hooks.push(JSON.parse(Buffer.concat(chunks).toString('utf8')))
+      res.writeHead(204)
+      res.end()
+    })
+  })
+  await new Promise<void>((r) => hookServer.listen(0, '127.0.0.1', r))
+  return { hooks, hookServer }
+}

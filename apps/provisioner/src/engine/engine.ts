@@ -1,11 +1,5 @@
 import type { ConnectorDefinition, ConnectorInstance, Failure } from '@panelkit/core'
-import type {
-  DepositCredit,
-  ReverseSync,
-  SyncIntent,
-  WhmcsClient,
-  DriftEntry as WhmcsDriftEntry,
-} from '@panelkit/whmcs'
+import type { DepositCredit, ReverseSync, WhmcsClient } from '@panelkit/whmcs'
 import type { Config, ProductConfig, ServerConfig } from '../config.ts'
 import type { DurableModuleLog, Store } from '../store/store.ts'
 import * as billing from './billing.ts'
@@ -102,14 +96,7 @@ export class Engine {
   // ---- sync and drift (sync.ts) -----------------------------------------------------------------
 
   /** A reverse sync over one of the store's views. */
-  reverseSync(
-    mode: 'intended' | 'confirmed',
-    hooks: {
-      observed?: Map<string, number>
-      onIntent?: (intent: SyncIntent) => Promise<void>
-      onDrift?: (entry: WhmcsDriftEntry) => void
-    } = {},
-  ): ReverseSync {
+  reverseSync(mode: 'intended' | 'confirmed', hooks: syncing.ReverseSyncHooks = {}): ReverseSync {
     return syncing.reverseSync(this.ctx, mode, hooks)
   }
 

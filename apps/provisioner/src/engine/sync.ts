@@ -49,15 +49,17 @@ export interface SyncOptions {
 
 /** A sync intent's kind is one of the engine's lifecycle operations. */
 const LIFECYCLE = new Set(['create', 'suspend', 'unsuspend', 'terminate', 'changePackage', 'changePassword'])
+export interface ReverseSyncHooks {
+  observed?: Map<string, number>
+  onIntent?: (intent: SyncIntent) => Promise<void>
+  onDrift?: (entry: WhmcsDriftEntry) => void
+}
+
 /** A reverse sync over one of the store's views. */
 export function reverseSync(
   ctx: EngineContext,
   mode: 'intended' | 'confirmed',
-  hooks: {
-    observed?: Map<string, number>
-    onIntent?: (intent: SyncIntent) => Promise<void>
-    onDrift?: (entry: WhmcsDriftEntry) => void
-  } = {},
+  hooks: ReverseSyncHooks = {},
 ): ReverseSync {
   return createReverseSync({
     client: requireWhmcs(ctx),
