@@ -64,7 +64,15 @@ function processRuntime(command: string, source: 'env' | 'system', version: stri
 /** `command -r …`: its version when it runs and has curl, or why not. */
 function probeProcess(command: string): { version: string } | { problem: string } {
   const v = spawnSync(command, ['-r', CURL_CHECK], { encoding: 'utf8' })
-  if (v.error) return { problem: `${command} cannot be run (${v.error.message})` }
+  if (v.error)
+    return {
+      problem:
+        (v.error as NodeJS.ErrnoException).code === 'ENOENT'
+          ? command.includes('/')
+            ? `${command} does not exist`
+            : `no ${command} on the PATH`
+          : `${command} cannot be run (${v.error.message})`,
+    }
   const [version, curl] = v.stdout.trim().split(' ')
   if (v.status !== 0 || !version) return { problem: `${command} -r failed (exit ${v.status}): ${v.stderr}` }
   if (curl !== 'curl') return { problem: `${command} (PHP ${version}) has no curl extension` }
