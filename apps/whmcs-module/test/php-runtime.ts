@@ -32,7 +32,7 @@ export interface PhpOutput {
   stderr: string
 }
 
-/** Why the system php was passed over, when it was (for the test output). */
+/** The PHP chosen (and why the system php was passed over, when it was), or why there is none. */
 export type PhpChoice = { runtime: PhpRuntime; passedOver?: string } | { problem: string }
 
 /** PHP.wasm's version: the PHP minor version Debian 12 ships, as `.ci/run` installs it. */
@@ -102,6 +102,7 @@ interface PhpWasmUniversal {
     cli(
       argv: string[],
     ): Promise<{ exitCode: Promise<number>; stdoutText: Promise<string>; stderrText: Promise<string> }>
+    exit(): void
   }
 }
 
@@ -149,6 +150,8 @@ async function wasmRuntime(): Promise<PhpRuntime> {
       response.stdoutText,
       response.stderrText,
     ])
+    // The runtime's exit closes what @php-wasm/node opened for it (its socket relay's listener).
+    php.exit()
     return { code, stdout, stderr }
   }
 
