@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url'
  * 3. the npm package `@sparticuz/chromium`, a headless Chromium shipped brotli-compressed inside the
  *    package, for a machine with only Node and npm. `PANELKIT_USE_NPM_RUNTIMES=1` skips step 2.
  *
- * The npm Chromium is unpacked once into the package's node_modules/.cache (about 230 MB, a few seconds)
+ * The npm Chromium is unpacked once into the package's node_modules/.cache (about 210 MB, a few seconds)
  * and runs with the libraries and fonts that come with it (NSS and Expat, Open Sans), so it needs nothing
  * from the system beyond the C library; system fonts are used too where there are any.
  */
