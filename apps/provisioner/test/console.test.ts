@@ -1,20 +1,24 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { type Browser, chromium, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type DemoWorld, startDemoWorld } from '../src/demo/world.ts'
+import { CHROMIUM_ARGS, findChromium } from './browser.ts'
 
 /**
- * The console in a real browser (Debian's Chromium driven by playwright-core) against the real
+ * The console in a real browser (Chromium driven by playwright-core: PANELKIT_CHROMIUM, else the
+ * system's chromium, else the npm package @sparticuz/chromium; see browser.ts) against the real
  * `provisioner serve` process, configured like an operator would (secrets from the environment), with
  * the demo's WHMCS, Axigen, Proxmox VE and ComputeStacks simulators in this process.
  */
 
 const appDir = join(dirname(fileURLToPath(import.meta.url)), '..')
-const CHROMIUM = process.env.PANELKIT_CHROMIUM ?? '/usr/bin/chromium'
+const CHROMIUM = findChromium()
+// Which Chromium ran the test: printed, and in the test's name in the JSON report.
+console.log(`console browser test: Chromium = ${CHROMIUM.label}`)
 const TOKEN = 'console-token-0123456789abcdef'
 const SHOTS = join(appDir, 'test-results', 'console')
 
@@ -64,10 +68,7 @@ async function noSecrets() {
 }
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM))
-    throw new Error(
-      `No Chromium at ${CHROMIUM}: the console's browser test needs Debian's chromium (apt-get install -y chromium) or PANELKIT_CHROMIUM pointing at one`,
-    )
+  const { executablePath, env: browserEnv } = await CHROMIUM.prepare()
   mkdirSync(SHOTS, { recursive: true })
   dir = mkdtempSync(join(tmpdir(), 'provisioner-console-'))
   world = await startDemoWorld({ store: { dataDir: join(dir, 'data') } })
@@ -99,17 +100,9 @@ beforeAll(async () => {
   world.whmcs.injectFault({ kind: 'drop-after', action: 'AddBillableItem', times: 1 })
   url = await startServe(file, env)
   browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
+    executablePath,
+    args: CHROMIUM_ARGS,
+    ...(browserEnv ? { env: browserEnv } : {}),
   })
   page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage()
 }, 120_000)
@@ -125,7 +118,7 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true })
 })
 
-describe('the console in a browser, against serve with the simulators', () => {
+describe(`the console in a browser (${CHROMIUM.label}), against serve with the simulators`, () => {
   it('logs in, follows the demo to convergence, retries a parked job, settles an uncertain entry, logs out', {
     timeout: 180_000,
   }, async () => {

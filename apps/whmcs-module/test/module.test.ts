@@ -1,5 +1,4 @@
-import { spawnSync } from 'node:child_process'
-import { readdirSync, statSync } from 'node:fs'
+import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { SUSPENDED_TAG, serviceIdFromDescription } from '@panelkit/proxmox'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -7,8 +6,8 @@ import {
   type HarnessResult,
   MAIL_DOMAIN,
   MODULE_ROOT,
+  PHP_CHOICE,
   php,
-  phpProblem,
   startWorld,
   TOKEN,
   type World,
@@ -21,7 +20,17 @@ import {
  * the service's status), so the next call sees WHMCS as it would be.
  */
 
-const PROBLEM = phpProblem()
+const PROBLEM = 'problem' in PHP_CHOICE ? PHP_CHOICE.problem : undefined
+const RUNTIME = 'runtime' in PHP_CHOICE ? PHP_CHOICE.runtime : undefined
+// Which PHP ran the module: printed, and kept beside the JSON report (test-results/php-runtime*.txt).
+{
+  const passedOver = 'passedOver' in PHP_CHOICE && PHP_CHOICE.passedOver ? ` (${PHP_CHOICE.passedOver})` : ''
+  const line = `whmcs-module tests: PHP ${RUNTIME ? `= ${RUNTIME.label}${passedOver}` : `missing: ${PROBLEM}`}`
+  console.log(line)
+  mkdirSync(join(MODULE_ROOT, 'test-results'), { recursive: true })
+  const suffix = process.env.PANELKIT_USE_NPM_RUNTIMES === '1' ? '-npm' : ''
+  writeFileSync(join(MODULE_ROOT, 'test-results', `php-runtime${suffix}.txt`), `${line}\n`)
+}
 let world: World
 
 beforeAll(async () => {
@@ -60,14 +69,14 @@ async function service(id: string) {
 
 const mailbox = (name: string) => world.axigen.account(MAIL_DOMAIN, name)
 
-describe('PHP', () => {
-  it('is installed with curl (.ci/run installs php-cli and php-curl)', () => {
-    // Fails, with the reason, rather than skipping the suite when PHP is missing.
+describe(`PHP: ${RUNTIME?.label ?? 'none'}`, () => {
+  it('is there with curl (the system php, PANELKIT_PHP, or PHP.wasm from npm)', () => {
+    // Fails, with the reason, rather than skipping the suite when no PHP can run the module.
     expect(PROBLEM, PROBLEM).toBeUndefined()
   })
 
-  it('`php -l` passes on every PHP file of the module, the hooks and the harness', () => {
-    if (PROBLEM) throw new Error(PROBLEM)
+  it('`php -l` passes on every PHP file of the module, the hooks and the harness', async () => {
+    if (!RUNTIME) throw new Error(PROBLEM)
     const files: string[] = []
     const walk = (dir: string) => {
       for (const name of readdirSync(dir)) {
@@ -80,9 +89,20 @@ describe('PHP', () => {
     for (const dir of ['modules', 'includes', 'test']) walk(join(MODULE_ROOT, dir))
     expect(files.length).toBeGreaterThanOrEqual(4)
     for (const file of files) {
-      const r = spawnSync('php', ['-l', file], { encoding: 'utf8' })
-      expect(r.status, `${file}: ${r.stdout}${r.stderr}`).toBe(0)
+      const r = await RUNTIME.run(['-l', file])
+      expect(r.code, `${file}: ${r.stdout}${r.stderr}`).toBe(0)
     }
+  })
+
+  it('`php -l` refuses a file with a syntax error (the check above can fail)', async () => {
+    if (!RUNTIME) throw new Error(PROBLEM)
+    const dir = join(MODULE_ROOT, 'test-results')
+    mkdirSync(dir, { recursive: true })
+    const bad = join(dir, 'syntax-error.php')
+    writeFileSync(bad, '<?php\nfunction broken( {\n')
+    const r = await RUNTIME.run(['-l', bad])
+    expect(r.code).not.toBe(0)
+    expect(`${r.stdout}${r.stderr}`).toMatch(/syntax error/i)
   })
 })
 

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { connect, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -10,6 +10,7 @@ import { startComputeStacksSimulator } from '@panelkit/computestacks/testing'
 import { generateTestCertificate } from '@panelkit/core/testing'
 import { startProxmoxSimulator } from '@panelkit/proxmox/testing'
 import { startWhmcsSimulator } from '@panelkit/whmcs/testing'
+import { findPhp, type PhpChoice } from './php-runtime.ts'
 
 /** apps/whmcs-module: the folder with modules/ and includes/, as in a WHMCS root. */
 export const MODULE_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -23,18 +24,10 @@ const PVE_ROOT_PASSWORD = 'sim-root-password'
 export const MAIL_DOMAIN = 'mail.module.example'
 
 /**
- * Says why PHP cannot run the module, or undefined when it can: `php` on the PATH with curl. A missing
- * PHP is a failure of the suite (`.ci/run` installs php-cli and php-curl), never a quiet skip.
+ * The PHP that runs the module (test/php-runtime.ts: PANELKIT_PHP, then the system php with curl, then
+ * PHP.wasm from npm), or why there is none. No PHP is a failure of the suite, never a quiet skip.
  */
-export function phpProblem(): string | undefined {
-  const v = spawnSync('php', ['-r', 'echo function_exists("curl_init") ? "curl" : "nocurl";'], {
-    encoding: 'utf8',
-  })
-  if (v.error)
-    return `php is not installed (${v.error.message}): install Debian's php-cli and php-curl (apt-get install -y php-cli php-curl)`
-  if (v.stdout.trim() !== 'curl') return "php has no curl extension: install Debian's php-curl"
-  return undefined
-}
+export const PHP_CHOICE: PhpChoice = await findPhp()
 
 export interface HarnessResult {
   result: unknown
@@ -50,8 +43,8 @@ export interface HarnessResult {
   hooks: string[]
 }
 
-/** One module call (or hook) in a fresh `php` process, through the WHMCS stand-in harness. */
-export function php(input: {
+/** One module call (or hook) in a fresh PHP process, through the WHMCS stand-in harness. */
+export async function php(input: {
   call?: string
   params?: Record<string, unknown>
   admin?: boolean
@@ -59,28 +52,18 @@ export function php(input: {
   hookVars?: Record<string, unknown>
   rows?: Record<string, Record<string, unknown>[]>
 }): Promise<HarnessResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('php', ['-d', 'display_errors=stderr', HARNESS], { stdio: ['pipe', 'pipe', 'pipe'] })
-    let out = ''
-    let err = ''
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString()
-    })
-    child.stderr.on('data', (d: Buffer) => {
-      err += d.toString()
-    })
-    child.on('error', reject)
-    child.on('exit', (code) => {
-      if (code !== 0) return reject(new Error(`php harness exited ${code}: ${err}${out}`))
-      if (err.trim() !== '') return reject(new Error(`php wrote to stderr (a warning or notice): ${err}`))
-      try {
-        resolve(JSON.parse(out) as HarnessResult)
-      } catch {
-        reject(new Error(`php harness printed no JSON: ${out}`))
-      }
-    })
-    child.stdin.end(JSON.stringify({ root: MODULE_ROOT, ...input }))
-  })
+  if ('problem' in PHP_CHOICE) throw new Error(PHP_CHOICE.problem)
+  const { code, stdout, stderr } = await PHP_CHOICE.runtime.run(
+    ['-d', 'display_errors=stderr', HARNESS],
+    JSON.stringify({ root: MODULE_ROOT, ...input }),
+  )
+  if (code !== 0) throw new Error(`php harness exited ${code}: ${stderr}${stdout}`)
+  if (stderr.trim() !== '') throw new Error(`php wrote to stderr (a warning or notice): ${stderr}`)
+  try {
+    return JSON.parse(stdout) as HarnessResult
+  } catch {
+    throw new Error(`php harness printed no JSON: ${stdout}`)
+  }
 }
 
 /** The parts of the provisioner's API answers the tests read (GET /v1/services/:id, /v1/log, POST /v1/sync). */
