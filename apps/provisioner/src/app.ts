@@ -67,6 +67,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   const store = await Store.open({
     url: config.store.url,
     dataDir: config.store.dataDir,
+    synchronous: config.store.synchronous,
     ...(config.store.schema ? { schema: config.store.schema } : {}),
     encryptionKey: parseSecretKey(config.store.encryptionKey),
     ...options.store,

@@ -697,6 +697,7 @@ export async function main(argv: string[], extras: CliExtras = {}, io: CliIo = d
     return Store.open({
       url: c.url,
       dataDir: c.dataDir,
+      synchronous: c.synchronous,
       ...(c.schema ? { schema: c.schema } : {}),
       encryptionKey: parseSecretKey(c.encryptionKey),
       // Writable (migrate): created when missing, migrated by the caller; else as it is, read-only.

@@ -157,6 +157,12 @@ export const ConfigSchema = z
       .object({
         /** SQLite data directory (the database is `provisioner.sqlite` in it). */
         dataDir: z.string().default('.data'),
+        /**
+         * SQLite only: `normal` (default) survives a killed process but may lose the last commits on a
+         * power loss; `full` flushes every commit to disk and survives that too, at a higher cost per
+         * commit (see the README's benchmark for both).
+         */
+        synchronous: z.enum(['normal', 'full']).default('normal'),
         /** PostgreSQL URL; `DATABASE_URL` in the environment wins over this. */
         url: z.string().optional(),
         /** PostgreSQL schema (created when missing); the connection's default when absent. */

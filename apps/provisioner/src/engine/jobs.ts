@@ -1,5 +1,5 @@
 import type { Failure, StepRecord } from '@panelkit/core'
-import type { Selectable } from 'kysely'
+import { CompiledQuery, type Selectable } from 'kysely'
 import type { JobsTable } from '../store/schema.ts'
 import type { Db, Store } from '../store/store.ts'
 
@@ -142,6 +142,17 @@ export async function enqueue(db: Db, job: NewJob): Promise<{ job: Job; created:
  */
 export async function claimJobs(store: Store, owner: string, limit: number, leaseMs: number): Promise<Job[]> {
   if (limit <= 0) return []
+  if (store.dialect === 'postgres') {
+    // One statement, committed on its own: the candidates are locked (`FOR UPDATE SKIP LOCKED`) and
+    // leased by the same UPDATE, which is as atomic as the two statements in a transaction below and
+    // costs one round trip instead of four. The text is written once (the hottest query of a worker,
+    // run at every turn of its loop), not built per call.
+    const now = Date.now()
+    const result = await store.db.executeQuery<Row>(
+      CompiledQuery.raw(CLAIM_SQL_POSTGRES, [owner, now + leaseMs, now, limit]),
+    )
+    return result.rows.map(jobFromRow).sort((a, b) => a.id - b.id)
+  }
   return store.tx(async (trx) => {
     const now = Date.now()
     let query = trx
@@ -184,6 +195,20 @@ export async function claimJobs(store: Store, owner: string, limit: number, leas
     return rows.map(jobFromRow).sort((a, b) => a.id - b.id)
   })
 }
+
+const CLAIM_SQL_POSTGRES = `update jobs
+   set status = '${JobStatus.RUNNING}', lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3
+ where id in (
+   select j.id from jobs j
+    where ((j.status = '${JobStatus.QUEUED}' and j.run_after <= $3) or (j.status = '${JobStatus.RUNNING}' and j.lease_until < $3))
+      and not exists (
+        select 1 from jobs p
+         where p.service_id = j.service_id and p.id < j.id
+           and p.status in ('${JobStatus.QUEUED}', '${JobStatus.RUNNING}', '${JobStatus.PARKED}'))
+    order by j.id
+    limit $4
+    for update skip locked)
+ returning *`
 
 /** Extends the lease; false when it was lost (another worker took the job over). */
 export async function renewLease(db: Db, job: Job, owner: string, leaseMs: number): Promise<boolean> {

@@ -32,6 +32,14 @@ export interface StoreOptions {
   schema?: string
   /** PostgreSQL pool size. */
   poolSize?: number
+  /**
+   * SQLite's `synchronous` setting. `normal` (the default): in WAL mode a commit is durable against a
+   * killed process (the commit is in the WAL file the moment it returns; only the WAL's sync to disk
+   * waits for a checkpoint), not against a power loss or a kernel crash, which can lose the last
+   * commits. `full` syncs the WAL at every commit and survives a power loss too, at the price of one
+   * disk flush per commit. Ignored for PostgreSQL (its own `synchronous_commit` applies).
+   */
+  synchronous?: 'normal' | 'full'
   /** The 32-byte key service passwords are sealed under (AES-256-GCM). */
   encryptionKey?: Buffer | undefined
   /**
@@ -133,9 +141,8 @@ export class Store {
         throw new Error(`No store at ${path} yet (the first sync, worker or serve creates it)`)
       const sqlite = new BetterSqlite3(path, look ? { readonly: true, fileMustExist: true } : {})
       if (!look) sqlite.pragma('journal_mode = WAL')
-      // NORMAL in WAL mode survives a killed process (the WAL is synced at checkpoints); FULL only adds
-      // protection against power loss at a large cost per commit.
-      sqlite.pragma('synchronous = NORMAL')
+      // See StoreOptions.synchronous: NORMAL in WAL mode survives a killed process, FULL a power loss.
+      sqlite.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
       sqlite.pragma('busy_timeout = 10000')
       sqlite.pragma('foreign_keys = ON')
       const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) })
