@@ -162,8 +162,10 @@ async function lifecycle(kind: 'sqlite' | 'postgres', workers: number, db?: PgTa
   const sims = await startSimulators()
   const dir = mkdtempSync(join(tmpdir(), 'provisioner-bench-'))
   const schema = `bench_${process.pid}_${workers}`
+  // Secrets as environment references, as an operator's config file has them.
+  const ref = (name: string) => `\${${name}}`
   const raw = {
-    whmcs: { ...sims.ready.whmcs, secret: '${WHMCS_SECRET}' },
+    whmcs: { ...sims.ready.whmcs, secret: ref('WHMCS_SECRET') },
     servers: [
       {
         id: 'ax',
@@ -172,7 +174,7 @@ async function lifecycle(kind: 'sqlite' | 'postgres', workers: number, db?: PgTa
         port: sims.ready.axigenPort,
         secure: false,
         username: 'admin',
-        password: '${AXIGEN_PASSWORD}',
+        password: ref('AXIGEN_PASSWORD'),
       },
     ],
     serverGroups: [{ id: 'g', servers: ['ax'] }],
@@ -186,8 +188,8 @@ async function lifecycle(kind: 'sqlite' | 'postgres', workers: number, db?: PgTa
     ],
     store:
       kind === 'postgres'
-        ? { url: db?.url, schema, encryptionKey: '${KEY}' }
-        : { dataDir: dir, encryptionKey: '${KEY}' },
+        ? { url: db?.url, schema, encryptionKey: ref('KEY') }
+        : { dataDir: dir, encryptionKey: ref('KEY') },
     worker: { concurrency: 4, leaseSeconds: 30 },
   }
   const env = { WHMCS_SECRET: sims.ready.whmcs.secret, AXIGEN_PASSWORD: 'Bench-Admin-1', KEY }
