@@ -47,12 +47,13 @@ async function dropSchema(url: string, schema: string) {
 }
 
 /** CPU seconds (user + system) of a live process, from /proc (clock ticks of the kernel's USER_HZ). */
-function procCpu(pid: number, withChildren = false): number {
+function procCpu(pid: number, withChildren = false, part: 'user' | 'system' | 'both' = 'both'): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
   // Fields after the command name (which may hold spaces) start with the state, field 3.
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  const ticks = Number(f[11]) + Number(f[12]) + (withChildren ? Number(f[13]) + Number(f[14]) : 0)
-  return ticks / CLK_TCK
+  const user = Number(f[11]) + (withChildren ? Number(f[13]) : 0)
+  const system = Number(f[12]) + (withChildren ? Number(f[14]) : 0)
+  return (part === 'user' ? user : part === 'system' ? system : user + system) / CLK_TCK
 }
 
 /**
@@ -88,7 +89,7 @@ interface Worker {
 }
 
 /** A `provisioner worker` process from the built bin, ready once it says it is running. */
-async function startWorker(configFile: string, env: NodeJS.ProcessEnv): Promise<Worker> {
+async function startWorker(configFile: string, env: NodeJS.ProcessEnv, bin = BIN): Promise<Worker> {
   // BENCH_WORKER_NODE_ARGS: Node flags for the worker processes (e.g. --cpu-prof to profile them).
   const nodeArgs = process.env.BENCH_WORKER_NODE_ARGS?.split(' ').filter(Boolean) ?? []
   const child = spawn(
@@ -146,6 +147,8 @@ interface LifecycleRow {
   workerSeconds: number
   syncSeconds: number
   perSecond: number
+  /** The share of the workers' CPU spent in the kernel (system calls: sockets, files). */
+  workerSystemShare: number
   /** CPU milliseconds per lifecycle job. */
   cpu: { worker: number; store?: number; sync: number; simulators: number }
   /** Write transactions per lifecycle job while the workers ran (PostgreSQL). */
@@ -158,7 +161,12 @@ interface LifecycleRow {
  * terminate) syncs with the workers stopped (SIGSTOP), then lets them run until the queue is empty,
  * so every CPU second and commit is counted in the phase it belongs to.
  */
-async function lifecycle(kind: 'sqlite' | 'postgres', workers: number, db?: PgTarget): Promise<LifecycleRow> {
+async function lifecycle(
+  kind: 'sqlite' | 'postgres',
+  workers: number,
+  db?: PgTarget,
+  bin = BIN,
+): Promise<LifecycleRow> {
   const sims = await startSimulators()
   const dir = mkdtempSync(join(tmpdir(), 'provisioner-bench-'))
   const schema = `bench_${process.pid}_${workers}`
@@ -196,13 +204,15 @@ async function lifecycle(kind: 'sqlite' | 'postgres', workers: number, db?: PgTa
   const configFile = join(dir, 'provisioner.json')
   writeFileSync(configFile, JSON.stringify(raw))
   const { config, secrets } = parseConfig(raw, env)
-  // This process syncs; it opens (and migrates) the store before any worker starts.
-  const main = await createApp({ config, secrets, logStream: null })
+  // The workers open (and migrate) the store first, one after the other; then this process, which
+  // syncs, opens it too (a baseline build's workers may know fewer migrations than this code).
   const pool: Worker[] = []
-  for (let i = 0; i < workers; i++) pool.push(await startWorker(configFile, { ...process.env, ...env }))
+  for (let i = 0; i < workers; i++) pool.push(await startWorker(configFile, { ...process.env, ...env }, bin))
+  const main = await createApp({ config, secrets, logStream: null })
   const pgClient = kind === 'postgres' ? new pg.Client({ connectionString: db?.url }) : undefined
   await pgClient?.connect()
-  const workerCpu = () => pool.reduce((sum, w) => sum + procCpu(w.child.pid as number), 0)
+  const workerCpu = (part: 'user' | 'system' | 'both' = 'both') =>
+    pool.reduce((sum, w) => sum + procCpu(w.child.pid as number, false, part), 0)
   const signalWorkers = (signal: 'SIGSTOP' | 'SIGCONT') => {
     for (const w of pool) w.child.kill(signal)
   }
@@ -240,6 +250,7 @@ async function lifecycle(kind: 'sqlite' | 'postgres', workers: number, db?: PgTa
   let syncSeconds = 0
   let workerSeconds = 0
   let commits = 0
+  const system0 = workerCpu('system')
   const cpu0 = { worker: workerCpu(), store: pgCpu(db?.postmaster), sims: await sims.cpu() }
   for (const status of [undefined, 'Suspended', 'Active', 'Terminated'] as const) {
     await stopWorkers()
@@ -257,6 +268,7 @@ async function lifecycle(kind: 'sqlite' | 'postgres', workers: number, db?: PgTa
     workerSeconds += (performance.now() - started) / 1000
     if (pgClient) commits += (await writeTransactions(pgClient)) - xid
   }
+  const workerSystem = workerCpu('system') - system0
   const cpu1 = { worker: workerCpu(), store: pgCpu(db?.postmaster), sims: await sims.cpu() }
   const done = await main.store.db
     .selectFrom('jobs')
@@ -279,6 +291,7 @@ async function lifecycle(kind: 'sqlite' | 'postgres', workers: number, db?: PgTa
     workerSeconds,
     syncSeconds,
     perSecond: lifecycleJobs / workerSeconds,
+    workerSystemShare: workerSystem / (cpu1.worker - cpu0.worker),
     cpu: {
       worker: perJob(cpu1.worker - cpu0.worker),
       ...(cpu0.store !== undefined && cpu1.store !== undefined
@@ -401,23 +414,44 @@ console.log(
   `Lifecycle jobs end to end with real processes (${SERVICES} mailboxes on the Axigen simulator: create, suspend, unsuspend, terminate; plus ${SERVICES} WHMCS write-backs not counted as jobs)`,
 )
 console.log(
-  '| store | worker processes | jobs | seconds | jobs/s | vs 1 worker | CPU ms per job: worker | store | sync | simulators | all | write commits per job |',
+  '| store | worker processes | jobs | seconds | jobs/s | vs 1 worker | CPU ms per job: worker | (of it in the kernel) | store | sync | simulators | all | write commits per job |',
 )
-console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
 const rows: { kind: string; workers: number; r: LifecycleRow }[] = []
+const baselines: { kind: string; workers: number; base: LifecycleRow; now: LifecycleRow }[] = []
+// BENCH_BASELINE=<another checkout's apps/provisioner, built>: each row also runs that build's workers
+// (the same simulators, sync and store), so the change is measured in the same run.
+const baselineBin = process.env.BENCH_BASELINE
+  ? join(process.env.BENCH_BASELINE, 'bin/provisioner.js')
+  : undefined
 // BENCH_ROWS=postgres:1,sqlite:2 runs only those rows (for profiling one configuration).
 const only = process.env.BENCH_ROWS?.split(',')
+const ms = (v: number | undefined) => (v === undefined ? '—' : v.toFixed(2))
 for (const kind of ['sqlite', 'postgres'] as const) {
   let base = 0
   for (const workers of [1, 2, 4]) {
     if (only && !only.includes(`${kind}:${workers}`)) continue
+    const before = baselineBin ? await lifecycle(kind, workers, pgTarget, baselineBin) : undefined
     const r = await lifecycle(kind, workers, pgTarget)
+    if (before) baselines.push({ kind, workers, base: before, now: r })
     rows.push({ kind, workers, r })
     if (base === 0) base = r.perSecond
     const all = r.cpu.worker + (r.cpu.store ?? 0) + r.cpu.sync + r.cpu.simulators
-    const ms = (v: number | undefined) => (v === undefined ? '—' : v.toFixed(2))
     console.log(
-      `| ${kind} | ${workers} | ${r.lifecycleJobs} | ${r.workerSeconds.toFixed(2)} | ${r.perSecond.toFixed(0)} | ${(r.perSecond / base).toFixed(2)}× | ${ms(r.cpu.worker)} | ${kind === 'sqlite' ? 'in worker' : ms(r.cpu.store)} | ${ms(r.cpu.sync)} | ${ms(r.cpu.simulators)} | ${ms(all)} | ${r.commits === undefined ? '—' : r.commits.toFixed(2)} |`,
+      `| ${kind} | ${workers} | ${r.lifecycleJobs} | ${r.workerSeconds.toFixed(2)} | ${r.perSecond.toFixed(0)} | ${(r.perSecond / base).toFixed(2)}× | ${ms(r.cpu.worker)} | ${(r.workerSystemShare * 100).toFixed(0)} % | ${kind === 'sqlite' ? 'in worker' : ms(r.cpu.store)} | ${ms(r.cpu.sync)} | ${ms(r.cpu.simulators)} | ${ms(all)} | ${r.commits === undefined ? '—' : r.commits.toFixed(2)} |`,
+    )
+  }
+}
+if (baselines.length > 0) {
+  console.log('')
+  console.log(`Against the baseline build (${process.env.BENCH_BASELINE}), measured in the same run`)
+  console.log(
+    '| store | worker processes | worker CPU ms per job: baseline | now | ratio | store CPU ms per job: baseline | now | write commits per job: baseline | now | jobs/s: baseline | now |',
+  )
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+  for (const { kind, workers, base, now } of baselines) {
+    console.log(
+      `| ${kind} | ${workers} | ${ms(base.cpu.worker)} | ${ms(now.cpu.worker)} | ${(now.cpu.worker / base.cpu.worker).toFixed(2)}× | ${ms(base.cpu.store)} | ${ms(now.cpu.store)} | ${base.commits === undefined ? '—' : base.commits.toFixed(2)} | ${now.commits === undefined ? '—' : now.commits.toFixed(2)} | ${base.perSecond.toFixed(0)} | ${now.perSecond.toFixed(0)} |`,
     )
   }
 }

@@ -89,8 +89,8 @@ export function narrate(write: (line: string) => void, options: { showWriteBack?
     }
     const subject = `service=${job.serviceId}`
     const flush = (footer: string) => {
-      for (const line of blocks.get(job.id) ?? []) write(line)
-      write(footer)
+      // One write per block: a busy worker prints thousands of blocks, one system call each.
+      write([...(blocks.get(job.id) ?? []), footer].join('\n'))
       blocks.delete(job.id)
     }
     switch (event.type) {

@@ -34,7 +34,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
 
     world = await startDemoWorld({
       store: options.postgres ? { postgres: options.postgres } : { dataDir },
-      onEvent: narrate((line) => io.out(`  ${line}`)),
+      onEvent: narrate((block) => io.out(block.replace(/^/gm, '  '))),
     })
     const { whmcs, axigen, cs, pve, sid, app } = world
     io.out(`  WHMCS          ${whmcs.url}`)

@@ -161,8 +161,11 @@ export async function runJob(ctx: EngineContext, job: Job, outerSignal?: AbortSi
     } catch (error) {
       outcome = { ok: false, error: toFailure(error, redactor) }
     }
-    await ctx.moduleLog.flush().catch(() => undefined)
-    if (controller.signal.aborted) return // lease lost or shutting down: whoever holds the job finishes it
+    if (controller.signal.aborted) {
+      // Lease lost or shutting down: whoever holds the job finishes it; the calls made are logged.
+      await ctx.moduleLog.flush().catch(() => undefined)
+      return
+    }
     if (outcome.ok === 'cancelled') await finishMoot(ctx, job, outcome.reason)
     else if (outcome.ok)
       await succeed(ctx, job, service, outcome.data, steps, performance.now() - started, outcome.settings)
@@ -300,11 +303,14 @@ async function execute(
 
 /** A job made moot by what ran before it: finished as cancelled, with the reason, nothing sent. */
 async function finishMoot(ctx: EngineContext, job: Job, reason: string): Promise<void> {
-  const finished = await finishJob(ctx.store.db, job, ctx.owner, {
-    status: JobStatus.CANCELLED,
-    lastError: null,
-    result: { cancelled: reason, ranBy: ctx.owner },
-  })
+  // The finish and the module-log entries of the job's calls commit together (see flushWith).
+  const finished = await ctx.moduleLog.flushWith(ctx.store, (trx) =>
+    finishJob(trx, job, ctx.owner, {
+      status: JobStatus.CANCELLED,
+      lastError: null,
+      result: { cancelled: reason, ranBy: ctx.owner },
+    }),
+  )
   if (!finished) return
   ctx.logger.info('job cancelled', { jobId: job.id, key: job.key, operation: job.operation, reason })
   emit(ctx, { type: 'job-cancelled', job, reason })
@@ -321,7 +327,7 @@ async function succeed(
   settings?: Record<string, unknown>,
 ): Promise<void> {
   const d = (data ?? {}) as Record<string, unknown>
-  const finished = await ctx.store.tx(async (trx) => {
+  const finished = await ctx.moduleLog.flushWith(ctx.store, async (trx) => {
     const ok = await finishJob(trx, job, ctx.owner, {
       status: JobStatus.DONE,
       lastError: null,
@@ -355,7 +361,7 @@ async function fail(ctx: EngineContext, job: Job, error: Failure, steps: StepRec
   const runAfter = retryable
     ? Date.now() + Math.min(w.maxBackoffMs, w.backoffMs * 2 ** (job.attempts - 1)) * (0.5 + Math.random() / 2)
     : undefined
-  const finished = await ctx.store.tx(async (trx) => {
+  const finished = await ctx.moduleLog.flushWith(ctx.store, async (trx) => {
     const ok = await finishJob(trx, job, ctx.owner, {
       status: retryable ? JobStatus.QUEUED : JobStatus.PARKED,
       ...(runAfter !== undefined ? { runAfter: Math.round(runAfter) } : {}),

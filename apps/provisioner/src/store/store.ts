@@ -420,30 +420,57 @@ export class DurableModuleLog implements ModuleLogSink {
   flush(): Promise<void> {
     const batch = this.buffer
     this.buffer = []
-    this.flushing = this.flushing.then(async () => {
-      if (batch.length === 0) return
-      await this.store.db
-        .insertInto('module_log')
-        .values(
-          batch.map((e) => ({
-            entry_id: e.id,
-            time: e.time,
-            connector: e.connector,
-            operation: e.operation ?? null,
-            service_id: e.serviceId ?? null,
-            system: e.system,
-            action: e.action,
-            access: e.access,
-            outcome: e.outcome,
-            duration_ms: e.durationMs,
-            error_code: e.error?.code ?? null,
-            entry_json: JSON.stringify(e),
-            source: (e as { source?: string }).source ?? null,
-          })),
-        )
-        .execute()
-    })
+    this.flushing = this.flushing.then(() => this.insert(this.store.db, batch))
     return this.flushing
+  }
+
+  /**
+   * Writes the buffered entries inside the caller's transaction (`fn` runs after them in the same
+   * transaction), so a job's finish and its calls' log entries are one commit instead of two. If the
+   * transaction fails, the entries go back to the buffer for the next flush.
+   */
+  async flushWith<T>(store: Store, fn: (trx: Db) => Promise<T>): Promise<T> {
+    if (this.timer) {
+      clearTimeout(this.timer)
+      this.timer = undefined
+    }
+    const batch = this.buffer
+    this.buffer = []
+    // Entries an earlier flush is still writing keep their order ahead of these.
+    await this.flushing.catch(() => undefined)
+    try {
+      return await store.tx(async (trx) => {
+        await this.insert(trx, batch)
+        return fn(trx)
+      })
+    } catch (error) {
+      this.buffer = [...batch, ...this.buffer]
+      throw error
+    }
+  }
+
+  private async insert(db: Db, batch: ModuleLogEntry[]): Promise<void> {
+    if (batch.length === 0) return
+    await db
+      .insertInto('module_log')
+      .values(
+        batch.map((e) => ({
+          entry_id: e.id,
+          time: e.time,
+          connector: e.connector,
+          operation: e.operation ?? null,
+          service_id: e.serviceId ?? null,
+          system: e.system,
+          action: e.action,
+          access: e.access,
+          outcome: e.outcome,
+          duration_ms: e.durationMs,
+          error_code: e.error?.code ?? null,
+          entry_json: JSON.stringify(e),
+          source: (e as { source?: string }).source ?? null,
+        })),
+      )
+      .execute()
   }
 
   async query(q: ModuleLogQuery = {}): Promise<(ModuleLogEntry & { seq: number })[]> {
