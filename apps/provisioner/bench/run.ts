@@ -94,7 +94,7 @@ async function startWorker(configFile: string, env: NodeJS.ProcessEnv, bin = BIN
   const nodeArgs = process.env.BENCH_WORKER_NODE_ARGS?.split(' ').filter(Boolean) ?? []
   const child = spawn(
     process.execPath,
-    [...nodeArgs, BIN, 'worker', '-c', configFile, '--log-level', 'error'],
+    [...nodeArgs, bin, 'worker', '-c', configFile, '--log-level', 'error'],
     {
       cwd: appDir,
       env,
