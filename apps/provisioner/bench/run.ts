@@ -444,7 +444,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
 }
 if (baselines.length > 0) {
   console.log('')
-  console.log(`Against the baseline build (${process.env.BENCH_BASELINE}), measured in the same run`)
+  console.log('Against the baseline build (BENCH_BASELINE), measured in the same run')
   console.log(
     '| store | worker processes | worker CPU ms per job: baseline | now | ratio | store CPU ms per job: baseline | now | write commits per job: baseline | now | jobs/s: baseline | now |',
   )
