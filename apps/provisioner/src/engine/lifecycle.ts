@@ -22,7 +22,7 @@ import {
   serverInput,
   wake,
 } from './context.ts'
-import { enqueue, type Job, type JobOperation } from './jobs.ts'
+import { enqueue, type Job, type JobOperation, type Prefetched } from './jobs.ts'
 import { type ServiceRecord, type ServiceState, serviceFromRow } from './services.ts'
 import { recordable, resolveSettings } from './settings.ts'
 
@@ -197,6 +197,7 @@ export async function prepareService(
   job: Job,
   service: ServiceRecord,
   redactor: Redactor,
+  prefetched?: Prefetched,
 ): Promise<PreparedService | { ready: false; outcome: ExecuteOutcome }> {
   const end = (outcome: ExecuteOutcome) => ({ ready: false as const, outcome })
   const entry = ctx.connectors.get(service.connector)
@@ -209,7 +210,7 @@ export async function prepareService(
   }
   const group = ctx.config.serverGroups.find((g) => g.id === service.serverGroup)
   if (!group) return end(permanent(`Server group ${service.serverGroup} is not configured`))
-  let serverId = await ctx.store.assignments.get(service.serviceId)
+  let serverId = prefetched ? prefetched.serverId : await ctx.store.assignments.get(service.serviceId)
   if (!serverId) {
     if (job.operation !== 'create') {
       if (job.operation === 'terminate')

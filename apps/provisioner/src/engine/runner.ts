@@ -19,9 +19,11 @@ import {
   type Job,
   JobStatus,
   jobFromRow,
+  type Prefetched,
   releaseLeases,
   renewLease,
   retryParked,
+  takePrefetched,
 } from './jobs.ts'
 import {
   mootAfterTerminate,
@@ -145,7 +147,9 @@ export async function runJob(ctx: EngineContext, job: Job, outerSignal?: AbortSi
   )
   const started = performance.now()
   const steps: StepRecord[] = []
-  const service = await getService(ctx.store.db, job.serviceId)
+  // PostgreSQL's claim read the service and its server with the job; else they are read here.
+  const prefetched = takePrefetched(job)
+  const service = prefetched ? prefetched.service : await getService(ctx.store.db, job.serviceId)
   // The job's own secrets (the password it opens) live in a layer dropped with the job.
   const redactor = ctx.redactor.child()
   emit(ctx, { type: 'job-started', job, service })
@@ -156,7 +160,7 @@ export async function runJob(ctx: EngineContext, job: Job, outerSignal?: AbortSi
       outcome = moot
         ? { ok: 'cancelled', reason: moot }
         : await withCallSource(job.source, () =>
-            execute(ctx, job, service, controller.signal, steps, redactor),
+            execute(ctx, job, service, controller.signal, steps, redactor, prefetched),
           )
     } catch (error) {
       outcome = { ok: false, error: toFailure(error, redactor) }
@@ -282,11 +286,12 @@ async function execute(
   signal: AbortSignal,
   steps: StepRecord[],
   redactor: Redactor,
+  prefetched?: Prefetched,
 ): Promise<ExecuteOutcome> {
   if (job.operation === 'creditDeposit') return runCreditDeposit(ctx, job, signal)
   if (!service) return permanent(`Service ${job.serviceId} is not in the store`)
   if (job.operation === 'writeBack') return runWriteBack(ctx, job, service, signal)
-  const prepared = await prepareService(ctx, job, service, redactor)
+  const prepared = await prepareService(ctx, job, service, redactor, prefetched)
   if (!prepared.ready) return prepared.outcome
   const invokeOptions = {
     runKey: job.key,
