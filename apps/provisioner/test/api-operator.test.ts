@@ -14,7 +14,14 @@ import { claimJobs, listJobs, releaseLeases } from '../src/engine/jobs.ts'
 import { getService } from '../src/engine/services.ts'
 import { type ApiServer, startApiServer } from '../src/http/server.ts'
 import { apiCaller, TEST_KEY } from './helpers.ts'
-import { startWhmcs, type WhmcsWorld } from './whmcs.ts'
+import { memoryPanelProduct, startWhmcs, type WhmcsWorld } from './whmcs.ts'
+
+/** The sections without `whmcs` when the test runs the app without a WHMCS connection. */
+function withoutWhmcs<T extends { whmcs: unknown }>(sections: T, drop: boolean): Omit<T, 'whmcs'> | T {
+  if (!drop) return sections
+  const { whmcs: _dropped, ...rest } = sections
+  return rest
+}
 
 /**
  * Cancel, supersede and reconcile through the HTTP API (`POST /v1/cancel`, `GET|POST /v1/reconcile`):
@@ -42,18 +49,7 @@ async function startWith(
   await stop()
   const { config, secrets } = parseConfig(
     {
-      ...(options.whmcs === false ? {} : { whmcs: whmcs.config }),
-      // biome-ignore lint/suspicious/noTemplateCurlyInString: an environment reference in the config
-      servers: [{ id: 's1', connector: 'memory-panel', hostname: host, password: '${PANEL_PW}' }],
-      serverGroups: [{ id: 'g1', servers: ['s1'] }],
-      products: [
-        {
-          whmcsProductId: whmcs.pid,
-          connector: 'memory-panel',
-          serverGroup: 'g1',
-          plans: { option: 'Plan', values: { Basic: basic, Pro: { plan: 'pro' } } },
-        },
-      ],
+      ...withoutWhmcs(memoryPanelProduct(whmcs, host, basic), options.whmcs === false),
       // biome-ignore lint/suspicious/noTemplateCurlyInString: an environment reference in the config
       store: { dataDir, encryptionKey: '${KEY}' },
       http: {

@@ -9,6 +9,7 @@ import {
 } from '@panelkit/core/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { main } from '../src/cli.ts'
+import { runCli } from './cli-runner.ts'
 import { TEST_KEY } from './helpers.ts'
 import { startWhmcs, type WhmcsWorld } from './whmcs.ts'
 
@@ -20,15 +21,7 @@ let file = ''
 const saved = { ...process.env }
 const TOKEN = 'cli-serve-token-0123456789'
 
-async function cli(...argv: string[]) {
-  const lines: string[] = []
-  const code = await main(
-    [...argv, '-c', file, '--log-level', 'error'],
-    { connectors: [{ definition: memoryPanelConnector }] },
-    { out: (l) => lines.push(l), err: (l) => lines.push(l) },
-  )
-  return { code, text: lines.join('\n') }
-}
+const cli = (...argv: string[]) => runCli(file, ...argv)
 
 beforeAll(async () => {
   panel = registerMemoryPanel(host, new MemoryPanel({ apiPassword: 'Cli-Panel-Pw-1' }))

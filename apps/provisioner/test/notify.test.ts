@@ -13,10 +13,10 @@ import {
 import { SMTPServer } from 'smtp-server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type App, createApp } from '../src/app.ts'
-import { main } from '../src/cli.ts'
 import { parseConfig } from '../src/config.ts'
 import { type ApiServer, startApiServer } from '../src/http/server.ts'
 import { startNotifier } from '../src/notify.ts'
+import { runCli } from './cli-runner.ts'
 import { dropSchema, PG_URL, TEST_KEY, uniqueSchema } from './helpers.ts'
 import { startWhmcs, type WhmcsWorld } from './whmcs.ts'
 
@@ -402,15 +402,7 @@ describe('notifications from `provisioner worker`', () => {
     )
     const saved = { ...process.env }
     Object.assign(process.env, { NOTIFY_WORKER_KEY: TEST_KEY, ...world.env })
-    const cli = async (...argv: string[]) => {
-      const lines: string[] = []
-      const code = await main(
-        [...argv, '-c', file, '--log-level', 'error'],
-        { connectors: [{ definition: memoryPanelConnector }] },
-        { out: (l) => lines.push(l), err: (l) => lines.push(l) },
-      )
-      return { code, text: lines.join('\n') }
-    }
+    const cli = (...argv: string[]) => runCli(file, ...argv)
     try {
       world.order({ password: 'Worker-Service-pw-1' })
       expect((await cli('sync')).code).toBe(0)

@@ -14,7 +14,7 @@ import { getService } from '../src/engine/services.ts'
 import { silentLogger } from '../src/logger.ts'
 import type { Store } from '../src/store/store.ts'
 import { openTestStore, STORE_KINDS, type StoreKind, TEST_KEY } from './helpers.ts'
-import { startWhmcs, type WhmcsWorld } from './whmcs.ts'
+import { memoryPanelProduct, startWhmcs, type WhmcsWorld } from './whmcs.ts'
 
 const cleanups: (() => Promise<void>)[] = []
 afterEach(async () => {
@@ -40,18 +40,7 @@ async function setup(kind: StoreKind) {
   function engineWith(basic: Record<string, unknown>): Engine {
     const { config } = parseConfig(
       {
-        whmcs: whmcs.config,
-        // biome-ignore lint/suspicious/noTemplateCurlyInString: an environment reference in the config
-        servers: [{ id: 's1', connector: 'memory-panel', hostname: host, password: '${PANEL_PW}' }],
-        serverGroups: [{ id: 'g1', servers: ['s1'] }],
-        products: [
-          {
-            whmcsProductId: whmcs.pid,
-            connector: 'memory-panel',
-            serverGroup: 'g1',
-            plans: { option: 'Plan', values: { Basic: basic, Pro: { plan: 'pro' } } },
-          },
-        ],
+        ...memoryPanelProduct(whmcs, host, basic),
         // biome-ignore lint/suspicious/noTemplateCurlyInString: an environment reference in the config
         store: { encryptionKey: '${KEY}' },
         worker: { concurrency: 2, leaseSeconds: 5, maxAttempts: 3, backoffMs: 5, maxBackoffMs: 20 },

@@ -76,3 +76,25 @@ export async function startWhmcs(): Promise<WhmcsWorld> {
   }
   return world
 }
+
+/**
+ * The config sections of one memory-panel product sold through this WHMCS: server `s1` on the panel
+ * registered as `host` (its password from the `PANEL_PW` environment reference), group `g1`, and a `Plan`
+ * option whose Basic plan has the given settings and Pro is `{ plan: 'pro' }`.
+ */
+export function memoryPanelProduct(world: WhmcsWorld, host: string, basic: Record<string, unknown>) {
+  return {
+    whmcs: world.config,
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: an environment reference in the config
+    servers: [{ id: 's1', connector: 'memory-panel', hostname: host, password: '${PANEL_PW}' }],
+    serverGroups: [{ id: 'g1', servers: ['s1'] }],
+    products: [
+      {
+        whmcsProductId: world.pid,
+        connector: 'memory-panel',
+        serverGroup: 'g1',
+        plans: { option: 'Plan', values: { Basic: basic, Pro: { plan: 'pro' } } },
+      },
+    ],
+  }
+}
