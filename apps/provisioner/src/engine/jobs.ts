@@ -124,29 +124,33 @@ export function jobFromRow(row: Row): Job {
 }
 
 /** Inserts a job unless one with the same key exists; returns the job and whether it is new. */
+/** The row a new job is inserted as (queued, no attempts yet). */
+export function newJobRow(job: NewJob, now: number): Omit<Row, 'id'> {
+  return {
+    key: job.key,
+    service_id: job.serviceId,
+    operation: job.operation,
+    payload_json: JSON.stringify(job.payload ?? {}),
+    status: JobStatus.QUEUED,
+    attempts: 0,
+    run_after: job.runAfter ?? now,
+    lease_owner: null,
+    lease_until: null,
+    last_error: null,
+    result_json: null,
+    steps_json: null,
+    source: job.source,
+    created_at: now,
+    updated_at: now,
+    finished_at: null,
+    secret_enc: job.secretEnc ?? null,
+  }
+}
+
 export async function enqueue(db: Db, job: NewJob): Promise<{ job: Job; created: boolean }> {
-  const now = Date.now()
   const inserted = await db
     .insertInto('jobs')
-    .values({
-      key: job.key,
-      service_id: job.serviceId,
-      operation: job.operation,
-      payload_json: JSON.stringify(job.payload ?? {}),
-      status: JobStatus.QUEUED,
-      attempts: 0,
-      run_after: job.runAfter ?? now,
-      lease_owner: null,
-      lease_until: null,
-      last_error: null,
-      result_json: null,
-      steps_json: null,
-      source: job.source,
-      created_at: now,
-      updated_at: now,
-      finished_at: null,
-      secret_enc: job.secretEnc ?? null,
-    })
+    .values(newJobRow(job, Date.now()))
     .onConflict((oc) => oc.column('key').doNothing())
     .returningAll()
     .executeTakeFirst()
@@ -262,38 +266,40 @@ export async function renewLease(db: Db, job: Job, owner: string, leaseMs: numbe
   return Number(result.numUpdatedRows) === 1
 }
 
+/** How a claimed job moves on: its next status and what it leaves behind. */
+export interface JobUpdate {
+  status: JobStatus
+  runAfter?: number
+  lastError?: Failure | null
+  result?: unknown
+  steps?: StepRecord[]
+}
+
+/** The columns `finishJob` sets for an update. */
+export function finishedColumns(update: JobUpdate, now: number): Record<string, unknown> {
+  return {
+    status: update.status,
+    lease_owner: null,
+    lease_until: null,
+    updated_at: now,
+    ...(update.runAfter !== undefined ? { run_after: update.runAfter } : {}),
+    ...(update.lastError !== undefined
+      ? { last_error: update.lastError ? JSON.stringify(update.lastError) : null }
+      : {}),
+    ...(update.result !== undefined ? { result_json: JSON.stringify(update.result) } : {}),
+    ...(update.steps !== undefined ? { steps_json: JSON.stringify(update.steps.slice(-100)) } : {}),
+    // A finished job's password is not needed again: the sealed copy goes.
+    ...(update.status === JobStatus.DONE || update.status === JobStatus.CANCELLED
+      ? { finished_at: now, secret_enc: null }
+      : {}),
+  }
+}
+
 /** Moves a claimed job on, but only while `owner` still holds it (fencing). */
-export async function finishJob(
-  db: Db,
-  job: Job,
-  owner: string,
-  update: {
-    status: JobStatus
-    runAfter?: number
-    lastError?: Failure | null
-    result?: unknown
-    steps?: StepRecord[]
-  },
-): Promise<boolean> {
-  const now = Date.now()
+export async function finishJob(db: Db, job: Job, owner: string, update: JobUpdate): Promise<boolean> {
   const result = await db
     .updateTable('jobs')
-    .set({
-      status: update.status,
-      lease_owner: null,
-      lease_until: null,
-      updated_at: now,
-      ...(update.runAfter !== undefined ? { run_after: update.runAfter } : {}),
-      ...(update.lastError !== undefined
-        ? { last_error: update.lastError ? JSON.stringify(update.lastError) : null }
-        : {}),
-      ...(update.result !== undefined ? { result_json: JSON.stringify(update.result) } : {}),
-      ...(update.steps !== undefined ? { steps_json: JSON.stringify(update.steps.slice(-100)) } : {}),
-      // A finished job's password is not needed again: the sealed copy goes.
-      ...(update.status === JobStatus.DONE || update.status === JobStatus.CANCELLED
-        ? { finished_at: now, secret_enc: null }
-        : {}),
-    })
+    .set(finishedColumns(update, Date.now()))
     .where('id', '=', job.id)
     .where('lease_owner', '=', owner)
     .where('status', '=', JobStatus.RUNNING)

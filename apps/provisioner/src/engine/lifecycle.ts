@@ -22,7 +22,7 @@ import {
   serverInput,
   wake,
 } from './context.ts'
-import { enqueue, type Job, type JobOperation, type Prefetched } from './jobs.ts'
+import { enqueue, type Job, type JobOperation, type NewJob, type Prefetched } from './jobs.ts'
 import { type ServiceRecord, type ServiceState, serviceFromRow } from './services.ts'
 import { recordable, resolveSettings } from './settings.ts'
 
@@ -321,15 +321,15 @@ export async function runOperation(
  * compares WHMCS with these), the new account's server, username and IPs — and, when WHMCS is
  * connected, a `writeBack` job to copy those into the WHMCS service.
  */
-export async function recordConfirmed(
+export function confirmedChanges(
   ctx: EngineContext,
-  trx: Db,
   job: Job,
   service: ServiceRecord,
   d: Record<string, unknown>,
   steps: StepRecord[],
   settings: Record<string, unknown> | undefined,
-): Promise<void> {
+): ConfirmedChanges {
+  const changes: ConfirmedChanges = {}
   const next = STATE_AFTER[job.operation]
   const patch: Record<string, unknown> = {
     last_job_id: job.id,
@@ -364,22 +364,42 @@ export async function recordConfirmed(
         fields.dedicatedIp = d.ips[0]
         fields.assignedIps = d.ips.slice(1)
       }
-      await enqueue(trx, {
+      changes.enqueue = {
         key: `${job.key}:writeBack`,
         serviceId: job.serviceId,
         operation: 'writeBack',
         payload: fields,
         source: 'engine',
-      })
+      }
     }
   }
   if (job.operation === 'terminate') {
-    await trx.deleteFrom('assignments').where('service_id', '=', job.serviceId).execute()
+    changes.releaseServer = true
     patch.server_id = null
   }
   if (job.operation !== 'writeBack' && job.operation !== 'pushUsage' && job.operation !== 'creditDeposit') {
-    await trx.updateTable('services').set(patch).where('service_id', '=', job.serviceId).execute()
+    changes.service = patch
   }
+  return changes
+}
+
+/** What a finished job changes beside its own row, written in the transaction that finishes it. */
+export interface ConfirmedChanges {
+  /** Columns of the service's row to set; absent, the row is not touched. */
+  service?: Record<string, unknown>
+  /** A job queued behind this one (a create's write-back). */
+  enqueue?: NewJob
+  /** The service's server assignment goes (a terminate). */
+  releaseServer?: boolean
+}
+
+/** Applies the changes in `trx` (the finish's transaction), in the order the engine always has. */
+export async function applyChanges(trx: Db, job: Job, changes: ConfirmedChanges): Promise<void> {
+  if (changes.enqueue) await enqueue(trx, changes.enqueue)
+  if (changes.releaseServer)
+    await trx.deleteFrom('assignments').where('service_id', '=', job.serviceId).execute()
+  if (changes.service)
+    await trx.updateTable('services').set(changes.service).where('service_id', '=', job.serviceId).execute()
 }
 
 /**

@@ -12,10 +12,10 @@ import { sql } from 'kysely'
 import { withCallSource } from '../call-source.ts'
 import { runCreditDeposit, runPushUsage } from './billing.ts'
 import { type EngineContext, type ExecuteOutcome, emit, permanent, wake } from './context.ts'
+import { finishWith } from './finish.ts'
 import {
   claimJobs,
   countPending,
-  finishJob,
   type Job,
   JobStatus,
   jobFromRow,
@@ -26,9 +26,9 @@ import {
   takePrefetched,
 } from './jobs.ts'
 import {
+  confirmedChanges,
   mootAfterTerminate,
   prepareService,
-  recordConfirmed,
   runOperation,
   runWriteBack,
 } from './lifecycle.ts'
@@ -308,20 +308,18 @@ async function execute(
 
 /** A job made moot by what ran before it: finished as cancelled, with the reason, nothing sent. */
 async function finishMoot(ctx: EngineContext, job: Job, reason: string): Promise<void> {
-  // The finish and the module-log entries of the job's calls commit together (see flushWith).
-  const finished = await ctx.moduleLog.flushWith(ctx.store, (trx) =>
-    finishJob(trx, job, ctx.owner, {
-      status: JobStatus.CANCELLED,
-      lastError: null,
-      result: { cancelled: reason, ranBy: ctx.owner },
-    }),
-  )
+  // The finish and the module-log entries of the job's calls commit together (see finishWith).
+  const finished = await finishWith(ctx, job, {
+    status: JobStatus.CANCELLED,
+    lastError: null,
+    result: { cancelled: reason, ranBy: ctx.owner },
+  })
   if (!finished) return
   ctx.logger.info('job cancelled', { jobId: job.id, key: job.key, operation: job.operation, reason })
   emit(ctx, { type: 'job-cancelled', job, reason })
 }
 
-/** Finishes a job as done and records on its service what it confirmed, in one transaction. */
+/** Finishes a job as done and records on its service what it confirmed, in one commit. */
 async function succeed(
   ctx: EngineContext,
   job: Job,
@@ -332,17 +330,12 @@ async function succeed(
   settings?: Record<string, unknown>,
 ): Promise<void> {
   const d = (data ?? {}) as Record<string, unknown>
-  const finished = await ctx.moduleLog.flushWith(ctx.store, async (trx) => {
-    const ok = await finishJob(trx, job, ctx.owner, {
-      status: JobStatus.DONE,
-      lastError: null,
-      result: { ...d, ranBy: ctx.owner },
-      steps,
-    })
-    if (!ok) return false
-    if (service) await recordConfirmed(ctx, trx, job, service, d, steps, settings)
-    return true
-  })
+  const finished = await finishWith(
+    ctx,
+    job,
+    { status: JobStatus.DONE, lastError: null, result: { ...d, ranBy: ctx.owner }, steps },
+    service ? confirmedChanges(ctx, job, service, d, steps, settings) : undefined,
+  )
   if (!finished) {
     ctx.logger.warn('lease lost before the job could be finished; another worker will finish it', {
       jobId: job.id,
@@ -366,21 +359,19 @@ async function fail(ctx: EngineContext, job: Job, error: Failure, steps: StepRec
   const runAfter = retryable
     ? Date.now() + Math.min(w.maxBackoffMs, w.backoffMs * 2 ** (job.attempts - 1)) * (0.5 + Math.random() / 2)
     : undefined
-  const finished = await ctx.moduleLog.flushWith(ctx.store, async (trx) => {
-    const ok = await finishJob(trx, job, ctx.owner, {
+  const finished = await finishWith(
+    ctx,
+    job,
+    {
       status: retryable ? JobStatus.QUEUED : JobStatus.PARKED,
       ...(runAfter !== undefined ? { runAfter: Math.round(runAfter) } : {}),
       lastError: error,
       steps,
-    })
-    if (!ok) return false
-    await trx
-      .updateTable('services')
-      .set({ last_error: `${error.code}: ${error.detail}`, last_job_id: job.id, updated_at: Date.now() })
-      .where('service_id', '=', job.serviceId)
-      .execute()
-    return true
-  })
+    },
+    {
+      service: { last_error: `${error.code}: ${error.detail}`, last_job_id: job.id, updated_at: Date.now() },
+    },
+  )
   if (!finished) return
   if (retryable) {
     ctx.logger.warn('job failed; will retry', {

@@ -385,6 +385,27 @@ export interface ModuleLogQuery {
   limit?: number
 }
 
+/** A module-log entry as its row (the whole entry as JSON, and the columns it is searched by). */
+export type ModuleLogRow = ReturnType<typeof moduleLogRow>
+
+function moduleLogRow(e: ModuleLogEntry) {
+  return {
+    entry_id: e.id,
+    time: e.time,
+    connector: e.connector,
+    operation: e.operation ?? null,
+    service_id: e.serviceId ?? null,
+    system: e.system,
+    action: e.action,
+    access: e.access,
+    outcome: e.outcome,
+    duration_ms: e.durationMs,
+    error_code: e.error?.code ?? null,
+    entry_json: JSON.stringify(e),
+    source: (e as { source?: string }).source ?? null,
+  }
+}
+
 /**
  * Core's `ModuleLogSink`, durable and queryable. `write` is synchronous in core's interface, so entries
  * are buffered and written in batches; `flush()` is awaited before a job is marked done, so a finished
@@ -430,6 +451,23 @@ export class DurableModuleLog implements ModuleLogSink {
    * transaction fails, the entries go back to the buffer for the next flush.
    */
   async flushWith<T>(store: Store, fn: (trx: Db) => Promise<T>): Promise<T> {
+    const rows = await this.take()
+    try {
+      return await store.tx(async (trx) => {
+        if (rows.length > 0) await trx.insertInto('module_log').values(rows).execute()
+        return fn(trx)
+      })
+    } catch (error) {
+      this.restore(rows)
+      throw error
+    }
+  }
+
+  /**
+   * Takes the buffered entries as rows for the caller to insert with its own statement (the finish of
+   * a job on PostgreSQL); `restore` puts them back when that statement fails.
+   */
+  async take(): Promise<ModuleLogRow[]> {
     if (this.timer) {
       clearTimeout(this.timer)
       this.timer = undefined
@@ -438,39 +476,16 @@ export class DurableModuleLog implements ModuleLogSink {
     this.buffer = []
     // Entries an earlier flush is still writing keep their order ahead of these.
     await this.flushing.catch(() => undefined)
-    try {
-      return await store.tx(async (trx) => {
-        await this.insert(trx, batch)
-        return fn(trx)
-      })
-    } catch (error) {
-      this.buffer = [...batch, ...this.buffer]
-      throw error
-    }
+    return batch.map(moduleLogRow)
+  }
+
+  restore(rows: ModuleLogRow[]): void {
+    this.buffer = [...rows.map((r) => JSON.parse(r.entry_json) as ModuleLogEntry), ...this.buffer]
   }
 
   private async insert(db: Db, batch: ModuleLogEntry[]): Promise<void> {
     if (batch.length === 0) return
-    await db
-      .insertInto('module_log')
-      .values(
-        batch.map((e) => ({
-          entry_id: e.id,
-          time: e.time,
-          connector: e.connector,
-          operation: e.operation ?? null,
-          service_id: e.serviceId ?? null,
-          system: e.system,
-          action: e.action,
-          access: e.access,
-          outcome: e.outcome,
-          duration_ms: e.durationMs,
-          error_code: e.error?.code ?? null,
-          entry_json: JSON.stringify(e),
-          source: (e as { source?: string }).source ?? null,
-        })),
-      )
-      .execute()
+    await db.insertInto('module_log').values(batch.map(moduleLogRow)).execute()
   }
 
   async query(q: ModuleLogQuery = {}): Promise<(ModuleLogEntry & { seq: number })[]> {
