@@ -1,4 +1,5 @@
 import { type RawBuilder, sql } from 'kysely'
+import { moduleLogRow } from '../store/store.ts'
 import type { EngineContext } from './context.ts'
 import { finishedColumns, finishJob, type Job, JobStatus, type JobUpdate, newJobRow } from './jobs.ts'
 import { applyChanges, type ConfirmedChanges } from './lifecycle.ts'
@@ -24,11 +25,12 @@ export async function finishWith(
   changes?: ConfirmedChanges,
 ): Promise<boolean> {
   if (ctx.store.dialect !== 'postgres') return finishInTransaction(ctx, job, update, changes)
-  const rows = await ctx.moduleLog.take()
-  if (rows.length > MAX_ROWS_IN_STATEMENT) {
-    ctx.moduleLog.restore(rows)
+  const entries = await ctx.moduleLog.take()
+  if (entries.length > MAX_ROWS_IN_STATEMENT) {
+    ctx.moduleLog.restore(entries)
     return finishInTransaction(ctx, job, update, changes)
   }
+  const rows = entries.map(moduleLogRow)
   try {
     const now = Date.now()
     const held = sql`exists (select 1 from j)`
@@ -65,7 +67,7 @@ export async function finishWith(
     )
     return result.rows[0]?.n === 1
   } catch (error) {
-    ctx.moduleLog.restore(rows)
+    ctx.moduleLog.restore(entries)
     throw error
   }
 }

@@ -385,10 +385,8 @@ export interface ModuleLogQuery {
   limit?: number
 }
 
-/** A module-log entry as its row (the whole entry as JSON, and the columns it is searched by). */
-export type ModuleLogRow = ReturnType<typeof moduleLogRow>
-
-function moduleLogRow(e: ModuleLogEntry) {
+/** A module-log entry as its row: the whole entry as JSON, and the columns it is searched by. */
+export function moduleLogRow(e: ModuleLogEntry) {
   return {
     entry_id: e.id,
     time: e.time,
@@ -451,23 +449,23 @@ export class DurableModuleLog implements ModuleLogSink {
    * transaction fails, the entries go back to the buffer for the next flush.
    */
   async flushWith<T>(store: Store, fn: (trx: Db) => Promise<T>): Promise<T> {
-    const rows = await this.take()
+    const batch = await this.take()
     try {
       return await store.tx(async (trx) => {
-        if (rows.length > 0) await trx.insertInto('module_log').values(rows).execute()
+        await this.insert(trx, batch)
         return fn(trx)
       })
     } catch (error) {
-      this.restore(rows)
+      this.restore(batch)
       throw error
     }
   }
 
   /**
-   * Takes the buffered entries as rows for the caller to insert with its own statement (the finish of
-   * a job on PostgreSQL); `restore` puts them back when that statement fails.
+   * Takes the buffered entries for the caller to write with its own statement (`moduleLogRow` gives
+   * each its row; the finish of a job on PostgreSQL); `restore` puts them back when that fails.
    */
-  async take(): Promise<ModuleLogRow[]> {
+  async take(): Promise<ModuleLogEntry[]> {
     if (this.timer) {
       clearTimeout(this.timer)
       this.timer = undefined
@@ -476,11 +474,11 @@ export class DurableModuleLog implements ModuleLogSink {
     this.buffer = []
     // Entries an earlier flush is still writing keep their order ahead of these.
     await this.flushing.catch(() => undefined)
-    return batch.map(moduleLogRow)
+    return batch
   }
 
-  restore(rows: ModuleLogRow[]): void {
-    this.buffer = [...rows.map((r) => JSON.parse(r.entry_json) as ModuleLogEntry), ...this.buffer]
+  restore(batch: ModuleLogEntry[]): void {
+    this.buffer = [...batch, ...this.buffer]
   }
 
   private async insert(db: Db, batch: ModuleLogEntry[]): Promise<void> {

@@ -408,127 +408,129 @@ export function runContractSuite<Spec extends SettingsSpec, R>(options: Contract
     )
 
     const foreign = () => fixture.foreignResource
-    it.skipIf(!options.foreignResource)(
-      'an existing resource not marked as ours is never modified, and terminate never deletes it',
-      async () => {
-        const hooks = foreign()
-        if (!hooks)
-          throw new Error('the fixture declared foreignResource in the options but did not provide it')
-        const service = fresh()
-        await hooks.create(service)
-        const before = JSON.stringify(await hooks.snapshot(service))
-        const count = await fixture.countAccounts(service)
-        const created = await call('create', { service })
-        expect(created.ok, 'create of a foreign resource').toBe(false)
-        if (!created.ok) expect(created.error.code).toBe('CONFLICT')
-        const renamed = { ...service, password: `Other-${Math.random().toString(36).slice(2)}-Pw!` }
-        for (const [op, input] of [
-          ['suspend', { service }],
-          ['unsuspend', { service }],
-          ['changePassword', { service: renamed }],
-          ['changePackage', { service }],
-          ['terminate', { service }],
-        ] as const) {
-          const r = await call(op, input)
-          const changed = r.ok && (r.data as { changed?: boolean }).changed === true
-          expect(changed, `${op} reported a change on a foreign resource`).toBe(false)
-          if (!r.ok) expect(['CONFLICT', 'NOT_FOUND'], `${op}: ${r.error.detail}`).toContain(r.error.code)
-          expect(JSON.stringify(await hooks.snapshot(service)), `${op} modified a foreign resource`).toBe(
-            before,
-          )
-        }
-        expect(await fixture.countAccounts(service)).toBe(count)
-      },
-      timeout,
-    )
-
-    it.skipIf(!options.interruptions)(
-      'a create interrupted between any two steps, then retried by a fresh instance, ends as an uninterrupted one',
-      async () => {
-        const hooks = fixture.interruptions
-        if (!hooks)
-          throw new Error('the fixture declared interruptions in the options but did not provide it')
-        // The retry shares the checkpoint store and the job's run key, as the provisioner's durable store
-        // does across a crash; the connector instance, its resources and its sessions are new.
-        const attempt = async (
-          service: ServiceContextInput,
-          store: MemoryCheckpointStore,
-          runKey: string,
-          options: { signal?: AbortSignal; onProgress?: () => void } = {},
-        ) => {
-          const instance = createConnector(definition, { sink, checkpoints: store })
-          try {
-            const r = (await instance.invoke('create', { service } as never, {
-              runKey,
-              ...options,
-            })) as Result<unknown>
-            results.push(r)
-            return r
-          } finally {
-            await instance.close()
+    if (options.foreignResource)
+      it(
+        'an existing resource not marked as ours is never modified, and terminate never deletes it',
+        async () => {
+          const hooks = foreign()
+          if (!hooks)
+            throw new Error('the fixture declared foreignResource in the options but did not provide it')
+          const service = fresh()
+          await hooks.create(service)
+          const before = JSON.stringify(await hooks.snapshot(service))
+          const count = await fixture.countAccounts(service)
+          const created = await call('create', { service })
+          expect(created.ok, 'create of a foreign resource').toBe(false)
+          if (!created.ok) expect(created.error.code).toBe('CONFLICT')
+          const renamed = { ...service, password: `Other-${Math.random().toString(36).slice(2)}-Pw!` }
+          for (const [op, input] of [
+            ['suspend', { service }],
+            ['unsuspend', { service }],
+            ['changePassword', { service: renamed }],
+            ['changePackage', { service }],
+            ['terminate', { service }],
+          ] as const) {
+            const r = await call(op, input)
+            const changed = r.ok && (r.data as { changed?: boolean }).changed === true
+            expect(changed, `${op} reported a change on a foreign resource`).toBe(false)
+            if (!r.ok) expect(['CONFLICT', 'NOT_FOUND'], `${op}: ${r.error.detail}`).toContain(r.error.code)
+            expect(JSON.stringify(await hooks.snapshot(service)), `${op} modified a foreign resource`).toBe(
+              before,
+            )
           }
-        }
-        const reference = fresh()
-        const writesBefore = await fixture.writeCount()
-        const ref = expectOk(
-          await attempt(reference, new MemoryCheckpointStore(), 'reference'),
-          'reference create',
-        )
-        const writes = (await fixture.writeCount()) - writesBefore
-        const steps = ref.runs?.reduce((n, run) => n + run.steps.length, 0) ?? 0
-        const expected = JSON.stringify(await hooks.snapshot(reference))
-        const interruptions: {
-          name: string
-          before: () => Promise<{ signal?: AbortSignal; onProgress?: () => void }>
-          after: () => Promise<void>
-        }[] = []
-        for (let k = 1; k < steps; k++) {
-          interruptions.push({
-            name: `aborted after pipeline step ${k} of ${steps}`,
-            before: async () => {
-              const controller = new AbortController()
-              let seen = 0
-              return {
-                signal: controller.signal,
-                onProgress: () => (++seen === k ? controller.abort() : undefined),
-              }
-            },
-            after: async () => undefined,
-          })
-        }
-        const crash = hooks.crashAfterWrite
-        if (crash) {
-          for (let k = 1; k <= writes; k++) {
+          expect(await fixture.countAccounts(service)).toBe(count)
+        },
+        timeout,
+      )
+
+    if (options.interruptions)
+      it(
+        'a create interrupted between any two steps, then retried by a fresh instance, ends as an uninterrupted one',
+        async () => {
+          const hooks = fixture.interruptions
+          if (!hooks)
+            throw new Error('the fixture declared interruptions in the options but did not provide it')
+          // The retry shares the checkpoint store and the job's run key, as the provisioner's durable store
+          // does across a crash; the connector instance, its resources and its sessions are new.
+          const attempt = async (
+            service: ServiceContextInput,
+            store: MemoryCheckpointStore,
+            runKey: string,
+            options: { signal?: AbortSignal; onProgress?: () => void } = {},
+          ) => {
+            const instance = createConnector(definition, { sink, checkpoints: store })
+            try {
+              const r = (await instance.invoke('create', { service } as never, {
+                runKey,
+                ...options,
+              })) as Result<unknown>
+              results.push(r)
+              return r
+            } finally {
+              await instance.close()
+            }
+          }
+          const reference = fresh()
+          const writesBefore = await fixture.writeCount()
+          const ref = expectOk(
+            await attempt(reference, new MemoryCheckpointStore(), 'reference'),
+            'reference create',
+          )
+          const writes = (await fixture.writeCount()) - writesBefore
+          const steps = ref.runs?.reduce((n, run) => n + run.steps.length, 0) ?? 0
+          const expected = JSON.stringify(await hooks.snapshot(reference))
+          const interruptions: {
+            name: string
+            before: () => Promise<{ signal?: AbortSignal; onProgress?: () => void }>
+            after: () => Promise<void>
+          }[] = []
+          for (let k = 1; k < steps; k++) {
             interruptions.push({
-              name: `crashed after write ${k} of ${writes}`,
+              name: `aborted after pipeline step ${k} of ${steps}`,
               before: async () => {
-                await crash.arm(k)
-                return {}
+                const controller = new AbortController()
+                let seen = 0
+                return {
+                  signal: controller.signal,
+                  onProgress: () => (++seen === k ? controller.abort() : undefined),
+                }
               },
-              after: async () => {
-                await crash.disarm()
-              },
+              after: async () => undefined,
             })
           }
-        }
-        expect(interruptions.length, 'a create with steps or writes to interrupt').toBeGreaterThan(0)
-        for (const [i, interruption] of interruptions.entries()) {
-          const service = fresh()
-          const store = new MemoryCheckpointStore()
-          const runKey = `interrupted-${i}`
-          try {
-            await attempt(service, store, runKey, await interruption.before())
-          } finally {
-            await interruption.after()
+          const crash = hooks.crashAfterWrite
+          if (crash) {
+            for (let k = 1; k <= writes; k++) {
+              interruptions.push({
+                name: `crashed after write ${k} of ${writes}`,
+                before: async () => {
+                  await crash.arm(k)
+                  return {}
+                },
+                after: async () => {
+                  await crash.disarm()
+                },
+              })
+            }
           }
-          const retried = await attempt(service, store, runKey)
-          expectOk(retried, `create retried after being ${interruption.name}`)
-          expect(await fixture.countAccounts(service), interruption.name).toBe(1)
-          expect(JSON.stringify(await hooks.snapshot(service)), interruption.name).toBe(expected)
-        }
-      },
-      timeout,
-    )
+          expect(interruptions.length, 'a create with steps or writes to interrupt').toBeGreaterThan(0)
+          for (const [i, interruption] of interruptions.entries()) {
+            const service = fresh()
+            const store = new MemoryCheckpointStore()
+            const runKey = `interrupted-${i}`
+            try {
+              await attempt(service, store, runKey, await interruption.before())
+            } finally {
+              await interruption.after()
+            }
+            const retried = await attempt(service, store, runKey)
+            expectOk(retried, `create retried after being ${interruption.name}`)
+            expect(await fixture.countAccounts(service), interruption.name).toBe(1)
+            expect(JSON.stringify(await hooks.snapshot(service)), interruption.name).toBe(expected)
+          }
+        },
+        timeout,
+      )
 
     // Registered only when opted into: a suite that runs against many variations of one simulator takes
     // it once (each kill point is a process start), and the others do not list it as skipped.
