@@ -51,7 +51,20 @@ describe('endpoint definitions against the official API schema (generated facts)
   }
 })
 
-// Freshness: only where the full official schema is at hand (PANELKIT_PVE_APIDATA, or
+// Freshness against the package's own code, on every machine: rebuilt into the schema's tree shape, the
+// generated facts must extract to themselves — a route added to the catalog or the simulator without
+// `schema:extract`, a fact key the extractor no longer keeps, or a hand edit out of its form fails here.
+describe('generated schema facts are current for this package', () => {
+  it('extract to themselves: the routes used, in the extractor form', () => {
+    const tree = Object.entries(PVE_SCHEMA_FACTS).map(([route, facts]) => {
+      const space = route.indexOf(' ')
+      return { path: route.slice(space + 1), info: { [route.slice(0, space)]: facts } }
+    })
+    expect(extractSchemaFacts(tree)).toEqual(PVE_SCHEMA_FACTS)
+  })
+})
+
+// Freshness against upstream: only where the full official schema is at hand (PANELKIT_PVE_APIDATA, or
 // ../shared/data/pve-apidata.json beside the repository); a fresh clone has neither.
 const apidata = locateApidata()
 if (apidata.found) {
