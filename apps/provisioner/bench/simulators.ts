@@ -7,6 +7,7 @@ import { startWhmcsSimulator } from '@panelkit/whmcs/testing'
 
 export type SimRequest =
   | { op: 'order'; count: number }
+  /** Sets the status of the services of the latest `order` (a warm-up's services keep theirs). */
   | { op: 'status'; status: 'Active' | 'Suspended' | 'Terminated' }
   | { op: 'cpu' }
   | { op: 'close' }
@@ -25,24 +26,27 @@ const whmcs = await startWhmcsSimulator()
 const product = whmcs.createProduct({ name: 'Mailbox' })
 const customer = whmcs.createClient({ email: 'bench@example.com' })
 let ordered = 0
+let batch: number[] = []
 
 process.on('message', async (request: SimRequest) => {
   switch (request.op) {
     case 'order':
+      batch = []
       for (let i = 0; i < request.count; i++) {
         ordered++
-        whmcs.createService({
+        const service = whmcs.createService({
           clientId: customer.id,
           pid: product.id,
           status: 'Active',
           username: `box${ordered}`,
           password: `Box-${ordered}-password`,
         })
+        batch.push(service.id)
       }
       send({ ok: true })
       break
     case 'status':
-      for (const id of [...whmcs.services.keys()]) whmcs.setStatus(id, request.status)
+      for (const id of batch) whmcs.setStatus(id, request.status)
       send({ ok: true })
       break
     case 'cpu':
