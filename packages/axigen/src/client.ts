@@ -104,6 +104,14 @@ export interface AxigenClient extends CliExecutor {
   readonly dialect: AxigenDialect
   withRecorder(recorder: CallRecorder, signal?: AbortSignal): AxigenClient
   /**
+   * Holds one pooled session for several scripts, each starting where the previous one left the
+   * session (the first starts at the root): a read and the write it decides visit the domain once
+   * instead of entering it again from the root. Each script is still its own recorded call (a write
+   * is not sent under dry-run); the session goes back to the root at the end, discarding anything
+   * uncommitted.
+   */
+  visit<T>(fn: (session: CliExecutor) => Promise<T>, options?: RunOptions): Promise<T>
+  /**
    * A view whose scripts open their domain with `EDIT Domain` instead of `UPDATE Domain`: the documented
    * command for an inactive domain (notes §3.1), for servers that refuse UPDATE on a disabled domain.
    */
@@ -166,8 +174,9 @@ const NOT_SENT: readonly Reply[] = []
 const UPDATE_DOMAIN = /^UPDATE Domain /
 
 /** The same script entering its domain with EDIT Domain; the context paths gain the `-edit` segment. */
-function viaEdit<T>(script: CliScript<T>): CliScript<T> {
-  if (!script.steps[0] || !UPDATE_DOMAIN.test(script.steps[0].command.line)) return script
+function viaEdit<T>(script: CliScript<T>, continued = false): CliScript<T> {
+  // A script that goes on inside a visit is already in the domain: only its contexts are renamed.
+  if (!continued && (!script.steps[0] || !UPDATE_DOMAIN.test(script.steps[0].command.line))) return script
   const steps = script.steps.map((s, i) => {
     const out: ScriptStep = { ...s }
     if (i === 0)
@@ -188,38 +197,69 @@ function makeClient(
   signal?: AbortSignal,
   edit = false,
 ): AxigenClient {
+  /** Runs one script as a recorded call; `send` runs its (possibly renamed) steps on a session. */
+  const recorded = <T>(
+    original: CliScript<T>,
+    continued: boolean,
+    send: (steps: readonly ScriptStep[]) => Promise<Reply[]>,
+  ): Promise<T> => {
+    const script = edit ? viaEdit(original, continued) : original
+    const info: CallInfo<ScriptRun> = {
+      system: 'axigen',
+      action: script.action,
+      access: script.access,
+      request: { commands: script.steps.map((s) => s.command.masked) },
+      summarize: summarizeRun,
+    }
+    if (script.target !== undefined) info.target = script.target
+    if (script.access === 'write') {
+      info.dryRunResult = () => ({ value: script.dryRun ? script.dryRun() : undefined, replies: NOT_SENT })
+    }
+    return recorder
+      .call(info, () =>
+        send(script.steps).then((replies): ScriptRun => ({ value: script.parse(replies), replies })),
+      )
+      .then((run) => run.value as T)
+  }
   const executor: CliExecutor = {
-    run<T>(original: CliScript<T>, options: RunOptions = {}): Promise<T> {
-      const script = edit ? viaEdit(original) : original
+    run<T>(script: CliScript<T>, options: RunOptions = {}): Promise<T> {
       const runSignal = options.signal ?? signal
-      const info: CallInfo<ScriptRun> = {
-        system: 'axigen',
-        action: script.action,
-        access: script.access,
-        request: { commands: script.steps.map((s) => s.command.masked) },
-        summarize: summarizeRun,
-      }
-      if (script.target !== undefined) info.target = script.target
-      if (script.access === 'write') {
-        info.dryRunResult = () => ({ value: script.dryRun ? script.dryRun() : undefined, replies: NOT_SENT })
-      }
       const sendOptions = { signal: runSignal, recorder }
       const poolOptions = { signal: runSignal }
-      return recorder
-        .call(info, () =>
-          shared.pool.use(
-            (session) =>
-              session
-                .runScript(script.steps, sendOptions)
-                .then((replies): ScriptRun => ({ value: script.parse(replies), replies })),
-            poolOptions,
-          ),
-        )
-        .then((run) => run.value as T)
+      return recorded(script, false, (steps) =>
+        shared.pool.use((session) => session.runScript(steps, sendOptions), poolOptions),
+      )
     },
+  }
+  const visit = <T>(fn: (held: CliExecutor) => Promise<T>, options: RunOptions = {}): Promise<T> => {
+    const runSignal = options.signal ?? signal
+    const sendOptions = { signal: runSignal, recorder }
+    return shared.pool.use(
+      async (session) => {
+        // Until a script has been sent (a dry-run write is not), the next one starts at the root.
+        let started = false
+        const held: CliExecutor = {
+          run: <S>(script: CliScript<S>) =>
+            recorded(script, started, (steps) => {
+              const sent = started
+                ? session.continueScript(steps, sendOptions)
+                : session.runScript(steps, sendOptions)
+              started = true
+              return sent
+            }),
+        }
+        try {
+          return await fn(held)
+        } finally {
+          await session.leave(runSignal)
+        }
+      },
+      { signal: runSignal },
+    )
   }
   const client: AxigenClient = {
     ...executor,
+    visit,
     recorder,
     pool: shared.pool,
     host: shared.host,

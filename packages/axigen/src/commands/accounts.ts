@@ -163,8 +163,123 @@ export interface AccountOwnership {
 /** Most accounts read in one ownership script (bounds one recorded call and its replies). */
 export const OWNERSHIP_BATCH = 25
 
+/** Services from a SHOW of `CONFIG Limits`: the list, and whether it is the account's own. */
+function servicesOf(limits: ShowOutput): { services: string[]; servicesExplicit: boolean | undefined } {
+  const services = limits.get('services')
+  return {
+    services: Array.isArray(services?.value) ? services.value : services?.value ? [services.value] : [],
+    servicesExplicit: explicitFromNote(services?.note),
+  }
+}
+
+/** The steps that read one account's marker (and services) from the domain context, back to it. */
+function ownershipSteps(name: string, limits: boolean): ScriptStep[] {
+  return [
+    step('domain-account', 'UPDATE', 'Account', 'name', identifier(name, 'account')),
+    step('domain-account-contactinfo', 'CONFIG', 'ContactInfo'),
+    step('domain-account-contactinfo', 'SHOW'),
+    step('domain-account', 'BACK'),
+    ...(limits
+      ? [
+          step('domain-account-limits', 'CONFIG', 'Limits'),
+          step('domain-account-limits', 'SHOW'),
+          step('domain-account', 'BACK'),
+        ]
+      : []),
+    step('domain', 'BACK'),
+  ]
+}
+
+/**
+ * Scripts for a visit (`AxigenClient.visit`) to one domain: `enter` opens the domain, and every other
+ * script starts and ends in it (a write ends at the root with its COMMITs). A lifecycle operation reads
+ * the account and writes what it decided in one visit: the domain is entered once, not once per script.
+ */
+export function accountVisitFor(dialect: AxigenDialect = DEFAULT_DIALECT) {
+  return {
+    /** Opens the domain and tells whether an account of that exact name exists in it. */
+    enter(domain: string, name: string): CliScript<boolean> {
+      return {
+        action: 'LIST Accounts',
+        access: 'read',
+        target: `${name}@${domain}`,
+        steps: [enterDomain(domain), step('domain', 'LIST', 'Accounts', value(name, 'wildcard'))],
+        parse: (r) => tableNames(replyAt(r, 1).lines).includes(name),
+      }
+    },
+    /** The marker and, with `limits`, the services of one account (7 or 4 commands). */
+    ownership(domain: string, name: string, limits = true): CliScript<AccountOwnership> {
+      return {
+        action: 'SHOW Account ownership',
+        access: 'read',
+        target: `${name}@${domain}`,
+        steps: ownershipSteps(name, limits),
+        parse: (r) => ({
+          name,
+          notes: showString(parseShow(replyAt(r, 2).lines), dialect.markerAttribute),
+          ...(limits
+            ? servicesOf(parseShow(replyAt(r, 5).lines))
+            : { services: [], servicesExplicit: undefined }),
+        }),
+      }
+    },
+    add(domain: string, account: NewAccount): CliScript<void> {
+      const { name, password, ...rest } = account
+      return {
+        action: 'ADD Account',
+        access: 'write',
+        target: `${name}@${domain}`,
+        steps: [
+          step(
+            'domain-account',
+            'ADD',
+            'Account',
+            'name',
+            identifier(name, 'account'),
+            'password',
+            secret(password, 'password'),
+          ),
+          ...editSteps(rest, dialect),
+          step('domain', 'COMMIT'),
+          step('', 'COMMIT'),
+        ],
+        parse: () => undefined,
+      }
+    },
+    update(
+      domain: string,
+      name: string,
+      changes: AccountChanges,
+      action = 'UPDATE Account',
+    ): CliScript<void> {
+      return {
+        action,
+        access: 'write',
+        target: `${name}@${domain}`,
+        steps: [
+          step('domain-account', 'UPDATE', 'Account', 'name', identifier(name, 'account')),
+          ...editSteps(changes, dialect),
+          step('domain', 'COMMIT'),
+          step('', 'COMMIT'),
+        ],
+        parse: () => undefined,
+      }
+    },
+    remove(domain: string, name: string): CliScript<void> {
+      return {
+        action: 'REMOVE Account',
+        access: 'write',
+        target: `${name}@${domain}`,
+        steps: [step('domain', 'REMOVE', 'Account', 'name', identifier(name, 'account')), step('', 'COMMIT')],
+        parse: () => undefined,
+      }
+    },
+  }
+}
+
 /** The account scripts for one dialect (see `AxigenDialect`). */
 export function accountCommandsFor(dialect: AxigenDialect = DEFAULT_DIALECT) {
+  const inDomain = accountVisitFor(dialect)
   return {
     /**
      * Reads the contact notes and services of several accounts of one domain in one script: the domain is
@@ -173,18 +288,7 @@ export function accountCommandsFor(dialect: AxigenDialect = DEFAULT_DIALECT) {
      */
     ownership(domain: string, names: readonly string[]): CliScript<AccountOwnership[]> {
       const steps: ScriptStep[] = [enterDomain(domain)]
-      for (const name of names) {
-        steps.push(
-          step('domain-account', 'UPDATE', 'Account', 'name', identifier(name, 'account')),
-          step('domain-account-contactinfo', 'CONFIG', 'ContactInfo'),
-          step('domain-account-contactinfo', 'SHOW'),
-          step('domain-account', 'BACK'),
-          step('domain-account-limits', 'CONFIG', 'Limits'),
-          step('domain-account-limits', 'SHOW'),
-          step('domain-account', 'BACK'),
-          step('domain', 'BACK'),
-        )
-      }
+      for (const name of names) steps.push(...ownershipSteps(name, true))
       steps.push(step('', 'BACK'))
       return {
         action: 'SHOW Account ownership',
@@ -195,16 +299,10 @@ export function accountCommandsFor(dialect: AxigenDialect = DEFAULT_DIALECT) {
           names.map((name, i) => {
             const base = 1 + i * 8
             const contact = parseShow(replyAt(r, base + 2).lines)
-            const services = parseShow(replyAt(r, base + 5).lines).get('services')
             return {
               name,
               notes: showString(contact, dialect.markerAttribute),
-              services: Array.isArray(services?.value)
-                ? services.value
-                : services?.value
-                  ? [services.value]
-                  : [],
-              servicesExplicit: explicitFromNote(services?.note),
+              ...servicesOf(parseShow(replyAt(r, base + 5).lines)),
             }
           }),
       }
@@ -227,28 +325,8 @@ export function accountCommandsFor(dialect: AxigenDialect = DEFAULT_DIALECT) {
     },
 
     add(domain: string, account: NewAccount): CliScript<void> {
-      const { name, password, ...rest } = account
-      return {
-        action: 'ADD Account',
-        access: 'write',
-        target: `${name}@${domain}`,
-        steps: [
-          enterDomain(domain),
-          step(
-            'domain-account',
-            'ADD',
-            'Account',
-            'name',
-            identifier(name, 'account'),
-            'password',
-            secret(password, 'password'),
-          ),
-          ...editSteps(rest, dialect),
-          step('domain', 'COMMIT'),
-          step('', 'COMMIT'),
-        ],
-        parse: () => undefined,
-      }
+      const script = inDomain.add(domain, account)
+      return { ...script, steps: [enterDomain(domain), ...script.steps] }
     },
 
     update(
@@ -257,33 +335,13 @@ export function accountCommandsFor(dialect: AxigenDialect = DEFAULT_DIALECT) {
       changes: AccountChanges,
       action = 'UPDATE Account',
     ): CliScript<void> {
-      return {
-        action,
-        access: 'write',
-        target: `${name}@${domain}`,
-        steps: [
-          enterDomain(domain),
-          step('domain-account', 'UPDATE', 'Account', 'name', identifier(name, 'account')),
-          ...editSteps(changes, dialect),
-          step('domain', 'COMMIT'),
-          step('', 'COMMIT'),
-        ],
-        parse: () => undefined,
-      }
+      const script = inDomain.update(domain, name, changes, action)
+      return { ...script, steps: [enterDomain(domain), ...script.steps] }
     },
 
     remove(domain: string, name: string): CliScript<void> {
-      return {
-        action: 'REMOVE Account',
-        access: 'write',
-        target: `${name}@${domain}`,
-        steps: [
-          enterDomain(domain),
-          step('domain', 'REMOVE', 'Account', 'name', identifier(name, 'account')),
-          step('', 'COMMIT'),
-        ],
-        parse: () => undefined,
-      }
+      const script = inDomain.remove(domain, name)
+      return { ...script, steps: [enterDomain(domain), ...script.steps] }
     },
 
     /** Everything about one account in one read script (entered, shown, left with BACK). */
@@ -321,19 +379,13 @@ export function accountCommandsFor(dialect: AxigenDialect = DEFAULT_DIALECT) {
             const n = showNumber(quotaShow, k)
             if (n !== undefined) quotas[k] = n
           }
-          const services = limits.get('services')
           return {
             name: showString(general, 'name') ?? name,
             accountClass: showString(general, 'accountClassName'),
             contact,
             notes: showString(contact, dialect.markerAttribute),
             quotas,
-            services: Array.isArray(services?.value)
-              ? services.value
-              : services?.value
-                ? [services.value]
-                : [],
-            servicesExplicit: explicitFromNote(services?.note),
+            ...servicesOf(limits),
             registry: {
               mboxSizeKb: mboxSizeKb(registry, dialect.mboxSizeUnit),
               messageCount: showNumber(registry, 'Mbox message count'),

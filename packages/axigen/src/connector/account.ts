@@ -9,10 +9,17 @@ import {
   ValidationError,
 } from '@panelkit/core'
 import type { AxigenClient } from '../client.ts'
-import { type AccountChanges, type AccountDetails, OWNERSHIP_BATCH } from '../commands/accounts.ts'
+import {
+  type AccountChanges,
+  type AccountDetails,
+  type AccountOwnership,
+  accountVisitFor,
+  OWNERSHIP_BATCH,
+} from '../commands/accounts.ts'
 import type { AccountQuotas } from '../commands/domains.ts'
+import type { CliExecutor } from '../commands/script.ts'
 import { formatMarker, type Marker, parseMarker } from './marker.ts'
-import { ClientCache, diagnoseConnection, mapBounded, onDomain } from './shared.ts'
+import { ClientCache, diagnoseConnection, isDomainEntryRefusal, mapBounded, onDomain } from './shared.ts'
 
 const ACCOUNT_NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/
 const SERVICE_WORD = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
@@ -197,6 +204,60 @@ async function requireOwned(client: AxigenClient, id: Identity, serviceId: strin
   return found
 }
 
+type Owned = AccountOwnership & { marker: Marker | undefined }
+
+/**
+ * One visit to the account's domain (`AxigenClient.visit`): whether the account exists and, if it does,
+ * its marker (and with `limits` its services); then `next` runs in the same visit, in the domain, with
+ * what was read, so a read and the write it decides enter the domain once. A domain that cannot be
+ * entered is looked up: a missing one is a NotFoundError naming it (`onMissingDomain` may answer
+ * instead), anything else keeps the server's refusal.
+ */
+async function visitAccount<T>(
+  client: AxigenClient,
+  id: Identity,
+  limits: boolean,
+  next: (
+    found: Owned | undefined,
+    session: CliExecutor,
+    scripts: ReturnType<typeof accountVisitFor>,
+  ) => Promise<T>,
+  onMissingDomain?: () => T,
+): Promise<T> {
+  try {
+    return await onDomain(client, (c) =>
+      c.visit(async (session) => {
+        const scripts = accountVisitFor(c.dialect)
+        if (!(await session.run(scripts.enter(id.domain, id.name)))) return next(undefined, session, scripts)
+        const read = await session.run(scripts.ownership(id.domain, id.name, limits))
+        return next({ ...read, marker: parseMarker(read.notes) }, session, scripts)
+      }),
+    )
+  } catch (error) {
+    if (!isDomainEntryRefusal(error)) throw error
+    if (onMissingDomain) {
+      const domains = await client.domains.list(id.domain)
+      if (!domains.some((d) => d.name === id.domain)) return onMissingDomain()
+    } else await requireDomain(client, id.domain)
+    throw error
+  }
+}
+
+/** The visit of an operation that needs the account to exist and to be this service's. */
+function visitOwned<T>(
+  client: AxigenClient,
+  id: Identity,
+  serviceId: string,
+  limits: boolean,
+  next: (found: Owned, session: CliExecutor, scripts: ReturnType<typeof accountVisitFor>) => Promise<T>,
+): Promise<T> {
+  return visitAccount(client, id, limits, (found, session, scripts) => {
+    if (!found) throw new NotFoundError(`No mailbox ${id.name}@${id.domain} exists for service ${serviceId}`)
+    ownedOrThrow(found, id, serviceId)
+    return next(found, session, scripts)
+  })
+}
+
 /** Suspended by us (a snapshot in the marker), or no services at all and not merely an empty class. */
 const isSuspended = (d: Pick<AccountDetails, 'services' | 'servicesExplicit'>, m: Marker | undefined) =>
   m?.suspended !== undefined || (d.servicesExplicit !== false && d.services.length === 0)
@@ -234,82 +295,107 @@ export const axigenAccountConnector = defineConnector({
         ])
       const services = servicesFrom(ctx.settings)
       const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
-      await requireDomain(client, id.domain)
-      const found = await find(client, id)
-      if (found) {
-        ownedOrThrow(found, id, ctx.service.serviceId)
-        return { accountId: `${id.name}@${id.domain}`, created: false, username: id.name, domain: id.domain }
-      }
-      await onDomain(client, (c) =>
-        c.accounts.add(id.domain, {
-          name: id.name,
-          password,
-          ...(ctx.settings.accountClass ? { accountClass: ctx.settings.accountClass } : {}),
-          quotas: quotasFrom(ctx.settings),
-          ...(services ? { limits: { services } } : {}),
-          contact: {
-            firstName: ctx.service.client.firstName,
-            lastName: ctx.service.client.lastName,
-            [client.dialect.markerAttribute]: formatMarker({ serviceId: ctx.service.serviceId }),
-          },
-        }),
-      )
-      return { accountId: `${id.name}@${id.domain}`, created: true, username: id.name, domain: id.domain }
+      return visitAccount(client, id, false, async (found, session, scripts) => {
+        if (found) {
+          ownedOrThrow(found, id, ctx.service.serviceId)
+          return {
+            accountId: `${id.name}@${id.domain}`,
+            created: false,
+            username: id.name,
+            domain: id.domain,
+          }
+        }
+        await session.run(
+          scripts.add(id.domain, {
+            name: id.name,
+            password,
+            ...(ctx.settings.accountClass ? { accountClass: ctx.settings.accountClass } : {}),
+            quotas: quotasFrom(ctx.settings),
+            ...(services ? { limits: { services } } : {}),
+            contact: {
+              firstName: ctx.service.client.firstName,
+              lastName: ctx.service.client.lastName,
+              [client.dialect.markerAttribute]: formatMarker({ serviceId: ctx.service.serviceId }),
+            },
+          }),
+        )
+        return { accountId: `${id.name}@${id.domain}`, created: true, username: id.name, domain: id.domain }
+      })
     },
 
     async suspend(ctx) {
       const id = identity(ctx.service)
       const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
-      const { details, marker } = await requireOwned(client, id, ctx.service.serviceId)
-      if (marker?.suspended !== undefined) {
-        if (details.services.length === 0) return { changed: false }
-        // Someone gave services back by hand: take them away again, keeping the original snapshot.
-        await update(client, id, { limits: { services: [] } }, 'SUSPEND Account')
-        return { changed: true, details: { reapplied: true } }
-      }
-      // Without an explicit/inherited note in SHOW (a legal variation), the product says which it is.
-      const explicit = details.servicesExplicit ?? servicesFrom(ctx.settings) !== undefined
-      const snapshot: Marker = {
-        serviceId: ctx.service.serviceId,
-        suspended: explicit ? details.services : 'inherit',
-      }
-      await update(
-        client,
-        id,
-        { contact: { [client.dialect.markerAttribute]: formatMarker(snapshot) }, limits: { services: [] } },
-        'SUSPEND Account',
-      )
-      return { changed: true, details: { savedServices: snapshot.suspended } }
+      return visitOwned(client, id, ctx.service.serviceId, true, async (found, session, scripts) => {
+        const { marker } = found
+        if (marker?.suspended !== undefined) {
+          if (found.services.length === 0) return { changed: false }
+          // Someone gave services back by hand: take them away again, keeping the original snapshot.
+          await session.run(
+            scripts.update(id.domain, id.name, { limits: { services: [] } }, 'SUSPEND Account'),
+          )
+          return { changed: true, details: { reapplied: true } }
+        }
+        // Without an explicit/inherited note in SHOW (a legal variation), the product says which it is.
+        const explicit = found.servicesExplicit ?? servicesFrom(ctx.settings) !== undefined
+        const snapshot: Marker = {
+          serviceId: ctx.service.serviceId,
+          suspended: explicit ? found.services : 'inherit',
+        }
+        await session.run(
+          scripts.update(
+            id.domain,
+            id.name,
+            {
+              contact: { [client.dialect.markerAttribute]: formatMarker(snapshot) },
+              limits: { services: [] },
+            },
+            'SUSPEND Account',
+          ),
+        )
+        return { changed: true, details: { savedServices: snapshot.suspended } }
+      })
     },
 
     async unsuspend(ctx) {
       const id = identity(ctx.service)
       const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
-      const { details, marker } = await requireOwned(client, id, ctx.service.serviceId)
-      if (!isSuspended(details, marker)) return { changed: false }
-      const saved = marker?.suspended ?? 'inherit'
-      await update(
-        client,
-        id,
-        {
-          contact: { [client.dialect.markerAttribute]: formatMarker({ serviceId: ctx.service.serviceId }) },
-          limits: saved === 'inherit' ? { resetServices: true } : { services: saved },
-        },
-        'UNSUSPEND Account',
-      )
-      return { changed: true, details: { restoredServices: saved } }
+      return visitOwned(client, id, ctx.service.serviceId, true, async (found, session, scripts) => {
+        if (!isSuspended(found, found.marker)) return { changed: false }
+        const saved = found.marker?.suspended ?? 'inherit'
+        await session.run(
+          scripts.update(
+            id.domain,
+            id.name,
+            {
+              contact: {
+                [client.dialect.markerAttribute]: formatMarker({ serviceId: ctx.service.serviceId }),
+              },
+              limits: saved === 'inherit' ? { resetServices: true } : { services: saved },
+            },
+            'UNSUSPEND Account',
+          ),
+        )
+        return { changed: true, details: { restoredServices: saved } }
+      })
     },
 
     async terminate(ctx) {
       const id = identity(ctx.service)
       const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
-      const domains = await client.domains.list(id.domain)
-      if (!domains.some((d) => d.name === id.domain)) return { changed: false }
-      const found = await find(client, id)
-      if (!found) return { changed: false }
-      ownedOrThrow(found, id, ctx.service.serviceId)
-      await onDomain(client, (c) => c.accounts.remove(id.domain, id.name))
-      return { changed: true }
+      return visitAccount(
+        client,
+        id,
+        false,
+        async (found, session, scripts) => {
+          if (!found) return { changed: false }
+          ownedOrThrow(found, id, ctx.service.serviceId)
+          await session.run(scripts.remove(id.domain, id.name))
+          return { changed: true }
+        },
+        // The domain is gone, and every mailbox in it.
+        () => ({ changed: false }),
+      )
     },
 
     async changePassword(ctx) {
@@ -320,9 +406,10 @@ export const axigenAccountConnector = defineConnector({
           { path: 'service.password', message: 'is required' },
         ])
       const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
-      await requireOwned(client, id, ctx.service.serviceId)
-      await update(client, id, { password }, 'SET password')
-      return { changed: true }
+      return visitOwned(client, id, ctx.service.serviceId, false, async (_found, session, scripts) => {
+        await session.run(scripts.update(id.domain, id.name, { password }, 'SET password'))
+        return { changed: true }
+      })
     },
 
     async changePackage(ctx) {
@@ -505,21 +592,28 @@ export const axigenAccountConnector = defineConnector({
       async run(ctx) {
         const id = identity(ctx.service)
         const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
-        const found = await find(client, id)
-        if (!found) throw new NotFoundError(`No mailbox ${id.name}@${id.domain} exists to link`)
-        if (found.marker?.serviceId === ctx.service.serviceId)
+        const linked = await visitAccount(client, id, false, async (found, session, scripts) => {
+          if (!found) throw new NotFoundError(`No mailbox ${id.name}@${id.domain} exists to link`)
+          if (found.marker?.serviceId === ctx.service.serviceId) return false
+          if (found.marker) ownedOrThrow(found, id, ctx.service.serviceId)
+          await session.run(
+            scripts.update(
+              id.domain,
+              id.name,
+              {
+                contact: {
+                  [client.dialect.markerAttribute]: formatMarker({ serviceId: ctx.service.serviceId }),
+                },
+              },
+              'LINK Account',
+            ),
+          )
+          return true
+        })
+        if (!linked)
           return {
             message: `The mailbox ${id.name}@${id.domain} is already linked to service ${ctx.service.serviceId}`,
           }
-        if (found.marker) ownedOrThrow(found, id, ctx.service.serviceId)
-        await update(
-          client,
-          id,
-          {
-            contact: { [client.dialect.markerAttribute]: formatMarker({ serviceId: ctx.service.serviceId }) },
-          },
-          'LINK Account',
-        )
         return {
           message: `The mailbox ${id.name}@${id.domain} is now linked to service ${ctx.service.serviceId}`,
           data: { mailbox: `${id.name}@${id.domain}`, linked: true },

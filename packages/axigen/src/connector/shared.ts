@@ -72,6 +72,15 @@ export async function onDomain<T>(client: AxigenClient, fn: (c: AxigenClient) =>
   }
 }
 
+/** Whether the server refused to open a domain (UPDATE Domain, or EDIT Domain for a disabled one). */
+export function isDomainEntryRefusal(error: unknown): boolean {
+  return (
+    isPanelkitError(error) &&
+    error.kind === 'COMMAND' &&
+    /^(UPDATE|EDIT) Domain /.test(String(error.details?.command))
+  )
+}
+
 function isUpdateDomainRefusal(error: unknown): boolean {
   return (
     isPanelkitError(error) &&

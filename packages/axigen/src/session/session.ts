@@ -435,6 +435,29 @@ export class CliSession {
     })
   }
 
+  /**
+   * Runs the next script of a visit (`AxigenClient.visit`) from the context the previous one left the
+   * session in, checked like any script. A refused step takes the session back to the root, so the
+   * visit cannot go on in a context it did not expect.
+   */
+  continueScript(steps: readonly ScriptStep[], options: SendOptions = {}): Promise<Reply[]> {
+    return this.exclusive(async () => {
+      if (!this.ready)
+        throw (
+          this.closeReason ??
+          new ConnectionError('The Axigen session closed in the middle of a visit; nothing more was sent')
+        )
+      return this.stepThrough(steps, options)
+    })
+  }
+
+  /** Takes the session back to the root at the end of a visit (uncommitted edits are discarded). */
+  leave(signal?: AbortSignal): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.ready && !this.atRoot) await this.recover(signal)
+    })
+  }
+
   private firstStepUnanswered = false
 
   private async stepThrough(steps: readonly ScriptStep[], options: SendOptions): Promise<Reply[]> {

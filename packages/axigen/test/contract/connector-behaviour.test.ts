@@ -107,6 +107,81 @@ for (const variation of VARIANTS) {
       })
     })
 
+    describe('a lifecycle operation visits its domain once', () => {
+      const sent = () =>
+        sim.transcripts
+          .flat()
+          .filter((e) => e.from === 'client')
+          .map((e) => e.text)
+      /** The commands one call sends, and whether each enters a domain from the root. */
+      const during = async (run: () => Promise<{ ok: boolean }>) => {
+        const before = sent().length
+        const r = await run()
+        expect(r.ok).toBe(true)
+        const commands = sent().slice(before)
+        return {
+          commands,
+          entries: commands.filter((c) => /^(UPDATE|EDIT) Domain /.test(c)).length,
+        }
+      }
+
+      it('create, suspend, unsuspend and terminate each enter the domain once and end at the root', async () => {
+        const service = mailbox(30, { services: 'imap smtp' })
+        const create = await during(() => accounts.invoke('create', { service }))
+        expect(create.entries).toBe(1)
+        expect(create.commands.at(-1)).toBe('COMMIT')
+        expect(sim.account('corp.example', 'm30')?.services).toEqual(['imap', 'smtp'])
+        const suspend = await during(() => accounts.invoke('suspend', { service }))
+        // The read (exists? marker, services) and the write it decided, in one visit.
+        expect(suspend.entries).toBe(1)
+        expect(suspend.commands.filter((c) => c.startsWith('UPDATE Account')).length).toBe(2)
+        expect(sim.account('corp.example', 'm30')?.services).toEqual([])
+        // Nothing to do: the visit reads and leaves with BACK, writing nothing.
+        const writes = sim.writes
+        const again = await during(() => accounts.invoke('suspend', { service }))
+        expect(again.entries).toBe(1)
+        expect(again.commands.at(-1)).toBe('BACK')
+        expect(sim.writes).toBe(writes)
+        const unsuspend = await during(() => accounts.invoke('unsuspend', { service }))
+        expect(unsuspend.entries).toBe(1)
+        expect(sim.account('corp.example', 'm30')?.services).toEqual(['imap', 'smtp'])
+        const terminate = await during(() => accounts.invoke('terminate', { service }))
+        expect(terminate.entries).toBe(1)
+        expect(terminate.commands).not.toContain('CONFIG Limits')
+        expect(sim.account('corp.example', 'm30')).toBeUndefined()
+        const gone = await during(() => accounts.invoke('terminate', { service }))
+        expect(gone.entries).toBe(1)
+        expect(gone.commands.at(-1)).toBe('BACK')
+      })
+
+      it('a dry-run write inside a visit is not sent and the session is back at the root for the next call', async () => {
+        const service = mailbox(31)
+        await accounts.invoke('create', { service })
+        const writes = sim.writes
+        const dry = await during(() => accounts.invoke('suspend', { service }, { dryRun: true }))
+        expect(dry.commands.some((c) => c.startsWith('SET services'))).toBe(false)
+        expect(dry.commands.at(-1)).toBe('BACK')
+        expect(sim.writes).toBe(writes)
+        const real = await accounts.invoke('suspend', { service })
+        expect(real.ok && real.data.changed).toBe(true)
+        expect(sim.account('corp.example', 'm31')?.services).toEqual([])
+      })
+
+      it('a mailbox of another service is refused inside the visit, before any write', async () => {
+        const service = mailbox(32)
+        await accounts.invoke('create', { service })
+        const writes = sim.writes
+        const other = { ...service, serviceId: 33 }
+        for (const op of ['create', 'suspend', 'terminate', 'changePassword'] as const) {
+          const r = await accounts.invoke(op, { service: other })
+          expect(r.ok).toBe(false)
+          if (!r.ok) expect(r.error.code).toBe('CONFLICT')
+        }
+        expect(sim.writes).toBe(writes)
+        expect(sim.account('corp.example', 'm32')).toBeDefined()
+      })
+    })
+
     describe('mailbox package, usage and import', () => {
       it('changePackage re-applies quotas, class and services', async () => {
         const service = mailbox(4, { mailboxSizeMb: 100 })

@@ -416,3 +416,57 @@ describe('a disabled domain the server will not open with UPDATE', () => {
     expect(sim.domains.has('sleepy.example')).toBe(false)
   })
 })
+
+describe('a mailbox in a disabled domain the server will not open with UPDATE', () => {
+  it('is read and written in one visit through EDIT Domain: suspend, unsuspend and terminate work', async () => {
+    const sim = await simulator({ refuseUpdateOnDisabledDomain: true })
+    sim.addDomain('quiet.example')
+    const accounts = createConnector(axigenAccountConnector)
+    open.push(accounts)
+    const service = {
+      serviceId: 51,
+      clientId: 1,
+      username: 'kim',
+      password: 'Mailbox-Pw-51',
+      server: { hostname: '127.0.0.1', port: sim.port, secure: false, username: 'admin', password: PASSWORD },
+      settings: { domain: 'quiet.example', services: 'imap' },
+      client: { email: 'k@example.com' },
+    }
+    expect((await accounts.invoke('create', { service })).ok).toBe(true)
+    const domain = sim.domains.get('quiet.example')
+    if (!domain) throw new Error('the domain is missing')
+    domain.enabled = false
+    const s = await accounts.invoke('suspend', { service })
+    expect(s.ok && s.data.changed).toBe(true)
+    expect(sim.account('quiet.example', 'kim')?.services).toEqual([])
+    const u = await accounts.invoke('unsuspend', { service })
+    expect(u.ok && u.data.changed).toBe(true)
+    expect(sim.account('quiet.example', 'kim')?.services).toEqual(['imap'])
+    const sent = sim.transcripts
+      .flat()
+      .filter((e) => e.from === 'client')
+      .map((e) => e.text)
+    expect(sent).toContain('EDIT Domain name "quiet.example"')
+    const t = await accounts.invoke('terminate', { service })
+    expect(t.ok && t.data.changed).toBe(true)
+    expect(sim.account('quiet.example', 'kim')).toBeUndefined()
+  })
+
+  it('terminate in a domain that no longer exists changes nothing and succeeds', async () => {
+    const sim = await simulator()
+    const accounts = createConnector(axigenAccountConnector)
+    open.push(accounts)
+    const service = {
+      serviceId: 52,
+      clientId: 1,
+      username: 'lee',
+      server: { hostname: '127.0.0.1', port: sim.port, secure: false, username: 'admin', password: PASSWORD },
+      settings: { domain: 'vanished.example' },
+      client: { email: 'l@example.com' },
+    }
+    const t = await accounts.invoke('terminate', { service })
+    expect(t.ok && t.data.changed).toBe(false)
+    const s = await accounts.invoke('suspend', { service })
+    expect(!s.ok && s.error.code).toBe('NOT_FOUND')
+  })
+})
