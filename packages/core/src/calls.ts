@@ -1,7 +1,7 @@
 import { isPanelkitError } from './errors.ts'
 import type { CallAccess, ModuleLogEntry, ModuleLogSink } from './module-log.ts'
 import { nextLogId } from './module-log.ts'
-import { createRedactor, type Redactor, redactErrorInPlace } from './redaction.ts'
+import { createRedactor, markRedacted, type Redactor, redactErrorInPlace } from './redaction.ts'
 import type { RecordedWrite } from './result.ts'
 
 /** What a transport tells the recorder about one external call. */
@@ -81,7 +81,18 @@ class Recorder implements CallRecorder {
   }
 
   private emit(entry: ModuleLogEntry): void {
-    this.options.sink?.write(this.redactor.redact(entry))
+    const sink = this.options.sink
+    if (!sink) return
+    // What came from outside (action and target text, request, response, error) is redacted; the id,
+    // the time, the names of this connector and operation, the outcome and the duration are
+    // this recorder's own and cannot hold a secret, so they are not walked.
+    const out: ModuleLogEntry = { ...entry, action: this.redactor.redactString(entry.action) }
+    if (entry.target !== undefined) out.target = this.redactor.redactString(entry.target)
+    if (entry.serviceId !== undefined) out.serviceId = this.redactor.redactString(entry.serviceId)
+    if (entry.request !== undefined) out.request = this.redactor.redact(entry.request)
+    if (entry.response !== undefined) out.response = this.redactor.redact(entry.response)
+    if (entry.error !== undefined) out.error = this.redactor.redact(entry.error)
+    sink.write(markRedacted(out, this.redactor))
   }
 
   async call<T>(info: CallInfo<T>, send: () => Promise<T>): Promise<T> {

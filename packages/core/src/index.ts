@@ -126,6 +126,8 @@ export {
 export {
   createRedactor,
   DEFAULT_SECRET_KEYS,
+  isRedactedFor,
+  markRedacted,
   REDACTED,
   type Redactor,
   type RedactorOptions,

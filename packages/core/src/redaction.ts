@@ -213,6 +213,13 @@ class RedactorImpl implements Redactor {
     return false
   }
 
+  /** Whether this is `other` or a layer over it (so it masks everything `other` masks, now and later). */
+  coversAll(other: Redactor): boolean {
+    for (let layer: RedactorImpl | undefined = this; layer; layer = layer.#parent)
+      if (layer === other) return true
+    return false
+  }
+
   child(options: Omit<RedactorOptions, 'mask' | 'shortSecretLength'> = {}): Redactor {
     return new RedactorImpl(this.mask, this, this.#shortLength, options.keys ?? [], options.values ?? [])
   }
@@ -354,6 +361,24 @@ class RedactorImpl implements Redactor {
     }
     return this.redactString(copy.href)
   }
+}
+
+/** Values already redacted, with the redactor that did it (see `markRedacted`). */
+const redactedBy = new WeakMap<object, Redactor>()
+
+/** Records that `value` (a fresh object from `redact`) was redacted by `redactor`. */
+export function markRedacted<T extends object>(value: T, redactor: Redactor): T {
+  redactedBy.set(value, redactor)
+  return value
+}
+
+/**
+ * Whether `value` was redacted (and marked) by `redactor` or by a layer over it, so redacting it again
+ * with `redactor` could not mask anything more: a sink that redacts what it is given may skip the walk.
+ */
+export function isRedactedFor(value: object, redactor: Redactor): boolean {
+  const by = redactedBy.get(value)
+  return by instanceof RedactorImpl && by.coversAll(redactor)
 }
 
 export function createRedactor(options: RedactorOptions = {}): Redactor {

@@ -157,6 +157,22 @@ export function settingsSchema<S extends SettingsSpec>(
   spec: S,
   options: { partial?: boolean } = {},
 ): z.ZodType<SettingsOf<S>> {
+  // A spec is declared once and a schema never changes: built once per spec (engines validate the
+  // settings of every job), not on every call.
+  const cached = schemaCache.get(spec)
+  const hit = options.partial ? cached?.partial : cached?.full
+  if (hit) return hit as z.ZodType<SettingsOf<S>>
+  const built = buildSettingsSchema(spec, options)
+  schemaCache.set(spec, { ...cached, [options.partial ? 'partial' : 'full']: built })
+  return built
+}
+
+const schemaCache = new WeakMap<SettingsSpec, { full?: z.ZodType; partial?: z.ZodType }>()
+
+function buildSettingsSchema<S extends SettingsSpec>(
+  spec: S,
+  options: { partial?: boolean },
+): z.ZodType<SettingsOf<S>> {
   const shape: Record<string, z.ZodType> = {}
   for (const [key, s] of Object.entries(spec)) {
     shape[key] =

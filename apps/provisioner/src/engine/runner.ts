@@ -4,7 +4,6 @@ import {
   type Failure,
   type Redactor,
   type StepRecord,
-  sleep,
   toFailure,
   ValidationError,
 } from '@panelkit/core'
@@ -102,11 +101,15 @@ export async function runWorker(
       const woken = new Promise<void>((resolve) => {
         ctx.wake = resolve
       })
-      // The idle wait has its own signal, aborted as soon as the race is decided, so no timer and
-      // no abort listener outlives one turn of the loop (a busy worker turns many times a second).
-      const nap = new AbortController()
-      await Promise.race([...active.values(), woken, sleep(pollMs, nap.signal).catch(() => undefined)])
-      nap.abort()
+      // The idle wait is a bare timer, cleared as soon as the race is decided: no timer and no abort
+      // listener outlives one turn of the loop (a busy worker turns many times a second), and no
+      // AbortController is made and aborted per turn (each abort builds an exception object).
+      let nap: NodeJS.Timeout | undefined
+      const napped = new Promise<void>((resolve) => {
+        nap = setTimeout(resolve, pollMs)
+      })
+      await Promise.race([...active.values(), woken, napped])
+      clearTimeout(nap)
       ctx.wake = undefined
     }
     if (active.size > 0) {

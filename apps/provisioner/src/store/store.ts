@@ -8,7 +8,7 @@ import type {
   ModuleLogSink,
   Redactor,
 } from '@panelkit/core'
-import { ConflictError, ConnectionError } from '@panelkit/core'
+import { ConflictError, ConnectionError, isRedactedFor } from '@panelkit/core'
 import type { Ledger, LedgerEntry, ProvisionedService, ProvisionedView } from '@panelkit/whmcs'
 import BetterSqlite3 from 'better-sqlite3'
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely'
@@ -426,7 +426,10 @@ export class DurableModuleLog implements ModuleLogSink {
     // The call's cause (the WHMCS module, a sync, the API, the CLI) comes from the async context.
     const source = currentCallSource()
     const stamped: ModuleLogEntry = source ? ({ ...entry, source } as ModuleLogEntry) : entry
-    this.buffer.push(this.redactor ? this.redactor.redact(stamped) : stamped)
+    // An entry a recorder redacted with the app's redactor (or a layer over it, as every connector
+    // invocation's is) holds nothing this redactor would mask: it is not walked a second time.
+    const redacted = !this.redactor || isRedactedFor(entry, this.redactor)
+    this.buffer.push(redacted ? stamped : (this.redactor as Redactor).redact(stamped))
     if (!this.timer) {
       this.timer = setTimeout(() => {
         this.timer = undefined

@@ -94,6 +94,19 @@ export class ClientCache {
   private readonly clients = new Map<string, AxigenClient>()
 
   get(server: Server, calls: CallRecorder, signal?: AbortSignal): AxigenClient {
+    const port = server.port ?? (server.secure ? DEFAULT_SECURE_PORT : DEFAULT_PORT)
+    // Keyed by what the caller gave, so a known server costs no parse (each operation asks again).
+    const key = JSON.stringify([
+      server.hostname,
+      server.ip,
+      port,
+      server.secure,
+      server.username,
+      server.password,
+      server.options,
+    ])
+    const known = this.clients.get(key)
+    if (known) return known.withRecorder(calls, signal)
     const parsed = AxigenServerOptionsSchema.safeParse(server.options)
     if (!parsed.success) {
       const issues = parsed.error.issues.map((i) => ({
@@ -106,36 +119,31 @@ export class ClientCache {
       )
     }
     const o = parsed.data
-    const port = server.port ?? (server.secure ? DEFAULT_SECURE_PORT : DEFAULT_PORT)
-    const key = JSON.stringify([server.hostname, port, server.secure, server.username, server.password, o])
-    let client = this.clients.get(key)
-    if (!client) {
-      const options: Parameters<typeof createAxigenClient>[0] = {
-        host: server.ip && server.secure === false ? server.ip : server.hostname,
-        port,
-        secure: server.secure,
-        username: server.username ?? 'admin',
-        password: server.password ?? '',
-        recorder: calls,
-        pool: { max: o.poolMax ?? 4 },
-      }
-      for (const k of ['servername', 'connectTimeoutMs', 'greetingTimeoutMs', 'probeVersion'] as const) {
-        if (o[k] !== undefined) (options as Record<string, unknown>)[k] = o[k]
-      }
-      const tls: NonNullable<typeof options.tls> = {}
-      if (o.ca !== undefined) tls.ca = o.ca
-      const fingerprint = o.fingerprint ?? o.fingerprint256
-      if (fingerprint !== undefined) tls.fingerprint = fingerprint
-      if (o.insecure !== undefined) tls.insecure = o.insecure
-      if (Object.keys(tls).length > 0) options.tls = tls
-      const timeoutMs = o.timeoutMs ?? o.commandTimeoutMs
-      if (timeoutMs !== undefined) options.timeoutMs = timeoutMs
-      const dialect: Record<string, unknown> = {}
-      for (const k of DIALECT_KEYS) if (o[k] !== undefined) dialect[k] = o[k]
-      options.dialect = dialect
-      client = createAxigenClient(options)
-      this.clients.set(key, client)
+    const options: Parameters<typeof createAxigenClient>[0] = {
+      host: server.ip && server.secure === false ? server.ip : server.hostname,
+      port,
+      secure: server.secure,
+      username: server.username ?? 'admin',
+      password: server.password ?? '',
+      recorder: calls,
+      pool: { max: o.poolMax ?? 4 },
     }
+    for (const k of ['servername', 'connectTimeoutMs', 'greetingTimeoutMs', 'probeVersion'] as const) {
+      if (o[k] !== undefined) (options as Record<string, unknown>)[k] = o[k]
+    }
+    const tls: NonNullable<typeof options.tls> = {}
+    if (o.ca !== undefined) tls.ca = o.ca
+    const fingerprint = o.fingerprint ?? o.fingerprint256
+    if (fingerprint !== undefined) tls.fingerprint = fingerprint
+    if (o.insecure !== undefined) tls.insecure = o.insecure
+    if (Object.keys(tls).length > 0) options.tls = tls
+    const timeoutMs = o.timeoutMs ?? o.commandTimeoutMs
+    if (timeoutMs !== undefined) options.timeoutMs = timeoutMs
+    const dialect: Record<string, unknown> = {}
+    for (const k of DIALECT_KEYS) if (o[k] !== undefined) dialect[k] = o[k]
+    options.dialect = dialect
+    const client = createAxigenClient(options)
+    this.clients.set(key, client)
     return client.withRecorder(calls, signal)
   }
 

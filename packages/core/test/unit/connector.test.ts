@@ -349,6 +349,22 @@ describe('settings and context helpers', () => {
     expect(schema.parse({ on: '', n: '7' })).toEqual({ on: false, n: 7 })
   })
 
+  it('builds the schema of a spec once, full and partial apart', () => {
+    const spec = {
+      name: setting.text({ label: 'Name', required: true }),
+      n: setting.number({ label: 'N', default: 3 }),
+    }
+    const full = settingsSchema(spec)
+    expect(settingsSchema(spec)).toBe(full)
+    const partial = settingsSchema(spec, { partial: true })
+    expect(partial).not.toBe(full)
+    expect(settingsSchema(spec, { partial: true })).toBe(partial)
+    expect(full.safeParse({}).success).toBe(false)
+    expect(partial.safeParse({}).success).toBe(true)
+    // Another spec object gets its own schema.
+    expect(settingsSchema({ ...spec })).not.toBe(full)
+  })
+
   it('reads a WHMCS $params array', () => {
     const ctx = serviceContextFromWhmcsParams(
       {

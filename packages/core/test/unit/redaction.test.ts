@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { createCallRecorder } from '../../src/calls.ts'
 import { ConnectionError, HttpError, NotFoundError, ValidationError } from '../../src/errors.ts'
 import { MemoryLogSink } from '../../src/module-log.ts'
-import { createRedactor, REDACTED, SHORT_SECRET_LENGTH } from '../../src/redaction.ts'
+import { createRedactor, isRedactedFor, REDACTED, SHORT_SECRET_LENGTH } from '../../src/redaction.ts'
 import { maskSpans, SecretMatcher } from '../../src/secret-matcher.ts'
 
 /** Text the redactor itself adds (error fields, the mask): a secret equal to part of it proves nothing. */
@@ -400,5 +400,46 @@ describe('child redactors are layers (issue 17.4)', () => {
       `${REDACTED} ${REDACTED} ${REDACTED}`,
     )
     expect((children[8] as typeof child).redactString('job-secret-7')).toBe('job-secret-7')
+  })
+})
+
+describe('module-log entries are redacted once', () => {
+  it('a recorder masks every outside field and marks the entry for its redactor and the layers under it', async () => {
+    const app = createRedactor({ values: ['App-Secret-123'] })
+    const invocation = app.child({ values: ['Job-Secret-456'] })
+    const sink = new MemoryLogSink()
+    const calls = createCallRecorder({ connector: 't', serviceId: '9', sink, redactor: invocation })
+    await calls.call(
+      {
+        system: 's',
+        action: 'SET App-Secret-123',
+        access: 'write',
+        target: 'box Job-Secret-456',
+        request: { password: 'plain', note: 'has App-Secret-123' },
+      },
+      async () => ({ echoed: 'Job-Secret-456' }),
+    )
+    await expect(
+      calls.call({ system: 's', action: 'GET', access: 'read' }, async () => {
+        throw new ConnectionError('refused App-Secret-123')
+      }),
+    ).rejects.toThrow()
+    const [ok, failed] = sink.entries
+    if (!ok || !failed) throw new Error('two entries expected')
+    const text = JSON.stringify(sink.entries)
+    expect(text).not.toContain('App-Secret-123')
+    expect(text).not.toContain('Job-Secret-456')
+    expect(text).not.toContain('plain')
+    expect(ok.action).toBe(`SET ${REDACTED}`)
+    expect(ok.serviceId).toBe('9')
+    expect(failed.error?.message).toBe(`refused ${REDACTED}`)
+    // The invocation's layer masks everything the app's redactor masks: a sink using the app's may skip.
+    expect(isRedactedFor(ok, invocation)).toBe(true)
+    expect(isRedactedFor(ok, app)).toBe(true)
+    // Not for a redactor the recorder's does not cover: a layer over it, or an unrelated one.
+    expect(isRedactedFor(ok, invocation.child({ values: ['other-secret'] }))).toBe(false)
+    expect(isRedactedFor(ok, createRedactor())).toBe(false)
+    // A copy is not marked: whoever changes an entry redacts it again.
+    expect(isRedactedFor({ ...ok }, app)).toBe(false)
   })
 })
