@@ -154,6 +154,8 @@ function bindCommands<C extends Record<string, (...args: never[]) => CliScript<u
 
 interface Shared {
   dialect: AxigenDialect
+  /** The dialect's script builders, made once per client (views are made per operation). */
+  commands: { domains: typeof domainCommands; accounts: typeof accountCommands }
   pool: SessionPool
   host: string
   port: number
@@ -257,6 +259,14 @@ function makeClient(
       { signal: runSignal },
     )
   }
+  // A view is made for every operation (its recorder and signal): the command groups are bound on
+  // first use, not all of them each time.
+  let domains: AxigenClient['domains'] | undefined
+  let accounts: AxigenClient['accounts'] | undefined
+  let classes: AxigenClient['classes'] | undefined
+  let lists: AxigenClient['lists'] | undefined
+  let groups: AxigenClient['groups'] | undefined
+  let server: AxigenClient['server'] | undefined
   const client: AxigenClient = {
     ...executor,
     visit,
@@ -268,23 +278,41 @@ function makeClient(
     dialect: shared.dialect,
     withRecorder: (r, s) => makeClient(shared, r, s ?? signal, edit),
     forDisabledDomain: () => makeClient(shared, recorder, signal, true),
-    domains: bindCommands(executor, domainCommandsFor(shared.dialect)),
-    accounts: bindCommands(executor, accountCommandsFor(shared.dialect)),
-    classes: bindCommands(executor, classCommands),
-    lists: bindCommands(executor, mailingListCommands),
-    groups: bindCommands(executor, groupCommands),
-    server: {
-      ...bindCommands(executor, serverCommands),
-      version: () =>
-        recorder.call({ system: 'axigen', action: 'VERSION', access: 'read' }, () =>
-          shared.pool.use(
-            async (session) => {
-              await session.runScript([], { signal, recorder })
-              return session.version
-            },
-            { signal },
+    get domains() {
+      domains ??= bindCommands(executor, shared.commands.domains)
+      return domains
+    },
+    get accounts() {
+      accounts ??= bindCommands(executor, shared.commands.accounts)
+      return accounts
+    },
+    get classes() {
+      classes ??= bindCommands(executor, classCommands)
+      return classes
+    },
+    get lists() {
+      lists ??= bindCommands(executor, mailingListCommands)
+      return lists
+    },
+    get groups() {
+      groups ??= bindCommands(executor, groupCommands)
+      return groups
+    },
+    get server() {
+      server ??= {
+        ...bindCommands(executor, serverCommands),
+        version: () =>
+          recorder.call({ system: 'axigen', action: 'VERSION', access: 'read' }, () =>
+            shared.pool.use(
+              async (session) => {
+                await session.runScript([], { signal, recorder })
+                return session.version
+              },
+              { signal },
+            ),
           ),
-        ),
+      }
+      return server
     },
     close: () => shared.pool.close(),
   }
@@ -344,5 +372,6 @@ export function createAxigenClient(options: AxigenClientOptions): AxigenClient {
       }),
     Object.fromEntries(Object.entries(o.pool).filter(([, v]) => v !== undefined)),
   )
-  return makeClient({ pool, host: o.host, port, secure: o.secure, dialect: o.dialect }, recorder)
+  const commands = { domains: domainCommandsFor(o.dialect), accounts: accountCommandsFor(o.dialect) }
+  return makeClient({ pool, host: o.host, port, secure: o.secure, dialect: o.dialect, commands }, recorder)
 }

@@ -172,7 +172,10 @@ function servicesOf(limits: ShowOutput): { services: string[]; servicesExplicit:
   }
 }
 
-/** The steps that read one account's marker (and services) from the domain context, back to it. */
+/**
+ * The steps that open one account from the domain context and read its marker (and services); the
+ * account stays open, so a write that follows needs no second UPDATE Account.
+ */
 function ownershipSteps(name: string, limits: boolean): ScriptStep[] {
   return [
     step('domain-account', 'UPDATE', 'Account', 'name', identifier(name, 'account')),
@@ -186,14 +189,15 @@ function ownershipSteps(name: string, limits: boolean): ScriptStep[] {
           step('domain-account', 'BACK'),
         ]
       : []),
-    step('domain', 'BACK'),
   ]
 }
 
 /**
- * Scripts for a visit (`AxigenClient.visit`) to one domain: `enter` opens the domain, and every other
- * script starts and ends in it (a write ends at the root with its COMMITs). A lifecycle operation reads
- * the account and writes what it decided in one visit: the domain is entered once, not once per script.
+ * Scripts for a visit (`AxigenClient.visit`) to one domain. `enter` opens the domain; `ownership` opens
+ * an account from there and reads it, leaving it open; `update` and `remove` start in that open
+ * account, `add` in the domain, and each write ends at the root with its COMMITs. A lifecycle operation
+ * reads the account and writes what it decided in one visit: the domain and the account are each
+ * entered once, not once per script.
  */
 export function accountVisitFor(dialect: AxigenDialect = DEFAULT_DIALECT) {
   return {
@@ -207,7 +211,7 @@ export function accountVisitFor(dialect: AxigenDialect = DEFAULT_DIALECT) {
         parse: (r) => tableNames(replyAt(r, 1).lines).includes(name),
       }
     },
-    /** The marker and, with `limits`, the services of one account (7 or 4 commands). */
+    /** Opens an account (from the domain) and reads its marker and, with `limits`, its services. */
     ownership(domain: string, name: string, limits = true): CliScript<AccountOwnership> {
       return {
         action: 'SHOW Account ownership',
@@ -246,6 +250,7 @@ export function accountVisitFor(dialect: AxigenDialect = DEFAULT_DIALECT) {
         parse: () => undefined,
       }
     },
+    /** Edits the account `ownership` left open and commits (account, then domain). */
     update(
       domain: string,
       name: string,
@@ -256,21 +261,21 @@ export function accountVisitFor(dialect: AxigenDialect = DEFAULT_DIALECT) {
         action,
         access: 'write',
         target: `${name}@${domain}`,
-        steps: [
-          step('domain-account', 'UPDATE', 'Account', 'name', identifier(name, 'account')),
-          ...editSteps(changes, dialect),
-          step('domain', 'COMMIT'),
-          step('', 'COMMIT'),
-        ],
+        steps: [...editSteps(changes, dialect), step('domain', 'COMMIT'), step('', 'COMMIT')],
         parse: () => undefined,
       }
     },
+    /** Leaves the account `ownership` left open and removes it from the domain. */
     remove(domain: string, name: string): CliScript<void> {
       return {
         action: 'REMOVE Account',
         access: 'write',
         target: `${name}@${domain}`,
-        steps: [step('domain', 'REMOVE', 'Account', 'name', identifier(name, 'account')), step('', 'COMMIT')],
+        steps: [
+          step('domain', 'BACK'),
+          step('domain', 'REMOVE', 'Account', 'name', identifier(name, 'account')),
+          step('', 'COMMIT'),
+        ],
         parse: () => undefined,
       }
     },
@@ -288,7 +293,7 @@ export function accountCommandsFor(dialect: AxigenDialect = DEFAULT_DIALECT) {
      */
     ownership(domain: string, names: readonly string[]): CliScript<AccountOwnership[]> {
       const steps: ScriptStep[] = [enterDomain(domain)]
-      for (const name of names) steps.push(...ownershipSteps(name, true))
+      for (const name of names) steps.push(...ownershipSteps(name, true), step('domain', 'BACK'))
       steps.push(step('', 'BACK'))
       return {
         action: 'SHOW Account ownership',
@@ -336,12 +341,22 @@ export function accountCommandsFor(dialect: AxigenDialect = DEFAULT_DIALECT) {
       action = 'UPDATE Account',
     ): CliScript<void> {
       const script = inDomain.update(domain, name, changes, action)
-      return { ...script, steps: [enterDomain(domain), ...script.steps] }
+      const open = step('domain-account', 'UPDATE', 'Account', 'name', identifier(name, 'account'))
+      return { ...script, steps: [enterDomain(domain), open, ...script.steps] }
     },
 
     remove(domain: string, name: string): CliScript<void> {
-      const script = inDomain.remove(domain, name)
-      return { ...script, steps: [enterDomain(domain), ...script.steps] }
+      return {
+        action: 'REMOVE Account',
+        access: 'write',
+        target: `${name}@${domain}`,
+        steps: [
+          enterDomain(domain),
+          step('domain', 'REMOVE', 'Account', 'name', identifier(name, 'account')),
+          step('', 'COMMIT'),
+        ],
+        parse: () => undefined,
+      }
     },
 
     /** Everything about one account in one read script (entered, shown, left with BACK). */

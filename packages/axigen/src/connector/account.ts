@@ -18,6 +18,7 @@ import {
 } from '../commands/accounts.ts'
 import type { AccountQuotas } from '../commands/domains.ts'
 import type { CliExecutor } from '../commands/script.ts'
+import type { AxigenDialect } from '../dialect.ts'
 import { formatMarker, type Marker, parseMarker } from './marker.ts'
 import { ClientCache, diagnoseConnection, isDomainEntryRefusal, mapBounded, onDomain } from './shared.ts'
 
@@ -206,6 +207,17 @@ async function requireOwned(client: AxigenClient, id: Identity, serviceId: strin
 
 type Owned = AccountOwnership & { marker: Marker | undefined }
 
+const visitScriptsByDialect = new WeakMap<AxigenDialect, ReturnType<typeof accountVisitFor>>()
+/** The visit scripts of a client's dialect, made once per dialect. */
+function visitScripts(dialect: AxigenDialect): ReturnType<typeof accountVisitFor> {
+  let scripts = visitScriptsByDialect.get(dialect)
+  if (!scripts) {
+    scripts = accountVisitFor(dialect)
+    visitScriptsByDialect.set(dialect, scripts)
+  }
+  return scripts
+}
+
 /**
  * One visit to the account's domain (`AxigenClient.visit`): whether the account exists and, if it does,
  * its marker (and with `limits` its services); then `next` runs in the same visit, in the domain, with
@@ -227,7 +239,7 @@ async function visitAccount<T>(
   try {
     return await onDomain(client, (c) =>
       c.visit(async (session) => {
-        const scripts = accountVisitFor(c.dialect)
+        const scripts = visitScripts(c.dialect)
         if (!(await session.run(scripts.enter(id.domain, id.name)))) return next(undefined, session, scripts)
         const read = await session.run(scripts.ownership(id.domain, id.name, limits))
         return next({ ...read, marker: parseMarker(read.notes) }, session, scripts)
