@@ -273,6 +273,7 @@ async function lifecycle(
     const cpu0 = { worker: workerCpu(), store: pgCpu(db?.postmaster), sims: await sims.cpu() }
     for (const status of [undefined, 'Suspended', 'Active', 'Terminated'] as const) {
       await stopWorkers()
+      const roundCpu = workerCpu()
       if (status) await sims.ask({ op: 'status', status })
       const before = process.cpuUsage()
       const t = performance.now()
@@ -286,6 +287,7 @@ async function lifecycle(
       while ((await countPending(main.store.db)) > 0) await sleep(10)
       workerSeconds += (performance.now() - started) / 1000
       if (pgClient) commits += (await writeTransactions(pgClient)) - xid
+      if (process.env.BENCH_DEBUG) console.log(`round ${status ?? 'create'}: worker CPU ${((workerCpu() - roundCpu) * 1000).toFixed(0)} ms`)
     }
     const workerSystem = workerCpu('system') - system0
     const cpu1 = { worker: workerCpu(), store: pgCpu(db?.postmaster), sims: await sims.cpu() }

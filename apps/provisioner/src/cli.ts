@@ -235,8 +235,10 @@ export async function main(argv: string[], extras: CliExtras = {}, io: CliIo = d
         20,
       ),
   ).action(
-    action<CommonOptions & { once?: boolean; concurrency?: number; shutdownGrace: number }>(async (opts) =>
-      withApp(
+    action<CommonOptions & { once?: boolean; concurrency?: number; shutdownGrace: number }>(async (opts) => {
+      const { batchedLines, narrate } = await output()
+      const narration = batchedLines(io.out)
+      return withApp(
         opts,
         async (app) => {
           const controller = new AbortController()
@@ -254,15 +256,17 @@ export async function main(argv: string[], extras: CliExtras = {}, io: CliIo = d
               drainMs,
               ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
             })
+            narration.flush()
             io.out(`worker: ${ran} job runs${released ? `, ${released} lease(s) released` : ''}`)
           } finally {
+            narration.flush()
             release()
           }
           return EXIT.OK
         },
-        { onEvent: (await output()).narrate(io.out) },
-      ),
-    ),
+        { onEvent: narrate(narration.line) },
+      )
+    }),
   )
 
   common(
@@ -276,11 +280,21 @@ export async function main(argv: string[], extras: CliExtras = {}, io: CliIo = d
         20,
       ),
   ).action(
-    action<CommonOptions & { shutdownGrace: number }>(async (opts) =>
-      withApp(opts, (app) => serve(app, opts.shutdownGrace * 1000), {
-        onEvent: (await output()).narrate(io.out),
-      }),
-    ),
+    action<CommonOptions & { shutdownGrace: number }>(async (opts) => {
+      const { batchedLines, narrate } = await output()
+      const narration = batchedLines(io.out)
+      return withApp(
+        opts,
+        async (app) => {
+          try {
+            return await serve(app, opts.shutdownGrace * 1000)
+          } finally {
+            narration.flush()
+          }
+        },
+        { onEvent: narrate(narration.line) },
+      )
+    }),
   )
 
   common(

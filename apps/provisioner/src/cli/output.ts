@@ -56,6 +56,50 @@ export function table(rows: readonly (readonly string[])[]): string {
     .join('\n')
 }
 
+/** Buffers of `batchedLines` still to write when the process exits. */
+const unflushed = new Set<() => void>()
+let exitHook = false
+
+/**
+ * Lines handed to `write` together, at most `intervalMs` after the first of them: a busy worker narrates
+ * a hundred jobs a second, and each write to a pipe is a system call. A buffer past 64 KB is written at
+ * once; whatever is left is written by `flush()` and, at the latest, when the process exits.
+ */
+export function batchedLines(write: (text: string) => void, intervalMs = 100) {
+  let lines: string[] = []
+  let size = 0
+  let timer: NodeJS.Timeout | undefined
+  const flush = () => {
+    if (timer !== undefined) clearTimeout(timer)
+    timer = undefined
+    unflushed.delete(flush)
+    if (lines.length === 0) return
+    const text = lines.join('\n')
+    lines = []
+    size = 0
+    write(text)
+  }
+  if (!exitHook) {
+    exitHook = true
+    process.once('exit', () => {
+      for (const f of [...unflushed]) f()
+    })
+  }
+  return {
+    line(line: string) {
+      lines.push(line)
+      size += line.length + 1
+      unflushed.add(flush)
+      if (size > 65_536) flush()
+      else if (timer === undefined) {
+        timer = setTimeout(flush, intervalMs)
+        timer.unref()
+      }
+    },
+    flush,
+  }
+}
+
 const TITLES: Record<string, string> = {
   create: 'Create',
   suspend: 'Suspend',

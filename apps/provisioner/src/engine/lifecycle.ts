@@ -1,4 +1,5 @@
 import {
+  type AssignmentStore,
   placeService,
   type Redactor,
   type Result,
@@ -227,10 +228,21 @@ export async function prepareService(
         return out
       }),
     }
+    // The claim read this service's assignment with the job (none): placement need not read it again.
+    // Only the holder of the job's lease places its service, so nobody assigned it since.
+    const store = ctx.store.assignments
+    const assignments: AssignmentStore = prefetched
+      ? {
+          get: async (id) => (id === service.serviceId ? prefetched.serverId : store.get(id)),
+          set: (id, server) => store.set(id, server),
+          release: (id) => store.release(id),
+          nextCursor: (group) => store.nextCursor(group),
+        }
+      : store
     const placed = await placeService({
       group: placementGroup,
       serviceId: service.serviceId,
-      assignments: ctx.store.assignments,
+      assignments,
       countServices: (id) => ctx.store.assignments.count(id),
       ...(entry.probe ? { probe: entry.probe } : {}),
     })
