@@ -35,7 +35,10 @@ const REPEAT = Math.max(1, Number(process.env.BENCH_REPEAT ?? 1))
 /** The run with the median worker CPU per job (the lower middle one of an even count). */
 const median = (runs: LifecycleRow[]): LifecycleRow =>
   [...runs].sort((a, b) => a.cpu.worker - b.cpu.worker)[Math.floor((runs.length - 1) / 2)] as LifecycleRow
-/** Services taken through the lifecycle first, unmeasured except for the cold-start column. */
+/**
+ * Services per worker process taken through the lifecycle first, unmeasured except for the cold-start
+ * column.
+ */
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 300)
 const CLK_TCK = 100 // the kernel's USER_HZ for /proc times; 100 on Linux x86-64 and arm64
 
@@ -318,7 +321,9 @@ async function lifecycle(
   // A worker runs for days: the first jobs of a fresh process also pay for loading and compiling the
   // code (V8 optimises the hot paths after a few hundred calls). A warm-up batch goes through the same
   // rounds first; its cost per job is reported apart, as the cold start.
-  const cold = WARMUP > 0 ? await rounds(WARMUP) : undefined
+  // Scaled by the number of workers, so every worker process has run about as many jobs before the
+  // measured batch whatever their count (about 4 × WARMUP each).
+  const cold = WARMUP > 0 ? await rounds(WARMUP * workers) : undefined
   const warm = await rounds(SERVICES)
   lookSqlite?.close()
   for (const w of pool) w.child.kill('SIGTERM')
@@ -438,7 +443,7 @@ console.log(
 )
 console.log('')
 console.log(
-  `Lifecycle jobs end to end with real processes (${SERVICES} mailboxes on the Axigen simulator: create, suspend, unsuspend, terminate; plus ${SERVICES} WHMCS write-backs not counted as jobs), measured after a warm-up batch of ${WARMUP} mailboxes through the same rounds in the same processes; "cold" is the worker CPU per job of that first batch`,
+  `Lifecycle jobs end to end with real processes (${SERVICES} mailboxes on the Axigen simulator: create, suspend, unsuspend, terminate; plus ${SERVICES} WHMCS write-backs not counted as jobs), measured after a warm-up batch of ${WARMUP} mailboxes per worker process through the same rounds in the same processes; "cold" is the worker CPU per job of that first batch`,
 )
 console.log(
   '| store | worker processes | jobs | seconds | jobs/s | vs 1 worker | CPU ms per job: worker | (of it in the kernel) | store | sync | simulators | all | write commits per job | worker, cold |',

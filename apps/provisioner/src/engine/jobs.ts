@@ -235,7 +235,7 @@ export async function claimJobs(
   })
 }
 
-const CLAIM_SQL_POSTGRES = `with claimed as (
+export const CLAIM_SQL_POSTGRES = `with claimed as (
   update jobs
      set status = '${JobStatus.RUNNING}', lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3
    where id in (

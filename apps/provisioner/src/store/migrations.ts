@@ -282,5 +282,13 @@ export function migrations(dialect: 'sqlite' | 'postgres', box?: SecretBox): Rec
           .execute()
       },
     },
+    '0012_jobs_claimable': {
+      async up(db: Kysely<unknown>) {
+        // The claim takes the lowest open ids first. Walking the primary key for them passes over every
+        // finished job, so a claim cost grew with the history (2.8 ms at 20,000 done jobs, measured with
+        // EXPLAIN ANALYZE): this partial index holds only the jobs a claim can take, in id order.
+        await sql`create index jobs_claimable on jobs (id) where status in ('queued', 'running')`.execute(db)
+      },
+    },
   }
 }
