@@ -502,19 +502,22 @@ if (baselines.length > 0) {
 console.log('')
 console.log('What bounds the rate (from the rows above)')
 console.log(
-  '| store | CPU ms per job, all parts | machine ceiling (cores × 1000 / CPU per job) | best measured jobs/s | of the ceiling | jobs/s per added core (worker + store only) |',
+  '| store | CPU ms per job while the jobs run (worker + store + simulators) | machine ceiling (cores × 1000 / that) | best measured jobs/s | of the ceiling | with the sync as well: CPU ms per job | ceiling | jobs/s per added core (worker + store only) |',
 )
-console.log('|---|---:|---:|---:|---:|---:|')
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|')
 for (const kind of ['sqlite', 'postgres'] as const) {
   const mine = rows.filter((x) => x.kind === kind)
   if (mine.length === 0) continue
   const best = mine.reduce((a, b) => (b.r.perSecond > a.r.perSecond ? b : a))
   const c = best.r.cpu
-  const all = c.worker + (c.store ?? 0) + c.sync + c.simulators
-  const ceiling = (cores * 1000) / all
+  // The sync runs while the workers are paused, so the measured rate is bounded by the parts that run
+  // with them; in production the sync shares the cores too, hence the second ceiling.
+  const running = c.worker + (c.store ?? 0) + c.simulators
+  const ceiling = (cores * 1000) / running
+  const withSync = running + c.sync
   const engineOnly = 1000 / (c.worker + (c.store ?? 0))
   console.log(
-    `| ${kind} | ${all.toFixed(2)} | ${ceiling.toFixed(0)} | ${best.r.perSecond.toFixed(0)} (${best.workers} workers) | ${((best.r.perSecond / ceiling) * 100).toFixed(0)} % | ${engineOnly.toFixed(0)} |`,
+    `| ${kind} | ${running.toFixed(2)} | ${ceiling.toFixed(0)} | ${best.r.perSecond.toFixed(0)} (${best.workers} workers) | ${((best.r.perSecond / ceiling) * 100).toFixed(0)} % | ${withSync.toFixed(2)} | ${((cores * 1000) / withSync).toFixed(0)} | ${engineOnly.toFixed(0)} |`,
   )
 }
 console.log('')
