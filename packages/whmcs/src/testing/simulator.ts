@@ -322,6 +322,8 @@ export class WhmcsSimulator {
 
   readonly clients = new Map<number, SimClient>()
   readonly users = new Map<number, SimUser>()
+  /** The users linked to each client (owner or granted), so GetClientsDetails need not scan them all. */
+  private readonly userIdsByClient = new Map<number, number[]>()
   readonly products = new Map<number, SimProduct>()
   /** Services by id; `servicesByPid` and `servicesByClient` keep ids ascending. */
   readonly services = new Map<number, SimService>()
@@ -1007,8 +1009,12 @@ export class WhmcsSimulator {
         client = [...this.clients.values()].find((c) => c.email.toLowerCase() === email)
       } else throw new ApiError('Either clientid Or email Is Required')
       if (!client) throw new ApiError('Client Not Found')
-      const users = [...this.users.values()]
-        .filter((u) => u.clients.some((c) => c.id === client.id))
+      // By user id, as WHMCS lists them; from the index (a scan of every user per call made a pass over
+      // a large seeded store quadratic).
+      const users = [...(this.userIdsByClient.get(client.id) ?? [])]
+        .sort((a, b) => a - b)
+        .map((id) => this.users.get(id))
+        .filter((u): u is SimUser => u?.clients.some((c) => c.id === client.id) === true)
         .map((u) => ({
           id: u.id,
           name: `${u.firstname} ${u.lastname}`,
@@ -1732,7 +1738,10 @@ export class WhmcsSimulator {
     }
     this.clients.set(id, client)
     const owner = this.users.get(ownerUserId)
-    if (owner && !owner.clients.some((c) => c.id === id)) owner.clients.push({ id, isOwner: true })
+    if (owner && !owner.clients.some((c) => c.id === id)) {
+      owner.clients.push({ id, isOwner: true })
+      this.linkUserIndex(owner.id, id)
+    }
     return client
   }
 
@@ -1746,7 +1755,16 @@ export class WhmcsSimulator {
   grantUserAccess(userId: number, clientId: number): void {
     const user = this.users.get(userId)
     if (!user) throw new Error(`No user ${userId}`)
-    if (!user.clients.some((c) => c.id === clientId)) user.clients.push({ id: clientId, isOwner: false })
+    if (!user.clients.some((c) => c.id === clientId)) {
+      user.clients.push({ id: clientId, isOwner: false })
+      this.linkUserIndex(userId, clientId)
+    }
+  }
+
+  private linkUserIndex(userId: number, clientId: number): void {
+    const ids = this.userIdsByClient.get(clientId)
+    if (!ids) this.userIdsByClient.set(clientId, [userId])
+    else if (!ids.includes(userId)) ids.push(userId)
   }
 
   createProduct(
