@@ -192,6 +192,12 @@ function ownershipSteps(name: string, limits: boolean): ScriptStep[] {
   ]
 }
 
+/** Removes an account from the domain context and commits the domain. */
+const removeSteps = (name: string): ScriptStep[] => [
+  step('domain', 'REMOVE', 'Account', 'name', identifier(name, 'account')),
+  step('', 'COMMIT'),
+]
+
 /**
  * Scripts for a visit (`AxigenClient.visit`) to one domain. `enter` opens the domain; `ownership` opens
  * an account from there and reads it, leaving it open; `update` and `remove` start in that open
@@ -271,11 +277,7 @@ export function accountVisitFor(dialect: AxigenDialect = DEFAULT_DIALECT) {
         action: 'REMOVE Account',
         access: 'write',
         target: `${name}@${domain}`,
-        steps: [
-          step('domain', 'BACK'),
-          step('domain', 'REMOVE', 'Account', 'name', identifier(name, 'account')),
-          step('', 'COMMIT'),
-        ],
+        steps: [step('domain', 'BACK'), ...removeSteps(name)],
         parse: () => undefined,
       }
     },
@@ -350,11 +352,7 @@ export function accountCommandsFor(dialect: AxigenDialect = DEFAULT_DIALECT) {
         action: 'REMOVE Account',
         access: 'write',
         target: `${name}@${domain}`,
-        steps: [
-          enterDomain(domain),
-          step('domain', 'REMOVE', 'Account', 'name', identifier(name, 'account')),
-          step('', 'COMMIT'),
-        ],
+        steps: [enterDomain(domain), ...removeSteps(name)],
         parse: () => undefined,
       }
     },

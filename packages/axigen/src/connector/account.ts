@@ -207,6 +207,11 @@ async function requireOwned(client: AxigenClient, id: Identity, serviceId: strin
 
 type Owned = AccountOwnership & { marker: Marker | undefined }
 
+/** The contact attribute that holds panelkit's marker, set to `marker` (for a write's `contact`). */
+const markerContact = (client: AxigenClient, marker: Marker) => ({
+  [client.dialect.markerAttribute]: formatMarker(marker),
+})
+
 const visitScriptsByDialect = new WeakMap<AxigenDialect, ReturnType<typeof accountVisitFor>>()
 /** The visit scripts of a client's dialect, made once per dialect. */
 function visitScripts(dialect: AxigenDialect): ReturnType<typeof accountVisitFor> {
@@ -327,7 +332,7 @@ export const axigenAccountConnector = defineConnector({
             contact: {
               firstName: ctx.service.client.firstName,
               lastName: ctx.service.client.lastName,
-              [client.dialect.markerAttribute]: formatMarker({ serviceId: ctx.service.serviceId }),
+              ...markerContact(client, { serviceId: ctx.service.serviceId }),
             },
           }),
         )
@@ -359,7 +364,7 @@ export const axigenAccountConnector = defineConnector({
             id.domain,
             id.name,
             {
-              contact: { [client.dialect.markerAttribute]: formatMarker(snapshot) },
+              contact: markerContact(client, snapshot),
               limits: { services: [] },
             },
             'SUSPEND Account',
@@ -380,9 +385,7 @@ export const axigenAccountConnector = defineConnector({
             id.domain,
             id.name,
             {
-              contact: {
-                [client.dialect.markerAttribute]: formatMarker({ serviceId: ctx.service.serviceId }),
-              },
+              contact: markerContact(client, { serviceId: ctx.service.serviceId }),
               limits: saved === 'inherit' ? { resetServices: true } : { services: saved },
             },
             'UNSUSPEND Account',
@@ -446,12 +449,7 @@ export const axigenAccountConnector = defineConnector({
         const next = services ?? 'inherit'
         const current = marker?.suspended ?? 'inherit'
         if (JSON.stringify(next) !== JSON.stringify(current)) {
-          contact = {
-            [client.dialect.markerAttribute]: formatMarker({
-              serviceId: ctx.service.serviceId,
-              suspended: next,
-            }),
-          }
+          contact = markerContact(client, { serviceId: ctx.service.serviceId, suspended: next })
           applied.push('services')
         }
       } else if (
@@ -613,9 +611,7 @@ export const axigenAccountConnector = defineConnector({
               id.domain,
               id.name,
               {
-                contact: {
-                  [client.dialect.markerAttribute]: formatMarker({ serviceId: ctx.service.serviceId }),
-                },
+                contact: markerContact(client, { serviceId: ctx.service.serviceId }),
               },
               'LINK Account',
             ),
