@@ -1,5 +1,5 @@
 import type { Failure, StepRecord } from '@panelkit/core'
-import { CompiledQuery, type Selectable } from 'kysely'
+import type { Selectable } from 'kysely'
 import type { JobsTable, ServicesTable } from '../store/schema.ts'
 import type { Db, Store } from '../store/store.ts'
 import { type ServiceRecord, serviceFromRow } from './services.ts'
@@ -182,10 +182,10 @@ export async function claimJobs(
     // costs one round trip instead of four. The text is written once (the hottest query of a worker,
     // run at every turn of its loop), not built per call.
     const now = Date.now()
-    const result = await store.db.executeQuery<
+    const rows = await store.prepared<
       Row & { prefetched_service: ServicesTable | null; prefetched_server: string | null }
-    >(CompiledQuery.raw(CLAIM_SQL_POSTGRES, [owner, now + leaseMs, now, limit]))
-    return result.rows
+    >('panelkit_claim', CLAIM_SQL_POSTGRES, [owner, now + leaseMs, now, limit])
+    return rows
       .map((row): ClaimedJob => {
         const service = row.prefetched_service ? serviceFromRow(row.prefetched_service) : undefined
         return { ...jobFromRow(row), prefetched: { service, serverId: row.prefetched_server ?? undefined } }

@@ -73,6 +73,8 @@ export class Store {
   /** The PostgreSQL schema, when one was given. */
   schema: string | undefined
   private readonly sqlite: BetterSqlite3.Database | undefined
+  /** PostgreSQL's connection pool (the one Kysely runs on), for `prepared`. */
+  private pool: pg.Pool | undefined
 
   private constructor(
     db: Db,
@@ -128,6 +130,7 @@ export class Store {
         box,
       )
       store.schema = schema
+      store.pool = pool
     } else {
       const file = options.file ?? 'provisioner.sqlite'
       let path = file
@@ -150,6 +153,18 @@ export class Store {
     }
     if (options.migrate !== false) await store.migrate()
     return store
+  }
+
+  /**
+   * PostgreSQL only: runs one of the engine's hot statements (the claim, a job's finish) straight on the
+   * pool, as a statement prepared once per connection under `name` — parsed by the server once, not on
+   * every run, and without building a query through Kysely each time. A name must always stand for the
+   * same text (the driver refuses a different text under a known name).
+   */
+  async prepared<R extends pg.QueryResultRow>(name: string, text: string, values: unknown[]): Promise<R[]> {
+    if (!this.pool) throw new Error('Store.prepared runs on PostgreSQL only')
+    const result = await this.pool.query<R>({ name, text, values })
+    return result.rows
   }
 
   private migrator(): Migrator {
@@ -343,6 +358,16 @@ export class DurableAssignmentStore implements AssignmentStore {
   }
   async set(serviceId: string, serverId: string): Promise<void> {
     const now = Date.now()
+    // Every create places its service: on PostgreSQL a statement prepared once (see Store.prepared).
+    if (this.store.dialect === 'postgres') {
+      await this.store.prepared(
+        'panelkit_assign',
+        `insert into assignments (service_id, server_id, updated_at) values ($1, $2, $3)
+           on conflict (service_id) do update set server_id = excluded.server_id, updated_at = excluded.updated_at`,
+        [serviceId, serverId, now],
+      )
+      return
+    }
     await this.store.db
       .insertInto('assignments')
       .values({ service_id: serviceId, server_id: serverId, updated_at: now })
@@ -364,6 +389,14 @@ export class DurableAssignmentStore implements AssignmentStore {
     })
   }
   async count(serverId: string): Promise<number> {
+    if (this.store.dialect === 'postgres') {
+      const rows = await this.store.prepared<{ n: number }>(
+        'panelkit_assignments_on',
+        'select count(*)::int as n from assignments where server_id = $1',
+        [serverId],
+      )
+      return Number(rows[0]?.n)
+    }
     const row = await this.store.db
       .selectFrom('assignments')
       .select((eb) => eb.fn.countAll<number>().as('n'))
@@ -384,6 +417,26 @@ export interface ModuleLogQuery {
   after?: number
   limit?: number
 }
+
+/**
+ * The `module_log` columns `moduleLogRow` fills, with their PostgreSQL types: a job's finish passes each
+ * column as one array (`unnest`), so its statement text does not depend on how many entries it writes.
+ */
+export const MODULE_LOG_COLUMNS = [
+  ['entry_id', 'text'],
+  ['time', 'text'],
+  ['connector', 'text'],
+  ['operation', 'text'],
+  ['service_id', 'text'],
+  ['system', 'text'],
+  ['action', 'text'],
+  ['access', 'text'],
+  ['outcome', 'text'],
+  ['duration_ms', 'real'],
+  ['error_code', 'text'],
+  ['entry_json', 'text'],
+  ['source', 'text'],
+] as const satisfies readonly (readonly [keyof ReturnType<typeof moduleLogRow>, string])[]
 
 /** A module-log entry as its row: the whole entry as JSON, and the columns it is searched by. */
 export function moduleLogRow(e: ModuleLogEntry) {

@@ -1,0 +1,139 @@
+import type { ModuleLogEntry } from '@panelkit/core'
+import { sql } from 'kysely'
+import { describe, expect, it } from 'vitest'
+import type { EngineContext } from '../src/engine/context.ts'
+import { finishStatement, finishWith } from '../src/engine/finish.ts'
+import { claimJobs, enqueue, JobStatus } from '../src/engine/jobs.ts'
+import { openTestStore } from './helpers.ts'
+
+// A PostgreSQL finish is one prepared statement whose text depends only on its shape; the module-log
+// entries travel as one array per column. These tests check what that must not change: every entry
+// arrives exactly as it was written (whatever characters it holds, however many there are), a finish
+// that lost its lease writes the entries and nothing else, and no value ever ends up in the text.
+
+/** Values that an array literal or a statement text would get wrong if they were not escaped. */
+const AWKWARD = [
+  'plain',
+  'quote " and \\ backslash',
+  "single ' quote; drop table jobs; --",
+  '{braces,commas}',
+  'NULL',
+  '',
+  'line\nbreak\ttab',
+  'accents é ü ß, CJK 漢字, emoji 📫',
+]
+
+function entry(i: number): ModuleLogEntry {
+  const text = AWKWARD[i % AWKWARD.length] as string
+  return {
+    id: `e-${i}`,
+    time: new Date(1_700_000_000_000 + i).toISOString(),
+    connector: 'axigen-account',
+    // Every third entry leaves the optional columns out: they must arrive as nulls.
+    ...(i % 3 === 0 ? {} : { operation: 'create', serviceId: `svc-${i % 7}` }),
+    system: 'axigen',
+    action: `UPDATE Account ${text}`,
+    access: i % 2 === 0 ? 'read' : 'write',
+    request: { lines: [text, `${text}-${i}`] },
+    durationMs: i + 0.5,
+    outcome: i % 5 === 0 ? 'error' : 'ok',
+    ...(i % 5 === 0 ? { error: { code: 'PROTOCOL', message: text } } : {}),
+  }
+}
+
+async function claimOne(store: Awaited<ReturnType<typeof openTestStore>>['store'], key: string) {
+  await enqueue(store.db, { key, serviceId: `svc-${key}`, operation: 'create', source: 'sync' })
+  const [job] = await claimJobs(store, 'w1', 1, 30_000)
+  if (!job) throw new Error('nothing claimed')
+  return job
+}
+
+describe('the PostgreSQL finish statement', () => {
+  it('writes every entry exactly as written, 1,500 of them with awkward text, in the same commit as the job', async () => {
+    const { store, cleanup } = await openTestStore('postgres')
+    try {
+      const job = await claimOne(store, 'j1')
+      const moduleLog = store.moduleLog()
+      const written = Array.from({ length: 1500 }, (_, i) => entry(i))
+      for (const e of written) moduleLog.write(e)
+      const ctx = { store, moduleLog, owner: 'w1' } as unknown as EngineContext
+      const held = await finishWith(ctx, job, { status: JobStatus.DONE, result: { note: AWKWARD[2] } })
+      expect(held).toBe(true)
+
+      const rows = await store.db
+        .selectFrom('module_log')
+        .select(['entry_id', 'operation', 'service_id', 'action', 'duration_ms', 'error_code', 'entry_json'])
+        .orderBy('id')
+        .execute()
+      expect(rows).toHaveLength(1500)
+      rows.forEach((row, i) => {
+        const e = written[i] as ModuleLogEntry
+        expect(row.entry_id).toBe(e.id)
+        expect(JSON.parse(row.entry_json)).toEqual(e)
+        expect(row.action).toBe(e.action)
+        expect(row.operation).toBe(e.operation ?? null)
+        expect(row.service_id).toBe(e.serviceId ?? null)
+        expect(row.error_code).toBe(e.error?.code ?? null)
+        expect(Number(row.duration_ms)).toBe(e.durationMs)
+      })
+      const after = await store.db
+        .selectFrom('jobs')
+        .selectAll()
+        .where('id', '=', job.id)
+        .executeTakeFirstOrThrow()
+      expect(after.status).toBe(JobStatus.DONE)
+      expect(after.lease_owner).toBeNull()
+      expect(JSON.parse(after.result_json as string)).toEqual({ note: AWKWARD[2] })
+    } finally {
+      await cleanup()
+    }
+  })
+
+  it('a finish that lost its lease writes the entries and leaves the job to its new holder', async () => {
+    const { store, cleanup } = await openTestStore('postgres')
+    try {
+      const job = await claimOne(store, 'j2')
+      await sql`update jobs set lease_owner = 'w2' where id = ${job.id}`.execute(store.db)
+      const moduleLog = store.moduleLog()
+      moduleLog.write(entry(1))
+      const ctx = { store, moduleLog, owner: 'w1' } as unknown as EngineContext
+      const held = await finishWith(ctx, job, { status: JobStatus.DONE }, { releaseServer: true })
+      expect(held).toBe(false)
+      const after = await store.db
+        .selectFrom('jobs')
+        .selectAll()
+        .where('id', '=', job.id)
+        .executeTakeFirstOrThrow()
+      expect(after.status).toBe(JobStatus.RUNNING)
+      expect(after.lease_owner).toBe('w2')
+      const logged = await store.db.selectFrom('module_log').select('entry_id').execute()
+      expect(logged.map((r) => r.entry_id)).toEqual(['e-1'])
+    } finally {
+      await cleanup()
+    }
+  })
+
+  it('keeps values out of the text: one text per shape, another shape another name', () => {
+    const job = { id: 7, serviceId: "svc'; drop table jobs; --" } as Parameters<typeof finishStatement>[0]
+    const a = finishStatement(job, 'w1', { status: JobStatus.DONE, result: { a: 1 } }, undefined, [entry(1)])
+    const b = finishStatement(job, 'w9', { status: JobStatus.DONE, result: { b: "'" } }, undefined, [
+      entry(2),
+      entry(3),
+    ])
+    expect(b.name).toBe(a.name)
+    expect(b.text).toBe(a.text)
+    expect(b.values).toContain('w9')
+    const c = finishStatement(
+      job,
+      'w1',
+      { status: JobStatus.QUEUED, runAfter: 5 },
+      { releaseServer: true },
+      [],
+    )
+    expect(c.name).not.toBe(a.name)
+    for (const s of [a, b, c]) {
+      expect(s.text).not.toContain('drop table')
+      expect(s.text).not.toContain('w1')
+    }
+  })
+})
