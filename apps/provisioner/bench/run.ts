@@ -88,10 +88,17 @@ async function startWorker(configFile: string, env: NodeJS.ProcessEnv, bin = BIN
   const exited = new Promise<number | null>((resolve) => child.on('exit', resolve))
   await new Promise<void>((resolve, reject) => {
     let out = ''
-    child.stdout?.on('data', (d: Buffer) => {
+    const ready = (d: Buffer) => {
       out += d.toString()
-      if (out.includes('worker: running')) resolve()
-    })
+      if (!out.includes('worker: running')) return
+      // From here on the worker's narration is read and dropped at once: kept, it grew one string
+      // searched on every chunk, and a reader that falls behind fills the pipe and stalls the worker's
+      // writes (a pipe is written synchronously on Linux).
+      child.stdout?.off('data', ready)
+      child.stdout?.resume()
+      resolve()
+    }
+    child.stdout?.on('data', ready)
     void exited.then((code) => reject(new Error(`worker exited ${code} before it ran: ${err}`)))
   })
   return { child, exited }

@@ -290,5 +290,16 @@ export function migrations(dialect: 'sqlite' | 'postgres', box?: SecretBox): Rec
         await sql`create index jobs_claimable on jobs (id) where status in ('queued', 'running')`.execute(db)
       },
     },
+    '0013_jobs_open_service': {
+      async up(db: Kysely<unknown>) {
+        // A claimed job must be the lowest open job of its service. Asked through jobs_service
+        // (service_id, id), that walks the service's finished jobs too, a history that grows with every
+        // renewal and usage push; this partial index holds the open ones only, so the answer is its
+        // first entry for the service.
+        await sql`create index jobs_open_service on jobs (service_id, id) where status in ('queued', 'running', 'parked')`.execute(
+          db,
+        )
+      },
+    },
   }
 }

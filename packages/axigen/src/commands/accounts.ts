@@ -102,8 +102,36 @@ export function mboxSizeKb(show: ShowOutput, unit: AxigenDialect['mboxSizeUnit']
   return f === undefined ? undefined : n * f
 }
 
-function editSteps(changes: AccountChanges, dialect: AxigenDialect): ScriptStep[] {
+/** The limits steps of an edit, from `CONFIG Limits` (left out when that context is already open). */
+function limitsSteps(limits: NonNullable<AccountChanges['limits']>, dialect: AxigenDialect, open: boolean) {
+  const steps: ScriptStep[] = open ? [] : [step('domain-account-limits', 'CONFIG', 'Limits')]
+  const services = limits.services ?? []
+  if (limits.resetServices) steps.push(step(undefined, 'RESET', 'services'))
+  else {
+    const set = step(undefined, 'SET', 'services', list(services, 'services', dialect.emptyServiceList))
+    steps.push(services.length === 0 ? hinted(set, refusalHint('emptyServiceList', dialect)) : set)
+  }
+  steps.push(step('domain-account', 'DONE'))
+  return steps
+}
+
+/**
+ * The steps of an account edit. `from` is where the session stands: in the account, or in its
+ * `CONFIG Limits` left open by `ownership` — then a limits change is made there first, and without one
+ * the script steps back to the account.
+ */
+function editSteps(
+  changes: AccountChanges,
+  dialect: AxigenDialect,
+  from: 'account' | 'limits' = 'account',
+): ScriptStep[] {
   const steps: ScriptStep[] = []
+  const limits =
+    changes.limits && (changes.limits.services || changes.limits.resetServices) ? changes.limits : undefined
+  if (from === 'limits') {
+    if (limits) steps.push(...limitsSteps(limits, dialect, true))
+    else steps.push(step('domain-account', 'BACK'))
+  }
   if (changes.password !== undefined)
     steps.push(step('domain-account', 'SET', 'password', secret(changes.password, 'password')))
   if (changes.accountClass !== undefined) {
@@ -126,16 +154,7 @@ function editSteps(changes: AccountChanges, dialect: AxigenDialect): ScriptStep[
       steps.push(step('domain-account', 'DONE'))
     }
   }
-  if (changes.limits && (changes.limits.services || changes.limits.resetServices)) {
-    steps.push(step('domain-account-limits', 'CONFIG', 'Limits'))
-    const services = changes.limits.services ?? []
-    if (changes.limits.resetServices) steps.push(step(undefined, 'RESET', 'services'))
-    else {
-      const set = step(undefined, 'SET', 'services', list(services, 'services', dialect.emptyServiceList))
-      steps.push(services.length === 0 ? hinted(set, refusalHint('emptyServiceList', dialect)) : set)
-    }
-    steps.push(step('domain-account', 'DONE'))
-  }
+  if (limits && from === 'account') steps.push(...limitsSteps(limits, dialect, false))
   if (changes.contact) {
     const entries = Object.entries(changes.contact).filter(
       (e): e is [string, string] => typeof e[1] === 'string',
@@ -174,9 +193,11 @@ function servicesOf(limits: ShowOutput): { services: string[]; servicesExplicit:
 
 /**
  * The steps that open one account from the domain context and read its marker (and services); the
- * account stays open, so a write that follows needs no second UPDATE Account.
+ * account stays open, so a write that follows needs no second UPDATE Account. With `stay`, the
+ * `CONFIG Limits` just read stays open too, so an edit of the services that follows needs no second
+ * `CONFIG Limits` (and a `BACK`) to get there: `update(…, 'limits')` starts from it.
  */
-function ownershipSteps(name: string, limits: boolean): ScriptStep[] {
+function ownershipSteps(name: string, limits: boolean, stay = false): ScriptStep[] {
   return [
     step('domain-account', 'UPDATE', 'Account', 'name', identifier(name, 'account')),
     step('domain-account-contactinfo', 'CONFIG', 'ContactInfo'),
@@ -186,7 +207,7 @@ function ownershipSteps(name: string, limits: boolean): ScriptStep[] {
       ? [
           step('domain-account-limits', 'CONFIG', 'Limits'),
           step('domain-account-limits', 'SHOW'),
-          step('domain-account', 'BACK'),
+          ...(stay ? [] : [step('domain-account', 'BACK')]),
         ]
       : []),
   ]
@@ -217,13 +238,16 @@ export function accountVisitFor(dialect: AxigenDialect = DEFAULT_DIALECT) {
         parse: (r) => tableNames(replyAt(r, 1).lines).includes(name),
       }
     },
-    /** Opens an account (from the domain) and reads its marker and, with `limits`, its services. */
+    /**
+     * Opens an account (from the domain) and reads its marker and, with `limits`, its services; the
+     * session is left in the account, or with `limits` in its `CONFIG Limits` (the `from` of `update`).
+     */
     ownership(domain: string, name: string, limits = true): CliScript<AccountOwnership> {
       return {
         action: 'SHOW Account ownership',
         access: 'read',
         target: `${name}@${domain}`,
-        steps: ownershipSteps(name, limits),
+        steps: ownershipSteps(name, limits, true),
         parse: (r) => ({
           name,
           notes: showString(parseShow(replyAt(r, 2).lines), dialect.markerAttribute),
@@ -256,28 +280,36 @@ export function accountVisitFor(dialect: AxigenDialect = DEFAULT_DIALECT) {
         parse: () => undefined,
       }
     },
-    /** Edits the account `ownership` left open and commits (account, then domain). */
+    /**
+     * Edits the account `ownership` left open and commits (account, then domain); `from` is where
+     * `ownership` left the session ('limits' when it read the services).
+     */
     update(
       domain: string,
       name: string,
       changes: AccountChanges,
       action = 'UPDATE Account',
+      from: 'account' | 'limits' = 'account',
     ): CliScript<void> {
       return {
         action,
         access: 'write',
         target: `${name}@${domain}`,
-        steps: [...editSteps(changes, dialect), step('domain', 'COMMIT'), step('', 'COMMIT')],
+        steps: [...editSteps(changes, dialect, from), step('domain', 'COMMIT'), step('', 'COMMIT')],
         parse: () => undefined,
       }
     },
     /** Leaves the account `ownership` left open and removes it from the domain. */
-    remove(domain: string, name: string): CliScript<void> {
+    remove(domain: string, name: string, from: 'account' | 'limits' = 'account'): CliScript<void> {
       return {
         action: 'REMOVE Account',
         access: 'write',
         target: `${name}@${domain}`,
-        steps: [step('domain', 'BACK'), ...removeSteps(name)],
+        steps: [
+          ...(from === 'limits' ? [step('domain-account', 'BACK')] : []),
+          step('domain', 'BACK'),
+          ...removeSteps(name),
+        ],
         parse: () => undefined,
       }
     },

@@ -205,7 +205,8 @@ async function requireOwned(client: AxigenClient, id: Identity, serviceId: strin
   return found
 }
 
-type Owned = AccountOwnership & { marker: Marker | undefined }
+/** What a visit read, and where `ownership` left the session (the `from` of `update` and `remove`). */
+type Owned = AccountOwnership & { marker: Marker | undefined; at: 'account' | 'limits' }
 
 /** The contact attribute that holds panelkit's marker, set to `marker` (for a write's `contact`). */
 const markerContact = (client: AxigenClient, marker: Marker) => ({
@@ -247,7 +248,8 @@ async function visitAccount<T>(
         const scripts = visitScripts(c.dialect)
         if (!(await session.run(scripts.enter(id.domain, id.name)))) return next(undefined, session, scripts)
         const read = await session.run(scripts.ownership(id.domain, id.name, limits))
-        return next({ ...read, marker: parseMarker(read.notes) }, session, scripts)
+        const at = limits ? 'limits' : 'account'
+        return next({ ...read, marker: parseMarker(read.notes), at }, session, scripts)
       }),
     )
   } catch (error) {
@@ -349,7 +351,7 @@ export const axigenAccountConnector = defineConnector({
           if (found.services.length === 0) return { changed: false }
           // Someone gave services back by hand: take them away again, keeping the original snapshot.
           await session.run(
-            scripts.update(id.domain, id.name, { limits: { services: [] } }, 'SUSPEND Account'),
+            scripts.update(id.domain, id.name, { limits: { services: [] } }, 'SUSPEND Account', found.at),
           )
           return { changed: true, details: { reapplied: true } }
         }
@@ -368,6 +370,7 @@ export const axigenAccountConnector = defineConnector({
               limits: { services: [] },
             },
             'SUSPEND Account',
+            found.at,
           ),
         )
         return { changed: true, details: { savedServices: snapshot.suspended } }
@@ -389,6 +392,7 @@ export const axigenAccountConnector = defineConnector({
               limits: saved === 'inherit' ? { resetServices: true } : { services: saved },
             },
             'UNSUSPEND Account',
+            found.at,
           ),
         )
         return { changed: true, details: { restoredServices: saved } }
@@ -405,7 +409,7 @@ export const axigenAccountConnector = defineConnector({
         async (found, session, scripts) => {
           if (!found) return { changed: false }
           ownedOrThrow(found, id, ctx.service.serviceId)
-          await session.run(scripts.remove(id.domain, id.name))
+          await session.run(scripts.remove(id.domain, id.name, found.at))
           return { changed: true }
         },
         // The domain is gone, and every mailbox in it.
@@ -421,8 +425,8 @@ export const axigenAccountConnector = defineConnector({
           { path: 'service.password', message: 'is required' },
         ])
       const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
-      return visitOwned(client, id, ctx.service.serviceId, false, async (_found, session, scripts) => {
-        await session.run(scripts.update(id.domain, id.name, { password }, 'SET password'))
+      return visitOwned(client, id, ctx.service.serviceId, false, async (found, session, scripts) => {
+        await session.run(scripts.update(id.domain, id.name, { password }, 'SET password', found.at))
         return { changed: true }
       })
     },
@@ -614,6 +618,7 @@ export const axigenAccountConnector = defineConnector({
                 contact: markerContact(client, { serviceId: ctx.service.serviceId }),
               },
               'LINK Account',
+              found.at,
             ),
           )
           return true

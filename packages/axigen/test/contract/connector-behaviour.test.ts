@@ -136,6 +136,16 @@ for (const variation of VARIANTS) {
         // opened once and written while still open.
         expect(suspend.entries).toBe(1)
         expect(suspend.commands.filter((c) => c.startsWith('UPDATE Account')).length).toBe(1)
+        // The services are set in the CONFIG Limits the read left open: entered once, no BACK between.
+        expect(suspend.commands.filter((c) => c === 'CONFIG Limits').length).toBe(1)
+        const limits = suspend.commands.indexOf('CONFIG Limits')
+        expect(suspend.commands.slice(limits, limits + 4)).toEqual([
+          'CONFIG Limits',
+          'SHOW',
+          expect.stringMatching(/^SET services /),
+          'DONE',
+        ])
+        expect(suspend.commands.length).toBe(15)
         expect(sim.account('corp.example', 'm30')?.services).toEqual([])
         // Nothing to do: the visit reads and leaves with BACK, writing nothing.
         const writes = sim.writes
@@ -145,6 +155,8 @@ for (const variation of VARIANTS) {
         expect(sim.writes).toBe(writes)
         const unsuspend = await during(() => accounts.invoke('unsuspend', { service }))
         expect(unsuspend.entries).toBe(1)
+        expect(unsuspend.commands.filter((c) => c === 'CONFIG Limits').length).toBe(1)
+        expect(unsuspend.commands.length).toBe(15)
         expect(sim.account('corp.example', 'm30')?.services).toEqual(['imap', 'smtp'])
         const terminate = await during(() => accounts.invoke('terminate', { service }))
         expect(terminate.entries).toBe(1)
