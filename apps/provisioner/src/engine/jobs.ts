@@ -212,9 +212,7 @@ export async function claimJobs(
               .whereRef('p.id', '<', 'j.id')
               // Written out, not bound: SQLite uses the partial index jobs_open_service only for the very
               // terms of its WHERE, and a bound list would walk the service's whole history instead.
-              .where(
-                sql<boolean>`p.status in (${sql.lit(JobStatus.QUEUED)}, ${sql.lit(JobStatus.RUNNING)}, ${sql.lit(JobStatus.PARKED)})`,
-              ),
+              .where(sql<boolean>`p.status in (${sql.raw(OPEN_IN_SERVICE)})`),
           ),
         ),
       )
@@ -240,6 +238,14 @@ export async function claimJobs(
 }
 
 /**
+ * The statuses of the partial indexes jobs_claimable and jobs_open_service (migrations 0012 and 0013),
+ * written out in SQL as their predicates are: a planner uses a partial index only for a condition that
+ * implies its predicate, which a bound parameter does not.
+ */
+const CLAIMABLE = `'${JobStatus.QUEUED}', '${JobStatus.RUNNING}'`
+const OPEN_IN_SERVICE = `${CLAIMABLE}, '${JobStatus.PARKED}'`
+
+/**
  * The PostgreSQL claim, written so that its cost does not depend on the planner's estimates.
  *
  * - `walk` steps through the open jobs in id order, one probe of the partial index jobs_claimable per
@@ -257,11 +263,11 @@ export async function claimJobs(
  * test/claim-plan.test.ts runs this text with fresh and with stale statistics, custom and generic.
  */
 export const CLAIM_SQL_POSTGRES = `with recursive walk(id) as (
-    (select j.id from jobs j where j.status in ('${JobStatus.QUEUED}', '${JobStatus.RUNNING}') order by j.id limit 1)
+    (select j.id from jobs j where j.status in (${CLAIMABLE}) order by j.id limit 1)
   union all
     (select n.id from walk w cross join lateral (
        select j.id from jobs j
-        where j.status in ('${JobStatus.QUEUED}', '${JobStatus.RUNNING}') and j.id > w.id
+        where j.status in (${CLAIMABLE}) and j.id > w.id
         order by j.id limit 1) n)
 ),
 claimed as (
@@ -274,7 +280,7 @@ claimed as (
           and ((j.status = '${JobStatus.QUEUED}' and j.run_after <= $3) or (j.status = '${JobStatus.RUNNING}' and j.lease_until < $3))
           and (select min(p.id) from jobs p
                 where p.service_id = j.service_id
-                  and p.status in ('${JobStatus.QUEUED}', '${JobStatus.RUNNING}', '${JobStatus.PARKED}')) = j.id
+                  and p.status in (${OPEN_IN_SERVICE})) = j.id
         for update skip locked) x
       limit $4)
    returning *)
