@@ -2,9 +2,9 @@ import type { ModuleLogEntry } from '@panelkit/core'
 import { sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 import type { EngineContext } from '../src/engine/context.ts'
-import { finishStatement, finishWith } from '../src/engine/finish.ts'
+import { finishStatement, finishWith, type Handoff } from '../src/engine/finish.ts'
 import { claimJobs, enqueue, JobStatus } from '../src/engine/jobs.ts'
-import { openTestStore } from './helpers.ts'
+import { openTestStore, STORE_KINDS } from './helpers.ts'
 
 // A PostgreSQL finish is one prepared statement whose text depends only on its shape; the module-log
 // entries travel as one array per column. These tests check what that must not change: every entry
@@ -62,7 +62,7 @@ describe('the PostgreSQL finish statement', () => {
       const written = Array.from({ length: 1500 }, (_, i) => entry(i))
       for (const e of written) moduleLog.write(e)
       const ctx = { store, moduleLog, owner: 'w1' } as unknown as EngineContext
-      const held = await finishWith(ctx, job, { status: JobStatus.DONE, result: { note: AWKWARD[2] } })
+      const { held } = await finishWith(ctx, job, { status: JobStatus.DONE, result: { note: AWKWARD[2] } })
       expect(held).toBe(true)
 
       const rows = await store.db
@@ -98,7 +98,7 @@ describe('the PostgreSQL finish statement', () => {
       const moduleLog = store.moduleLog()
       moduleLog.write(entry(1))
       const ctx = { store, moduleLog, owner: 'w1' } as unknown as EngineContext
-      const held = await finishWith(ctx, job, { status: JobStatus.DONE }, { releaseServer: true })
+      const { held } = await finishWith(ctx, job, { status: JobStatus.DONE }, { releaseServer: true })
       expect(held).toBe(false)
       const after = await jobRow(store, job.id)
       expect(after.status).toBe(JobStatus.RUNNING)
@@ -131,6 +131,150 @@ describe('the PostgreSQL finish statement', () => {
     for (const s of [a, b, c]) {
       expect(s.text).not.toContain('drop table')
       expect(s.text).not.toContain('w1')
+    }
+  })
+})
+
+/** A handoff that offers `slots` and keeps what it is given back. */
+function offering(slots: number) {
+  const settled: { reserved: number; claimed: number[] }[] = []
+  const reserving: number[] = []
+  const handoff: Handoff = {
+    reserve(job) {
+      reserving.push(job.id)
+      return slots
+    },
+    settle(reserved, claimed) {
+      settled.push({ reserved, claimed: claimed.map((j) => j.id) })
+    },
+  }
+  return { handoff, settled, reserving }
+}
+
+describe.each(STORE_KINDS)("a finish claims the worker's next jobs in its own commit (%s)", (kind) => {
+  const config = { worker: { leaseSeconds: 30 } }
+
+  it('claims what is due and first of its service, leased to the same worker; never the job it finishes', async () => {
+    const { store, cleanup } = await openTestStore(kind)
+    try {
+      const job = await claimOne(store, 'a1')
+      // b1 is due; a2 waits behind a1 (same service); c1 is not due yet.
+      await enqueue(store.db, { key: 'b1', serviceId: 'svc-b1', operation: 'create', source: 'sync' })
+      await enqueue(store.db, { key: 'a2', serviceId: 'svc-a1', operation: 'suspend', source: 'sync' })
+      await enqueue(store.db, {
+        key: 'c1',
+        serviceId: 'svc-c1',
+        operation: 'create',
+        source: 'sync',
+        runAfter: Date.now() + 60_000,
+      })
+      const moduleLog = store.moduleLog()
+      moduleLog.write(entry(1))
+      const ctx = { store, moduleLog, owner: 'w1', config } as unknown as EngineContext
+      const { handoff, settled, reserving } = offering(3)
+      const done = await finishWith(ctx, job, { status: JobStatus.DONE }, undefined, handoff)
+      expect(done.held).toBe(true)
+      expect(reserving).toEqual([job.id])
+      const ids = async (...keys: string[]) =>
+        Promise.all(
+          keys.map(async (key) =>
+            Number(
+              (
+                await store.db
+                  .selectFrom('jobs')
+                  .select('id')
+                  .where('key', '=', key)
+                  .executeTakeFirstOrThrow()
+              ).id,
+            ),
+          ),
+        )
+      const [b1, a2] = await ids('b1', 'a2')
+      // PostgreSQL's statement sees the jobs as they were before it, a1 still running, so a2 waits for
+      // the next claim; SQLite claims after the finish in the same transaction and sees a1 done.
+      const expected = kind === 'postgres' ? [b1] : [b1, a2]
+      expect(done.claimed.map((j) => j.id)).toEqual(expected)
+      expect(settled).toEqual([{ reserved: 3, claimed: expected }])
+      for (const id of expected) {
+        const row = await jobRow(store, id as number)
+        expect(row.status).toBe(JobStatus.RUNNING)
+        expect(row.lease_owner).toBe('w1')
+        expect(Number(row.attempts)).toBe(1)
+      }
+      expect((await jobRow(store, job.id)).status).toBe(JobStatus.DONE)
+      const c1 = await store.db
+        .selectFrom('jobs')
+        .select('status')
+        .where('key', '=', 'c1')
+        .executeTakeFirstOrThrow()
+      expect(c1.status).toBe(JobStatus.QUEUED)
+      const logged = await store.db.selectFrom('module_log').select('entry_id').execute()
+      expect(logged.map((r) => r.entry_id)).toEqual(['e-1'])
+      if (kind === 'postgres') expect(done.claimed[0]?.prefetched).toBeDefined()
+    } finally {
+      await cleanup()
+    }
+  })
+
+  it("does not claim the job it finishes when that job's own lease has run out", async () => {
+    const { store, cleanup } = await openTestStore(kind)
+    try {
+      const job = await claimOne(store, 'x1')
+      // Expired, but still this worker's: the finish holds it, and the claim must not take it again.
+      await sql`update jobs set lease_until = ${Date.now() - 1000} where id = ${job.id}`.execute(store.db)
+      const ctx = { store, moduleLog: store.moduleLog(), owner: 'w1', config } as unknown as EngineContext
+      const { handoff, settled } = offering(2)
+      const done = await finishWith(ctx, job, { status: JobStatus.DONE }, undefined, handoff)
+      expect(done).toEqual({ held: true, claimed: [] })
+      expect(settled).toEqual([{ reserved: 2, claimed: [] }])
+      const row = await jobRow(store, job.id)
+      expect(row.status).toBe(JobStatus.DONE)
+      expect(Number(row.attempts)).toBe(1)
+    } finally {
+      await cleanup()
+    }
+  })
+
+  it('with no slot offered it claims nothing, and a failed finish claims nothing and gives its slots back', async () => {
+    const { store, cleanup } = await openTestStore(kind)
+    try {
+      const job = await claimOne(store, 'y1')
+      await enqueue(store.db, { key: 'z1', serviceId: 'svc-z1', operation: 'create', source: 'sync' })
+      const ctx = { store, moduleLog: store.moduleLog(), owner: 'w1', config } as unknown as EngineContext
+      const none = offering(0)
+      expect(await finishWith(ctx, job, { status: JobStatus.DONE }, undefined, none.handoff)).toEqual({
+        held: true,
+        claimed: [],
+      })
+      expect(none.settled).toEqual([{ reserved: 0, claimed: [] }])
+      const z1 = await store.db
+        .selectFrom('jobs')
+        .selectAll()
+        .where('key', '=', 'z1')
+        .executeTakeFirstOrThrow()
+      expect(z1.status).toBe(JobStatus.QUEUED)
+      // A finish that fails (here: a result that cannot be written) claims nothing either.
+      const [next] = await claimJobs(store, 'w1', 1, 30_000)
+      await enqueue(store.db, { key: 'q1', serviceId: 'svc-q1', operation: 'create', source: 'sync' })
+      const some = offering(1)
+      await expect(
+        finishWith(
+          ctx,
+          next as NonNullable<typeof next>,
+          { status: JobStatus.DONE, result: { n: 1n } },
+          undefined,
+          some.handoff,
+        ),
+      ).rejects.toThrow(/BigInt/)
+      const q1 = await store.db
+        .selectFrom('jobs')
+        .selectAll()
+        .where('key', '=', 'q1')
+        .executeTakeFirstOrThrow()
+      expect(q1.status).toBe(JobStatus.QUEUED)
+      expect(some.settled).toEqual([{ reserved: 1, claimed: [] }])
+    } finally {
+      await cleanup()
     }
   })
 })

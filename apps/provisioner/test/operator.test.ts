@@ -161,6 +161,56 @@ describe.each(STORE_KINDS)('an operator frees stuck work and applies config chan
     expect((await after.drift()).entries).toEqual([])
   })
 
+  it("a worker runs at most `concurrency` jobs at once while each finish claims the worker's next job", async () => {
+    const { store, engineWith, order } = await setup(kind)
+    const engine = engineWith({ plan: 'basic' })
+    const services = Array.from({ length: 24 }, () => order())
+    await engine.sync()
+    const running = new Set<number>()
+    let most = 0
+    let started = 0
+    engine.on((event) => {
+      if (!('job' in event)) return
+      if (event.type === 'job-started') {
+        started++
+        running.add(event.job.id)
+        most = Math.max(most, running.size)
+      } else if (event.type !== 'step') running.delete(event.job.id)
+    })
+    // The worker's own claims. PostgreSQL: the claim's prepared statement. SQLite: every transaction
+    // of the run but the finishes, one per job (the sync ran before; a job here writes nothing else).
+    let claims = 0
+    let transactions = 0
+    const tx = store.tx.bind(store)
+    const prepared = store.prepared.bind(store)
+    store.tx = ((fn: Parameters<typeof tx>[0]) => {
+      transactions++
+      return tx(fn)
+    }) as typeof store.tx
+    store.prepared = ((name: string, text: string, values: unknown[]) => {
+      if (name === 'panelkit_claim') claims++
+      return prepared(name, text, values)
+    }) as typeof store.prepared
+    try {
+      await engine.runWorker({ untilIdle: true, pollMs: 5, concurrency: 3 })
+    } finally {
+      store.tx = tx
+      store.prepared = prepared
+    }
+    const jobs = await listJobs(store.db, { limit: 1000 })
+    expect(jobs.filter((j) => j.status !== 'done')).toEqual([])
+    // Each service's create and its write-back, each run once.
+    expect(jobs).toHaveLength(services.length * 2)
+    expect(jobs.every((j) => j.attempts === 1)).toBe(true)
+    expect(started).toBe(jobs.length)
+    expect(most).toBe(3)
+    // A claim of its own before each job would be one per job; a finish that claims the next job
+    // leaves the worker's own claims to the start and to jobs that became claimable since.
+    if (kind === 'sqlite') claims = transactions - jobs.length
+    expect(claims).toBeGreaterThan(0)
+    expect(claims).toBeLessThan(jobs.length / 4)
+  })
+
   it('a busy worker keeps at most one listener on its stop signal (no MaxListenersExceededWarning)', async () => {
     const { store, engineWith, order } = await setup(kind)
     const engine = engineWith({ plan: 'basic' })

@@ -1,15 +1,46 @@
 import type { ModuleLogEntry } from '@panelkit/core'
 import { MODULE_LOG_COLUMNS, moduleLogRow } from '../store/store.ts'
 import type { EngineContext } from './context.ts'
-import { finishedColumns, finishJob, type Job, JobStatus, type JobUpdate, newJobRow } from './jobs.ts'
+import {
+  type ClaimedJob,
+  type ClaimedRow,
+  claimCtes,
+  claimedFromRows,
+  claimIn,
+  finishedColumns,
+  finishJob,
+  type Job,
+  JobStatus,
+  type JobUpdate,
+  newJobRow,
+  selectClaimed,
+} from './jobs.ts'
 import { applyChanges, type ConfirmedChanges } from './lifecycle.ts'
+
+/**
+ * A worker's offer to a finishing job: the finish may claim the worker's next jobs in its own commit,
+ * instead of the worker claiming them in a round trip and a commit of their own once the job is done.
+ * `reserve` says how many (its answer is held for this finish: two jobs finishing at once never claim
+ * the same free slot); `settle` gives back the reservation with what was claimed, which the worker
+ * starts (or, when it is stopping, leaves to the release of its leases).
+ */
+export interface Handoff {
+  reserve(job: Job): number
+  settle(reserved: number, claimed: ClaimedJob[]): void
+}
+
+/** How a finish went: whether this worker still held the job, and the jobs it claimed after it. */
+export interface Finished {
+  held: boolean
+  claimed: ClaimedJob[]
+}
 
 /**
  * Finishes a claimed job in one commit: its new status, the module-log entries of its calls, and what
  * it changes beside its own row (the service's confirmed state, a write-back queued behind it, a
  * released server). Everything but the log entries happens only while this worker still holds the job
- * (fencing); false when the lease was lost — the entries are written all the same, since the calls
- * were made.
+ * (fencing); `held` is false when the lease was lost — the entries are written all the same, since the
+ * calls were made. With a `handoff`, the same commit also claims the worker's next jobs.
  *
  * SQLite: one transaction, in process. PostgreSQL: one statement whose data-modifying parts (`WITH`)
  * are gated on the job's own fenced update, so a finish is one round trip instead of five or more
@@ -20,16 +51,30 @@ export async function finishWith(
   job: Job,
   update: JobUpdate,
   changes?: ConfirmedChanges,
-): Promise<boolean> {
-  if (ctx.store.dialect !== 'postgres') return finishInTransaction(ctx, job, update, changes)
-  const entries = await ctx.moduleLog.take()
+  handoff?: Handoff,
+): Promise<Finished> {
+  const reserved = handoff ? Math.max(0, handoff.reserve(job)) : 0
+  let claimed: ClaimedJob[] = []
   try {
-    const { name, text, values } = finishStatement(job, ctx.owner, update, changes, entries)
-    const rows = await ctx.store.prepared<{ n: number }>(name, text, values)
-    return rows[0]?.n === 1
-  } catch (error) {
-    ctx.moduleLog.restore(entries)
-    throw error
+    const leaseMs = reserved > 0 ? ctx.config.worker.leaseSeconds * 1000 : 0
+    if (ctx.store.dialect !== 'postgres') {
+      const done = await finishInTransaction(ctx, job, update, changes, reserved, leaseMs)
+      claimed = done.claimed
+      return done
+    }
+    const entries = await ctx.moduleLog.take()
+    try {
+      const claim = reserved > 0 ? { limit: reserved, leaseMs } : undefined
+      const { name, text, values } = finishStatement(job, ctx.owner, update, changes, entries, claim)
+      const rows = await ctx.store.prepared<{ n: number } & ClaimedRow>(name, text, values)
+      if (claim) claimed = claimedFromRows(rows.filter((row) => row.id !== null))
+      return { held: rows[0]?.n === 1, claimed }
+    } catch (error) {
+      ctx.moduleLog.restore(entries)
+      throw error
+    }
+  } finally {
+    if (handoff) handoff.settle(reserved, claimed)
   }
 }
 
@@ -49,6 +94,7 @@ export function finishStatement(
   update: JobUpdate,
   changes: ConfirmedChanges | undefined,
   entries: ModuleLogEntry[],
+  claim?: { limit: number; leaseMs: number },
 ): { name: string; text: string; values: unknown[] } {
   const now = Date.now()
   const values: unknown[] = [job.id, owner, JobStatus.RUNNING]
@@ -109,12 +155,34 @@ export function finishStatement(
       )
     }
   }
+  let select = 'select count(*)::int as n from j'
+  if (claim) {
+    // The worker's next jobs, claimed in the same statement: the claim's own text (jobs.ts), leased to
+    // the same owner ($2) and leaving out the job being finished. It sees the jobs as they were before
+    // this statement — the finished job still running, the write-back it queues not yet there — so a
+    // job of the same service waits for the worker's next claim, as it would have without this part.
+    shape.push('|claim')
+    parts.push(
+      claimCtes({
+        owner: '$2',
+        leaseUntil: param(now + claim.leaseMs),
+        now: param(now),
+        limit: param(claim.limit),
+        except: '$1',
+      }),
+    )
+    // One row even when nothing was claimed, for the finish's own count.
+    select = selectClaimed(
+      '(select count(*)::int from j) as n, ',
+      '(select 1) one left join claimed c on true',
+    )
+  }
   const key = shape.join(',')
   let known = finishTexts.get(key)
   if (!known) {
     known = {
       name: `panelkit_finish_${finishTexts.size + 1}`,
-      text: `with ${parts.join(',\n')}\nselect count(*)::int as n from j`,
+      text: `with${claim ? ' recursive' : ''} ${parts.join(',\n')}\n${select}`,
     }
     finishTexts.set(key, known)
   }
@@ -126,15 +194,20 @@ function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`
 }
 
-function finishInTransaction(
+async function finishInTransaction(
   ctx: EngineContext,
   job: Job,
   update: JobUpdate,
   changes: ConfirmedChanges | undefined,
-): Promise<boolean> {
+  claimLimit: number,
+  leaseMs: number,
+): Promise<Finished> {
   return ctx.moduleLog.flushWith(ctx.store, async (trx) => {
-    const ok = await finishJob(trx, job, ctx.owner, update)
-    if (ok && changes) await applyChanges(trx, job, changes)
-    return ok
+    const held = await finishJob(trx, job, ctx.owner, update)
+    if (held && changes) await applyChanges(trx, job, changes)
+    // Claimed after the finish, in the same transaction: the finished job is no longer running here,
+    // so the next job of its service (or the write-back just queued) can be the one claimed.
+    const claimed = await claimIn(trx, ctx.owner, claimLimit, leaseMs)
+    return { held, claimed }
   })
 }

@@ -182,59 +182,63 @@ export async function claimJobs(
     // costs one round trip instead of four. The text is written once (the hottest query of a worker,
     // run at every turn of its loop), not built per call.
     const now = Date.now()
-    const rows = await store.prepared<
-      Row & { prefetched_service: ServicesTable | null; prefetched_server: string | null }
-    >('panelkit_claim', CLAIM_SQL_POSTGRES, [owner, now + leaseMs, now, limit])
-    return rows
-      .map((row): ClaimedJob => {
-        const service = row.prefetched_service ? serviceFromRow(row.prefetched_service) : undefined
-        return { ...jobFromRow(row), prefetched: { service, serverId: row.prefetched_server ?? undefined } }
-      })
-      .sort((a, b) => a.id - b.id)
+    const rows = await store.prepared<ClaimedRow>('panelkit_claim', CLAIM_SQL_POSTGRES, [
+      owner,
+      now + leaseMs,
+      now,
+      limit,
+    ])
+    return claimedFromRows(rows)
   }
-  return store.tx(async (trx) => {
-    const now = Date.now()
-    let query = trx
-      .selectFrom('jobs as j')
-      .select(['j.id'])
-      .where((eb) =>
-        eb.or([
-          eb.and([eb('j.status', '=', JobStatus.QUEUED), eb('j.run_after', '<=', now)]),
-          eb.and([eb('j.status', '=', JobStatus.RUNNING), eb('j.lease_until', '<', now)]),
-        ]),
-      )
-      .where(({ not, exists, selectFrom }) =>
-        not(
-          exists(
-            selectFrom('jobs as p')
-              .select('p.id')
-              .whereRef('p.service_id', '=', 'j.service_id')
-              .whereRef('p.id', '<', 'j.id')
-              // Written out, not bound: SQLite uses the partial index jobs_open_service only for the very
-              // terms of its WHERE, and a bound list would walk the service's whole history instead.
-              .where(sql<boolean>`p.status in (${sql.raw(OPEN_IN_SERVICE)})`),
-          ),
+  return store.tx((trx) => claimIn(trx, owner, limit, leaseMs))
+}
+
+/**
+ * The SQLite claim, in a transaction the caller holds (`BEGIN IMMEDIATE`: the database's write lock):
+ * its own, or a finish's that claims the worker's next job in the same commit.
+ */
+export async function claimIn(trx: Db, owner: string, limit: number, leaseMs: number): Promise<Job[]> {
+  if (limit <= 0) return []
+  const now = Date.now()
+  const query = trx
+    .selectFrom('jobs as j')
+    .select(['j.id'])
+    .where((eb) =>
+      eb.or([
+        eb.and([eb('j.status', '=', JobStatus.QUEUED), eb('j.run_after', '<=', now)]),
+        eb.and([eb('j.status', '=', JobStatus.RUNNING), eb('j.lease_until', '<', now)]),
+      ]),
+    )
+    .where(({ not, exists, selectFrom }) =>
+      not(
+        exists(
+          selectFrom('jobs as p')
+            .select('p.id')
+            .whereRef('p.service_id', '=', 'j.service_id')
+            .whereRef('p.id', '<', 'j.id')
+            // Written out, not bound: SQLite uses the partial index jobs_open_service only for the very
+            // terms of its WHERE, and a bound list would walk the service's whole history instead.
+            .where(sql<boolean>`p.status in (${sql.raw(OPEN_IN_SERVICE)})`),
         ),
-      )
-      .orderBy('j.id')
-      .limit(limit)
-    if (store.dialect === 'postgres') query = query.forUpdate().skipLocked()
-    const ids = (await query.execute()).map((r) => Number(r.id))
-    if (ids.length === 0) return []
-    const rows = await trx
-      .updateTable('jobs')
-      .set((eb) => ({
-        status: JobStatus.RUNNING,
-        lease_owner: owner,
-        lease_until: now + leaseMs,
-        attempts: eb('attempts', '+', 1),
-        updated_at: now,
-      }))
-      .where('id', 'in', ids)
-      .returningAll()
-      .execute()
-    return rows.map(jobFromRow).sort((a, b) => a.id - b.id)
-  })
+      ),
+    )
+    .orderBy('j.id')
+    .limit(limit)
+  const ids = (await query.execute()).map((r) => Number(r.id))
+  if (ids.length === 0) return []
+  const rows = await trx
+    .updateTable('jobs')
+    .set((eb) => ({
+      status: JobStatus.RUNNING,
+      lease_owner: owner,
+      lease_until: now + leaseMs,
+      attempts: eb('attempts', '+', 1),
+      updated_at: now,
+    }))
+    .where('id', 'in', ids)
+    .returningAll()
+    .execute()
+  return rows.map(jobFromRow).sort((a, b) => a.id - b.id)
 }
 
 /**
@@ -244,6 +248,17 @@ export async function claimJobs(
  */
 const CLAIMABLE = `'${JobStatus.QUEUED}', '${JobStatus.RUNNING}'`
 const OPEN_IN_SERVICE = `${CLAIMABLE}, '${JobStatus.PARKED}'`
+
+/**
+ * The rows of `claimed` with the service and server the runner needs (see Prefetched); `head` puts
+ * columns of the caller's before them, `from` names where `claimed c` comes from.
+ */
+export function selectClaimed(head = '', from = 'claimed c') {
+  return `select ${head}c.*, to_jsonb(s.*) as prefetched_service, a.server_id as prefetched_server
+  from ${from}
+  left join services s on s.service_id = c.service_id
+  left join assignments a on a.service_id = c.service_id`
+}
 
 /**
  * The PostgreSQL claim, written so that its cost does not depend on the planner's estimates.
@@ -262,7 +277,23 @@ const OPEN_IN_SERVICE = `${CLAIMABLE}, '${JobStatus.PARKED}'`
  * Prepared, its generic plan read and sorted every open job on each claim (13 ms, 3,500 buffers).
  * test/claim-plan.test.ts runs this text with fresh and with stale statistics, custom and generic.
  */
-export const CLAIM_SQL_POSTGRES = `with recursive walk(id) as (
+export const CLAIM_SQL_POSTGRES = `with recursive ${claimCtes({ owner: '$1', leaseUntil: '$2', now: '$3', limit: '$4' })}
+${selectClaimed()}`
+
+/**
+ * The claim's two common table expressions (`walk`, `claimed`), with its values as the given
+ * placeholders; used by the claim above and by a finish that claims the worker's next job in its own
+ * statement (finish.ts). `except` leaves one job out (the one being finished, whose row the same
+ * statement updates: a row may be modified only once per statement). Needs `with recursive`.
+ */
+export function claimCtes(p: {
+  owner: string
+  leaseUntil: string
+  now: string
+  limit: string
+  except?: string
+}) {
+  return `walk(id) as (
     (select j.id from jobs j where j.status in (${CLAIMABLE}) order by j.id limit 1)
   union all
     (select n.id from walk w cross join lateral (
@@ -272,22 +303,32 @@ export const CLAIM_SQL_POSTGRES = `with recursive walk(id) as (
 ),
 claimed as (
   update jobs
-     set status = '${JobStatus.RUNNING}', lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3
+     set status = '${JobStatus.RUNNING}', lease_owner = ${p.owner}, lease_until = ${p.leaseUntil}, attempts = attempts + 1, updated_at = ${p.now}
    where id in (
      select x.id from walk w cross join lateral (
        select j.id from jobs j
-        where j.id = w.id
-          and ((j.status = '${JobStatus.QUEUED}' and j.run_after <= $3) or (j.status = '${JobStatus.RUNNING}' and j.lease_until < $3))
+        where j.id = w.id${p.except ? ` and j.id <> ${p.except}` : ''}
+          and ((j.status = '${JobStatus.QUEUED}' and j.run_after <= ${p.now}) or (j.status = '${JobStatus.RUNNING}' and j.lease_until < ${p.now}))
           and (select min(p.id) from jobs p
                 where p.service_id = j.service_id
                   and p.status in (${OPEN_IN_SERVICE})) = j.id
         for update skip locked) x
-      limit $4)
-   returning *)
-select c.*, to_jsonb(s.*) as prefetched_service, a.server_id as prefetched_server
-  from claimed c
-  left join services s on s.service_id = c.service_id
-  left join assignments a on a.service_id = c.service_id`
+      limit ${p.limit})
+   returning *)`
+}
+
+/** A row of `claimed` joined with its prefetched service and server. */
+export type ClaimedRow = Row & { prefetched_service: ServicesTable | null; prefetched_server: string | null }
+
+/** Claimed jobs from the rows of a PostgreSQL claim, in id order. */
+export function claimedFromRows(rows: ClaimedRow[]): ClaimedJob[] {
+  return rows
+    .map((row): ClaimedJob => {
+      const service = row.prefetched_service ? serviceFromRow(row.prefetched_service) : undefined
+      return { ...jobFromRow(row), prefetched: { service, serverId: row.prefetched_server ?? undefined } }
+    })
+    .sort((a, b) => a.id - b.id)
+}
 
 /** Extends the lease; false when it was lost (another worker took the job over). */
 export async function renewLease(db: Db, job: Job, owner: string, leaseMs: number): Promise<boolean> {

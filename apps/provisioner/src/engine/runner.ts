@@ -11,7 +11,7 @@ import { sql } from 'kysely'
 import { withCallSource } from '../call-source.ts'
 import { runCreditDeposit, runPushUsage } from './billing.ts'
 import { type EngineContext, type ExecuteOutcome, emit, permanent, wake } from './context.ts'
-import { finishWith } from './finish.ts'
+import { finishWith, type Handoff } from './finish.ts'
 import {
   claimJobs,
   countPending,
@@ -72,17 +72,41 @@ export async function runWorker(
   const onStop = () => wake(ctx)
   stop?.addEventListener('abort', onStop, { once: true })
   let ran = 0
+  // A finishing job may claim this worker's next jobs in its own commit (finish.ts, Handoff). Slots
+  // are counted so that the jobs running, the ones a finish in flight may claim (`reserved`) and the
+  // ones claimed but not yet started (`handed`) never exceed `concurrency`; a job that has begun its
+  // finish (`leaving`) gives its slot to that finish.
+  const leaving = new Set<number>()
+  const handed: Job[] = []
+  let reserved = 0
+  const free = () => concurrency - (active.size - leaving.size) - reserved - handed.length
+  const handoff: Handoff = {
+    reserve(job) {
+      leaving.add(job.id)
+      if (stop?.aborted) return 0
+      const n = Math.max(0, free())
+      reserved += n
+      return n
+    },
+    settle(n, jobs) {
+      reserved -= n
+      // Started by the loop, which the finishing job's end wakes. Once the worker is stopping they are
+      // not started: their leases are given back with the rest (releaseLeases below).
+      handed.push(...jobs)
+    },
+  }
   try {
     while (!stop?.aborted) {
-      let claimed: Job[] = []
+      const claimed = handed.splice(0)
       try {
-        claimed = await claimJobs(ctx.store, ctx.owner, concurrency - active.size, leaseMs)
+        const more = free() - claimed.length
+        if (more > 0) claimed.push(...(await claimJobs(ctx.store, ctx.owner, more, leaseMs)))
       } catch (error) {
         ctx.logger.warn('claiming jobs failed; will try again', { error: toFailure(error, ctx.redactor) })
       }
       for (const job of claimed) {
         ran++
-        const p = runJob(ctx, job, hard.signal)
+        const p = runJob(ctx, job, hard.signal, handoff)
           .catch((error) => {
             ctx.logger.error('job runner failed', {
               jobId: job.id,
@@ -91,10 +115,11 @@ export async function runWorker(
           })
           .finally(() => {
             active.delete(job.id)
+            leaving.delete(job.id)
           })
         active.set(job.id, p)
       }
-      if (claimed.length > 0 && active.size < concurrency) continue
+      if (claimed.length > 0 && free() > 0) continue
       if (options.untilIdle && active.size === 0 && claimed.length === 0) {
         if ((await countPending(ctx.store.db)) === 0) break
       }
@@ -133,7 +158,12 @@ export async function runWorker(
 }
 
 /** Runs one claimed job to its next resting state (done, queued for retry, or parked). */
-export async function runJob(ctx: EngineContext, job: Job, outerSignal?: AbortSignal): Promise<void> {
+export async function runJob(
+  ctx: EngineContext,
+  job: Job,
+  outerSignal?: AbortSignal,
+  handoff?: Handoff,
+): Promise<void> {
   const leaseMs = ctx.config.worker.leaseSeconds * 1000
   const controller = new AbortController()
   const onOuter = () => controller.abort(outerSignal?.reason)
@@ -173,10 +203,10 @@ export async function runJob(ctx: EngineContext, job: Job, outerSignal?: AbortSi
       await ctx.moduleLog.flush().catch(() => undefined)
       return
     }
-    if (outcome.ok === 'cancelled') await finishMoot(ctx, job, outcome.reason)
+    if (outcome.ok === 'cancelled') await finishMoot(ctx, job, outcome.reason, handoff)
     else if (outcome.ok)
-      await succeed(ctx, job, service, outcome.data, steps, performance.now() - started, outcome.settings)
-    else await fail(ctx, job, outcome.error, steps)
+      await succeed(ctx, job, service, outcome, steps, performance.now() - started, handoff)
+    else await fail(ctx, job, outcome.error, steps, handoff)
   } finally {
     clearInterval(renew)
     outerSignal?.removeEventListener('abort', onOuter)
@@ -310,14 +340,16 @@ async function execute(
 }
 
 /** A job made moot by what ran before it: finished as cancelled, with the reason, nothing sent. */
-async function finishMoot(ctx: EngineContext, job: Job, reason: string): Promise<void> {
+async function finishMoot(ctx: EngineContext, job: Job, reason: string, handoff?: Handoff): Promise<void> {
   // The finish and the module-log entries of the job's calls commit together (see finishWith).
-  const finished = await finishWith(ctx, job, {
-    status: JobStatus.CANCELLED,
-    lastError: null,
-    result: { cancelled: reason, ranBy: ctx.owner },
-  })
-  if (!finished) return
+  const { held } = await finishWith(
+    ctx,
+    job,
+    { status: JobStatus.CANCELLED, lastError: null, result: { cancelled: reason, ranBy: ctx.owner } },
+    undefined,
+    handoff,
+  )
+  if (!held) return
   ctx.logger.info('job cancelled', { jobId: job.id, key: job.key, operation: job.operation, reason })
   emit(ctx, { type: 'job-cancelled', job, reason })
 }
@@ -327,19 +359,20 @@ async function succeed(
   ctx: EngineContext,
   job: Job,
   service: ServiceRecord | undefined,
-  data: unknown,
+  outcome: { data: unknown; settings?: Record<string, unknown> },
   steps: StepRecord[],
   durationMs: number,
-  settings?: Record<string, unknown>,
+  handoff?: Handoff,
 ): Promise<void> {
-  const d = (data ?? {}) as Record<string, unknown>
-  const finished = await finishWith(
+  const d = (outcome.data ?? {}) as Record<string, unknown>
+  const { held } = await finishWith(
     ctx,
     job,
     { status: JobStatus.DONE, lastError: null, result: { ...d, ranBy: ctx.owner }, steps },
-    service ? confirmedChanges(ctx, job, service, d, steps, settings) : undefined,
+    service ? confirmedChanges(ctx, job, service, d, steps, outcome.settings) : undefined,
+    handoff,
   )
-  if (!finished) {
+  if (!held) {
     ctx.logger.warn('lease lost before the job could be finished; another worker will finish it', {
       jobId: job.id,
     })
@@ -356,13 +389,19 @@ async function succeed(
 }
 
 /** A failed job: queued again with back-off while it can be retried, else parked for an operator. */
-async function fail(ctx: EngineContext, job: Job, error: Failure, steps: StepRecord[]): Promise<void> {
+async function fail(
+  ctx: EngineContext,
+  job: Job,
+  error: Failure,
+  steps: StepRecord[],
+  handoff?: Handoff,
+): Promise<void> {
   const w = ctx.config.worker
   const retryable = error.retryable && job.attempts < w.maxAttempts
   const runAfter = retryable
     ? Date.now() + Math.min(w.maxBackoffMs, w.backoffMs * 2 ** (job.attempts - 1)) * (0.5 + Math.random() / 2)
     : undefined
-  const finished = await finishWith(
+  const { held } = await finishWith(
     ctx,
     job,
     {
@@ -374,8 +413,9 @@ async function fail(ctx: EngineContext, job: Job, error: Failure, steps: StepRec
     {
       service: { last_error: `${error.code}: ${error.detail}`, last_job_id: job.id, updated_at: Date.now() },
     },
+    handoff,
   )
-  if (!finished) return
+  if (!held) return
   if (retryable) {
     ctx.logger.warn('job failed; will retry', {
       jobId: job.id,
