@@ -38,3 +38,22 @@ export function pgCpu(postmaster: number | undefined): number | undefined {
   }
   return total
 }
+
+/**
+ * Context switches of a live process, summed over its threads (/proc/<pid>/task/<tid>/status):
+ * `voluntary` — it waited (a wake-up follows each), `involuntary` — the scheduler took the core from it
+ * (preempted by another runnable process: a sign of more runnable work than cores).
+ */
+export function procSwitches(pid: number): { voluntary: number; involuntary: number } {
+  const out = { voluntary: 0, involuntary: 0 }
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8')
+      out.voluntary += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0)
+      out.involuntary += Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0)
+    } catch {
+      // the thread ended while we looked
+    }
+  }
+  return out
+}

@@ -25,7 +25,7 @@ import { countPending } from '../src/engine/jobs.ts'
 import { generateSecretKey } from '../src/secrets.ts'
 import { Store } from '../src/store/store.ts'
 import { startEmbeddedPostgres } from '../test/embedded-pg.ts'
-import { pgCpu, procCpu } from './proc-cpu.ts'
+import { pgCpu, procCpu, procSwitches } from './proc-cpu.ts'
 import type { SimReady, SimRequest } from './simulators.ts'
 
 const appDir = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -72,8 +72,10 @@ interface Worker {
 async function startWorker(configFile: string, env: NodeJS.ProcessEnv, bin = BIN): Promise<Worker> {
   // BENCH_WORKER_NODE_ARGS: Node flags for the worker processes (e.g. --cpu-prof to profile them).
   const nodeArgs = process.env.BENCH_WORKER_NODE_ARGS?.split(' ').filter(Boolean) ?? []
+  // BENCH_WORKER_NODE: another Node binary for the worker processes (e.g. Node 24 from the npm package
+  // node@24, PostgreSQL rows only: better-sqlite3's native module is built for this Node's ABI).
   const child = spawn(
-    process.execPath,
+    process.env.BENCH_WORKER_NODE ?? process.execPath,
     [...nodeArgs, bin, 'worker', '-c', configFile, '--log-level', 'error'],
     {
       cwd: appDir,
@@ -140,6 +142,8 @@ interface LifecycleRow {
   cpu: { worker: number; store?: number; sync: number; simulators: number }
   /** Write transactions per lifecycle job while the workers ran (PostgreSQL). */
   commits?: number
+  /** The workers' context switches per lifecycle job (all their threads). */
+  switches: { voluntary: number; involuntary: number }
   /** Worker CPU ms per job of the warm-up batch: a fresh process, code not yet compiled. */
   coldWorker?: number
 }
@@ -202,6 +206,14 @@ async function lifecycle(
   await pgClient?.connect()
   const workerCpu = (part: 'user' | 'system' | 'both' = 'both') =>
     pool.reduce((sum, w) => sum + procCpu(w.child.pid as number, false, part), 0)
+  const workerSwitches = () =>
+    pool.reduce(
+      (sum, w) => {
+        const s = procSwitches(w.child.pid as number)
+        return { voluntary: sum.voluntary + s.voluntary, involuntary: sum.involuntary + s.involuntary }
+      },
+      { voluntary: 0, involuntary: 0 },
+    )
   const signalWorkers = (signal: 'SIGSTOP' | 'SIGCONT') => {
     for (const w of pool) w.child.kill(signal)
   }
@@ -255,6 +267,7 @@ async function lifecycle(
     let workerSeconds = 0
     let commits = 0
     const system0 = workerCpu('system')
+    const switches0 = workerSwitches()
     const cpu0 = { worker: workerCpu(), store: pgCpu(db?.postmaster), sims: await sims.cpu() }
     for (const status of [undefined, 'Suspended', 'Active', 'Terminated'] as const) {
       await stopWorkers()
@@ -273,6 +286,7 @@ async function lifecycle(
       if (pgClient) commits += (await writeTransactions(pgClient)) - xid
     }
     const workerSystem = workerCpu('system') - system0
+    const switches1 = workerSwitches()
     const cpu1 = { worker: workerCpu(), store: pgCpu(db?.postmaster), sims: await sims.cpu() }
     const jobs1 = await doneJobs()
     const lifecycleJobs = jobs1.lifecycle - jobs0.lifecycle
@@ -293,6 +307,10 @@ async function lifecycle(
         simulators: perJob(cpu1.sims - cpu0.sims),
       },
       ...(pgClient ? { commits: commits / lifecycleJobs } : {}),
+      switches: {
+        voluntary: (switches1.voluntary - switches0.voluntary) / lifecycleJobs,
+        involuntary: (switches1.involuntary - switches0.involuntary) / lifecycleJobs,
+      },
     }
     return row
   }
@@ -429,9 +447,9 @@ console.log(
   `Lifecycle jobs end to end with real processes (${SERVICES} mailboxes on the Axigen simulator: create, suspend, unsuspend, terminate; plus ${SERVICES} WHMCS write-backs not counted as jobs), measured after a warm-up batch of ${WARMUP} mailboxes per worker process and one more pass of ${SERVICES} through the same rounds in the same processes; ${CONCURRENCY} jobs at once per worker process; "cold" is the worker CPU per job of that first batch`,
 )
 console.log(
-  '| store | worker processes | jobs | seconds | jobs/s | vs 1 worker | CPU ms per job: worker | (of it in the kernel) | store | sync | simulators | all | write commits per job | worker, cold |',
+  '| store | worker processes | jobs | seconds | jobs/s | vs 1 worker | CPU ms per job: worker | (of it in the kernel) | store | sync | simulators | all | write commits per job | worker, cold | worker waits per job | worker preemptions per job |',
 )
-console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
 const rows: { kind: string; workers: number; r: LifecycleRow }[] = []
 const baselines: { kind: string; workers: number; base: LifecycleRow; now: LifecycleRow }[] = []
 // BENCH_BASELINE=<another checkout's apps/provisioner, built>: each row also runs that build's workers
@@ -465,7 +483,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     if (base === 0) base = r.perSecond
     const all = r.cpu.worker + (r.cpu.store ?? 0) + r.cpu.sync + r.cpu.simulators
     console.log(
-      `| ${kind} | ${workers} | ${r.lifecycleJobs} | ${r.workerSeconds.toFixed(2)} | ${r.perSecond.toFixed(0)} | ${(r.perSecond / base).toFixed(2)}× | ${ms(r.cpu.worker)} | ${(r.workerSystemShare * 100).toFixed(0)} % | ${kind === 'sqlite' ? 'in worker' : ms(r.cpu.store)} | ${ms(r.cpu.sync)} | ${ms(r.cpu.simulators)} | ${ms(all)} | ${r.commits === undefined ? '—' : r.commits.toFixed(2)} | ${ms(r.coldWorker)} |`,
+      `| ${kind} | ${workers} | ${r.lifecycleJobs} | ${r.workerSeconds.toFixed(2)} | ${r.perSecond.toFixed(0)} | ${(r.perSecond / base).toFixed(2)}× | ${ms(r.cpu.worker)} | ${(r.workerSystemShare * 100).toFixed(0)} % | ${kind === 'sqlite' ? 'in worker' : ms(r.cpu.store)} | ${ms(r.cpu.sync)} | ${ms(r.cpu.simulators)} | ${ms(all)} | ${r.commits === undefined ? '—' : r.commits.toFixed(2)} | ${ms(r.coldWorker)} | ${r.switches.voluntary.toFixed(1)} | ${r.switches.involuntary.toFixed(2)} |`,
     )
   }
 }

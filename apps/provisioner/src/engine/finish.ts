@@ -78,15 +78,28 @@ export async function finishWith(
   }
 }
 
-/** A finish statement's text, by its shape (which parts it has, which columns they set). */
+/** A finish statement's text and name, by its shape (which parts it has, which columns they set). */
 const finishTexts = new Map<string, { name: string; text: string }>()
+
+/** What a finish statement holds, apart from its values: enough to write its text. */
+interface FinishShape {
+  job: string[]
+  log: boolean
+  /** The queued job's columns, `true` where the value is a number. */
+  enqueue?: [string, boolean][]
+  release: boolean
+  service?: string[]
+  claim: boolean
+}
 
 /**
  * The one statement of a PostgreSQL finish. Its text depends only on the statement's shape — the
- * columns the job's update sets, whether it writes log entries, queues a job, releases a server or
- * updates the service — never on the values, so each shape is prepared once per connection and a
- * finish sends only its values. The log entries go as one array per column (`unnest`), so their
- * number does not change the text either (and is not bounded by the protocol's 65,535 parameters).
+ * columns the job's update sets, whether it writes log entries, queues a job, releases a server,
+ * updates the service or claims the worker's next jobs — never on the values, so each shape is
+ * prepared once per connection and a finish sends only its values. The values and the shape's key
+ * are gathered in one pass; the text is written only for a shape not seen before. The log entries go
+ * as one array per column (`unnest`), so their number does not change the text either (and is not
+ * bounded by the protocol's 65,535 parameters).
  */
 export function finishStatement(
   job: Job,
@@ -98,95 +111,97 @@ export function finishStatement(
 ): { name: string; text: string; values: unknown[] } {
   const now = Date.now()
   const values: unknown[] = [job.id, owner, JobStatus.RUNNING]
-  const param = (v: unknown) => {
+  const shape: FinishShape = { job: [], log: entries.length > 0, release: false, claim: claim !== undefined }
+  const columns = finishedColumns(update, now)
+  for (const column in columns) {
+    const v = columns[column]
+    if (v === undefined) continue
+    shape.job.push(column)
     values.push(v)
-    return `$${values.length}`
   }
-  const shape: string[] = []
-  const set = (columns: Record<string, unknown>) => {
-    const parts: string[] = []
-    for (const column in columns) {
-      const v = columns[column]
-      if (v === undefined) continue
-      parts.push(`${quoteIdent(column)} = ${param(v)}`)
-      shape.push(column)
-    }
-    return parts.join(', ')
-  }
-  const held = 'exists (select 1 from j)'
-  const parts = [
-    `j as (update jobs set ${set(finishedColumns(update, now))}
-      where id = $1 and lease_owner = $2 and status = $3 returning id)`,
-  ]
-  if (entries.length > 0) {
-    shape.push('|log')
-    const arrays = MODULE_LOG_COLUMNS.map((): unknown[] => [])
+  if (shape.log) {
+    const arrays: unknown[][] = MODULE_LOG_COLUMNS.map(() => [])
     for (const entry of entries) {
       const row = moduleLogRow(entry)
-      MODULE_LOG_COLUMNS.forEach(([column], i) => {
-        ;(arrays[i] as unknown[]).push(row[column])
-      })
+      for (let i = 0; i < MODULE_LOG_COLUMNS.length; i++)
+        (arrays[i] as unknown[]).push(row[(MODULE_LOG_COLUMNS[i] as (typeof MODULE_LOG_COLUMNS)[number])[0]])
     }
-    const columns = MODULE_LOG_COLUMNS.map(([column]) => column).join(', ')
-    const unnest = MODULE_LOG_COLUMNS.map(([, type], i) => `${param(arrays[i])}::${type}[]`).join(', ')
-    parts.push(`m as (insert into module_log (${columns}) select * from unnest(${unnest}))`)
+    values.push(...arrays)
   }
   if (changes?.enqueue) {
-    // INSERT … SELECT does not type its parameters from the columns: numbers are cast, nulls left to
-    // the columns' defaults (null), strings are text.
-    const row = Object.entries(newJobRow(changes.enqueue, now)).filter(([, v]) => v !== null)
-    shape.push('|enqueue', ...row.map(([c, v]) => (typeof v === 'number' ? `${c}:n` : c)))
-    const columns = row.map(([c]) => quoteIdent(c)).join(', ')
-    const selected = row.map(([, v]) => (typeof v === 'number' ? `${param(v)}::bigint` : param(v))).join(', ')
+    shape.enqueue = []
+    const row = newJobRow(changes.enqueue, now)
+    for (const column in row) {
+      const v = row[column as keyof typeof row]
+      // Nulls are left to the columns' defaults (null).
+      if (v === null) continue
+      shape.enqueue.push([column, typeof v === 'number'])
+      values.push(v)
+    }
+  }
+  if (changes?.releaseServer || changes?.service) {
+    values.push(job.serviceId)
+    shape.release = changes.releaseServer === true
+    if (changes.service) {
+      shape.service = []
+      for (const column in changes.service) {
+        const v = changes.service[column as keyof typeof changes.service]
+        if (v === undefined) continue
+        shape.service.push(column)
+        values.push(v)
+      }
+    }
+  }
+  if (claim) values.push(now + claim.leaseMs, now, claim.limit)
+  const key = `${shape.job.join(',')}|${shape.log ? 'log' : ''}|${shape.enqueue?.map(([c, n]) => (n ? `${c}:n` : c)).join(',') ?? '-'}|${shape.release ? 'release' : ''}|${shape.service?.join(',') ?? '-'}|${shape.claim ? 'claim' : ''}`
+  let known = finishTexts.get(key)
+  if (!known) {
+    known = { name: `panelkit_finish_${finishTexts.size + 1}`, text: finishText(shape) }
+    finishTexts.set(key, known)
+  }
+  return { ...known, values }
+}
+
+/** The text of a finish statement of this shape, its parameters numbered as finishStatement pushes them. */
+function finishText(shape: FinishShape): string {
+  let n = 3
+  const next = () => `$${++n}`
+  const assign = (columns: string[]) => columns.map((c) => `${quoteIdent(c)} = ${next()}`).join(', ')
+  const held = 'exists (select 1 from j)'
+  const parts = [
+    `j as (update jobs set ${assign(shape.job)}
+      where id = $1 and lease_owner = $2 and status = $3 returning id)`,
+  ]
+  if (shape.log) {
+    const columns = MODULE_LOG_COLUMNS.map(([column]) => column).join(', ')
+    const unnest = MODULE_LOG_COLUMNS.map(([, type]) => `${next()}::${type}[]`).join(', ')
+    parts.push(`m as (insert into module_log (${columns}) select * from unnest(${unnest}))`)
+  }
+  if (shape.enqueue) {
+    // INSERT … SELECT does not type its parameters from the columns: numbers are cast, strings are text.
+    const columns = shape.enqueue.map(([c]) => quoteIdent(c)).join(', ')
+    const selected = shape.enqueue.map(([, numeric]) => (numeric ? `${next()}::bigint` : next())).join(', ')
     parts.push(
       `w as (insert into jobs (${columns}) select ${selected} where ${held} on conflict (key) do nothing)`,
     )
   }
-  if (changes?.releaseServer || changes?.service) {
-    const serviceId = param(job.serviceId)
-    if (changes.releaseServer) {
-      shape.push('|release')
+  if (shape.release || shape.service) {
+    const serviceId = next()
+    if (shape.release)
       parts.push(`d as (delete from assignments where service_id = ${serviceId} and ${held})`)
-    }
-    if (changes.service) {
-      shape.push('|service')
+    if (shape.service)
       parts.push(
-        `s as (update services set ${set(changes.service)} where service_id = ${serviceId} and ${held})`,
+        `s as (update services set ${assign(shape.service)} where service_id = ${serviceId} and ${held})`,
       )
-    }
   }
-  let select = 'select count(*)::int as n from j'
-  if (claim) {
-    // The worker's next jobs, claimed in the same statement: the claim's own text (jobs.ts), leased to
-    // the same owner ($2) and leaving out the job being finished. It sees the jobs as they were before
-    // this statement — the finished job still running, the write-back it queues not yet there — so a
-    // job of the same service waits for the worker's next claim, as it would have without this part.
-    shape.push('|claim')
-    parts.push(
-      claimCtes({
-        owner: '$2',
-        leaseUntil: param(now + claim.leaseMs),
-        now: param(now),
-        limit: param(claim.limit),
-        except: '$1',
-      }),
-    )
-    // One row even when nothing was claimed, for the finish's own count.
-    select = selectClaimed(
-      '(select count(*)::int from j) as n, ',
-      '(select 1) one left join claimed c on true',
-    )
-  }
-  const key = shape.join(',')
-  let known = finishTexts.get(key)
-  if (!known) {
-    known = {
-      name: `panelkit_finish_${finishTexts.size + 1}`,
-      text: `with${claim ? ' recursive' : ''} ${parts.join(',\n')}\n${select}`,
-    }
-    finishTexts.set(key, known)
-  }
-  return { ...known, values }
+  if (!shape.claim) return `with ${parts.join(',\n')}\nselect count(*)::int as n from j`
+  // The worker's next jobs, claimed in the same statement: the claim's own text (jobs.ts), leased to the
+  // same owner ($2) and leaving out the job being finished ($1). It sees the jobs as they were before
+  // this statement — the finished job still running, the write-back it queues not yet there — so a job
+  // of the same service waits for the worker's next claim, as it would have without this part.
+  parts.push(claimCtes({ owner: '$2', leaseUntil: next(), now: next(), limit: next(), except: '$1' }))
+  // One row even when nothing was claimed, for the finish's own count.
+  return `with recursive ${parts.join(',\n')}\n${selectClaimed('(select count(*)::int from j) as n, ', '(select 1) one left join claimed c on true')}`
 }
 
 /** A column name as an SQL identifier (the names are the engine's own; quoted all the same). */
