@@ -110,6 +110,49 @@ describe('the PostgreSQL finish statement', () => {
     }
   })
 
+  it('plans a finish that claims once, not on every run (generic plans on the prepared statements)', async () => {
+    const { store, cleanup } = await openTestStore('postgres')
+    try {
+      for (let i = 0; i < 12; i++)
+        await enqueue(store.db, { key: `g${i}`, serviceId: `svc-g${i}`, operation: 'create', source: 'sync' })
+      const ctx = {
+        store,
+        moduleLog: store.moduleLog(),
+        owner: 'w1',
+        config: { worker: { leaseSeconds: 30 } },
+      } as unknown as EngineContext
+      const handoff: Handoff = { reserve: () => 1, settle: () => undefined }
+      let [job] = await claimJobs(store, 'w1', 1, 30_000)
+      let finished = 0
+      while (job) {
+        const done = await finishWith(
+          ctx,
+          job,
+          { status: JobStatus.DONE, result: { i: finished } },
+          undefined,
+          handoff,
+        )
+        expect(done.held).toBe(true)
+        finished++
+        job = done.claimed[0]
+      }
+      expect(finished).toBe(12)
+      // One at a time, the pool hands out the same session each time; its prepared statements say how
+      // they were planned. Left to the server's default, the claim's parameters made it plan the
+      // statement again on every run (custom plans), which cost more than running it.
+      const plans = await store.prepared<{ name: string; generic_plans: number; custom_plans: number }>(
+        'finish_plans_test',
+        `select name, generic_plans::int, custom_plans::int from pg_prepared_statements where name like 'panelkit_%'`,
+        [],
+      )
+      const finish = plans.filter((p) => p.name.startsWith('panelkit_finish_'))
+      expect(finish.reduce((n, p) => n + p.generic_plans, 0)).toBeGreaterThanOrEqual(6)
+      expect(plans.reduce((n, p) => n + p.custom_plans, 0)).toBe(0)
+    } finally {
+      await cleanup()
+    }
+  })
+
   it('keeps values out of the text: one text per shape, another shape another name', () => {
     const job = { id: 7, serviceId: "svc'; drop table jobs; --" } as Parameters<typeof finishStatement>[0]
     const a = finishStatement(job, 'w1', { status: JobStatus.DONE, result: { a: 1 } }, undefined, [entry(1)])
