@@ -115,12 +115,7 @@ describe('the PostgreSQL finish statement', () => {
     try {
       for (let i = 0; i < 12; i++)
         await enqueue(store.db, { key: `g${i}`, serviceId: `svc-g${i}`, operation: 'create', source: 'sync' })
-      const ctx = {
-        store,
-        moduleLog: store.moduleLog(),
-        owner: 'w1',
-        config: { worker: { leaseSeconds: 30 } },
-      } as unknown as EngineContext
+      const ctx = workerContext(store)
       const handoff: Handoff = { reserve: () => 1, settle: () => undefined }
       let [job] = await claimJobs(store, 'w1', 1, 30_000)
       let finished = 0
@@ -178,6 +173,16 @@ describe('the PostgreSQL finish statement', () => {
   })
 })
 
+/** What a finish needs of a worker's context: the store, its module log, the owner and the lease. */
+function workerContext(store: Awaited<ReturnType<typeof openTestStore>>['store']): EngineContext {
+  return {
+    store,
+    moduleLog: store.moduleLog(),
+    owner: 'w1',
+    config: { worker: { leaseSeconds: 30 } },
+  } as unknown as EngineContext
+}
+
 /** A handoff that offers `slots` and keeps what it is given back. */
 function offering(slots: number) {
   const settled: { reserved: number; claimed: number[] }[] = []
@@ -195,8 +200,6 @@ function offering(slots: number) {
 }
 
 describe.each(STORE_KINDS)("a finish claims the worker's next jobs in its own commit (%s)", (kind) => {
-  const config = { worker: { leaseSeconds: 30 } }
-
   it('claims what is due and first of its service, leased to the same worker; never the job it finishes', async () => {
     const { store, cleanup } = await openTestStore(kind)
     try {
@@ -211,9 +214,8 @@ describe.each(STORE_KINDS)("a finish claims the worker's next jobs in its own co
         source: 'sync',
         runAfter: Date.now() + 60_000,
       })
-      const moduleLog = store.moduleLog()
-      moduleLog.write(entry(1))
-      const ctx = { store, moduleLog, owner: 'w1', config } as unknown as EngineContext
+      const ctx = workerContext(store)
+      ctx.moduleLog.write(entry(1))
       const { handoff, settled, reserving } = offering(3)
       const done = await finishWith(ctx, job, { status: JobStatus.DONE }, undefined, handoff)
       expect(done.held).toBe(true)
@@ -265,7 +267,7 @@ describe.each(STORE_KINDS)("a finish claims the worker's next jobs in its own co
       const job = await claimOne(store, 'x1')
       // Expired, but still this worker's: the finish holds it, and the claim must not take it again.
       await sql`update jobs set lease_until = ${Date.now() - 1000} where id = ${job.id}`.execute(store.db)
-      const ctx = { store, moduleLog: store.moduleLog(), owner: 'w1', config } as unknown as EngineContext
+      const ctx = workerContext(store)
       const { handoff, settled } = offering(2)
       const done = await finishWith(ctx, job, { status: JobStatus.DONE }, undefined, handoff)
       expect(done).toEqual({ held: true, claimed: [] })
@@ -283,7 +285,7 @@ describe.each(STORE_KINDS)("a finish claims the worker's next jobs in its own co
     try {
       const job = await claimOne(store, 'y1')
       await enqueue(store.db, { key: 'z1', serviceId: 'svc-z1', operation: 'create', source: 'sync' })
-      const ctx = { store, moduleLog: store.moduleLog(), owner: 'w1', config } as unknown as EngineContext
+      const ctx = workerContext(store)
       const none = offering(0)
       expect(await finishWith(ctx, job, { status: JobStatus.DONE }, undefined, none.handoff)).toEqual({
         held: true,

@@ -209,19 +209,7 @@ export async function claimIn(trx: Db, owner: string, limit: number, leaseMs: nu
         eb.and([eb('j.status', '=', JobStatus.RUNNING), eb('j.lease_until', '<', now)]),
       ]),
     )
-    .where(({ not, exists, selectFrom }) =>
-      not(
-        exists(
-          selectFrom('jobs as p')
-            .select('p.id')
-            .whereRef('p.service_id', '=', 'j.service_id')
-            .whereRef('p.id', '<', 'j.id')
-            // Written out, not bound: SQLite uses the partial index jobs_open_service only for the very
-            // terms of its WHERE, and a bound list would walk the service's whole history instead.
-            .where(sql<boolean>`p.status in (${sql.raw(OPEN_IN_SERVICE)})`),
-        ),
-      ),
-    )
+    .where(noEarlierJobOfService(OPEN_IN_SERVICE))
     .orderBy('j.id')
     .limit(limit)
   const ids = (await query.execute()).map((r) => Number(r.id))
@@ -248,6 +236,16 @@ export async function claimIn(trx: Db, owner: string, limit: number, leaseMs: nu
  */
 const CLAIMABLE = `'${JobStatus.QUEUED}', '${JobStatus.RUNNING}'`
 const OPEN_IN_SERVICE = `${CLAIMABLE}, '${JobStatus.PARKED}'`
+
+/**
+ * No earlier job of the same service as `j` has one of these statuses (an SQL list of literals). Written
+ * out, not bound: SQLite uses the partial index jobs_open_service only for the very terms of its WHERE,
+ * and a bound list would walk the service's whole history instead.
+ */
+function noEarlierJobOfService(statuses: string) {
+  return sql<boolean>`not exists (select 1 from jobs p
+    where p.service_id = j.service_id and p.id < j.id and p.status in (${sql.raw(statuses)}))`
+}
 
 /**
  * The rows of `claimed` with the service and server the runner needs (see Prefetched); `head` puts
@@ -452,17 +450,7 @@ export async function countPending(db: Db): Promise<number> {
     .selectFrom('jobs as j')
     .select((eb) => eb.fn.countAll<number>().as('n'))
     .where('j.status', 'in', [JobStatus.QUEUED, JobStatus.RUNNING])
-    .where(({ not, exists, selectFrom }) =>
-      not(
-        exists(
-          selectFrom('jobs as p')
-            .select('p.id')
-            .whereRef('p.service_id', '=', 'j.service_id')
-            .whereRef('p.id', '<', 'j.id')
-            .where('p.status', '=', JobStatus.PARKED),
-        ),
-      ),
-    )
+    .where(noEarlierJobOfService(`'${JobStatus.PARKED}'`))
     .executeTakeFirstOrThrow()
   return Number(row.n)
 }

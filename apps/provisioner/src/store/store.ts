@@ -120,7 +120,7 @@ export class Store {
           await admin.end()
         }
       }
-      const poolOptions = (settings: string[]) =>
+      const makePool = (settings: string[]) =>
         new pg.Pool({
           connectionString: options.url,
           max: options.poolSize ?? 10,
@@ -132,7 +132,7 @@ export class Store {
           },
         })
       const searchPath = schema ? [`-c search_path=${schema}`] : []
-      const pool = poolOptions(searchPath)
+      const pool = makePool(searchPath)
       const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
       const url = new URL(options.url)
       store = new Store(
@@ -142,7 +142,7 @@ export class Store {
         box,
       )
       store.schema = schema
-      store.pool = poolOptions([...searchPath, '-c plan_cache_mode=force_generic_plan'])
+      store.pool = makePool([...searchPath, '-c plan_cache_mode=force_generic_plan'])
     } else {
       const file = options.file ?? 'provisioner.sqlite'
       let path = file
