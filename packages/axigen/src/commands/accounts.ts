@@ -219,6 +219,32 @@ const removeSteps = (name: string): ScriptStep[] => [
   step('', 'COMMIT'),
 ]
 
+/** The ownership read of one account, from the domain or (`enter`) from the root into the domain. */
+function ownershipRead(
+  domain: string,
+  name: string,
+  limits: boolean,
+  enter: boolean,
+  dialect: AxigenDialect,
+): CliScript<AccountOwnership> {
+  const at = enter ? 1 : 0
+  return {
+    action: 'SHOW Account ownership',
+    access: 'read',
+    target: `${name}@${domain}`,
+    steps: enter
+      ? [enterDomain(domain), ...ownershipSteps(name, limits, true)]
+      : ownershipSteps(name, limits, true),
+    parse: (r) => ({
+      name,
+      notes: showString(parseShow(replyAt(r, at + 2).lines), dialect.markerAttribute),
+      ...(limits
+        ? servicesOf(parseShow(replyAt(r, at + 5).lines))
+        : { services: [], servicesExplicit: undefined }),
+    }),
+  }
+}
+
 /**
  * Scripts for a visit (`AxigenClient.visit`) to one domain. `enter` opens the domain; `ownership` opens
  * an account from there and reads it, leaving it open; `update` and `remove` start in that open
@@ -243,19 +269,16 @@ export function accountVisitFor(dialect: AxigenDialect = DEFAULT_DIALECT) {
      * session is left in the account, or with `limits` in its `CONFIG Limits` (the `from` of `update`).
      */
     ownership(domain: string, name: string, limits = true): CliScript<AccountOwnership> {
-      return {
-        action: 'SHOW Account ownership',
-        access: 'read',
-        target: `${name}@${domain}`,
-        steps: ownershipSteps(name, limits, true),
-        parse: (r) => ({
-          name,
-          notes: showString(parseShow(replyAt(r, 2).lines), dialect.markerAttribute),
-          ...(limits
-            ? servicesOf(parseShow(replyAt(r, 5).lines))
-            : { services: [], servicesExplicit: undefined }),
-        }),
-      }
+      return ownershipRead(domain, name, limits, false, dialect)
+    },
+    /**
+     * Opens the domain and the account straight away and reads it as `ownership` does, without the
+     * `LIST Accounts` of `enter`: for an operation on an account that should exist. A missing account
+     * makes the server refuse the `UPDATE Account` (its error text is not known, notes §2.5), so a
+     * refusal of that step is looked up by the caller; nothing is written before the marker is read.
+     */
+    open(domain: string, name: string, limits = true): CliScript<AccountOwnership> {
+      return ownershipRead(domain, name, limits, true, dialect)
     },
     add(domain: string, account: NewAccount): CliScript<void> {
       const { name, password, ...rest } = account

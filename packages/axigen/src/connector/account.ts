@@ -20,7 +20,14 @@ import type { AccountQuotas } from '../commands/domains.ts'
 import type { CliExecutor } from '../commands/script.ts'
 import type { AxigenDialect } from '../dialect.ts'
 import { formatMarker, type Marker, parseMarker } from './marker.ts'
-import { ClientCache, diagnoseConnection, isDomainEntryRefusal, mapBounded, onDomain } from './shared.ts'
+import {
+  ClientCache,
+  diagnoseConnection,
+  isAccountEntryRefusal,
+  isDomainEntryRefusal,
+  mapBounded,
+  onDomain,
+} from './shared.ts'
 
 const ACCOUNT_NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/
 const SERVICE_WORD = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
@@ -224,34 +231,26 @@ function visitScripts(dialect: AxigenDialect): ReturnType<typeof accountVisitFor
   return scripts
 }
 
+type VisitNext<T, F> = (
+  found: F,
+  session: CliExecutor,
+  scripts: ReturnType<typeof accountVisitFor>,
+) => Promise<T>
+
 /**
- * One visit to the account's domain (`AxigenClient.visit`): whether the account exists and, if it does,
- * its marker (and with `limits` its services); then `next` runs in the same visit, in the domain, with
- * what was read, so a read and the write it decides enter the domain once. A domain that cannot be
- * entered is looked up: a missing one is a NotFoundError naming it (`onMissingDomain` may answer
- * instead), anything else keeps the server's refusal.
+ * One visit to the account's domain (`AxigenClient.visit`) running `read` and then `next` in the same
+ * session, so a read and the write it decides enter the domain once. A domain that cannot be entered is
+ * looked up: a missing one is a NotFoundError naming it (`onMissingDomain` may answer instead), anything
+ * else keeps the server's refusal.
  */
-async function visitAccount<T>(
+async function inDomainVisit<T>(
   client: AxigenClient,
   id: Identity,
-  limits: boolean,
-  next: (
-    found: Owned | undefined,
-    session: CliExecutor,
-    scripts: ReturnType<typeof accountVisitFor>,
-  ) => Promise<T>,
+  read: (session: CliExecutor, scripts: ReturnType<typeof accountVisitFor>) => Promise<T>,
   onMissingDomain?: () => T,
 ): Promise<T> {
   try {
-    return await onDomain(client, (c) =>
-      c.visit(async (session) => {
-        const scripts = visitScripts(c.dialect)
-        if (!(await session.run(scripts.enter(id.domain, id.name)))) return next(undefined, session, scripts)
-        const read = await session.run(scripts.ownership(id.domain, id.name, limits))
-        const at = limits ? 'limits' : 'account'
-        return next({ ...read, marker: parseMarker(read.notes), at }, session, scripts)
-      }),
-    )
+    return await onDomain(client, (c) => c.visit((session) => read(session, visitScripts(c.dialect))))
   } catch (error) {
     if (!isDomainEntryRefusal(error)) throw error
     if (onMissingDomain) {
@@ -262,19 +261,85 @@ async function visitAccount<T>(
   }
 }
 
+const owned = (read: AccountOwnership, limits: boolean): Owned => ({
+  ...read,
+  marker: parseMarker(read.notes),
+  at: limits ? 'limits' : 'account',
+})
+
+/**
+ * Looks first, for create: whether the account exists (`LIST Accounts`) and, if it does, its marker
+ * (and with `limits` its services); `next` gets undefined for no such account. ADD is never tried on a
+ * name that may exist: how the server answers an ADD of an existing account is not documented (notes
+ * §2.5), and a write to a mailbox not proven ours is not risked for one command.
+ */
+function visitAccount<T>(
+  client: AxigenClient,
+  id: Identity,
+  limits: boolean,
+  next: VisitNext<T, Owned | undefined>,
+): Promise<T> {
+  return inDomainVisit(client, id, async (session, scripts) => {
+    if (!(await session.run(scripts.enter(id.domain, id.name)))) return next(undefined, session, scripts)
+    return next(
+      owned(await session.run(scripts.ownership(id.domain, id.name, limits)), limits),
+      session,
+      scripts,
+    )
+  })
+}
+
+/**
+ * Opens an account that should exist and reads its marker (and with `limits` its services) without a
+ * listing first: one command fewer for suspend, unsuspend, terminate and a password change. When the
+ * server refuses to open it, the account is looked up (`LIST Accounts`, outside the visit): gone, and
+ * `onMissing` answers; there, and the refusal stands. Opening writes nothing, so a missing account costs
+ * one refused command and a listing.
+ */
+async function visitExisting<T>(
+  client: AxigenClient,
+  id: Identity,
+  limits: boolean,
+  next: VisitNext<T, Owned>,
+  onMissing: () => T,
+  onMissingDomain?: () => T,
+): Promise<T> {
+  try {
+    return await inDomainVisit(
+      client,
+      id,
+      async (session, scripts) =>
+        next(owned(await session.run(scripts.open(id.domain, id.name, limits)), limits), session, scripts),
+      onMissingDomain,
+    )
+  } catch (error) {
+    if (!isAccountEntryRefusal(error)) throw error
+    const names = await onDomain(client, (c) => c.accounts.list(id.domain, id.name))
+    if (names.includes(id.name)) throw error
+    return onMissing()
+  }
+}
+
 /** The visit of an operation that needs the account to exist and to be this service's. */
 function visitOwned<T>(
   client: AxigenClient,
   id: Identity,
   serviceId: string,
   limits: boolean,
-  next: (found: Owned, session: CliExecutor, scripts: ReturnType<typeof accountVisitFor>) => Promise<T>,
+  next: VisitNext<T, Owned>,
 ): Promise<T> {
-  return visitAccount(client, id, limits, (found, session, scripts) => {
-    if (!found) throw new NotFoundError(`No mailbox ${id.name}@${id.domain} exists for service ${serviceId}`)
-    ownedOrThrow(found, id, serviceId)
-    return next(found, session, scripts)
-  })
+  return visitExisting(
+    client,
+    id,
+    limits,
+    (found, session, scripts) => {
+      ownedOrThrow(found, id, serviceId)
+      return next(found, session, scripts)
+    },
+    () => {
+      throw new NotFoundError(`No mailbox ${id.name}@${id.domain} exists for service ${serviceId}`)
+    },
+  )
 }
 
 /** Suspended by us (a snapshot in the marker), or no services at all and not merely an empty class. */
@@ -402,16 +467,17 @@ export const axigenAccountConnector = defineConnector({
     async terminate(ctx) {
       const id = identity(ctx.service)
       const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
-      return visitAccount(
+      return visitExisting<{ changed: boolean }>(
         client,
         id,
         false,
         async (found, session, scripts) => {
-          if (!found) return { changed: false }
           ownedOrThrow(found, id, ctx.service.serviceId)
           await session.run(scripts.remove(id.domain, id.name, found.at))
           return { changed: true }
         },
+        // Already gone.
+        () => ({ changed: false }),
         // The domain is gone, and every mailbox in it.
         () => ({ changed: false }),
       )
@@ -606,23 +672,31 @@ export const axigenAccountConnector = defineConnector({
       async run(ctx) {
         const id = identity(ctx.service)
         const client = ctx.resources.get(ctx.server, ctx.calls, ctx.signal)
-        const linked = await visitAccount(client, id, false, async (found, session, scripts) => {
-          if (!found) throw new NotFoundError(`No mailbox ${id.name}@${id.domain} exists to link`)
-          if (found.marker?.serviceId === ctx.service.serviceId) return false
-          if (found.marker) ownedOrThrow(found, id, ctx.service.serviceId)
-          await session.run(
-            scripts.update(
-              id.domain,
-              id.name,
-              {
-                contact: markerContact(client, { serviceId: ctx.service.serviceId }),
-              },
-              'LINK Account',
-              found.at,
-            ),
-          )
-          return true
-        })
+        const missing = () => {
+          throw new NotFoundError(`No mailbox ${id.name}@${id.domain} exists to link`)
+        }
+        const linked = await visitExisting(
+          client,
+          id,
+          false,
+          async (found, session, scripts) => {
+            if (found.marker?.serviceId === ctx.service.serviceId) return false
+            if (found.marker) ownedOrThrow(found, id, ctx.service.serviceId)
+            await session.run(
+              scripts.update(
+                id.domain,
+                id.name,
+                {
+                  contact: markerContact(client, { serviceId: ctx.service.serviceId }),
+                },
+                'LINK Account',
+                found.at,
+              ),
+            )
+            return true
+          },
+          missing,
+        )
         if (!linked)
           return {
             message: `The mailbox ${id.name}@${id.domain} is already linked to service ${ctx.service.serviceId}`,

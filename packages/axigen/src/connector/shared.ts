@@ -81,6 +81,15 @@ export function isDomainEntryRefusal(error: unknown): boolean {
   )
 }
 
+/** The server refused to open an account (`UPDATE Account`): it may be missing; look it up to tell. */
+export function isAccountEntryRefusal(error: unknown): boolean {
+  return (
+    isPanelkitError(error) &&
+    error.kind === 'COMMAND' &&
+    /^UPDATE Account /.test(String(error.details?.command))
+  )
+}
+
 function isUpdateDomainRefusal(error: unknown): boolean {
   return (
     isPanelkitError(error) &&

@@ -130,6 +130,8 @@ for (const variation of VARIANTS) {
         const create = await during(() => accounts.invoke('create', { service }))
         expect(create.entries).toBe(1)
         expect(create.commands.at(-1)).toBe('COMMIT')
+        // 10 commands, and 3 for the services this product sets (CONFIG Limits, SET services, DONE).
+        expect(create.commands.length).toBe(13)
         expect(sim.account('corp.example', 'm30')?.services).toEqual(['imap', 'smtp'])
         const suspend = await during(() => accounts.invoke('suspend', { service }))
         // The read (exists? marker, services) and the write it decided, in one visit: the account is
@@ -145,7 +147,9 @@ for (const variation of VARIANTS) {
           expect.stringMatching(/^SET services /),
           'DONE',
         ])
-        expect(suspend.commands.length).toBe(15)
+        // No listing first: the account is opened straight away (14 commands; 15 with LIST Accounts).
+        expect(suspend.commands.some((c) => c.startsWith('LIST Accounts'))).toBe(false)
+        expect(suspend.commands.length).toBe(14)
         expect(sim.account('corp.example', 'm30')?.services).toEqual([])
         // Nothing to do: the visit reads and leaves with BACK, writing nothing.
         const writes = sim.writes
@@ -156,15 +160,22 @@ for (const variation of VARIANTS) {
         const unsuspend = await during(() => accounts.invoke('unsuspend', { service }))
         expect(unsuspend.entries).toBe(1)
         expect(unsuspend.commands.filter((c) => c === 'CONFIG Limits').length).toBe(1)
-        expect(unsuspend.commands.length).toBe(15)
+        expect(unsuspend.commands.length).toBe(14)
         expect(sim.account('corp.example', 'm30')?.services).toEqual(['imap', 'smtp'])
         const terminate = await during(() => accounts.invoke('terminate', { service }))
         expect(terminate.entries).toBe(1)
         expect(terminate.commands).not.toContain('CONFIG Limits')
+        expect(terminate.commands.some((c) => c.startsWith('LIST Accounts'))).toBe(false)
+        expect(terminate.commands.length).toBe(8)
         expect(sim.account('corp.example', 'm30')).toBeUndefined()
+        // Already gone: the refused UPDATE Account is looked up with a listing (a second entry), which
+        // tells a missing mailbox from any other refusal; nothing is written.
+        const writes2 = sim.writes
         const gone = await during(() => accounts.invoke('terminate', { service }))
-        expect(gone.entries).toBe(1)
+        expect(gone.entries).toBe(2)
+        expect(gone.commands.filter((c) => c.startsWith('LIST Accounts')).length).toBe(1)
         expect(gone.commands.at(-1)).toBe('BACK')
+        expect(sim.writes).toBe(writes2)
       })
 
       it('a dry-run write inside a visit is not sent and the session is back at the root for the next call', async () => {
@@ -192,6 +203,33 @@ for (const variation of VARIANTS) {
         }
         expect(sim.writes).toBe(writes)
         expect(sim.account('corp.example', 'm32')).toBeDefined()
+      })
+
+      it('a refused UPDATE Account of a mailbox that exists keeps the refusal; a missing one is not found', async () => {
+        const service = mailbox(34, { services: 'imap' })
+        await accounts.invoke('create', { service })
+        const writes = sim.writes
+        for (const op of ['suspend', 'terminate', 'changePassword'] as const) {
+          sim.faults.failCommand = { match: /^UPDATE Account /, text: 'injected refusal', times: 1 }
+          const r = await accounts.invoke(op, { service })
+          // Looked up, found: the server's refusal, not "not found" and not "already gone".
+          expect(r.ok).toBe(false)
+          if (!r.ok) {
+            expect(r.error.code).toBe('COMMAND')
+            expect(r.error.detail).toContain('injected refusal')
+          }
+        }
+        expect(sim.writes).toBe(writes)
+        expect(sim.account('corp.example', 'm34')?.services).toEqual(['imap'])
+        const missing = mailbox(35)
+        for (const op of ['suspend', 'unsuspend', 'changePassword'] as const) {
+          const r = await accounts.invoke(op, { service: missing })
+          expect(r.ok).toBe(false)
+          if (!r.ok) expect(r.error.code).toBe('NOT_FOUND')
+        }
+        const gone = await accounts.invoke('terminate', { service: missing })
+        expect(gone.ok && gone.data.changed).toBe(false)
+        expect(sim.writes).toBe(writes)
       })
     })
 
