@@ -208,12 +208,14 @@ const deployPipeline = definePipeline<
       label: 'Create account',
       state: 'created',
       async run({ data, context }) {
-        const existing = await context.client.get(data.username)
-        if (existing) {
-          if (existing.serviceId !== context.serviceId)
-            throw new ConflictError(`${data.username} belongs to service ${existing.serviceId}`)
-          return { status: 'skipped', reason: 'exists' }
+        // An account of this name is taken only when it carries this service's id.
+        const own = (account: PanelAccount, reason: string) => {
+          if (account.serviceId !== context.serviceId)
+            throw new ConflictError(`${data.username} belongs to service ${account.serviceId}`)
+          return { status: 'skipped' as const, reason }
         }
+        const existing = await context.client.get(data.username)
+        if (existing) return own(existing, 'exists')
         const args: Record<string, string> = {
           username: data.username,
           serviceId: context.serviceId,
@@ -225,13 +227,11 @@ const deployPipeline = definePipeline<
           await context.client.command('create', args)
         } catch (error) {
           // An earlier attempt's create (its worker killed or aborted while the panel was still
-          // writing) can land between the lookup above and this create. The name is then taken by
-          // an account that carries this service's id: ours, so the step is done. Any other owner
-          // keeps the conflict.
+          // writing) can land between the lookup above and this create: the name is then taken.
           if (!(error instanceof ConflictError)) throw error
           const now = await context.client.get(data.username)
-          if (now?.serviceId !== context.serviceId) throw error
-          return { status: 'skipped', reason: 'created by an earlier attempt' }
+          if (!now) throw error
+          return own(now, 'created by an earlier attempt')
         }
         return { status: 'done' }
       },
